@@ -1,0 +1,18 @@
+//! Palisade wire types: every message that crosses a process boundary, and its one
+//! canonical encoding.
+//!
+//! Anything that is hashed or signed anywhere in Palisade is encoded with [`encode`]
+//! (postcard: a compact, deterministic serde format — the same value always yields the
+//! same bytes, which is what lets replicas compare digests and combine signature shares).
+//! Everything read from the network or the disk is decoded with [`decode`], which bounds
+//! the input size and never panics on hostile bytes.
+//!
+//! Modules:
+//! - [`fs`]: file-system operations and replies — the payload that the gateway sends to
+//!   the execution cluster, and that execution replicas answer. Mirrors NFSv3 (RFC 1813).
+//! - [`codec`]: the canonical encoding and its errors.
+
+pub mod codec;
+pub mod fs;
+
+pub use codec::{decode, encode, WireError, MAX_MESSAGE_BYTES};
