@@ -10,8 +10,11 @@
 //! Modules:
 //! - [`fs`]: file-system operations and replies — the payload that the gateway sends to
 //!   the execution cluster, and that execution replicas answer. Mirrors NFSv3 (RFC 1813).
+//! - [`agreement`]: agreement-cluster messages (PBFT), signed envelopes, and the
+//!   ordered batch plus ORDER certificate that agreement hands to execution.
 //! - [`codec`]: the canonical encoding and its errors.
 
+pub mod agreement;
 pub mod codec;
 pub mod fs;
 

@@ -1,0 +1,680 @@
+//! Agreement-cluster messages (PBFT: Castro & Liskov, OSDI 1999 / TOCS 2002) and the
+//! protocol-neutral output of agreement: an [`OrderedBatch`] and its [`OrderCertificate`].
+//!
+//! Every message that a replica or a client signs travels in a [`Signed`] envelope: the
+//! signer's id and an ed25519 signature over a domain tag followed by the canonical bytes
+//! ([`crate::encode`]) of the message. The domain tag matters: `Prepare` and `Commit`
+//! have identical fields, and without the tag a signed prepare could be replayed as a
+//! commit.
+//!
+//! Verification is in two layers, both run before a message touches protocol state:
+//! - here, [`Signed::verify`]: signature against the signer's key, and
+//!   [`Bounded::check_bounds`]: structural limits (sizes, counts) that need no config;
+//! - in `palisade-agreement`, the semantic checks that need the configuration (quorum
+//!   sizes, watermarks, views).
+//!
+//! **Why signatures and not MACs.** PBFT's normal case (TOCS §3.2, §4.2) only needs
+//! MAC authenticators: a prepare or commit is consumed by the replicas it was sent to,
+//! who share a key with the sender. Signatures are needed wherever a message is
+//! *forwarded as evidence* to someone who did not receive it first-hand: the
+//! [`OrderCertificate`] (execution replicas and filters verify it without trusting the
+//! node that delivered it), checkpoint proofs and prepared certificates inside view-change
+//! and new-view messages (TOCS §4.4–4.5, where the MAC variant needs an extra round of
+//! acknowledgements instead). We sign everything for one code path; a runtime that wants
+//! the MAC optimisation for prepares can authenticate links with MACs and keep signatures
+//! on commits, checkpoints and view changes only.
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::fs::Timestamp;
+
+/// Index of an agreement replica, `0..n`.
+pub type ReplicaId = u32;
+/// A BFT client (a gateway). Keys are registered per client id.
+pub type ClientId = u64;
+/// A PBFT view number; the primary of view `v` is replica `v mod n` (TOCS §4.1).
+pub type View = u64;
+/// A sequence number in the total order (1, 2, 3, ...).
+pub type Sequence = u64;
+
+/// Largest opaque request payload: a sealed FS operation carrying a 1 MiB NFS WRITE,
+/// plus sealing and header overhead.
+pub const MAX_REQUEST_PAYLOAD: usize = 1024 * 1024 + 16 * 1024;
+/// Most requests one batch may carry, whatever the configuration says.
+pub const MAX_BATCH_REQUESTS: usize = 4096;
+/// Most replicas a cluster may have (bounds every vote set in a message).
+pub const MAX_REPLICAS: usize = 256;
+/// Most log entries a view-change or new-view message may carry (the watermark window L).
+pub const MAX_WINDOW: usize = 4096;
+
+/// A 32-byte BLAKE3 digest.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Digest of `bytes` under a domain tag, so that digests of different kinds of
+    /// object can never be confused.
+    pub fn of(domain: &[u8], bytes: &[u8]) -> Digest {
+        let mut h = blake3::Hasher::new();
+        h.update(&(domain.len() as u64).to_le_bytes());
+        h.update(domain);
+        h.update(bytes);
+        Digest(*h.finalize().as_bytes())
+    }
+}
+
+/// An ed25519 signature (64 bytes).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature(#[serde(with = "serde_bytes")] pub [u8; 64]);
+
+/// Why a message was refused before it touched any state.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("bad signature from signer {0}")]
+    BadSignature(u64),
+    #[error("signer {envelope} of the envelope differs from {inner} named in the message")]
+    SignerMismatch { envelope: u64, inner: u64 },
+    #[error("unknown signer {0}")]
+    UnknownSigner(u64),
+    #[error("message out of bounds: {0}")]
+    OutOfBounds(&'static str),
+    #[error("encoding failed: {0}")]
+    Encoding(String),
+    #[error("certificate invalid: {0}")]
+    Certificate(&'static str),
+}
+
+/// A message that can be signed: its domain tag and the id its signer must have.
+pub trait Signable: Serialize {
+    /// Domain-separation tag prepended to the canonical bytes before signing.
+    const DOMAIN: &'static [u8];
+    /// The id of the party that must sign this message (replica or client id).
+    fn signer(&self) -> u64;
+}
+
+/// Structural limits of a message, checked before anything else looks at it.
+pub trait Bounded {
+    fn check_bounds(&self) -> Result<(), VerifyError>;
+}
+
+/// A message with its signer and signature.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Signed<T> {
+    pub signer: u64,
+    pub message: T,
+    pub signature: Signature,
+}
+
+fn signing_bytes<T: Signable>(message: &T) -> Result<Vec<u8>, VerifyError> {
+    let body = crate::encode(message).map_err(|e| VerifyError::Encoding(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(T::DOMAIN.len() + body.len() + 1);
+    bytes.extend_from_slice(T::DOMAIN);
+    bytes.push(0);
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+impl<T: Signable + Bounded> Signed<T> {
+    /// Signs `message` with `key`; the envelope's signer is `message.signer()`.
+    pub fn sign(key: &SigningKey, message: T) -> Result<Signed<T>, VerifyError> {
+        let bytes = signing_bytes(&message)?;
+        let signature = Signature(key.sign(&bytes).to_bytes());
+        Ok(Signed {
+            signer: message.signer(),
+            message,
+            signature,
+        })
+    }
+
+    /// Checks bounds, that the envelope's signer is the one the message names, and the
+    /// signature against `key` (the caller looks `key` up by `self.signer`). Uses
+    /// `verify_strict` so that one message has one valid signature encoding.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), VerifyError> {
+        self.message.check_bounds()?;
+        let inner = self.message.signer();
+        if inner != self.signer {
+            return Err(VerifyError::SignerMismatch {
+                envelope: self.signer,
+                inner,
+            });
+        }
+        let bytes = signing_bytes(&self.message)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
+        key.verify_strict(&bytes, &sig)
+            .map_err(|_| VerifyError::BadSignature(self.signer))
+    }
+
+    /// [`Signed::verify`] with the key looked up in `keys` by signer index.
+    pub fn verify_with(&self, keys: &[VerifyingKey]) -> Result<(), VerifyError> {
+        let key = usize::try_from(self.signer)
+            .ok()
+            .and_then(|i| keys.get(i))
+            .ok_or(VerifyError::UnknownSigner(self.signer))?;
+        self.verify(key)
+    }
+}
+
+/// A client's request (TOCS §4.1: `<REQUEST, o, t, c>`). The payload is opaque to
+/// agreement: a sealed FS operation that only the execution cluster can open.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub client: ClientId,
+    /// Per-client request id; plays the role of PBFT's client timestamp `t` (exactly-once
+    /// semantics), but a client may have many ids in flight at once.
+    pub request_id: u64,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+impl Signable for Request {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/request";
+    fn signer(&self) -> u64 {
+        self.client
+    }
+}
+
+impl Bounded for Request {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.payload.len() > MAX_REQUEST_PAYLOAD {
+            return Err(VerifyError::OutOfBounds("request payload too large"));
+        }
+        Ok(())
+    }
+}
+
+/// What a sequence number is bound to: the requests, in order, and the timestamp the
+/// primary fixed for them (the batch's non-deterministic input, DESIGN §1). A batch with
+/// no requests is PBFT's null request (TOCS §4.4), used to fill gaps after a view change.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub timestamp: Timestamp,
+    pub requests: Vec<Signed<Request>>,
+}
+
+impl Batch {
+    /// The null batch (no requests, zero timestamp).
+    pub fn null() -> Batch {
+        Batch::default()
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    /// The digest that pre-prepares, prepares and commits name. It covers the
+    /// timestamp, so a primary cannot change the time of an agreed batch.
+    pub fn digest(&self) -> Result<Digest, VerifyError> {
+        let bytes = crate::encode(self).map_err(|e| VerifyError::Encoding(e.to_string()))?;
+        Ok(Digest::of(b"palisade/agreement/batch", &bytes))
+    }
+
+    /// Bounds, and every client signature against `client_keys` (indexed by client id).
+    pub fn verify(&self, client_keys: &[VerifyingKey]) -> Result<(), VerifyError> {
+        self.check_bounds()?;
+        for request in &self.requests {
+            request.verify_with(client_keys)?;
+        }
+        Ok(())
+    }
+}
+
+impl Bounded for Batch {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.requests.len() > MAX_BATCH_REQUESTS {
+            return Err(VerifyError::OutOfBounds("too many requests in batch"));
+        }
+        self.requests
+            .iter()
+            .try_for_each(|r| r.message.check_bounds())
+    }
+}
+
+/// The primary's proposal (TOCS §4.2: `<PRE-PREPARE, v, n, d>`). It names the batch by
+/// digest; the batch body travels beside it in [`AgreementMessage::PrePrepare`] so that
+/// view-change proofs stay small.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PrePrepare {
+    pub view: View,
+    pub sequence: Sequence,
+    /// The batch's timestamp, repeated here so that it is visible in proofs; it must
+    /// equal the timestamp inside the batch that `digest` names.
+    pub timestamp: Timestamp,
+    pub digest: Digest,
+    pub primary: ReplicaId,
+}
+
+impl Signable for PrePrepare {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/pre-prepare";
+    fn signer(&self) -> u64 {
+        u64::from(self.primary)
+    }
+}
+
+impl Bounded for PrePrepare {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+/// A vote: `<PREPARE, v, n, d, i>` (TOCS §4.2).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Prepare {
+    pub view: View,
+    pub sequence: Sequence,
+    pub digest: Digest,
+    pub replica: ReplicaId,
+}
+
+impl Signable for Prepare {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/prepare";
+    fn signer(&self) -> u64 {
+        u64::from(self.replica)
+    }
+}
+
+impl Bounded for Prepare {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+/// A vote: `<COMMIT, v, n, d, i>` (TOCS §4.2). 2f+1 of these form the ORDER certificate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub view: View,
+    pub sequence: Sequence,
+    pub digest: Digest,
+    pub replica: ReplicaId,
+}
+
+impl Signable for Commit {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/commit";
+    fn signer(&self) -> u64 {
+        u64::from(self.replica)
+    }
+}
+
+impl Bounded for Commit {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+/// `<CHECKPOINT, n, d, i>` (TOCS §4.3): replica `i` vouches that the state after
+/// executing every batch up to `sequence` has digest `state_digest`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub sequence: Sequence,
+    pub state_digest: Digest,
+    pub replica: ReplicaId,
+}
+
+impl Signable for Checkpoint {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/checkpoint";
+    fn signer(&self) -> u64 {
+        u64::from(self.replica)
+    }
+}
+
+impl Bounded for Checkpoint {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+/// A prepared certificate (TOCS §4.4, the `P` set): a pre-prepare and 2f matching
+/// prepares from distinct backups, all in the pre-prepare's view.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PreparedProof {
+    pub pre_prepare: Signed<PrePrepare>,
+    pub prepares: Vec<Signed<Prepare>>,
+}
+
+impl Bounded for PreparedProof {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.prepares.len() > MAX_REPLICAS {
+            return Err(VerifyError::OutOfBounds("too many prepares in proof"));
+        }
+        Ok(())
+    }
+}
+
+/// `<VIEW-CHANGE, v+1, n, C, P, i>` (TOCS §4.4): the last stable checkpoint `n` with its
+/// proof `C` (2f+1 checkpoint messages; empty for the initial state at 0) and a prepared
+/// certificate for every sequence above `n` that prepared at this replica.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ViewChange {
+    pub new_view: View,
+    pub stable_sequence: Sequence,
+    pub checkpoint_proof: Vec<Signed<Checkpoint>>,
+    pub prepared: Vec<PreparedProof>,
+    pub replica: ReplicaId,
+}
+
+impl Signable for ViewChange {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/view-change";
+    fn signer(&self) -> u64 {
+        u64::from(self.replica)
+    }
+}
+
+impl Bounded for ViewChange {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.checkpoint_proof.len() > MAX_REPLICAS {
+            return Err(VerifyError::OutOfBounds("too many checkpoint messages"));
+        }
+        if self.prepared.len() > MAX_WINDOW {
+            return Err(VerifyError::OutOfBounds("too many prepared certificates"));
+        }
+        self.prepared.iter().try_for_each(Bounded::check_bounds)
+    }
+}
+
+/// `<NEW-VIEW, v+1, V, O>` (TOCS §4.4): 2f+1 view-change messages and the pre-prepares
+/// the new primary derived from them (recomputed and compared by every backup).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NewView {
+    pub view: View,
+    pub view_changes: Vec<Signed<ViewChange>>,
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+    pub primary: ReplicaId,
+}
+
+impl Signable for NewView {
+    const DOMAIN: &'static [u8] = b"palisade/agreement/new-view";
+    fn signer(&self) -> u64 {
+        u64::from(self.primary)
+    }
+}
+
+impl Bounded for NewView {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.view_changes.len() > MAX_REPLICAS {
+            return Err(VerifyError::OutOfBounds("too many view changes"));
+        }
+        if self.pre_prepares.len() > MAX_WINDOW {
+            return Err(VerifyError::OutOfBounds("too many pre-prepares"));
+        }
+        self.view_changes
+            .iter()
+            .try_for_each(|vc| vc.message.check_bounds())
+    }
+}
+
+/// Everything one agreement replica sends another.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum AgreementMessage {
+    /// A signed pre-prepare and the batch it names.
+    PrePrepare {
+        pre_prepare: Signed<PrePrepare>,
+        batch: Batch,
+    },
+    Prepare(Signed<Prepare>),
+    Commit(Signed<Commit>),
+    Checkpoint(Signed<Checkpoint>),
+    ViewChange(Signed<ViewChange>),
+    NewView(Signed<NewView>),
+    /// Ask peers for the body of a batch known only by digest (after a new view).
+    FetchBatch {
+        sequence: Sequence,
+        digest: Digest,
+    },
+    /// A batch body; needs no signature, it is checked against a digest the receiver
+    /// already trusts.
+    BatchBody {
+        sequence: Sequence,
+        batch: Batch,
+    },
+}
+
+impl Bounded for AgreementMessage {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        match self {
+            AgreementMessage::PrePrepare { batch, .. } => batch.check_bounds(),
+            AgreementMessage::BatchBody { batch, .. } => batch.check_bounds(),
+            AgreementMessage::ViewChange(vc) => vc.message.check_bounds(),
+            AgreementMessage::NewView(nv) => nv.message.check_bounds(),
+            AgreementMessage::Prepare(_)
+            | AgreementMessage::Commit(_)
+            | AgreementMessage::Checkpoint(_)
+            | AgreementMessage::FetchBatch { .. } => Ok(()),
+        }
+    }
+}
+
+/// The protocol-neutral output of agreement: a batch at its place in the total order.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OrderedBatch {
+    pub sequence: Sequence,
+    pub batch: Batch,
+}
+
+impl OrderedBatch {
+    /// The execution context the batch fixes (sequence and agreed time).
+    pub fn context(&self) -> crate::fs::BatchContext {
+        crate::fs::BatchContext {
+            sequence: self.sequence,
+            timestamp: self.batch.timestamp,
+        }
+    }
+}
+
+/// PBFT's ORDER certificate: 2f+1 commits from distinct replicas for one
+/// (view, sequence, digest) (TOCS §4.2, "committed-local").
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PbftCertificate {
+    pub view: View,
+    pub sequence: Sequence,
+    pub digest: Digest,
+    pub commits: Vec<Signed<Commit>>,
+}
+
+/// Proof that a batch was ordered at a sequence number. An enum so that FaB Paxos can
+/// add its own variant (a quorum of accepts) behind the same seam.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum OrderCertificate {
+    Pbft(PbftCertificate),
+}
+
+impl OrderCertificate {
+    pub fn sequence(&self) -> Sequence {
+        match self {
+            OrderCertificate::Pbft(c) => c.sequence,
+        }
+    }
+
+    /// Verifies, without trusting whoever handed it over, that `batch` was ordered at
+    /// `batch.sequence`: the batch's digest matches, and at least 2f+1 distinct replicas
+    /// (keys indexed by replica id) signed a commit for this view, sequence and digest.
+    /// Signatures, not MACs, are what make this checkable by a third party (execution
+    /// replicas and filters share no keys with agreement replicas).
+    pub fn verify(
+        &self,
+        batch: &OrderedBatch,
+        replica_keys: &[VerifyingKey],
+        f: usize,
+    ) -> Result<(), VerifyError> {
+        let OrderCertificate::Pbft(cert) = self;
+        if cert.sequence != batch.sequence {
+            return Err(VerifyError::Certificate("sequence differs from batch"));
+        }
+        if batch.batch.digest()? != cert.digest {
+            return Err(VerifyError::Certificate("digest differs from batch"));
+        }
+        if cert.commits.len() > MAX_REPLICAS {
+            return Err(VerifyError::OutOfBounds("too many commits"));
+        }
+        let quorum = 2 * f + 1;
+        if replica_keys.len() < quorum {
+            return Err(VerifyError::Certificate("fewer keys than a quorum"));
+        }
+        let mut signers = std::collections::BTreeSet::new();
+        for commit in &cert.commits {
+            let c = &commit.message;
+            if c.view != cert.view || c.sequence != cert.sequence || c.digest != cert.digest {
+                return Err(VerifyError::Certificate("commit for another slot"));
+            }
+            commit.verify_with(replica_keys)?;
+            signers.insert(c.replica);
+        }
+        if signers.len() < quorum {
+            return Err(VerifyError::Certificate("fewer than 2f+1 distinct commits"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32])
+    }
+
+    #[test]
+    fn signatures_verify_and_are_domain_separated() {
+        let prepare = Prepare {
+            view: 1,
+            sequence: 2,
+            digest: Digest([3; 32]),
+            replica: 0,
+        };
+        let signed = Signed::sign(&key(0), prepare.clone()).unwrap();
+        signed.verify(&key(0).verifying_key()).unwrap();
+        assert_eq!(
+            signed.verify(&key(1).verifying_key()),
+            Err(VerifyError::BadSignature(0))
+        );
+        // The same fields as a commit, with the prepare's signature: refused.
+        let forged = Signed {
+            signer: 0,
+            message: Commit {
+                view: 1,
+                sequence: 2,
+                digest: Digest([3; 32]),
+                replica: 0,
+            },
+            signature: signed.signature,
+        };
+        assert!(forged.verify(&key(0).verifying_key()).is_err());
+        // Envelope names another signer than the message.
+        let mut mismatched = signed.clone();
+        mismatched.signer = 1;
+        assert!(matches!(
+            mismatched.verify_with(&[key(0).verifying_key(), key(1).verifying_key()]),
+            Err(VerifyError::SignerMismatch { .. })
+        ));
+        assert_eq!(
+            Signed::sign(
+                &key(5),
+                Prepare {
+                    replica: 5,
+                    ..prepare
+                }
+            )
+            .unwrap()
+            .verify_with(&[key(0).verifying_key()]),
+            Err(VerifyError::UnknownSigner(5))
+        );
+    }
+
+    #[test]
+    fn messages_round_trip_canonically() {
+        let request = Signed::sign(
+            &key(9),
+            Request {
+                client: 0,
+                request_id: 1,
+                payload: vec![1, 2, 3],
+            },
+        )
+        .unwrap();
+        let msg = AgreementMessage::BatchBody {
+            sequence: 4,
+            batch: Batch {
+                timestamp: Timestamp {
+                    seconds: 5,
+                    nanos: 6,
+                },
+                requests: vec![request],
+            },
+        };
+        let bytes = crate::encode(&msg).unwrap();
+        let back: AgreementMessage = crate::decode(&bytes).unwrap();
+        assert_eq!(back, msg);
+        assert_eq!(crate::encode(&back).unwrap(), bytes);
+    }
+
+    #[test]
+    fn oversized_payload_is_refused() {
+        let request = Signed::sign(
+            &key(9),
+            Request {
+                client: 0,
+                request_id: 1,
+                payload: vec![0; MAX_REQUEST_PAYLOAD + 1],
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            request.verify(&key(9).verifying_key()),
+            Err(VerifyError::OutOfBounds("request payload too large"))
+        );
+    }
+
+    #[test]
+    fn certificate_needs_quorum_of_distinct_valid_commits() {
+        let keys: Vec<SigningKey> = (0..4).map(key).collect();
+        let public: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+        let batch = OrderedBatch {
+            sequence: 7,
+            batch: Batch::null(),
+        };
+        let digest = batch.batch.digest().unwrap();
+        let commit = |i: u32| {
+            Signed::sign(
+                &keys[i as usize],
+                Commit {
+                    view: 0,
+                    sequence: 7,
+                    digest,
+                    replica: i,
+                },
+            )
+            .unwrap()
+        };
+        let cert = |commits| {
+            OrderCertificate::Pbft(PbftCertificate {
+                view: 0,
+                sequence: 7,
+                digest,
+                commits,
+            })
+        };
+        cert(vec![commit(0), commit(1), commit(2)])
+            .verify(&batch, &public, 1)
+            .unwrap();
+        // Only two distinct signers: a duplicate does not count twice.
+        assert!(cert(vec![commit(0), commit(1), commit(1)])
+            .verify(&batch, &public, 1)
+            .is_err());
+        // Another batch at the same sequence: refused.
+        let other = OrderedBatch {
+            sequence: 7,
+            batch: Batch {
+                timestamp: Timestamp {
+                    seconds: 1,
+                    nanos: 0,
+                },
+                requests: vec![],
+            },
+        };
+        assert!(cert(vec![commit(0), commit(1), commit(2)])
+            .verify(&other, &public, 1)
+            .is_err());
+    }
+}
