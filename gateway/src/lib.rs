@@ -1,1 +1,37 @@
-//! placeholder
+//! The Palisade gateway: the NFSv3 front end of every Palisade configuration.
+//!
+//! An NFS client (kernel, libnfs, ...) talks NFSv3 + MOUNT to an nfsserve listener
+//! ([`NfsServer`]); [`PalisadeNfs`] turns each NFS call into one file-system operation
+//! (`palisade_wire::fs::FsOp`) and hands it to a [`FileService`]. Which service answers
+//! is the configuration:
+//!
+//! - unreplicated (this issue): [`LocalFileService`] — one durable file system
+//!   (`palisade_execution::DurableFileSystem`) on a dedicated executor thread with group
+//!   commit ([`executor`]); [`Gateway`] bundles it with the listener;
+//! - separate agreement/execution and the privacy firewall (later issues): BFT clients
+//!   that implement the same [`FileService`] trait.
+//!
+//! File handles ([`handle`]) are a pure function of the export name and the file id, so
+//! they survive restarts and are identical on every replica.
+
+pub mod clock;
+pub mod convert;
+mod error;
+pub mod executor;
+mod file_service;
+pub mod handle;
+mod nfs;
+mod nfs_stats;
+mod server;
+
+pub use error::GatewayError;
+pub use executor::ExecutorStatsSnapshot;
+pub use file_service::FileService;
+pub use nfs::PalisadeNfs;
+pub use nfs_stats::{NfsStats, NfsStatsSnapshot};
+pub use server::NfsServer;
+
+#[cfg(test)]
+mod executor_tests;
+#[cfg(test)]
+mod nfs_tests;

@@ -1,0 +1,394 @@
+//! `PalisadeNfs`: nfsserve's `NFSFileSystem` on top of a [`FileService`].
+//!
+//! Each method of the trait becomes exactly one [`FsOp`] (REMOVE/RMDIR, which nfsserve
+//! funnels into one method, may become two — see [`PalisadeNfs::remove`]). Errors map
+//! one-to-one to `nfsstat3` ([`crate::convert::nfsstat`]).
+//!
+//! What nfsserve 0.11 decides before we are called (read from its `nfs_handlers.rs`):
+//! - CREATE GUARDED does its own LOOKUP first and answers EXIST itself; only then calls
+//!   `create`. CREATE EXCLUSIVE calls `create_exclusive` without the client's verifier.
+//! - SETATTR checks the ctime guard itself (and `setattr` never sees it); MKDIR does not
+//!   pass the client's attributes.
+//! - ACCESS and PATHCONF never reach the file system.
+//! - READDIR (not PLUS) always restarts at cookie 0; READDIRPLUS passes the cookie, which
+//!   is a file id, as `start_after`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use nfsserve::nfs::{
+    cookieverf3, fattr3, fileid3, filename3, fsinfo3, nfs_fh3, nfspath3, nfsstat3, nfstime3,
+    post_op_attr, sattr3, FSF_CANSETTIME, FSF_HOMOGENEOUS, FSF_SYMLINK,
+};
+use nfsserve::vfs::{DirEntry, NFSFileSystem, ReadDirResult, VFSCapabilities};
+use palisade_wire::fs::{CreateHow, FsError, FsOp, FsReply, SetAttr, ROOT_ID};
+use tracing::{debug, warn};
+
+use crate::convert::{fattr, nfsstat, set_attr};
+use crate::file_service::FileService;
+use crate::handle::HandleCodec;
+use crate::nfs_stats::NfsStats;
+
+/// Preferred transfer multiple reported by FSINFO (`rtmult`/`wtmult`, RFC 1813 §3.3.19).
+const TRANSFER_MULTIPLE: u32 = 4096;
+
+/// The NFSv3 file system nfsserve serves, backed by any [`FileService`].
+pub struct PalisadeNfs<S: FileService> {
+    service: S,
+    handles: HandleCodec,
+    stats: Arc<NfsStats>,
+}
+
+impl<S: FileService> PalisadeNfs<S> {
+    /// Serves `service` as the export named `export_name` (which fixes the file handles'
+    /// export id; see [`crate::handle`]).
+    pub fn new(service: S, export_name: &str) -> Self {
+        Self {
+            service,
+            handles: HandleCodec::new(export_name),
+            stats: Arc::new(NfsStats::default()),
+        }
+    }
+
+    /// The adapter's counters (shared; they keep counting).
+    pub fn stats(&self) -> Arc<NfsStats> {
+        self.stats.clone()
+    }
+
+    pub fn handles(&self) -> &HandleCodec {
+        &self.handles
+    }
+
+    /// Sends one operation; counts and logs an error answer.
+    async fn run(&self, op: FsOp) -> Result<FsReply, nfsstat3> {
+        let what = op_name(&op);
+        self.service
+            .call(op)
+            .await
+            .map_err(|e| self.refused(what, e))
+    }
+
+    /// Counts and logs an error answer, and turns it into its NFS status.
+    fn refused(&self, what: &'static str, e: FsError) -> nfsstat3 {
+        NfsStats::bump(&self.stats.fs_errors);
+        if matches!(e, FsError::Io | FsError::NoSpc | FsError::ServerFault) {
+            NfsStats::bump(&self.stats.server_errors);
+            warn!(op = what, error = %e, "file system failed");
+        } else {
+            debug!(op = what, error = %e, "file system refused");
+        }
+        nfsstat(e)
+    }
+
+    /// A reply of the wrong kind: never produced by a correct service.
+    fn unexpected(&self, what: &'static str, reply: &FsReply) -> nfsstat3 {
+        NfsStats::bump(&self.stats.unexpected_replies);
+        warn!(
+            op = what,
+            ?reply,
+            "unexpected reply kind; answering SERVERFAULT"
+        );
+        nfsstat3::NFS3ERR_SERVERFAULT
+    }
+
+    fn fattr(&self, attr: &palisade_wire::fs::Attr) -> fattr3 {
+        fattr(attr, self.handles.export_id())
+    }
+
+    async fn created(&self, op: FsOp) -> Result<(fileid3, fattr3), nfsstat3> {
+        let what = op_name(&op);
+        match self.run(op).await? {
+            FsReply::Created { id, attr } => Ok((id, self.fattr(&attr))),
+            other => Err(self.unexpected(what, &other)),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
+    fn capabilities(&self) -> VFSCapabilities {
+        VFSCapabilities::ReadWrite
+    }
+
+    fn root_dir(&self) -> fileid3 {
+        ROOT_ID
+    }
+
+    async fn lookup(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3> {
+        let op = FsOp::Lookup {
+            dir: dirid,
+            name: filename.0.clone(),
+        };
+        match self.run(op).await? {
+            FsReply::Lookup { id, .. } => Ok(id),
+            other => Err(self.unexpected("lookup", &other)),
+        }
+    }
+
+    async fn getattr(&self, id: fileid3) -> Result<fattr3, nfsstat3> {
+        match self.run(FsOp::GetAttr { id }).await? {
+            FsReply::Attr(attr) => Ok(self.fattr(&attr)),
+            other => Err(self.unexpected("getattr", &other)),
+        }
+    }
+
+    async fn setattr(&self, id: fileid3, setattr: sattr3) -> Result<fattr3, nfsstat3> {
+        // The ctime guard (RFC 1813 §3.3.2) is checked by nfsserve before this call.
+        let op = FsOp::SetAttr {
+            id,
+            attr: set_attr(&setattr),
+            guard_ctime: None,
+        };
+        match self.run(op).await? {
+            FsReply::Attr(attr) => Ok(self.fattr(&attr)),
+            other => Err(self.unexpected("setattr", &other)),
+        }
+    }
+
+    async fn read(
+        &self,
+        id: fileid3,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool), nfsstat3> {
+        match self.run(FsOp::Read { id, offset, count }).await? {
+            FsReply::Read { data, eof, .. } => Ok((data, eof)),
+            other => Err(self.unexpected("read", &other)),
+        }
+    }
+
+    async fn write(&self, id: fileid3, offset: u64, data: &[u8]) -> Result<fattr3, nfsstat3> {
+        // Answered FILE_SYNC by nfsserve: the service returns only once the data is
+        // durable (RFC 1813 §3.3.7).
+        let op = FsOp::Write {
+            id,
+            offset,
+            data: data.to_vec(),
+        };
+        match self.run(op).await? {
+            FsReply::Write { attr, .. } => Ok(self.fattr(&attr)),
+            other => Err(self.unexpected("write", &other)),
+        }
+    }
+
+    /// CREATE UNCHECKED and GUARDED (RFC 1813 §3.3.8). nfsserve has already answered
+    /// GUARDED with EXIST if its LOOKUP found the name; it does not tell us which mode
+    /// the client asked, so this sends UNCHECKED. (A GUARDED create racing another
+    /// creator of the same name between nfsserve's LOOKUP and this call thus behaves as
+    /// UNCHECKED; fixing that needs the mode from nfsserve.)
+    async fn create(
+        &self,
+        dirid: fileid3,
+        filename: &filename3,
+        attr: sattr3,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
+        self.created(FsOp::Create {
+            dir: dirid,
+            name: filename.0.clone(),
+            how: CreateHow::Unchecked(set_attr(&attr)),
+        })
+        .await
+    }
+
+    /// CREATE EXCLUSIVE. nfsserve drops the client's verifier, so the file system cannot
+    /// recognise a retransmission of the same request; sending GUARDED keeps the
+    /// property exclusive create exists for (only one creator succeeds, e.g. for lock
+    /// files). A retransmitted EXCLUSIVE create that already succeeded then answers EXIST
+    /// (nfsserve drops retransmissions inside 60 s, so the client rarely sees this).
+    async fn create_exclusive(
+        &self,
+        dirid: fileid3,
+        filename: &filename3,
+    ) -> Result<fileid3, nfsstat3> {
+        self.created(FsOp::Create {
+            dir: dirid,
+            name: filename.0.clone(),
+            how: CreateHow::Guarded(SetAttr::default()),
+        })
+        .await
+        .map(|(id, _)| id)
+    }
+
+    async fn mkdir(
+        &self,
+        dirid: fileid3,
+        dirname: &filename3,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
+        // nfsserve does not pass MKDIR's sattr3: the file system's default mode applies.
+        self.created(FsOp::Mkdir {
+            dir: dirid,
+            name: dirname.0.clone(),
+            attr: SetAttr::default(),
+        })
+        .await
+    }
+
+    /// REMOVE and RMDIR (RFC 1813 §3.3.12, §3.3.13). nfsserve calls this one method for
+    /// both procedures, so the adapter cannot tell them apart: it sends REMOVE, and if
+    /// the name is a directory, RMDIR (which itself refuses a non-empty directory). Each
+    /// of the two is atomic on its own; between them the entry may change, in which case
+    /// the second answers the current truth (NOENT, NOTDIR, NOTEMPTY).
+    async fn remove(&self, dirid: fileid3, filename: &filename3) -> Result<(), nfsstat3> {
+        let name = filename.0.clone();
+        let first = self
+            .service
+            .call(FsOp::Remove {
+                dir: dirid,
+                name: name.clone(),
+            })
+            .await;
+        let reply = match first {
+            Err(FsError::IsDir) => self.run(FsOp::Rmdir { dir: dirid, name }).await?,
+            Err(e) => return Err(self.refused("remove", e)),
+            Ok(reply) => reply,
+        };
+        match reply {
+            FsReply::Done => Ok(()),
+            other => Err(self.unexpected("remove", &other)),
+        }
+    }
+
+    async fn rename(
+        &self,
+        from_dirid: fileid3,
+        from_filename: &filename3,
+        to_dirid: fileid3,
+        to_filename: &filename3,
+    ) -> Result<(), nfsstat3> {
+        let op = FsOp::Rename {
+            from_dir: from_dirid,
+            from_name: from_filename.0.clone(),
+            to_dir: to_dirid,
+            to_name: to_filename.0.clone(),
+        };
+        match self.run(op).await? {
+            FsReply::Done => Ok(()),
+            other => Err(self.unexpected("rename", &other)),
+        }
+    }
+
+    /// READDIRPLUS paging (RFC 1813 §3.3.17): cookies are file ids, so a listing is
+    /// complete and exact across pages even while entries come and go.
+    async fn readdir(
+        &self,
+        dirid: fileid3,
+        start_after: fileid3,
+        max_entries: usize,
+    ) -> Result<ReadDirResult, nfsstat3> {
+        // nfsserve estimates max_entries as dircount/16; ask for at least one entry so a
+        // tiny dircount still makes progress. The file system caps large values.
+        let max_entries = u32::try_from(max_entries).unwrap_or(u32::MAX).max(1);
+        let op = FsOp::ReadDir {
+            dir: dirid,
+            after: start_after,
+            max_entries,
+        };
+        match self.run(op).await? {
+            FsReply::ReadDir { entries, end } => Ok(ReadDirResult {
+                entries: entries
+                    .into_iter()
+                    .map(|e| DirEntry {
+                        fileid: e.id,
+                        name: e.name.into(),
+                        attr: self.fattr(&e.attr),
+                    })
+                    .collect(),
+                end,
+            }),
+            other => Err(self.unexpected("readdir", &other)),
+        }
+    }
+
+    async fn symlink(
+        &self,
+        dirid: fileid3,
+        linkname: &filename3,
+        symlink: &nfspath3,
+        attr: &sattr3,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
+        self.created(FsOp::Symlink {
+            dir: dirid,
+            name: linkname.0.clone(),
+            target: symlink.0.clone(),
+            attr: set_attr(attr),
+        })
+        .await
+    }
+
+    async fn readlink(&self, id: fileid3) -> Result<nfspath3, nfsstat3> {
+        match self.run(FsOp::ReadLink { id }).await? {
+            FsReply::ReadLink { target } => Ok(target.into()),
+            other => Err(self.unexpected("readlink", &other)),
+        }
+    }
+
+    /// FSINFO (RFC 1813 §3.3.19) from the file system's own limits.
+    async fn fsinfo(&self, root_fileid: fileid3) -> Result<fsinfo3, nfsstat3> {
+        let info = match self.run(FsOp::FsInfo { id: root_fileid }).await? {
+            FsReply::FsInfo(info) => info,
+            other => return Err(self.unexpected("fsinfo", &other)),
+        };
+        let obj_attributes = match self.getattr(root_fileid).await {
+            Ok(attr) => post_op_attr::attributes(attr),
+            Err(_) => post_op_attr::Void,
+        };
+        Ok(fsinfo3 {
+            obj_attributes,
+            rtmax: info.read_max,
+            rtpref: info.read_pref,
+            rtmult: TRANSFER_MULTIPLE,
+            wtmax: info.write_max,
+            wtpref: info.write_pref,
+            wtmult: TRANSFER_MULTIPLE,
+            dtpref: info.dir_pref,
+            maxfilesize: info.max_file_size,
+            time_delta: nfstime3 {
+                seconds: info.time_delta_nanos / 1_000_000_000,
+                nseconds: info.time_delta_nanos % 1_000_000_000,
+            },
+            // No FSF_LINK: nfsserve answers LINK with PROC_UNAVAIL.
+            properties: FSF_SYMLINK | FSF_HOMOGENEOUS | FSF_CANSETTIME,
+        })
+    }
+
+    fn id_to_fh(&self, id: fileid3) -> nfs_fh3 {
+        nfs_fh3 {
+            data: self.handles.encode(id),
+        }
+    }
+
+    fn fh_to_id(&self, fh: &nfs_fh3) -> Result<fileid3, nfsstat3> {
+        self.handles.decode(&fh.data).map_err(|e| {
+            NfsStats::bump(&self.stats.rejected_handles);
+            debug!(error = %e, "refused file handle");
+            nfsstat3::NFS3ERR_BADHANDLE
+        })
+    }
+
+    /// Stable across restarts and identical on every replica (see [`crate::handle`]).
+    fn serverid(&self) -> cookieverf3 {
+        self.handles.export_id().to_be_bytes()
+    }
+}
+
+/// A short name of an operation, for logs.
+fn op_name(op: &FsOp) -> &'static str {
+    match op {
+        FsOp::GetAttr { .. } => "getattr",
+        FsOp::SetAttr { .. } => "setattr",
+        FsOp::Lookup { .. } => "lookup",
+        FsOp::Access { .. } => "access",
+        FsOp::Read { .. } => "read",
+        FsOp::Write { .. } => "write",
+        FsOp::Create { .. } => "create",
+        FsOp::Mkdir { .. } => "mkdir",
+        FsOp::Symlink { .. } => "symlink",
+        FsOp::ReadLink { .. } => "readlink",
+        FsOp::Remove { .. } => "remove",
+        FsOp::Rmdir { .. } => "rmdir",
+        FsOp::Rename { .. } => "rename",
+        FsOp::ReadDir { .. } => "readdir",
+        FsOp::FsStat { .. } => "fsstat",
+        FsOp::FsInfo { .. } => "fsinfo",
+    }
+}
