@@ -1,1 +1,40 @@
-//! placeholder
+//! PBFT (Castro & Liskov, OSDI 1999; TOCS 20(4), 2002) as a pure state machine.
+//!
+//! A [`Replica`] is driven by [`Input`]s (client requests, replica messages, timer
+//! expiries, clock readings, stable execution checkpoints) and answers each with a list
+//! of [`Output`]s (send, broadcast, set/cancel timer, deliver). It does no I/O and reads no
+//! clock: a runtime or a simulator carries out the outputs (DESIGN §3).
+//!
+//! What it implements, by paper section:
+//! - request admission with a per-client window of request ids ([`client_table`], §4.1);
+//! - batching bounded by count, bytes and delay ([`batcher`], §5.1);
+//! - pre-prepare, prepare, commit, in-order delivery ([`replica`], [`log`], §4.2); the
+//!   primary fixes each batch's timestamp, backups check it;
+//! - checkpoints, watermarks, log garbage collection ([`checkpoint`], §4.3);
+//! - view change and new view with a backed-off timer ([`view_change`], §4.4–4.5);
+//! - the ORDER certificate: 2f+1 signed commits, verifiable by anyone
+//!   ([`palisade_wire::agreement::OrderCertificate::verify`], [`certificate`]).
+//!
+//! The output towards execution is protocol-neutral ([`OrderedBatch`] plus
+//! [`OrderCertificate`], an enum with a `Pbft` variant), so FaB Paxos can fill the same
+//! seam. Where MACs would suffice and why signatures are used is explained in
+//! [`palisade_wire::agreement`] and [`certificate`].
+
+pub mod batcher;
+pub mod certificate;
+pub mod checkpoint;
+pub mod client_table;
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod log;
+pub mod replica;
+pub mod stats;
+pub mod view_change;
+
+pub use config::{Config, ConfigError};
+pub use error::Reject;
+pub use io::{Input, Output, TimerKind};
+pub use palisade_wire::agreement::{OrderCertificate, OrderedBatch};
+pub use replica::{Replica, Status};
+pub use stats::Stats;

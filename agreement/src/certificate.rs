@@ -1,0 +1,103 @@
+//! Checking the certificates that replicas forward to each other as evidence, and
+//! building the ORDER certificate (TOCS §4.2–4.4).
+//!
+//! MACs would suffice for votes consumed only by their direct receiver (TOCS §3.2
+//! authenticators); everything checked here is a quorum of messages *forwarded* by a
+//! possibly faulty replica, so each must carry its author's signature.
+
+use std::collections::BTreeSet;
+
+use palisade_wire::agreement::{
+    Checkpoint, Commit, Digest, OrderCertificate, PbftCertificate, PreparedProof, Sequence, Signed,
+};
+
+use crate::config::Config;
+use crate::error::Reject;
+
+/// Checks a prepared certificate (TOCS §4.2 "prepared(m, v, n, i)"): the pre-prepare is
+/// signed by the primary of its view, and 2f prepares from distinct backups of that
+/// view match its view, sequence and digest.
+pub fn verify_prepared(proof: &PreparedProof, config: &Config) -> Result<(), Reject> {
+    let pp = &proof.pre_prepare.message;
+    let primary = config.primary(pp.view);
+    if pp.primary != primary {
+        return Err(Reject::Rule(
+            "prepared proof: pre-prepare not from the view's primary",
+        ));
+    }
+    proof.pre_prepare.verify_with(&config.replica_keys)?;
+    let mut backups = BTreeSet::new();
+    for prepare in &proof.prepares {
+        let p = &prepare.message;
+        if p.view != pp.view || p.sequence != pp.sequence || p.digest != pp.digest {
+            return Err(Reject::Rule("prepared proof: prepare for another slot"));
+        }
+        if p.replica == primary {
+            return Err(Reject::Rule("prepared proof: prepare from the primary"));
+        }
+        prepare.verify_with(&config.replica_keys)?;
+        backups.insert(p.replica);
+    }
+    if backups.len() < 2 * config.f {
+        return Err(Reject::Rule("prepared proof: fewer than 2f prepares"));
+    }
+    Ok(())
+}
+
+/// Checks a checkpoint proof (TOCS §4.3): 2f+1 checkpoint messages from distinct
+/// replicas for `sequence` with one state digest, which is returned. Sequence 0 (the
+/// initial state) needs no proof.
+pub fn verify_checkpoint_proof(
+    sequence: Sequence,
+    proof: &[Signed<Checkpoint>],
+    config: &Config,
+) -> Result<Option<Digest>, Reject> {
+    if sequence == 0 {
+        return Ok(None);
+    }
+    if !sequence.is_multiple_of(config.checkpoint_interval) {
+        return Err(Reject::Rule("checkpoint proof: not a checkpoint sequence"));
+    }
+    let digest = proof
+        .first()
+        .map(|c| c.message.state_digest)
+        .ok_or(Reject::Rule("checkpoint proof: empty"))?;
+    let mut signers = BTreeSet::new();
+    for checkpoint in proof {
+        let c = &checkpoint.message;
+        if c.sequence != sequence || c.state_digest != digest {
+            return Err(Reject::Rule("checkpoint proof: mismatched message"));
+        }
+        checkpoint.verify_with(&config.replica_keys)?;
+        signers.insert(c.replica);
+    }
+    if signers.len() < config.quorum() {
+        return Err(Reject::Rule("checkpoint proof: fewer than 2f+1 messages"));
+    }
+    Ok(Some(digest))
+}
+
+/// Builds the ORDER certificate from 2f+1 matching commits (already verified on receipt).
+/// Exactly 2f+1 are kept, lowest replica ids first, so that every replica that
+/// collected the same commits produces the same certificate bytes.
+pub fn order_certificate(commits: &[Signed<Commit>], config: &Config) -> Option<PbftCertificate> {
+    let first = commits.first()?;
+    let mut chosen: Vec<Signed<Commit>> = commits.to_vec();
+    chosen.sort_by_key(|c| c.message.replica);
+    chosen.dedup_by_key(|c| c.message.replica);
+    if chosen.len() < config.quorum() {
+        return None;
+    }
+    chosen.truncate(config.quorum());
+    Some(PbftCertificate {
+        view: first.message.view,
+        sequence: first.message.sequence,
+        digest: first.message.digest,
+        commits: chosen,
+    })
+}
+
+/// Wraps a PBFT certificate in the protocol-neutral enum.
+pub fn neutral(cert: PbftCertificate) -> OrderCertificate {
+    OrderCertificate::Pbft(cert)
+}

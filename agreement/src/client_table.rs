@@ -1,0 +1,233 @@
+//! Request admission (TOCS §4.1 exactly-once semantics, generalised to many requests in
+//! flight per client): a window of request ids per client, duplicate suppression, and the
+//! bounded queue of admitted requests that are not yet ordered.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use palisade_wire::agreement::{ClientId, Request, Signed};
+
+/// Why a request was not admitted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdmitError {
+    #[error("request {1} of client {0} is already pending or ordered")]
+    Duplicate(ClientId, u64),
+    #[error("request {1} of client {0} is outside its window")]
+    OutOfWindow(ClientId, u64),
+    #[error("pending queue full")]
+    QueueFull,
+}
+
+/// What a replica remembers per client: the highest id ordered, and which ids within a
+/// window below it were ordered (ids further below count as ordered: they are replays).
+#[derive(Debug, Default)]
+struct ClientState {
+    max_ordered: u64,
+    ordered: BTreeSet<u64>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    request: Signed<Request>,
+    /// Set while the request sits in a batch proposed in the current view.
+    proposed: bool,
+}
+
+/// Per-client windows plus the pending queue. Memory is bounded: at most 2×window ids
+/// per known client, and at most `max_pending` requests.
+#[derive(Debug)]
+pub struct ClientTable {
+    window: u64,
+    max_pending: usize,
+    clients: BTreeMap<ClientId, ClientState>,
+    pending: BTreeMap<(ClientId, u64), Pending>,
+    /// Admission order of requests not proposed in the current view; stale keys are
+    /// skipped lazily.
+    queue: VecDeque<(ClientId, u64)>,
+}
+
+impl ClientTable {
+    pub fn new(window: u64, max_pending: usize) -> ClientTable {
+        ClientTable {
+            window,
+            max_pending,
+            clients: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// True if `id` of `client` was ordered already (or is so old it must be a replay).
+    pub fn is_ordered(&self, client: ClientId, id: u64) -> bool {
+        match self.clients.get(&client) {
+            Some(st) => {
+                id <= st.max_ordered.saturating_sub(self.window) || st.ordered.contains(&id)
+            }
+            None => false,
+        }
+    }
+
+    /// Admits a request whose signature was already checked.
+    pub fn admit(&mut self, request: Signed<Request>) -> Result<(), AdmitError> {
+        let (client, id) = (request.message.client, request.message.request_id);
+        let max_ordered = self.clients.get(&client).map_or(0, |st| st.max_ordered);
+        if id == 0 || id > max_ordered.saturating_add(self.window) {
+            return Err(AdmitError::OutOfWindow(client, id));
+        }
+        if max_ordered > self.window && id <= max_ordered - self.window {
+            return Err(AdmitError::OutOfWindow(client, id));
+        }
+        if self.is_ordered(client, id) || self.pending.contains_key(&(client, id)) {
+            return Err(AdmitError::Duplicate(client, id));
+        }
+        if self.pending.len() >= self.max_pending {
+            return Err(AdmitError::QueueFull);
+        }
+        self.pending.insert(
+            (client, id),
+            Pending {
+                request,
+                proposed: false,
+            },
+        );
+        self.queue.push_back((client, id));
+        Ok(())
+    }
+
+    /// Records that a request was ordered (delivered): it leaves the queue for good.
+    pub fn mark_ordered(&mut self, client: ClientId, id: u64) {
+        self.pending.remove(&(client, id));
+        let window = self.window;
+        let st = self.clients.entry(client).or_default();
+        st.ordered.insert(id);
+        if id > st.max_ordered {
+            st.max_ordered = id;
+            let floor = st.max_ordered.saturating_sub(window);
+            // Ids at or below the floor count as ordered without being stored.
+            st.ordered = st.ordered.split_off(&(floor + 1));
+        }
+    }
+
+    /// Marks a request as proposed in the current view (it is in an accepted pre-prepare).
+    pub fn mark_proposed(&mut self, client: ClientId, id: u64) {
+        if let Some(p) = self.pending.get_mut(&(client, id)) {
+            p.proposed = true;
+        }
+    }
+
+    /// A new view starts: proposals of the old view may be lost, so every pending
+    /// request becomes proposable again, in admission order.
+    pub fn reset_proposed(&mut self) {
+        self.queue.clear();
+        for (key, p) in self.pending.iter_mut() {
+            p.proposed = false;
+            self.queue.push_back(*key);
+        }
+    }
+
+    /// Requests admitted but not yet ordered.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Takes up to `max_requests` unproposed requests, stopping before `max_bytes` of
+    /// payload is exceeded (but always taking at least one), and marks them proposed.
+    pub fn take_batch(&mut self, max_requests: usize, max_bytes: usize) -> Vec<Signed<Request>> {
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        while batch.len() < max_requests {
+            let Some(key) = self.queue.front().copied() else {
+                break;
+            };
+            let Some(p) = self.pending.get_mut(&key) else {
+                self.queue.pop_front();
+                continue;
+            };
+            if p.proposed {
+                self.queue.pop_front();
+                continue;
+            }
+            let size = p.request.message.payload.len();
+            if !batch.is_empty() && bytes.saturating_add(size) > max_bytes {
+                break;
+            }
+            self.queue.pop_front();
+            p.proposed = true;
+            bytes = bytes.saturating_add(size);
+            batch.push(p.request.clone());
+        }
+        batch
+    }
+
+    /// Number and payload bytes of unproposed requests (to decide whether a batch is
+    /// full). Linear in the queue, which is bounded by `max_pending`.
+    pub fn unproposed(&self) -> (usize, usize) {
+        self.queue
+            .iter()
+            .filter_map(|k| self.pending.get(k))
+            .filter(|p| !p.proposed)
+            .fold((0, 0), |(n, b), p| {
+                (n + 1, b + p.request.message.payload.len())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_wire::agreement::Signature;
+
+    fn req(client: ClientId, id: u64, len: usize) -> Signed<Request> {
+        Signed {
+            signer: client,
+            message: Request {
+                client,
+                request_id: id,
+                payload: vec![0; len],
+            },
+            signature: Signature([0; 64]),
+        }
+    }
+
+    #[test]
+    fn window_duplicates_and_replays() {
+        let mut t = ClientTable::new(4, 100);
+        assert_eq!(t.admit(req(1, 0, 1)), Err(AdmitError::OutOfWindow(1, 0)));
+        assert_eq!(t.admit(req(1, 5, 1)), Err(AdmitError::OutOfWindow(1, 5)));
+        for id in 1..=4 {
+            t.admit(req(1, id, 1)).unwrap();
+        }
+        assert_eq!(t.admit(req(1, 2, 1)), Err(AdmitError::Duplicate(1, 2)));
+        for id in 1..=4 {
+            t.mark_ordered(1, id);
+        }
+        assert_eq!(t.pending_len(), 0);
+        assert_eq!(t.admit(req(1, 3, 1)), Err(AdmitError::Duplicate(1, 3)));
+        t.admit(req(1, 8, 1)).unwrap();
+        t.mark_ordered(1, 8);
+        // 3 is now below the remembered window: refused as out of window (a replay).
+        assert_eq!(t.admit(req(1, 3, 1)), Err(AdmitError::OutOfWindow(1, 3)));
+        assert!(t.is_ordered(1, 3));
+        // 5..7 were never ordered and are still inside the window.
+        t.admit(req(1, 6, 1)).unwrap();
+        // Another client has its own window.
+        t.admit(req(2, 1, 1)).unwrap();
+    }
+
+    #[test]
+    fn queue_is_bounded_and_batches_respect_limits() {
+        let mut t = ClientTable::new(100, 3);
+        t.admit(req(1, 1, 10)).unwrap();
+        t.admit(req(1, 2, 10)).unwrap();
+        t.admit(req(1, 3, 10)).unwrap();
+        assert_eq!(t.admit(req(1, 4, 10)), Err(AdmitError::QueueFull));
+        assert_eq!(t.unproposed(), (3, 30));
+        let b = t.take_batch(10, 25);
+        assert_eq!(b.len(), 2);
+        assert_eq!(t.unproposed(), (1, 10));
+        let b = t.take_batch(10, 1);
+        assert_eq!(b.len(), 1, "one oversized request still goes alone");
+        assert!(t.take_batch(10, 100).is_empty());
+        t.reset_proposed();
+        assert_eq!(t.unproposed(), (3, 30));
+    }
+}

@@ -1,0 +1,135 @@
+//! Static configuration of one agreement replica.
+
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use palisade_wire::agreement::{ReplicaId, View, MAX_BATCH_REQUESTS, MAX_REPLICAS, MAX_WINDOW};
+
+/// Everything a replica needs to know before it can take part (TOCS §4: n = 3f+1
+/// replicas, keys of replicas and clients, checkpoint interval K, watermark window L).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Faults tolerated; the cluster has n = 3f+1 replicas.
+    pub f: usize,
+    /// This replica's id, `0..n`.
+    pub id: ReplicaId,
+    /// Public keys of all replicas, indexed by replica id (length n).
+    pub replica_keys: Vec<VerifyingKey>,
+    /// Public keys of the clients (gateways), indexed by client id.
+    pub client_keys: Vec<VerifyingKey>,
+    /// Most requests in one batch.
+    pub max_batch_requests: usize,
+    /// Most payload bytes in one batch (a single larger request still goes alone).
+    pub max_batch_bytes: usize,
+    /// How long the primary waits for a batch to fill before proposing it anyway.
+    /// Zero proposes every admitted request at once.
+    pub batch_delay: Duration,
+    /// K: a checkpoint every K sequence numbers (TOCS §4.3).
+    pub checkpoint_interval: u64,
+    /// L: sequence numbers accepted above the low watermark; 2K by default, so the
+    /// primary can keep proposing while the next checkpoint becomes stable.
+    pub window: u64,
+    /// A backup accepts a batch timestamp only within this distance of its own clock.
+    pub max_timestamp_skew: Duration,
+    /// Base timeout of the view-change timer; doubled for each successive view change
+    /// without progress (TOCS §4.5.2).
+    pub view_change_timeout: Duration,
+    /// Request ids accepted per client above (and remembered below) the highest id
+    /// ordered for that client.
+    pub client_window: u64,
+    /// Most admitted-but-unordered requests held in total; beyond that new requests are
+    /// refused (the client retries), so no client can make a replica allocate without
+    /// bound.
+    pub max_pending_requests: usize,
+}
+
+/// Why a configuration is unusable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{keys} replica keys given, but n = 3f+1 = {n}")]
+    ReplicaCount { keys: usize, n: usize },
+    #[error("replica id {0} is not below n")]
+    BadId(ReplicaId),
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    /// A configuration with the defaults used by the local cluster: K = 64, L = 2K,
+    /// batches of at most 256 requests or 4 MiB, 1 ms batch delay, 1 s skew, 500 ms base
+    /// view-change timeout, a window of 1024 request ids per client.
+    pub fn new(
+        f: usize,
+        id: ReplicaId,
+        replica_keys: Vec<VerifyingKey>,
+        client_keys: Vec<VerifyingKey>,
+    ) -> Config {
+        Config {
+            f,
+            id,
+            replica_keys,
+            client_keys,
+            max_batch_requests: 256,
+            max_batch_bytes: 3 * 1024 * 1024,
+            batch_delay: Duration::from_millis(1),
+            checkpoint_interval: 64,
+            window: 128,
+            max_timestamp_skew: Duration::from_secs(1),
+            view_change_timeout: Duration::from_millis(500),
+            client_window: 1024,
+            max_pending_requests: 16 * 1024,
+        }
+    }
+
+    /// n = 3f+1.
+    pub fn n(&self) -> usize {
+        3 * self.f + 1
+    }
+
+    /// 2f+1: the size of a prepare+pre-prepare, commit, checkpoint or view-change quorum.
+    pub fn quorum(&self) -> usize {
+        2 * self.f + 1
+    }
+
+    /// The primary of view `v` (TOCS §4.1: `p = v mod |R|`).
+    pub fn primary(&self, view: View) -> ReplicaId {
+        // n <= MAX_REPLICAS (checked in validate), so the remainder fits.
+        (view % self.n() as u64) as ReplicaId
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let n = self.n();
+        if n > MAX_REPLICAS {
+            return Err(ConfigError::ReplicaCount {
+                keys: self.replica_keys.len(),
+                n,
+            });
+        }
+        if self.replica_keys.len() != n {
+            return Err(ConfigError::ReplicaCount {
+                keys: self.replica_keys.len(),
+                n,
+            });
+        }
+        if self.id as usize >= n {
+            return Err(ConfigError::BadId(self.id));
+        }
+        if self.max_batch_requests == 0 || self.max_batch_requests > MAX_BATCH_REQUESTS {
+            return Err(ConfigError::Invalid(
+                "max_batch_requests must be in 1..=4096",
+            ));
+        }
+        if self.checkpoint_interval == 0 {
+            return Err(ConfigError::Invalid("checkpoint_interval must be positive"));
+        }
+        if self.window < self.checkpoint_interval || self.window > MAX_WINDOW as u64 {
+            return Err(ConfigError::Invalid("window must be in K..=4096"));
+        }
+        if self.client_window == 0 || self.max_pending_requests == 0 {
+            return Err(ConfigError::Invalid(
+                "client window and pending bound must be positive",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! The seam between the pure state machine and whatever drives it: [`Input`] in,
+//! [`Output`] out (DESIGN §3, "sans-IO").
+
+use std::time::Duration;
+
+use palisade_wire::agreement::{
+    AgreementMessage, Digest, OrderCertificate, OrderedBatch, ReplicaId, Request, Sequence, Signed,
+};
+use palisade_wire::fs::Timestamp;
+
+/// The timers a replica asks its runtime for. At most one of each kind is armed; a new
+/// `SetTimer` of a kind replaces the armed one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKind {
+    /// The primary's batch delay: propose a partial batch when it fires.
+    Batch,
+    /// TOCS §4.4: in the normal case, "a request is waiting too long" (the primary is
+    /// suspected); during a view change, "no valid new-view arrived in time".
+    ViewChange,
+}
+
+/// Everything that can happen to a replica.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A request from a client (gateway). Clients send every request to all replicas,
+    /// so a faulty primary cannot hide it from the backups (TOCS §4.1, §4.4).
+    ClientRequest(Signed<Request>),
+    /// A message from replica `from` (as the authenticated link says). Its signature is
+    /// checked regardless: `from` only decides where fetch replies go.
+    Message {
+        from: ReplicaId,
+        message: AgreementMessage,
+    },
+    /// A timer set by [`Output::SetTimer`] fired.
+    Timer(TimerKind),
+    /// The runtime's clock reading, passed in as data; the primary stamps batches with
+    /// it and backups check batch timestamps against it.
+    Tick(Timestamp),
+    /// The execution cluster made its checkpoint at `sequence` stable (g+1 matching
+    /// signed digests, verified by the runtime). The replica then vouches for it with a
+    /// PBFT checkpoint message (TOCS §4.3); 2f+1 of those collect the log.
+    StableCheckpoint {
+        sequence: Sequence,
+        state_digest: Digest,
+    },
+}
+
+/// The effects a step asks for, in order. This core keeps no durable log: a replica that
+/// restarts rejoins from the others' next stable checkpoint and view change, so there is
+/// no `Persist` effect (a crash-recovery mode would add one before each `Broadcast`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Send {
+        to: ReplicaId,
+        message: AgreementMessage,
+    },
+    /// To every other replica.
+    Broadcast(AgreementMessage),
+    SetTimer {
+        kind: TimerKind,
+        after: Duration,
+    },
+    CancelTimer(TimerKind),
+    /// The next batch of the total order, in sequence order without gaps, with the
+    /// certificate that lets anyone downstream check it.
+    Deliver {
+        batch: OrderedBatch,
+        certificate: OrderCertificate,
+    },
+}

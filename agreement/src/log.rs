@@ -1,0 +1,166 @@
+//! The message log between the low and high watermarks (TOCS §4.2–4.3): per sequence
+//! number, the accepted pre-prepare, the votes, the prepared certificate and the body.
+
+use std::collections::BTreeMap;
+
+use palisade_wire::agreement::{
+    Batch, Commit, Digest, PrePrepare, Prepare, PreparedProof, ReplicaId, Sequence, Signed, View,
+};
+
+/// Batch bodies kept per slot: one per view at most, and an equivocating primary can add
+/// at most one per view per replica, so a small cap suffices.
+const MAX_BODIES_PER_SLOT: usize = 4;
+
+/// One sequence number's state.
+#[derive(Debug, Default)]
+pub struct Slot {
+    /// The pre-prepare accepted in the current view.
+    pub pre_prepare: Option<Signed<PrePrepare>>,
+    /// Bodies known for this sequence, by digest (from pre-prepares of any view, or
+    /// fetched).
+    pub bodies: BTreeMap<Digest, Batch>,
+    /// At most one prepare and one commit per replica; a newer view replaces an older
+    /// one, a conflicting vote in the same view is refused.
+    pub prepares: BTreeMap<ReplicaId, Signed<Prepare>>,
+    pub commits: BTreeMap<ReplicaId, Signed<Commit>>,
+    /// The prepared certificate of the highest view in which this slot prepared here;
+    /// it goes into view-change messages (TOCS §4.4).
+    pub prepared: Option<PreparedProof>,
+    /// This replica sent its commit in `commit_sent_view`.
+    pub commit_sent_view: Option<View>,
+    /// A fetch for the committed or re-proposed body was already multicast.
+    pub fetch_sent: bool,
+    /// The ORDER certificate, once committed-local.
+    pub committed: Option<palisade_wire::agreement::PbftCertificate>,
+}
+
+impl Slot {
+    pub fn add_body(&mut self, digest: Digest, batch: Batch) {
+        if self.bodies.len() >= MAX_BODIES_PER_SLOT && !self.bodies.contains_key(&digest) {
+            // Keep the bodies the slot may still need: the accepted and committed ones.
+            let keep: Vec<Digest> = self
+                .pre_prepare
+                .iter()
+                .map(|p| p.message.digest)
+                .chain(self.committed.iter().map(|c| c.digest))
+                .collect();
+            self.bodies.retain(|d, _| keep.contains(d));
+            if self.bodies.len() >= MAX_BODIES_PER_SLOT {
+                return;
+            }
+        }
+        self.bodies.insert(digest, batch);
+    }
+
+    /// The pre-prepare's view, sequence and digest, if one was accepted.
+    pub fn accepted(&self) -> Option<(View, Digest)> {
+        self.pre_prepare
+            .as_ref()
+            .map(|p| (p.message.view, p.message.digest))
+    }
+
+    /// Prepares matching the accepted pre-prepare, from backups of its view.
+    pub fn matching_prepares(&self, primary: ReplicaId) -> Vec<Signed<Prepare>> {
+        let Some((view, digest)) = self.accepted() else {
+            return Vec::new();
+        };
+        self.prepares
+            .values()
+            .filter(|p| {
+                p.message.view == view && p.message.digest == digest && p.message.replica != primary
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Commits matching the accepted pre-prepare.
+    pub fn matching_commits(&self) -> Vec<Signed<Commit>> {
+        let Some((view, digest)) = self.accepted() else {
+            return Vec::new();
+        };
+        self.commits
+            .values()
+            .filter(|c| c.message.view == view && c.message.digest == digest)
+            .cloned()
+            .collect()
+    }
+
+    /// A new view begins: the current-view state goes, proofs and bodies stay.
+    pub fn enter_view(&mut self, view: View) {
+        self.pre_prepare = None;
+        self.prepares.retain(|_, p| p.message.view >= view);
+        self.commits.retain(|_, c| c.message.view >= view);
+    }
+}
+
+/// The log: slots for sequence numbers in (low, low + window].
+#[derive(Debug)]
+pub struct Log {
+    low: Sequence,
+    window: u64,
+    slots: BTreeMap<Sequence, Slot>,
+}
+
+impl Log {
+    pub fn new(window: u64) -> Log {
+        Log {
+            low: 0,
+            window,
+            slots: BTreeMap::new(),
+        }
+    }
+
+    /// The low watermark h: the sequence of the last stable checkpoint.
+    pub fn low(&self) -> Sequence {
+        self.low
+    }
+
+    /// The high watermark H = h + L.
+    pub fn high(&self) -> Sequence {
+        self.low.saturating_add(self.window)
+    }
+
+    pub fn in_window(&self, sequence: Sequence) -> bool {
+        sequence > self.low && sequence <= self.high()
+    }
+
+    pub fn get(&self, sequence: Sequence) -> Option<&Slot> {
+        self.slots.get(&sequence)
+    }
+
+    /// The slot for `sequence`, created on first use; `None` outside the watermarks, so
+    /// no peer can make the log grow beyond L slots.
+    pub fn slot_mut(&mut self, sequence: Sequence) -> Option<&mut Slot> {
+        if !self.in_window(sequence) {
+            return None;
+        }
+        Some(self.slots.entry(sequence).or_default())
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = (&Sequence, &Slot)> {
+        self.slots.iter()
+    }
+
+    pub fn slots_mut(&mut self) -> impl Iterator<Item = (&Sequence, &mut Slot)> {
+        self.slots.iter_mut()
+    }
+
+    /// A checkpoint at `sequence` became stable: move the low watermark and discard
+    /// every slot at or below it (TOCS §4.3 garbage collection).
+    pub fn advance_low(&mut self, sequence: Sequence) {
+        if sequence <= self.low {
+            return;
+        }
+        self.low = sequence;
+        self.slots = self.slots.split_off(&(sequence + 1));
+    }
+
+    /// Number of slots held (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}

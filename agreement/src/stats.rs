@@ -1,0 +1,38 @@
+//! Counters of what a replica did and, above all, what it refused.
+
+/// Counters exposed for metrics and tests. Every dropped input increments exactly one
+/// `*_dropped`/`rejected` counter and logs one `tracing` line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub requests_admitted: u64,
+    /// Request id already pending or ordered (a retransmission or a replay).
+    pub requests_duplicate: u64,
+    /// Request id too far above, or below, the client's window.
+    pub requests_out_of_window: u64,
+    /// Bad client signature, unknown client, or oversized payload.
+    pub requests_invalid: u64,
+    /// Refused because the pending queue is full.
+    pub requests_queue_full: u64,
+    /// Replica messages with a bad signature, unknown signer or broken bounds.
+    pub messages_invalid: u64,
+    /// Sequence numbers outside the low/high watermarks (TOCS §4.3).
+    pub messages_outside_window: u64,
+    /// Messages for a view other than the one they must belong to.
+    pub messages_wrong_view: u64,
+    /// Otherwise well-formed messages refused by a protocol rule (not from the primary,
+    /// votes after the fact, a view-change proof that does not check, ...).
+    pub messages_rejected: u64,
+    /// Pre-prepares refused for their timestamp (backwards, or beyond the skew).
+    pub pre_prepares_bad_timestamp: u64,
+    /// A second, different pre-prepare for a (view, sequence): primary equivocation.
+    pub pre_prepares_conflicting: u64,
+    /// A replica voted twice differently in one view for one sequence.
+    pub votes_conflicting: u64,
+    pub batches_proposed: u64,
+    pub batches_delivered: u64,
+    pub requests_delivered: u64,
+    pub checkpoints_stable: u64,
+    pub view_changes_started: u64,
+    pub new_views_installed: u64,
+    pub batches_fetched: u64,
+}
