@@ -1,1 +1,45 @@
-//! placeholder
+//! Palisade execution: the deterministic, durable NFSv3 file-system state machine that
+//! every execution replica runs (Yin et al., SOSP 2003, §3: the execution cluster), and
+//! that the unreplicated gateway runs today.
+//!
+//! - [`FileSystem`] applies agreed batches of [`palisade_wire::fs::FsOp`] strictly in
+//!   sequence order, each as ONE atomic durable commit, and answers NFSv3 semantics
+//!   (RFC 1813 §3.3). It is deterministic: times come from the batch, ids from a
+//!   persistent counter, directories are ordered maps; no wall clock, randomness or hash
+//!   map iteration. READ does not update atime (like `noatime`), so reads change no state.
+//! - [`Store`] is the seam to storage: point and range reads plus one atomic commit of a
+//!   batch's [`ChangeSet`]. [`MemStore`] (in memory, for tests and the simulator) and
+//!   [`RedbStore`] (durable, on redb) implement it.
+//! - [`StateDigest`]: an incrementally maintained Merkle digest of the logical state
+//!   (not of the sequence number), for checkpoints (Castro–Liskov §4.3, §5.3.1);
+//!   `export_checkpoint` / `import_checkpoint` move state between replicas (§5.3.2).
+//!
+//! Module map: `exec` (dispatch and helpers), `ops_attr`, `ops_data`, `ops_dir` (the
+//! operations), `overlay` (a batch's pending changes), `digest`, `checkpoint`, `names`.
+
+mod checkpoint;
+mod config;
+mod digest;
+mod error;
+mod exec;
+mod fs;
+mod mem_store;
+mod names;
+mod ops_attr;
+mod ops_data;
+mod ops_dir;
+mod overlay;
+mod redb_store;
+mod store;
+
+pub use config::FsConfig;
+pub use digest::StateDigest;
+pub use error::ExecError;
+pub use exec::{IO_MAX, READDIR_MAX_ENTRIES};
+pub use fs::FileSystem;
+pub use mem_store::MemStore;
+pub use redb_store::RedbStore;
+pub use store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};
+
+/// The file system on durable storage, as replicas and the gateway run it.
+pub type DurableFileSystem = FileSystem<RedbStore>;

@@ -337,3 +337,16 @@ pub enum FsError {
 
 /// What every operation answers.
 pub type FsResult = Result<FsReply, FsError>;
+
+/// ACCESS3 mask bits (RFC 1813 §3.3.4): read data / read a directory.
+pub const ACCESS3_READ: u32 = 0x0001;
+/// Look up a name in a directory.
+pub const ACCESS3_LOOKUP: u32 = 0x0002;
+/// Rewrite existing file data or modify existing directory entries.
+pub const ACCESS3_MODIFY: u32 = 0x0004;
+/// Write new data or add directory entries.
+pub const ACCESS3_EXTEND: u32 = 0x0008;
+/// Delete an existing directory entry.
+pub const ACCESS3_DELETE: u32 = 0x0010;
+/// Execute a file (no meaning for a directory).
+pub const ACCESS3_EXECUTE: u32 = 0x0020;

@@ -10,11 +10,13 @@
 //! Modules:
 //! - [`fs`]: file-system operations and replies — the payload that the gateway sends to
 //!   the execution cluster, and that execution replicas answer. Mirrors NFSv3 (RFC 1813).
+//! - [`checkpoint`]: checkpoint images of the file-system state, for state transfer.
 //! - [`agreement`]: agreement-cluster messages (PBFT), signed envelopes, and the
 //!   ordered batch plus ORDER certificate that agreement hands to execution.
 //! - [`codec`]: the canonical encoding and its errors.
 
 pub mod agreement;
+pub mod checkpoint;
 pub mod codec;
 pub mod fs;
 

@@ -1,0 +1,211 @@
+//! [`FileSystem`]: the deterministic, durable NFSv3 state machine of one replica.
+
+use std::collections::BTreeMap;
+
+use palisade_wire::checkpoint::MetaRecord;
+use palisade_wire::fs::{BatchContext, FileId, FileType, FsOp, FsResult, Timestamp, ROOT_ID};
+
+use crate::digest::{DigestTree, StateDigest};
+use crate::exec::{new_record, Exec};
+use crate::overlay::Overlay;
+use crate::store::{ChangeSet, Store};
+use crate::{ExecError, FsConfig};
+
+/// Inode ids read per storage call when scanning all inodes.
+const ID_CHUNK: usize = 4096;
+
+/// The file system of one execution replica (and of the unreplicated gateway).
+///
+/// It applies agreed batches strictly in sequence order (Castro–Liskov §4.2), each as one
+/// atomic durable commit of its [`Store`]. Its in-memory state — the meta record, the last
+/// applied sequence number, and the Merkle tree of the digest — changes only after a
+/// commit succeeded, so a failed batch leaves the file system exactly as it was.
+pub struct FileSystem<S: Store> {
+    pub(crate) store: S,
+    pub(crate) config: FsConfig,
+    pub(crate) meta: MetaRecord,
+    pub(crate) last_applied: u64,
+    pub(crate) tree: DigestTree,
+}
+
+impl<S: Store> FileSystem<S> {
+    /// Opens the state in `store`; formats an empty store (root directory [`ROOT_ID`],
+    /// mode 0o755, uid/gid 0, times zero). A corrupt store is an error, never a panic.
+    pub fn open(mut store: S, config: FsConfig) -> Result<Self, ExecError> {
+        let (meta, last_applied) = match store.load_meta()? {
+            Some(m) => m,
+            None => {
+                let mut changes = ChangeSet {
+                    meta: MetaRecord {
+                        next_id: ROOT_ID + 1,
+                        used_bytes: 0,
+                        inode_count: 1,
+                    },
+                    last_applied: 0,
+                    durable: true,
+                    ..ChangeSet::default()
+                };
+                let root = new_record(FileType::Directory, 0o755, ROOT_ID, Timestamp::default());
+                changes.inodes.insert(ROOT_ID, Some(root));
+                store.commit(&changes)?;
+                (changes.meta, 0)
+            }
+        };
+        match store.inode(ROOT_ID)? {
+            Some(r) if r.file_type == FileType::Directory => {}
+            _ => return Err(ExecError::Corrupt("root directory missing".into())),
+        }
+        if meta.next_id <= ROOT_ID {
+            return Err(ExecError::Corrupt(format!(
+                "next id {} invalid",
+                meta.next_id
+            )));
+        }
+        let mut fs = FileSystem {
+            store,
+            config,
+            meta,
+            last_applied,
+            tree: DigestTree::default(),
+        };
+        fs.mark_all_dirty()?;
+        Ok(fs)
+    }
+
+    /// Marks every stored inode dirty (the digest is then rebuilt at the next `digest()`).
+    fn mark_all_dirty(&mut self) -> Result<(), ExecError> {
+        self.tree = DigestTree::default();
+        let ids = self.all_ids()?;
+        self.tree.mark_dirty(ids);
+        Ok(())
+    }
+
+    /// Every live inode id in the store, ascending.
+    pub(crate) fn all_ids(&self) -> Result<Vec<FileId>, ExecError> {
+        let mut ids = Vec::new();
+        let mut from = 0;
+        loop {
+            let chunk = self.store.inode_ids_from(from, ID_CHUNK)?;
+            let full = chunk.len() == ID_CHUNK;
+            let last = chunk.last().copied();
+            ids.extend(chunk);
+            match last {
+                Some(l) if full && l < FileId::MAX => from = l + 1,
+                _ => return Ok(ids),
+            }
+        }
+    }
+
+    /// Applies one agreed batch, in order, as ONE atomic durable commit (group commit:
+    /// every WRITE is answered FILE_SYNC, so its data is on disk when this returns Ok).
+    /// `ctx.sequence` must be `last_applied() + 1`, else `OutOfOrder` and nothing changes.
+    /// On a storage error nothing of the batch is applied and the error is returned.
+    pub fn apply_batch(
+        &mut self,
+        ctx: &BatchContext,
+        ops: &[FsOp],
+    ) -> Result<Vec<FsResult>, ExecError> {
+        let expected = self
+            .last_applied
+            .checked_add(1)
+            .ok_or(ExecError::OutOfOrder {
+                expected: u64::MAX,
+                got: ctx.sequence,
+            })?;
+        if ctx.sequence != expected {
+            return Err(ExecError::OutOfOrder {
+                expected,
+                got: ctx.sequence,
+            });
+        }
+        let base = ChangeSet {
+            meta: self.meta,
+            last_applied: ctx.sequence,
+            ..ChangeSet::default()
+        };
+        let mut exec = Exec::new(Overlay::new(&self.store, base), ctx, self.config);
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            results.push(exec.apply(op)?);
+        }
+        let mut changes = exec.ov.changes;
+        // A batch that changed nothing (reads only) needs no fsync: if it is lost in a
+        // crash, replaying it changes nothing either.
+        changes.durable = !(changes.inodes.is_empty()
+            && changes.entries.is_empty()
+            && changes.children.is_empty()
+            && changes.blocks.is_empty()
+            && changes.meta == self.meta);
+        if let Err(e) = self.store.commit(&changes) {
+            tracing::warn!(sequence = ctx.sequence, error = %e, "batch commit failed");
+            self.reload();
+            return Err(e);
+        }
+        self.meta = changes.meta;
+        self.last_applied = ctx.sequence;
+        // Every change to entries or blocks also rewrites the owning inode (its mtime,
+        // size or used), so the changed inodes are exactly the dirty leaves.
+        self.tree.mark_dirty(changes.inodes.keys().copied());
+        Ok(results)
+    }
+
+    /// Re-reads the in-memory copies from the store after a failed commit (they should
+    /// be unchanged; if the store cannot even be read, the next batch will fail too).
+    fn reload(&mut self) {
+        match self.store.load_meta() {
+            Ok(Some((meta, last))) => {
+                self.meta = meta;
+                self.last_applied = last;
+            }
+            Ok(None) => tracing::error!("store lost its meta record"),
+            Err(e) => tracing::error!(error = %e, "store unreadable after failed commit"),
+        }
+    }
+
+    /// The sequence number of the last applied batch (persisted with each batch).
+    pub fn last_applied(&self) -> u64 {
+        self.last_applied
+    }
+
+    /// The limits this file system runs with.
+    pub fn config(&self) -> FsConfig {
+        self.config
+    }
+
+    /// The meta record (next id, used bytes, inode count).
+    pub fn meta(&self) -> MetaRecord {
+        self.meta
+    }
+
+    /// The state digest. Recomputes only the inodes changed since the last call. If the
+    /// store cannot be read, it logs the error and returns all zeros, which matches no
+    /// real state (so no peer's checkpoint will agree with it); the unfinished work is
+    /// kept for the next call. [`FileSystem::try_digest`] returns the error instead.
+    pub fn digest(&mut self) -> StateDigest {
+        match self.try_digest() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "state digest failed");
+                StateDigest([0; 32])
+            }
+        }
+    }
+
+    /// The state digest, or the storage error that prevented computing it.
+    pub fn try_digest(&mut self) -> Result<StateDigest, ExecError> {
+        self.tree.refresh(&self.store)?;
+        self.tree.digest(&self.meta)
+    }
+
+    /// The Merkle leaves: file id → leaf hash, for a partial checkpoint request.
+    pub fn leaf_hashes(&mut self) -> Result<BTreeMap<FileId, [u8; 32]>, ExecError> {
+        self.tree.refresh(&self.store)?;
+        Ok(self.tree.leaves().clone())
+    }
+
+    /// The store (for inspection by tests and tools; changing it behind the file
+    /// system's back is not supported).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
