@@ -19,7 +19,9 @@ pub mod convert;
 mod error;
 pub mod executor;
 mod file_service;
+mod gateway;
 pub mod handle;
+mod local;
 mod nfs;
 mod nfs_stats;
 mod server;
@@ -27,9 +29,14 @@ mod server;
 pub use error::GatewayError;
 pub use executor::ExecutorStatsSnapshot;
 pub use file_service::FileService;
+pub use gateway::{ClientCommands, Gateway, GatewayOptions, DEFAULT_EXPORT_NAME};
+pub use local::LocalFileService;
 pub use nfs::PalisadeNfs;
 pub use nfs_stats::{NfsStats, NfsStatsSnapshot};
 pub use server::NfsServer;
+
+/// The file system's configuration (capacity, file count and file size limits).
+pub use palisade_execution::FsConfig;
 
 #[cfg(test)]
 mod executor_tests;
