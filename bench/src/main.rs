@@ -1,1 +1,184 @@
-fn main() {}
+//! `palisade-bench`: the NFSv3 workload runner every Palisade configuration is
+//! judged by, side by side (Palisade issues 2 and 5).
+//!
+//! It drives any NFSv3 endpoint through the real `nfs3_client` crate with
+//! three workloads (seq-write, seq-read with verification, small-files),
+//! warm-up plus repeated measured runs, and reports medians and min–max as a
+//! Markdown table (stdout) and JSON (`--json`). It can start the servers it
+//! measures (`--spawn memfs,unreplicated`) as child processes, so every
+//! target pays the same process and loopback costs.
+//!
+//! Layout: `cli` (arguments), `target` (endpoints and the spawner),
+//! `workload/*` (one file per workload), `client` (NFS calls), `pattern`
+//! (the verified data), `runner` (warm-up and repeats), `stats`, `report`,
+//! and `memfs` (the in-memory baseline server).
+
+mod cli;
+mod client;
+mod memfs;
+mod pattern;
+mod report;
+mod runner;
+mod stats;
+mod target;
+mod workload;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use cli::{BenchArgs, Cli, Cmd};
+use report::Report;
+use runner::{Measured, Plan};
+use target::{SpawnOptions, Target, TargetSpec};
+use workload::{Params, Workload};
+
+/// Upper bounds that keep a typo from exhausting memory: the whole
+/// sequential file is held in memory once (see `workload::Content`).
+const MAX_SIZE: u64 = 8 << 30;
+const MAX_IO_SIZE: u64 = 64 << 20;
+const MAX_DEPTH: usize = 256;
+const MAX_CLIENTS: usize = 1024;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = run(cli) => r,
+            // Dropping `run` drops every Target, which kills spawned servers.
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::SeqWrite(a) => bench(a, vec![Workload::SeqWrite]).await,
+        Cmd::SeqRead(a) => bench(a, vec![Workload::SeqRead]).await,
+        Cmd::SmallFiles(a) => bench(a, vec![Workload::SmallFiles]).await,
+        Cmd::All(a) | Cmd::Compare(a) => bench(a, Workload::ALL.to_vec()).await,
+        Cmd::ServeMemfs(a) => {
+            memfs::serve(&a.listen, memfs::MemFs::new(a.max_bytes, a.corrupt_read_at)).await
+        }
+    }
+}
+
+fn random_seed() -> u64 {
+    // Not cryptographic; it only has to differ between runs so a server
+    // cannot return precomputed data.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32) ^ 0x5DEE_CE66_D1CE_B00C
+}
+
+fn validate(a: &BenchArgs) -> Result<()> {
+    if a.size() == 0 || a.size() > MAX_SIZE {
+        bail!("--size must be between 1 byte and {MAX_SIZE} bytes");
+    }
+    if a.io_size == 0 || a.io_size > MAX_IO_SIZE {
+        bail!("--io-size must be between 1 byte and {MAX_IO_SIZE} bytes");
+    }
+    if a.small_file_size == 0 || a.small_file_size > MAX_IO_SIZE {
+        bail!("--small-file-size must be between 1 byte and {MAX_IO_SIZE} bytes");
+    }
+    if a.depth == 0 || a.depth > MAX_DEPTH {
+        bail!("--depth must be between 1 and {MAX_DEPTH}");
+    }
+    if a.clients == 0 || a.clients > MAX_CLIENTS {
+        bail!("--clients must be between 1 and {MAX_CLIENTS}");
+    }
+    if a.files() == 0 {
+        bail!("--files must be at least 1");
+    }
+    if a.repeat() == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    Ok(())
+}
+
+async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
+    validate(&a)?;
+    let seed = a.seed.unwrap_or_else(random_seed);
+    let params = Params {
+        size: a.size(),
+        // Both bounded by MAX_IO_SIZE above.
+        io_size: u32::try_from(a.io_size).context("--io-size")?,
+        depth: a.depth,
+        clients: a.clients,
+        files: a.files(),
+        small_file_size: u32::try_from(a.small_file_size).context("--small-file-size")?,
+        seed,
+        file_name: "palisade-bench-seq.dat".to_string(),
+    };
+    let plan = Plan {
+        workloads,
+        warmup: a.warmup(),
+        repeat: a.repeat(),
+        params,
+    };
+
+    let mut specs: Vec<TargetSpec> = a.spawn.iter().map(|k| TargetSpec::Spawn(*k)).collect();
+    specs.extend(a.targets.iter().map(|(host, port)| TargetSpec::External {
+        host: host.clone(),
+        port: *port,
+    }));
+    if specs.is_empty() {
+        specs.push(TargetSpec::External {
+            host: a.host.clone(),
+            port: a.port,
+        });
+    }
+    let opts = SpawnOptions {
+        palisade_bin: a.palisade_bin.clone(),
+        ready_timeout: Duration::from_secs(a.ready_timeout),
+    };
+
+    eprintln!(
+        "[bench] seed {seed:#x}; generating {} bytes of pattern",
+        plan.params.size
+    );
+    let size = usize::try_from(plan.params.size).context("--size does not fit in memory")?;
+    let content = Arc::new(pattern::generate(seed, 0, size));
+
+    let mut measured: Vec<Measured> = Vec::new();
+    let mut names = Vec::new();
+    // One target at a time: a server that is not being measured is not
+    // running, so it takes no CPU or memory from the one that is.
+    for spec in &specs {
+        let target = Target::start(spec, &a.export, &opts).await?;
+        names.push(target.name.clone());
+        let m = runner::run_target(&target, &plan, &content).await?;
+        measured.extend(m);
+        drop(target);
+    }
+
+    let report = Report::new(&plan, names, &measured);
+    if let Some(path) = &a.json {
+        report.write_json(path)?;
+        eprintln!("[bench] wrote {}", path.display());
+    }
+    print!("{}", report.markdown());
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Results: the Markdown table on stdout and the `--json` file.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::runner::{Measured, Plan};
+use crate::stats::Summary;
+use crate::workload::{Params, Sample, Workload};
+
+/// One figure's samples and their summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub unit: String,
+    pub samples: Vec<f64>,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Figure {
+    fn new(unit: &str, samples: Vec<f64>) -> Figure {
+        let s = Summary::of(&samples).unwrap_or(Summary {
+            median: f64::NAN,
+            min: f64::NAN,
+            max: f64::NAN,
+        });
+        Figure {
+            unit: unit.to_string(),
+            samples,
+            median: s.median,
+            min: s.min,
+            max: s.max,
+        }
+    }
+}
+
+/// One workload on one target, as written to JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultEntry {
+    pub workload: String,
+    pub target: String,
+    /// The headline figure (MB/s or ops/s), flattened: unit, samples,
+    /// median, min, max.
+    #[serde(flatten)]
+    pub figure: Figure,
+    /// small-files only: files created and removed per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_per_s: Option<Figure>,
+    /// The raw counts of every measured run.
+    pub runs: Vec<Sample>,
+}
+
+impl ResultEntry {
+    pub fn from_measured(m: &Measured) -> ResultEntry {
+        let values = m.samples.iter().map(|s| s.value).collect();
+        let files_per_s = (m.workload == Workload::SmallFiles).then(|| {
+            Figure::new(
+                "files/s",
+                m.samples.iter().map(Sample::files_per_s).collect(),
+            )
+        });
+        ResultEntry {
+            workload: m.workload.name().to_string(),
+            target: m.target.clone(),
+            figure: Figure::new(m.workload.unit(), values),
+            files_per_s,
+            runs: m.samples.clone(),
+        }
+    }
+}
+
+/// Everything one invocation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub targets: Vec<String>,
+    pub warmup: usize,
+    pub repeat: usize,
+    pub params: Params,
+    pub results: Vec<ResultEntry>,
+}
+
+impl Report {
+    pub fn new(plan: &Plan, targets: Vec<String>, measured: &[Measured]) -> Report {
+        Report {
+            tool: "palisade-bench",
+            version: env!("CARGO_PKG_VERSION"),
+            targets,
+            warmup: plan.warmup,
+            repeat: plan.repeat,
+            params: plan.params.clone(),
+            results: measured.iter().map(ResultEntry::from_measured).collect(),
+        }
+    }
+
+    /// Writes the report as pretty JSON to `path`.
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).context("encoding results as JSON")?;
+        let mut f =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.write_all(b"\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The Markdown table: one row per (figure, target), with the ratio of
+    /// each target's median to the first target's median for that figure.
+    /// All figures are throughputs, so a ratio below 1 means slower.
+    pub fn markdown(&self) -> String {
+        let first = self.targets.first().cloned().unwrap_or_default();
+        let mut rows: Vec<(String, &str, &Figure)> = Vec::new();
+        for r in &self.results {
+            rows.push((r.workload.clone(), &r.target, &r.figure));
+            if let Some(f) = &r.files_per_s {
+                rows.push((format!("{} (files)", r.workload), &r.target, f));
+            }
+        }
+        // Group by figure name, in the order figures first appear.
+        let mut names: Vec<String> = Vec::new();
+        for (n, _, _) in &rows {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let p = &self.params;
+        let mut out = format!(
+            "size {} B, io-size {} B, depth {}, clients {}, files/client {}, \
+             warm-up {}, runs {}, seed {:#x}; medians, MB = 10^6 bytes\n\n",
+            p.size, p.io_size, p.depth, p.clients, p.files, self.warmup, self.repeat, p.seed
+        );
+        out.push_str(&format!(
+            "| workload | target | median | min–max | vs {first} |\n|---|---|---:|---:|---:|\n"
+        ));
+        for name in &names {
+            let base = rows
+                .iter()
+                .find(|(n, t, _)| n == name && *t == first)
+                .map(|(_, _, f)| f.median);
+            for (n, t, f) in rows.iter().filter(|(n, _, _)| n == name) {
+                let ratio = match base {
+                    Some(b) if b > 0.0 => format!("{:.2}×", f.median / b),
+                    _ => "–".to_string(),
+                };
+                out.push_str(&format!(
+                    "| {n} | {t} | {:.1} {} | {:.1}–{:.1} | {ratio} |\n",
+                    f.median, f.unit, f.min, f.max
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(w: Workload, target: &str, values: &[f64]) -> Measured {
+        Measured {
+            workload: w,
+            target: target.to_string(),
+            samples: values
+                .iter()
+                .map(|v| Sample {
+                    value: *v,
+                    elapsed_s: 1.0,
+                    files: 10,
+                    ..Sample::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn table_has_ratios_to_the_first_target() {
+        let plan = Plan {
+            workloads: Workload::ALL.to_vec(),
+            warmup: 0,
+            repeat: 3,
+            params: Params {
+                size: 1,
+                io_size: 1,
+                depth: 1,
+                clients: 1,
+                files: 1,
+                small_file_size: 1,
+                seed: 1,
+                file_name: "f".into(),
+            },
+        };
+        let m = vec![
+            measured(Workload::SeqWrite, "memfs", &[100.0, 200.0, 300.0]),
+            measured(Workload::SeqWrite, "unreplicated", &[50.0, 100.0, 150.0]),
+            measured(Workload::SmallFiles, "memfs", &[40.0]),
+            measured(Workload::SmallFiles, "unreplicated", &[10.0]),
+        ];
+        let r = Report::new(&plan, vec!["memfs".into(), "unreplicated".into()], &m);
+        let t = r.markdown();
+        assert!(
+            t.contains("| seq-write | memfs | 200.0 MB/s | 100.0–300.0 | 1.00× |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| seq-write | unreplicated | 100.0 MB/s | 50.0–150.0 | 0.50× |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| small-files | unreplicated | 10.0 ops/s | 10.0–10.0 | 0.25× |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| small-files (files) | memfs | 10.0 files/s |"),
+            "{t}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["results"][0]["median"], 200.0);
+        assert_eq!(json["results"][0]["samples"].as_array().unwrap().len(), 3);
+        assert!(json["results"][0].get("files_per_s").is_none());
+        assert_eq!(json["results"][2]["files_per_s"]["median"], 10.0);
+    }
+}
