@@ -2,6 +2,9 @@
 //! the in-memory baseline server. Figures are only checked for being present
 //! and positive: no timing assertions (the machine is shared and noisy).
 
+// Test helpers outside #[test] functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
