@@ -560,13 +560,17 @@ impl Replica {
     fn try_deliver(&mut self, out: &mut Vec<Output>) {
         loop {
             let next = self.last_delivered + 1;
-            let Some(slot) = self.log.slot_mut(next) else {
+            // `get`, not `slot_mut`: looking must not create a slot.
+            let Some(slot) = self.log.get(next) else {
                 return;
             };
             let Some(cert) = slot.committed.clone() else {
                 return;
             };
             let Some(batch) = slot.bodies.get(&cert.digest).cloned() else {
+                let Some(slot) = self.log.slot_mut(next) else {
+                    return;
+                };
                 if !slot.fetch_sent {
                     slot.fetch_sent = true;
                     out.push(Output::Broadcast(AgreementMessage::FetchBatch {

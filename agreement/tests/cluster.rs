@@ -1,0 +1,413 @@
+//! Whole-cluster behaviour on the deterministic FIFO harness (tests/common).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{request, time, Cluster};
+use palisade_agreement::{Input, Status, TimerKind};
+use palisade_wire::agreement::{AgreementMessage, Batch, PrePrepare, Signed};
+
+#[test]
+fn normal_case_commits_in_order_on_all_replicas() {
+    let mut c = Cluster::new(1);
+    for id in 1..=6 {
+        for client in 0..2 {
+            c.submit(request(client, id, &[client as u8, id as u8]));
+        }
+    }
+    c.settle();
+    c.check_invariants();
+    for i in 0..4 {
+        assert_eq!(c.delivered[i].len(), 3, "12 requests in batches of 4");
+        let mut got = c.delivered_requests(i);
+        assert_eq!(got.len(), 12);
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 12, "every request exactly once");
+        assert_eq!(c.replicas[i].pending_requests(), 0);
+        assert_eq!(c.replicas[i].stats().batches_delivered, 3);
+    }
+    assert_eq!(
+        c.delivered[0], c.delivered[3],
+        "identical batches and certificates"
+    );
+    // The primary fixed the timestamp from its clock.
+    assert_eq!(c.delivered[1][0].0.batch.timestamp, time(1_000));
+    // Nothing left waiting: no backup keeps a view-change timer armed.
+    for i in 1..4 {
+        assert!(!c.timers[i].contains_key(&TimerKind::ViewChange));
+    }
+}
+
+#[test]
+fn partial_batch_waits_for_the_batch_timer() {
+    let mut c = Cluster::new(1);
+    c.submit(request(0, 1, b"x"));
+    c.run();
+    assert!(c.delivered.iter().all(|d| d.is_empty()));
+    assert_eq!(
+        c.timers[0].get(&TimerKind::Batch),
+        Some(&Duration::from_millis(2))
+    );
+    c.fire_all(TimerKind::Batch);
+    c.run();
+    c.check_invariants();
+    assert!(c.delivered.iter().all(|d| d.len() == 1));
+}
+
+#[test]
+fn checkpoints_advance_watermarks_and_collect_the_log() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    for id in 1..=20 {
+        c.submit(request(0, id, b"w"));
+    }
+    c.settle();
+    // Without stable checkpoints the primary stops at the high watermark L = 8.
+    for i in 0..4 {
+        assert_eq!(c.replicas[i].last_delivered(), 8);
+        assert_eq!(c.replicas[i].high_watermark(), 8);
+    }
+    for _ in 0..10 {
+        c.report_checkpoints();
+        c.settle();
+    }
+    c.check_invariants();
+    for i in 0..4 {
+        let r = &c.replicas[i];
+        assert_eq!(r.last_delivered(), 20);
+        assert_eq!(r.low_watermark(), 20, "checkpoint at 20 is stable");
+        assert_eq!(r.high_watermark(), 28);
+        assert_eq!(r.log_len(), 0, "log collected below the stable checkpoint");
+        assert!(r.checkpoint_votes_held().is_empty());
+        assert_eq!(r.stats().checkpoints_stable, 5);
+    }
+}
+
+#[test]
+fn checkpoint_with_diverging_digest_does_not_become_stable_alone() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    for id in 1..=4 {
+        c.submit(request(0, id, b"w"));
+    }
+    c.settle();
+    let good = palisade_wire::agreement::Digest([1; 32]);
+    let bad = palisade_wire::agreement::Digest([2; 32]);
+    for i in 0..2 {
+        c.input(
+            i,
+            Input::StableCheckpoint {
+                sequence: 4,
+                state_digest: good,
+            },
+        );
+    }
+    c.input(
+        2,
+        Input::StableCheckpoint {
+            sequence: 4,
+            state_digest: bad,
+        },
+    );
+    c.run();
+    assert!(
+        c.replicas.iter().all(|r| r.low_watermark() == 0),
+        "2 of 3 is not 2f+1"
+    );
+    c.input(
+        3,
+        Input::StableCheckpoint {
+            sequence: 4,
+            state_digest: good,
+        },
+    );
+    c.run();
+    assert!(c.replicas.iter().all(|r| r.low_watermark() == 4));
+}
+
+#[test]
+fn silent_primary_is_replaced_and_requests_commit() {
+    let mut c = Cluster::new(1);
+    c.silent.insert(0);
+    for id in 1..=5 {
+        c.submit(request(1, id, b"op"));
+    }
+    c.settle();
+    assert!(c.delivered.iter().all(|d| d.is_empty()));
+    // Every backup waits for its requests with the base timeout.
+    for i in 1..4 {
+        assert_eq!(
+            c.timers[i].get(&TimerKind::ViewChange),
+            Some(&Duration::from_millis(500))
+        );
+    }
+    assert_eq!(c.fire_all(TimerKind::ViewChange), 3);
+    c.settle();
+    c.check_invariants();
+    for i in 1..4 {
+        assert_eq!(c.replicas[i].view(), 1);
+        assert_eq!(c.replicas[i].status(), Status::Normal);
+        assert_eq!(c.delivered_requests(i).len(), 5);
+        assert_eq!(c.replicas[i].stats().new_views_installed, 1);
+    }
+    assert!(c.replicas[1].is_primary());
+}
+
+#[test]
+fn view_change_keeps_batches_committed_at_only_some_replicas() {
+    let mut c = Cluster::new(1);
+    for id in 1..=4 {
+        c.submit(request(0, id, b"a"));
+    }
+    c.settle();
+    assert!(c.delivered.iter().all(|d| d.len() == 1));
+    // Sequence 2 commits at replicas 0 and 1 only: commits to 2 and 3 are lost.
+    c.filter = Some(Box::new(|_, to, m| {
+        !(to >= 2 && matches!(m, AgreementMessage::Commit(_)))
+    }));
+    for id in 5..=8 {
+        c.submit(request(0, id, b"b"));
+    }
+    c.settle();
+    assert_eq!(c.delivered[1].len(), 2);
+    assert_eq!(c.delivered[2].len(), 1);
+    c.filter = None;
+    // The primary (which also committed 2) now goes silent.
+    c.silent.insert(0);
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    c.check_invariants();
+    for i in 1..4 {
+        assert_eq!(c.replicas[i].view(), 1);
+        assert_eq!(c.delivered[i].len(), 2, "replica {i}");
+        assert_eq!(c.delivered[i][1].0, c.delivered[1][1].0);
+    }
+    // Replica 1 committed sequence 2 in view 0; replicas 2, 3 in view 1, same batch.
+    let view_of = |i: usize| match &c.delivered[i][1].1 {
+        palisade_agreement::OrderCertificate::Pbft(p) => p.view,
+    };
+    assert_eq!((view_of(1), view_of(2)), (0, 1));
+    // New requests still commit in view 1.
+    c.submit(request(2, 1, b"c"));
+    c.settle();
+    c.check_invariants();
+    assert!((1..4).all(|i| c.delivered[i].len() == 3));
+}
+
+#[test]
+fn failed_new_view_backs_off_and_the_next_view_takes_over() {
+    let mut c = Cluster::new(1);
+    c.silent.insert(0);
+    // The primary of view 1 never gets its new-view out.
+    c.filter = Some(Box::new(|from, _, m| {
+        !(from == 1 && matches!(m, AgreementMessage::NewView(_)))
+    }));
+    c.submit(request(0, 1, b"x"));
+    c.settle();
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    assert_eq!(c.replicas[2].view(), 1);
+    assert_eq!(c.replicas[2].status(), Status::ViewChange);
+    assert_eq!(
+        c.timers[2].get(&TimerKind::ViewChange),
+        Some(&Duration::from_millis(1000))
+    );
+    c.filter = None;
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    c.check_invariants();
+    for i in 1..4 {
+        assert_eq!(c.replicas[i].view(), 2, "replica {i}");
+        assert_eq!(c.delivered_requests(i), vec![(0, 1)]);
+    }
+    // The timeouts asked for doubled with each successive view change: 500 (request
+    // timer), 1000 (view 1), 2000 (view 2).
+    let vc: Vec<Duration> = c.timer_log[3]
+        .iter()
+        .filter(|(k, _)| *k == TimerKind::ViewChange)
+        .map(|(_, d)| *d)
+        .collect();
+    assert_eq!(
+        &vc[..3],
+        &[
+            Duration::from_millis(500),
+            Duration::from_millis(1000),
+            Duration::from_millis(2000)
+        ]
+    );
+    // After progress the back-off resets to the base timeout.
+    c.submit(request(0, 2, b"y"));
+    c.run();
+    assert_eq!(
+        c.timers[3].get(&TimerKind::ViewChange),
+        Some(&Duration::from_millis(500))
+    );
+}
+
+/// The primary (replica 0) is Byzantine: it sends one batch to replicas 1 and 2 and
+/// another at the same sequence to replica 3, and votes commit for both.
+#[test]
+fn equivocating_primary_never_gets_two_batches_committed() {
+    for split in [vec![1u32, 2], vec![1]] {
+        let mut c = Cluster::new(1);
+        c.silent.insert(0);
+        let a = request(0, 1, b"A");
+        let b = request(1, 1, b"B");
+        c.submit(a.clone());
+        c.submit(b.clone());
+        let key = common::replica_key(0);
+        let make = |r: Signed<palisade_wire::agreement::Request>| {
+            let batch = Batch {
+                timestamp: time(1_000),
+                requests: vec![r],
+            };
+            let pp = Signed::sign(
+                &key,
+                PrePrepare {
+                    view: 0,
+                    sequence: 1,
+                    timestamp: batch.timestamp,
+                    digest: batch.digest().unwrap(),
+                    primary: 0,
+                },
+            )
+            .unwrap();
+            (pp, batch)
+        };
+        let (pa, ba) = make(a);
+        let (pb, bb) = make(b);
+        let commit = |digest| {
+            AgreementMessage::Commit(
+                Signed::sign(
+                    &key,
+                    palisade_wire::agreement::Commit {
+                        view: 0,
+                        sequence: 1,
+                        digest,
+                        replica: 0,
+                    },
+                )
+                .unwrap(),
+            )
+        };
+        for to in 1..4u32 {
+            let (pp, batch) = if split.contains(&to) {
+                (pa.clone(), ba.clone())
+            } else {
+                (pb.clone(), bb.clone())
+            };
+            let digest = pp.message.digest;
+            c.input(
+                to,
+                Input::Message {
+                    from: 0,
+                    message: AgreementMessage::PrePrepare {
+                        pre_prepare: pp,
+                        batch,
+                    },
+                },
+            );
+            c.input(
+                to,
+                Input::Message {
+                    from: 0,
+                    message: commit(digest),
+                },
+            );
+            // The second pre-prepare for the same slot is refused and counted.
+            let (other_pp, other_batch) = if split.contains(&to) {
+                (pb.clone(), bb.clone())
+            } else {
+                (pa.clone(), ba.clone())
+            };
+            if to == 1 {
+                c.input(
+                    to,
+                    Input::Message {
+                        from: 0,
+                        message: AgreementMessage::PrePrepare {
+                            pre_prepare: other_pp,
+                            batch: other_batch,
+                        },
+                    },
+                );
+                assert_eq!(c.replicas[1].stats().pre_prepares_conflicting, 1);
+            }
+        }
+        c.settle();
+        c.check_invariants();
+        // Exactly the side holding 2f prepares for its batch committed it in view 0.
+        let (winner, losers) = if split.len() == 2 {
+            (&ba, vec![3])
+        } else {
+            (&bb, vec![1])
+        };
+        let committed_first: Vec<usize> = (1..4).filter(|i| !c.delivered[*i].is_empty()).collect();
+        assert_eq!(committed_first.len(), 2, "split {split:?}");
+        for i in &committed_first {
+            assert_eq!(&c.delivered[*i][0].0.batch, winner);
+        }
+        assert!(losers.iter().all(|i| c.delivered[*i].is_empty()));
+        // Whatever committed, the backups then replace the primary and finish the rest.
+        c.fire_all(TimerKind::ViewChange);
+        c.settle();
+        c.check_invariants();
+        for i in 1..4 {
+            assert_eq!(
+                &c.delivered[i][0].0.batch, winner,
+                "sequence 1 kept across the view change"
+            );
+            let mut got = c.delivered_requests(i);
+            got.sort();
+            assert_eq!(got, vec![(0, 1), (1, 1)], "split {split:?} replica {i}");
+        }
+    }
+}
+
+#[test]
+fn missing_body_after_view_change_is_fetched() {
+    let mut c = Cluster::new(1);
+    // Replica 3 never sees the pre-prepare, and no commit reaches anyone: sequence 1
+    // prepares at 0, 1, 2 only.
+    c.filter = Some(Box::new(|_, to, m| match m {
+        AgreementMessage::PrePrepare { .. } => to != 3,
+        AgreementMessage::Commit(_) => false,
+        _ => true,
+    }));
+    for id in 1..=4 {
+        c.submit(request(0, id, b"q"));
+    }
+    c.settle();
+    assert!(c.delivered.iter().all(|d| d.is_empty()));
+    c.filter = None;
+    c.silent.insert(0);
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    c.check_invariants();
+    for i in 1..4 {
+        assert_eq!(c.delivered_requests(i).len(), 4, "replica {i}");
+    }
+    // Replica 3 had the requests from the client but not the batch: it fetched it.
+    assert_eq!(c.replicas[3].stats().batches_fetched, 1);
+}
+
+#[test]
+fn tampered_messages_are_dropped_and_counted() {
+    let mut c = Cluster::new(1);
+    // Corrupt every prepare's signature in flight.
+    c.filter = Some(Box::new(|_, _, m| {
+        if let AgreementMessage::Prepare(p) = m {
+            p.signature.0[0] ^= 1;
+        }
+        true
+    }));
+    c.submit(request(0, 1, b"t"));
+    c.fire_all(TimerKind::Batch);
+    c.run();
+    for i in 0..4 {
+        assert!(c.delivered[i].is_empty());
+    }
+    let invalid: u64 = c.replicas.iter().map(|r| r.stats().messages_invalid).sum();
+    assert_eq!(invalid, 9, "prepares from 3 backups to 3 others each");
+    assert!(c.replicas.iter().all(|r| r.stats().batches_delivered == 0));
+}
