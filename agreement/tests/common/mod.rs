@@ -2,7 +2,8 @@
 //! timers that fire only when a test says so, and a clock that moves only when a test
 //! ticks it. No randomness, no threads, no wall clock.
 
-#![allow(dead_code)]
+// Test support: panicking on a broken fixture is the point.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -57,9 +58,8 @@ pub fn time(seconds: u32) -> Timestamp {
 }
 
 /// Decides whether a message in flight is delivered (true) or dropped (false).
-pub type Filter = Box<dyn FnMut(ReplicaId, ReplicaId, &mut AgreementMessage) -> bool>;
 /// (A filter may also tamper with the message it lets through.)
-
+pub type Filter = Box<dyn FnMut(ReplicaId, ReplicaId, &mut AgreementMessage) -> bool>;
 pub struct Cluster {
     pub f: usize,
     pub replicas: Vec<Replica>,

@@ -1,0 +1,474 @@
+//! Exact outputs of single steps of one replica, and what it refuses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client_key, config, replica_key, request, time};
+use palisade_agreement::{Config, ConfigError, Input, Output, Replica, Status, TimerKind};
+use palisade_wire::agreement::{
+    AgreementMessage, Batch, Checkpoint, Commit, Digest, NewView, PrePrepare, Prepare,
+    PreparedProof, Request, Signed, ViewChange, MAX_REQUEST_PAYLOAD,
+};
+use palisade_wire::fs::Timestamp;
+
+fn replica(id: u32, tweak: impl Fn(&mut Config)) -> Replica {
+    let mut c = config(1, id);
+    tweak(&mut c);
+    let mut r = Replica::new(c, replica_key(id as usize)).unwrap();
+    assert!(r.step(Input::Tick(time(1_000))).is_empty());
+    r
+}
+
+fn msg(from: u32, message: AgreementMessage) -> Input {
+    Input::Message { from, message }
+}
+
+fn batch_at(ts: Timestamp, requests: Vec<Signed<Request>>) -> Batch {
+    Batch {
+        timestamp: ts,
+        requests,
+    }
+}
+
+fn pre_prepare(signer: u32, view: u64, sequence: u64, batch: &Batch) -> AgreementMessage {
+    let pp = Signed::sign(
+        &replica_key(signer as usize),
+        PrePrepare {
+            view,
+            sequence,
+            timestamp: batch.timestamp,
+            digest: batch.digest().unwrap(),
+            primary: signer,
+        },
+    )
+    .unwrap();
+    AgreementMessage::PrePrepare {
+        pre_prepare: pp,
+        batch: batch.clone(),
+    }
+}
+
+fn prepare(replica: u32, view: u64, sequence: u64, digest: Digest) -> Signed<Prepare> {
+    Signed::sign(
+        &replica_key(replica as usize),
+        Prepare {
+            view,
+            sequence,
+            digest,
+            replica,
+        },
+    )
+    .unwrap()
+}
+
+fn commit(replica: u32, sequence: u64, digest: Digest) -> Signed<Commit> {
+    Signed::sign(
+        &replica_key(replica as usize),
+        Commit {
+            view: 0,
+            sequence,
+            digest,
+            replica,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn normal_case_step_by_step_at_a_backup() {
+    let mut r = replica(1, |_| {});
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"op")]);
+    let d = batch.digest().unwrap();
+    // A valid pre-prepare from the primary: exactly one broadcast prepare, and the
+    // request timer starts (TOCS §4.4) because a batch now waits for delivery.
+    let out = r.step(msg(0, pre_prepare(0, 0, 1, &batch)));
+    assert_eq!(
+        out,
+        vec![
+            Output::Broadcast(AgreementMessage::Prepare(prepare(1, 0, 1, d))),
+            Output::SetTimer {
+                kind: TimerKind::ViewChange,
+                after: Duration::from_millis(500)
+            },
+        ]
+    );
+    // One more prepare (from replica 2) makes 2f: prepared, exactly one commit.
+    let out = r.step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d))));
+    assert_eq!(
+        out,
+        vec![Output::Broadcast(AgreementMessage::Commit(commit(1, 1, d)))]
+    );
+    // A third prepare changes nothing.
+    assert!(r
+        .step(msg(3, AgreementMessage::Prepare(prepare(3, 0, 1, d))))
+        .is_empty());
+    // Commits from 0 and 2 complete 2f+1 with our own: deliver, then nothing waits.
+    assert!(r
+        .step(msg(0, AgreementMessage::Commit(commit(0, 1, d))))
+        .is_empty());
+    let out = r.step(msg(2, AgreementMessage::Commit(commit(2, 1, d))));
+    assert_eq!(out.len(), 2);
+    let Output::Deliver {
+        batch: ob,
+        certificate,
+    } = &out[0]
+    else {
+        panic!("expected a delivery, got {out:?}");
+    };
+    assert_eq!(ob.sequence, 1);
+    assert_eq!(ob.batch, batch);
+    let keys: Vec<_> = (0..4).map(|i| replica_key(i).verifying_key()).collect();
+    certificate.verify(ob, &keys, 1).unwrap();
+    assert_eq!(out[1], Output::CancelTimer(TimerKind::ViewChange));
+    assert_eq!(r.last_delivered(), 1);
+    // The same request again is a replay: dropped and counted.
+    assert!(r
+        .step(Input::ClientRequest(request(0, 1, b"op")))
+        .is_empty());
+    assert_eq!(r.stats().requests_duplicate, 1);
+    // A late commit of the fourth replica changes nothing.
+    assert!(r
+        .step(msg(3, AgreementMessage::Commit(commit(3, 1, d))))
+        .is_empty());
+}
+
+#[test]
+fn primary_proposes_one_pre_prepare_with_its_timestamp() {
+    let mut p = replica(0, |c| c.batch_delay = Duration::ZERO);
+    let req = request(2, 1, b"x");
+    let out = p.step(Input::ClientRequest(req.clone()));
+    let expected = batch_at(time(1_000), vec![req]);
+    assert_eq!(
+        out,
+        vec![Output::Broadcast(pre_prepare(0, 0, 1, &expected))]
+    );
+    // The clock goes back: the next batch keeps the previous timestamp.
+    p.step(Input::Tick(time(900)));
+    let out = p.step(Input::ClientRequest(request(2, 2, b"y")));
+    let [Output::Broadcast(AgreementMessage::PrePrepare { pre_prepare, batch })] = &out[..] else {
+        panic!("expected one pre-prepare, got {out:?}");
+    };
+    assert_eq!(pre_prepare.message.sequence, 2);
+    assert_eq!(batch.timestamp, time(1_000));
+    assert_eq!(pre_prepare.message.timestamp, time(1_000));
+    assert_eq!(p.stats().batches_proposed, 2);
+}
+
+#[test]
+fn backup_only_arms_its_request_timer_on_a_request() {
+    let mut r = replica(2, |_| {});
+    let out = r.step(Input::ClientRequest(request(0, 1, b"x")));
+    assert_eq!(
+        out,
+        vec![Output::SetTimer {
+            kind: TimerKind::ViewChange,
+            after: Duration::from_millis(500)
+        }]
+    );
+    assert!(r.step(Input::ClientRequest(request(0, 2, b"x"))).is_empty());
+    assert_eq!(r.stats().requests_admitted, 2);
+}
+
+#[test]
+fn bad_timestamps_are_refused() {
+    // Beyond the 1 s skew of the backup's clock.
+    let mut r = replica(1, |_| {});
+    let ahead = batch_at(
+        Timestamp {
+            seconds: 1_001,
+            nanos: 1,
+        },
+        vec![request(0, 1, b"a")],
+    );
+    assert!(r.step(msg(0, pre_prepare(0, 0, 1, &ahead))).is_empty());
+    let behind = batch_at(time(998), vec![request(0, 1, b"a")]);
+    assert!(r.step(msg(0, pre_prepare(0, 0, 1, &behind))).is_empty());
+    assert_eq!(r.stats().pre_prepares_bad_timestamp, 2);
+    // Going backwards in the order.
+    let first = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    assert_eq!(r.step(msg(0, pre_prepare(0, 0, 1, &first))).len(), 2);
+    let earlier = batch_at(
+        Timestamp {
+            seconds: 999,
+            nanos: 5,
+        },
+        vec![request(0, 2, b"b")],
+    );
+    assert!(r.step(msg(0, pre_prepare(0, 0, 2, &earlier))).is_empty());
+    assert_eq!(r.stats().pre_prepares_bad_timestamp, 3);
+    // A backup that has no clock reading yet accepts no timestamp at all.
+    let mut fresh = Replica::new(config(1, 1), replica_key(1)).unwrap();
+    assert!(fresh.step(msg(0, pre_prepare(0, 0, 1, &first))).is_empty());
+    assert_eq!(fresh.stats().pre_prepares_bad_timestamp, 1);
+}
+
+#[test]
+fn bad_requests_are_dropped_and_counted() {
+    let mut r = replica(1, |_| {});
+    // Signed by another client's key.
+    let forged = Signed::sign(
+        &client_key(1),
+        Request {
+            client: 0,
+            request_id: 1,
+            payload: vec![],
+        },
+    )
+    .unwrap();
+    let mut forged = forged;
+    forged.signer = 0;
+    assert!(r.step(Input::ClientRequest(forged)).is_empty());
+    // Unknown client.
+    let unknown = Signed::sign(
+        &client_key(9),
+        Request {
+            client: 9,
+            request_id: 1,
+            payload: vec![],
+        },
+    )
+    .unwrap();
+    assert!(r.step(Input::ClientRequest(unknown)).is_empty());
+    // Oversized payload.
+    let huge = request(0, 1, &vec![0; MAX_REQUEST_PAYLOAD + 1]);
+    assert!(r.step(Input::ClientRequest(huge)).is_empty());
+    assert_eq!(r.stats().requests_invalid, 3);
+    // Beyond the window of 1024 ids, and id 0.
+    assert!(r
+        .step(Input::ClientRequest(request(0, 1025, b"")))
+        .is_empty());
+    assert!(r.step(Input::ClientRequest(request(0, 0, b""))).is_empty());
+    assert_eq!(r.stats().requests_out_of_window, 2);
+    // A retransmission of a pending request.
+    assert_eq!(r.step(Input::ClientRequest(request(0, 7, b""))).len(), 1);
+    assert!(r.step(Input::ClientRequest(request(0, 7, b""))).is_empty());
+    assert_eq!(r.stats().requests_duplicate, 1);
+    assert_eq!(r.stats().requests_admitted, 1);
+    // A full queue.
+    let mut small = replica(1, |c| c.max_pending_requests = 1);
+    small.step(Input::ClientRequest(request(0, 1, b"")));
+    assert!(small
+        .step(Input::ClientRequest(request(0, 2, b"")))
+        .is_empty());
+    assert_eq!(small.stats().requests_queue_full, 1);
+}
+
+#[test]
+fn bad_replica_messages_are_dropped_and_counted() {
+    let mut r = replica(1, |_| {});
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    let d = batch.digest().unwrap();
+    // Bad signature on a pre-prepare.
+    let mut bad = pre_prepare(0, 0, 1, &batch);
+    if let AgreementMessage::PrePrepare { pre_prepare, .. } = &mut bad {
+        pre_prepare.signature.0[10] ^= 0xff;
+    }
+    assert!(r.step(msg(0, bad)).is_empty());
+    // A body that does not match the digest.
+    let mut swapped = pre_prepare(0, 0, 1, &batch);
+    if let AgreementMessage::PrePrepare { batch, .. } = &mut swapped {
+        batch.requests[0] = request(0, 2, b"other");
+    }
+    assert!(r.step(msg(0, swapped)).is_empty());
+    // A client request inside the batch with a broken client signature.
+    let mut tampered_req = request(0, 1, b"a");
+    tampered_req.signature.0[0] ^= 1;
+    let tampered = batch_at(time(1_000), vec![tampered_req]);
+    assert!(r.step(msg(0, pre_prepare(0, 0, 1, &tampered))).is_empty());
+    assert_eq!(r.stats().messages_invalid, 2);
+    assert_eq!(r.stats().messages_rejected, 1);
+    // A pre-prepare from a backup, a batch repeating a request, an empty batch.
+    assert!(r.step(msg(2, pre_prepare(2, 0, 1, &batch))).is_empty());
+    let twice = batch_at(time(1_000), vec![request(0, 1, b"a"), request(0, 1, b"a")]);
+    assert!(r.step(msg(0, pre_prepare(0, 0, 1, &twice))).is_empty());
+    assert!(r
+        .step(msg(0, pre_prepare(0, 0, 1, &batch_at(time(1_000), vec![]))))
+        .is_empty());
+    assert_eq!(r.stats().messages_rejected, 4);
+    // Outside the watermarks (L = 8), and for another view.
+    assert!(r
+        .step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 9, d))))
+        .is_empty());
+    assert!(r
+        .step(msg(2, AgreementMessage::Prepare(prepare(2, 5, 1, d))))
+        .is_empty());
+    assert_eq!(r.stats().messages_outside_window, 1);
+    assert_eq!(r.stats().messages_wrong_view, 1);
+    // A prepare from the primary; a sender id beyond n.
+    assert!(r
+        .step(msg(0, AgreementMessage::Prepare(prepare(0, 0, 1, d))))
+        .is_empty());
+    assert!(r
+        .step(msg(7, AgreementMessage::Prepare(prepare(2, 0, 1, d))))
+        .is_empty());
+    assert_eq!(r.stats().messages_rejected, 6);
+    // Conflicting votes of one replica in one view.
+    assert!(r
+        .step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d))))
+        .is_empty());
+    assert!(r
+        .step(msg(
+            2,
+            AgreementMessage::Prepare(prepare(2, 0, 1, Digest([9; 32])))
+        ))
+        .is_empty());
+    assert_eq!(r.stats().votes_conflicting, 1);
+    // Checkpoint at a sequence that is not a multiple of K.
+    let cp = Signed::sign(
+        &replica_key(2),
+        Checkpoint {
+            sequence: 3,
+            state_digest: Digest([0; 32]),
+            replica: 2,
+        },
+    )
+    .unwrap();
+    assert!(r.step(msg(2, AgreementMessage::Checkpoint(cp))).is_empty());
+    assert_eq!(r.stats().messages_rejected, 7);
+    // None of it touched the log beyond the one slot the honest prepare created.
+    assert_eq!(r.log_len(), 1);
+}
+
+fn view_change(replica: u32, new_view: u64, prepared: Vec<PreparedProof>) -> Signed<ViewChange> {
+    Signed::sign(
+        &replica_key(replica as usize),
+        ViewChange {
+            new_view,
+            stable_sequence: 0,
+            checkpoint_proof: vec![],
+            prepared,
+            replica,
+        },
+    )
+    .unwrap()
+}
+
+fn new_view(
+    vcs: Vec<Signed<ViewChange>>,
+    pre_prepares: Vec<Signed<PrePrepare>>,
+) -> AgreementMessage {
+    AgreementMessage::NewView(
+        Signed::sign(
+            &replica_key(1),
+            NewView {
+                view: 1,
+                view_changes: vcs,
+                pre_prepares,
+                primary: 1,
+            },
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn new_view_is_checked_against_its_view_changes() {
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    let d = batch.digest().unwrap();
+    let pp0 = Signed::sign(
+        &replica_key(0),
+        PrePrepare {
+            view: 0,
+            sequence: 1,
+            timestamp: batch.timestamp,
+            digest: d,
+            primary: 0,
+        },
+    )
+    .unwrap();
+    let proof = PreparedProof {
+        pre_prepare: pp0,
+        prepares: vec![prepare(2, 0, 1, d), prepare(3, 0, 1, d)],
+    };
+    let vcs = vec![
+        view_change(0, 1, vec![]),
+        view_change(2, 1, vec![proof.clone()]),
+        view_change(3, 1, vec![]),
+    ];
+    let reproposal = Signed::sign(
+        &replica_key(1),
+        PrePrepare {
+            view: 1,
+            sequence: 1,
+            timestamp: batch.timestamp,
+            digest: d,
+            primary: 1,
+        },
+    )
+    .unwrap();
+    let mut r = replica(2, |_| {});
+    // The new primary leaves out the prepared batch: refused.
+    assert!(r.step(msg(1, new_view(vcs.clone(), vec![]))).is_empty());
+    // Only two view-changes: refused.
+    assert!(r
+        .step(msg(
+            1,
+            new_view(vcs[..2].to_vec(), vec![reproposal.clone()])
+        ))
+        .is_empty());
+    // A prepared proof with only one prepare makes its view-change invalid.
+    let mut weak = proof.clone();
+    weak.prepares.truncate(1);
+    let weak_vcs = vec![
+        vcs[0].clone(),
+        view_change(2, 1, vec![weak]),
+        vcs[2].clone(),
+    ];
+    assert!(r
+        .step(msg(1, new_view(weak_vcs, vec![reproposal.clone()])))
+        .is_empty());
+    assert_eq!(r.stats().messages_rejected, 3);
+    assert_eq!(r.view(), 0);
+    // The correct new-view: the replica enters view 1, prepares the re-proposed batch
+    // and, lacking its body, asks for it.
+    let out = r.step(msg(1, new_view(vcs, vec![reproposal])));
+    assert_eq!(r.view(), 1);
+    assert_eq!(r.status(), Status::Normal);
+    assert_eq!(
+        out[..2],
+        [
+            Output::Broadcast(AgreementMessage::Prepare(prepare(2, 1, 1, d))),
+            Output::Broadcast(AgreementMessage::FetchBatch {
+                sequence: 1,
+                digest: d
+            }),
+        ]
+    );
+    // The body arrives; a body for another digest is refused.
+    let wrong = batch_at(time(1_000), vec![request(0, 2, b"z")]);
+    r.step(msg(
+        3,
+        AgreementMessage::BatchBody {
+            sequence: 1,
+            batch: wrong,
+        },
+    ));
+    assert_eq!(r.stats().batches_fetched, 0);
+    r.step(msg(3, AgreementMessage::BatchBody { sequence: 1, batch }));
+    assert_eq!(r.stats().batches_fetched, 1);
+}
+
+#[test]
+fn configuration_errors_are_reported() {
+    let mut c = config(1, 0);
+    c.replica_keys.pop();
+    assert!(matches!(
+        Replica::new(c, replica_key(0)),
+        Err(ConfigError::ReplicaCount { keys: 3, n: 4 })
+    ));
+    assert!(matches!(
+        Replica::new(config(1, 4), replica_key(0)),
+        Err(ConfigError::BadId(4))
+    ));
+    assert!(matches!(
+        Replica::new(config(1, 0), replica_key(1)),
+        Err(ConfigError::Invalid(_))
+    ));
+    let mut c = config(1, 0);
+    c.window = 2;
+    assert!(matches!(
+        Replica::new(c, replica_key(0)),
+        Err(ConfigError::Invalid(_))
+    ));
+}
