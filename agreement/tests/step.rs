@@ -1,5 +1,8 @@
 //! Exact outputs of single steps of one replica, and what it refuses.
 
+// Fixture helpers outside #[test] functions: a broken fixture should panic.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

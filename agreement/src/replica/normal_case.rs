@@ -1,0 +1,374 @@
+//! The normal case (TOCS §4.2): pre-prepare, prepare, commit, in-order delivery, and
+//! fetching a batch body known only by digest.
+
+use palisade_wire::agreement::{
+    AgreementMessage, Batch, Commit, Digest, OrderedBatch, PrePrepare, Prepare, PreparedProof,
+    ReplicaId, Sequence, Signed,
+};
+use palisade_wire::fs::Timestamp;
+
+use super::{nanos, Replica, Status};
+use crate::certificate::{neutral, order_certificate};
+use crate::error::Reject;
+use crate::io::Output;
+
+impl Replica {
+    // ----- normal case (TOCS §4.2) -----
+
+    pub(super) fn on_message(
+        &mut self,
+        from: ReplicaId,
+        message: AgreementMessage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        use palisade_wire::agreement::Bounded;
+        if from as usize >= self.config.n() {
+            return Err(Reject::Rule("message from an unknown replica"));
+        }
+        message.check_bounds()?;
+        match message {
+            AgreementMessage::PrePrepare { pre_prepare, batch } => {
+                self.on_pre_prepare(pre_prepare, batch, out)
+            }
+            AgreementMessage::Prepare(p) => self.on_prepare(p, out),
+            AgreementMessage::Commit(c) => self.on_commit(c, out),
+            AgreementMessage::Checkpoint(c) => self.on_checkpoint(c, out),
+            AgreementMessage::ViewChange(vc) => self.on_view_change(vc, out),
+            AgreementMessage::NewView(nv) => self.on_new_view(nv, out),
+            AgreementMessage::FetchBatch { sequence, digest } => {
+                self.on_fetch(from, sequence, digest, out)
+            }
+            AgreementMessage::BatchBody { sequence, batch } => self.on_body(sequence, batch, out),
+        }
+    }
+
+    pub(super) fn on_pre_prepare(
+        &mut self,
+        pre_prepare: Signed<PrePrepare>,
+        batch: Batch,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let m = pre_prepare.message.clone();
+        if m.view != self.view || self.status != Status::Normal {
+            return Err(Reject::WrongView {
+                got: m.view,
+                current: self.view,
+            });
+        }
+        if m.primary != self.config.primary(m.view) || self.is_primary() {
+            return Err(Reject::Rule("pre-prepare not from the primary"));
+        }
+        if !self.log.in_window(m.sequence) {
+            return Err(Reject::OutsideWindow(m.sequence));
+        }
+        pre_prepare.verify_with(&self.config.replica_keys)?;
+        if batch.digest()? != m.digest || batch.timestamp != m.timestamp {
+            return Err(Reject::Rule("batch does not match the pre-prepare"));
+        }
+        if let Some((_, digest)) = self.log.get(m.sequence).and_then(|s| s.accepted()) {
+            return Err(if digest == m.digest {
+                Reject::Rule("duplicate pre-prepare")
+            } else {
+                Reject::ConflictingPrePrepare(m.sequence)
+            });
+        }
+        if batch.is_null() {
+            return Err(Reject::Rule("empty batch outside a view change"));
+        }
+        if batch.requests.len() > self.config.max_batch_requests {
+            return Err(Reject::Rule("batch larger than configured"));
+        }
+        batch.verify(&self.config.client_keys)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &batch.requests {
+            let key = (r.message.client, r.message.request_id);
+            if !seen.insert(key) || self.clients.is_ordered(key.0, key.1) {
+                return Err(Reject::Rule("batch repeats an ordered request"));
+            }
+        }
+        self.check_timestamp(m.sequence, m.timestamp)?;
+        // Accept (TOCS §4.2): log the pre-prepare and multicast a prepare.
+        for r in &batch.requests {
+            self.clients
+                .mark_proposed(r.message.client, r.message.request_id);
+        }
+        self.last_timestamp = self.last_timestamp.max(m.timestamp);
+        let prepare = self.sign(Prepare {
+            view: m.view,
+            sequence: m.sequence,
+            digest: m.digest,
+            replica: self.config.id,
+        })?;
+        let slot = self
+            .log
+            .slot_mut(m.sequence)
+            .ok_or(Reject::OutsideWindow(m.sequence))?;
+        slot.pre_prepare = Some(pre_prepare);
+        slot.add_body(m.digest, batch);
+        slot.prepares.insert(self.config.id, prepare.clone());
+        out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
+        self.check_progress(m.sequence, out)
+    }
+
+    /// A backup accepts the primary's timestamp only if it does not go backwards with
+    /// respect to the batches around it in the order, and lies within the configured
+    /// skew of the backup's own clock.
+    pub(super) fn check_timestamp(&self, sequence: Sequence, ts: Timestamp) -> Result<(), Reject> {
+        let now = self.now.ok_or(Reject::Timestamp("no clock reading yet"))?;
+        let skew = u64::try_from(self.config.max_timestamp_skew.as_nanos()).unwrap_or(u64::MAX);
+        if nanos(ts).abs_diff(nanos(now)) > skew {
+            return Err(Reject::Timestamp("beyond the allowed skew"));
+        }
+        if ts < self.delivered_timestamp {
+            return Err(Reject::Timestamp("earlier than a delivered batch"));
+        }
+        for (n, slot) in self.log.slots() {
+            let Some(pp) = &slot.pre_prepare else {
+                continue;
+            };
+            if pp.message.digest == self.null_digest {
+                continue;
+            }
+            let other = pp.message.timestamp;
+            if (*n < sequence && other > ts) || (*n > sequence && other < ts) {
+                return Err(Reject::Timestamp("goes backwards"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_prepare(
+        &mut self,
+        prepare: Signed<Prepare>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let m = prepare.message.clone();
+        if m.view != self.view {
+            return Err(Reject::WrongView {
+                got: m.view,
+                current: self.view,
+            });
+        }
+        if m.replica == self.config.primary(m.view) {
+            return Err(Reject::Rule("prepare from the primary"));
+        }
+        if !self.log.in_window(m.sequence) {
+            return Err(Reject::OutsideWindow(m.sequence));
+        }
+        prepare.verify_with(&self.config.replica_keys)?;
+        let slot = self
+            .log
+            .slot_mut(m.sequence)
+            .ok_or(Reject::OutsideWindow(m.sequence))?;
+        if let Some(old) = slot.prepares.get(&m.replica) {
+            if old.message.view == m.view {
+                return Err(if old.message.digest == m.digest {
+                    Reject::Rule("duplicate prepare")
+                } else {
+                    Reject::ConflictingVote(m.replica)
+                });
+            }
+        }
+        slot.prepares.insert(m.replica, prepare);
+        self.check_progress(m.sequence, out)
+    }
+
+    pub(super) fn on_commit(
+        &mut self,
+        commit: Signed<Commit>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let m = commit.message.clone();
+        if m.view != self.view {
+            return Err(Reject::WrongView {
+                got: m.view,
+                current: self.view,
+            });
+        }
+        if !self.log.in_window(m.sequence) {
+            return Err(Reject::OutsideWindow(m.sequence));
+        }
+        commit.verify_with(&self.config.replica_keys)?;
+        let slot = self
+            .log
+            .slot_mut(m.sequence)
+            .ok_or(Reject::OutsideWindow(m.sequence))?;
+        if let Some(old) = slot.commits.get(&m.replica) {
+            if old.message.view == m.view {
+                return Err(if old.message.digest == m.digest {
+                    Reject::Rule("duplicate commit")
+                } else {
+                    Reject::ConflictingVote(m.replica)
+                });
+            }
+        }
+        slot.commits.insert(m.replica, commit);
+        self.check_progress(m.sequence, out)
+    }
+
+    /// Moves a slot along: prepared (pre-prepare + 2f matching prepares) sends a commit;
+    /// committed-local (prepared + 2f+1 matching commits) yields the ORDER certificate.
+    pub(super) fn check_progress(
+        &mut self,
+        sequence: Sequence,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if self.status != Status::Normal {
+            return Ok(());
+        }
+        let f = self.config.f;
+        let quorum = self.config.quorum();
+        let me = self.config.id;
+        let Some(slot) = self.log.get(sequence) else {
+            return Ok(());
+        };
+        let Some((view, digest)) = slot.accepted() else {
+            return Ok(());
+        };
+        let mut prepares = slot.matching_prepares(self.config.primary(view));
+        if prepares.len() < 2 * f {
+            return Ok(());
+        }
+        let need_commit = slot.commit_sent_view != Some(view);
+        let commit = if need_commit {
+            Some(self.sign(Commit {
+                view,
+                sequence,
+                digest,
+                replica: me,
+            })?)
+        } else {
+            None
+        };
+        let Some(slot) = self.log.slot_mut(sequence) else {
+            return Ok(());
+        };
+        if slot
+            .prepared
+            .as_ref()
+            .is_none_or(|p| p.pre_prepare.message.view < view)
+        {
+            if let Some(pre_prepare) = slot.pre_prepare.clone() {
+                prepares.sort_by_key(|p| p.message.replica);
+                prepares.truncate(2 * f);
+                slot.prepared = Some(PreparedProof {
+                    pre_prepare,
+                    prepares,
+                });
+            }
+        }
+        if let Some(commit) = commit {
+            slot.commit_sent_view = Some(view);
+            slot.commits.insert(me, commit.clone());
+            out.push(Output::Broadcast(AgreementMessage::Commit(commit)));
+        }
+        if slot.committed.is_none() {
+            let commits = slot.matching_commits();
+            if commits.len() >= quorum {
+                slot.committed = order_certificate(&commits, &self.config);
+            }
+        }
+        self.try_deliver(out);
+        Ok(())
+    }
+
+    /// Delivers committed batches strictly in sequence order (TOCS §4.2: execution in
+    /// order). A committed batch whose body this replica lacks is fetched first.
+    pub(super) fn try_deliver(&mut self, out: &mut Vec<Output>) {
+        loop {
+            let next = self.last_delivered + 1;
+            // `get`, not `slot_mut`: looking must not create a slot.
+            let Some(slot) = self.log.get(next) else {
+                return;
+            };
+            let Some(cert) = slot.committed.clone() else {
+                return;
+            };
+            let Some(batch) = slot.bodies.get(&cert.digest).cloned() else {
+                let Some(slot) = self.log.slot_mut(next) else {
+                    return;
+                };
+                if !slot.fetch_sent {
+                    slot.fetch_sent = true;
+                    out.push(Output::Broadcast(AgreementMessage::FetchBatch {
+                        sequence: next,
+                        digest: cert.digest,
+                    }));
+                }
+                return;
+            };
+            for r in &batch.requests {
+                self.clients
+                    .mark_ordered(r.message.client, r.message.request_id);
+            }
+            if !batch.is_null() {
+                self.delivered_timestamp = self.delivered_timestamp.max(batch.timestamp);
+            }
+            self.last_delivered = next;
+            self.successive_view_changes = 0;
+            self.progressed = true;
+            self.stats.batches_delivered += 1;
+            self.stats.requests_delivered += batch.requests.len() as u64;
+            out.push(Output::Deliver {
+                batch: OrderedBatch {
+                    sequence: next,
+                    batch,
+                },
+                certificate: neutral(cert),
+            });
+        }
+    }
+
+    pub(super) fn on_fetch(
+        &mut self,
+        from: ReplicaId,
+        sequence: Sequence,
+        digest: Digest,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let batch = self
+            .log
+            .get(sequence)
+            .and_then(|s| s.bodies.get(&digest))
+            .cloned()
+            .ok_or(Reject::Rule("fetch for a batch this replica does not hold"))?;
+        out.push(Output::Send {
+            to: from,
+            message: AgreementMessage::BatchBody { sequence, batch },
+        });
+        Ok(())
+    }
+
+    pub(super) fn on_body(
+        &mut self,
+        sequence: Sequence,
+        batch: Batch,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let digest = batch.digest()?;
+        let slot = self
+            .log
+            .get(sequence)
+            .ok_or(Reject::OutsideWindow(sequence))?;
+        let accepted = slot.accepted().map(|(_, d)| d) == Some(digest);
+        let committed = slot.committed.as_ref().map(|c| c.digest) == Some(digest);
+        if !(accepted || committed) {
+            return Err(Reject::Rule("unsolicited batch body"));
+        }
+        if slot.bodies.contains_key(&digest) {
+            return Err(Reject::Rule("duplicate batch body"));
+        }
+        batch.verify(&self.config.client_keys)?;
+        for r in &batch.requests {
+            self.clients
+                .mark_proposed(r.message.client, r.message.request_id);
+        }
+        if let Some(slot) = self.log.slot_mut(sequence) {
+            slot.add_body(digest, batch);
+        }
+        self.stats.batches_fetched += 1;
+        self.check_progress(sequence, out)?;
+        self.try_deliver(out);
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! View change and new view (TOCS §4.4–4.5), as steps of a [`Replica`].
+
+use palisade_wire::agreement::{
+    AgreementMessage, Batch, NewView, PrePrepare, Prepare, Signed, View, ViewChange,
+};
+
+use super::{Replica, Status};
+use crate::error::Reject;
+use crate::io::{Output, TimerKind};
+use crate::view_change::{plan_new_view, verify_quorum, verify_view_change, NewViewPlan};
+
+impl Replica {
+    /// Moves to view `target` and multicasts a view-change message for it.
+    pub(super) fn start_view_change(
+        &mut self,
+        target: View,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        if target <= self.view {
+            return Ok(());
+        }
+        self.view = target;
+        self.status = Status::ViewChange;
+        self.successive_view_changes = self.successive_view_changes.saturating_add(1);
+        self.stats.view_changes_started += 1;
+        if self.batcher.disarm() {
+            out.push(Output::CancelTimer(TimerKind::Batch));
+        }
+        let (stable_sequence, _, proof) = self.checkpoints.stable();
+        let checkpoint_proof = proof.to_vec();
+        let low = self.log.low();
+        let prepared = self
+            .log
+            .slots()
+            .filter(|(n, _)| **n > low)
+            .filter_map(|(_, s)| s.prepared.clone())
+            .collect();
+        let vc = self.sign(ViewChange {
+            new_view: target,
+            stable_sequence,
+            checkpoint_proof,
+            prepared,
+            replica: self.config.id,
+        })?;
+        out.push(Output::Broadcast(AgreementMessage::ViewChange(vc.clone())));
+        // Our own message is valid by construction; a stale stored one is replaced.
+        let _ = self.view_changes.add(vc);
+        // If no valid new-view arrives in time, move on with a doubled timeout.
+        self.vc_timer_armed = true;
+        out.push(Output::SetTimer {
+            kind: TimerKind::ViewChange,
+            after: self.timeout(),
+        });
+        tracing::info!(
+            replica = self.config.id,
+            view = target,
+            "view change started"
+        );
+        self.try_new_view(out)
+    }
+
+    pub(super) fn on_view_change(
+        &mut self,
+        vc: Signed<ViewChange>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let new_view = vc.message.new_view;
+        let relevant =
+            new_view > self.view || (new_view == self.view && self.status == Status::ViewChange);
+        if !relevant {
+            return Err(Reject::WrongView {
+                got: new_view,
+                current: self.view,
+            });
+        }
+        verify_view_change(&vc, &self.config)?;
+        self.view_changes.add(vc)?;
+        if let Some(target) =
+            self.view_changes
+                .smallest_supported_above(self.view, self.config.id, self.config.f)
+        {
+            return self.start_view_change(target, out);
+        }
+        self.try_new_view(out)
+    }
+
+    /// The primary of the view being changed to announces it once it holds 2f+1
+    /// view-change messages (TOCS §4.4).
+    pub(super) fn try_new_view(&mut self, out: &mut Vec<Output>) -> Result<(), Reject> {
+        if self.status != Status::ViewChange || !self.is_primary() {
+            return Ok(());
+        }
+        let Some(vcs) = self
+            .view_changes
+            .quorum_for(self.view, self.config.quorum())
+        else {
+            return Ok(());
+        };
+        let plan = plan_new_view(&vcs, self.null_digest);
+        let mut pre_prepares = Vec::with_capacity(plan.entries.len());
+        for (sequence, digest, timestamp) in &plan.entries {
+            pre_prepares.push(self.sign(PrePrepare {
+                view: self.view,
+                sequence: *sequence,
+                timestamp: *timestamp,
+                digest: *digest,
+                primary: self.config.id,
+            })?);
+        }
+        let new_view = self.sign(NewView {
+            view: self.view,
+            view_changes: vcs,
+            pre_prepares: pre_prepares.clone(),
+            primary: self.config.id,
+        })?;
+        out.push(Output::Broadcast(AgreementMessage::NewView(new_view)));
+        self.install(plan, pre_prepares, out)
+    }
+
+    pub(super) fn on_new_view(
+        &mut self,
+        nv: Signed<NewView>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        let m = &nv.message;
+        if m.view < self.view || (m.view == self.view && self.status == Status::Normal) {
+            return Err(Reject::WrongView {
+                got: m.view,
+                current: self.view,
+            });
+        }
+        if m.primary != self.config.primary(m.view) || m.primary == self.config.id {
+            return Err(Reject::Rule("new-view not from the view's primary"));
+        }
+        nv.verify_with(&self.config.replica_keys)?;
+        verify_quorum(&m.view_changes, m.view, &self.config)?;
+        // Recompute O from V and demand exactly the primary's pre-prepares (TOCS §4.4).
+        let plan = plan_new_view(&m.view_changes, self.null_digest);
+        if plan.entries.len() != m.pre_prepares.len() {
+            return Err(Reject::Rule(
+                "new-view: pre-prepares differ from the view-changes",
+            ));
+        }
+        for ((sequence, digest, timestamp), pp) in plan.entries.iter().zip(&m.pre_prepares) {
+            let expected = PrePrepare {
+                view: m.view,
+                sequence: *sequence,
+                timestamp: *timestamp,
+                digest: *digest,
+                primary: m.primary,
+            };
+            if pp.message != expected {
+                return Err(Reject::Rule(
+                    "new-view: pre-prepares differ from the view-changes",
+                ));
+            }
+            pp.verify_with(&self.config.replica_keys)?;
+        }
+        let pre_prepares = m.pre_prepares.clone();
+        self.view = m.view;
+        self.install(plan, pre_prepares, out)
+    }
+
+    /// Enters the new view: adopt the newest stable checkpoint, take the new view's
+    /// pre-prepares as accepted (backups multicast prepares for them), and make the
+    /// requests of lost proposals proposable again.
+    pub(super) fn install(
+        &mut self,
+        plan: NewViewPlan,
+        pre_prepares: Vec<Signed<PrePrepare>>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        self.status = Status::Normal;
+        self.stats.new_views_installed += 1;
+        tracing::info!(
+            replica = self.config.id,
+            view = self.view,
+            "new view installed"
+        );
+        if self.vc_timer_armed {
+            self.vc_timer_armed = false;
+            out.push(Output::CancelTimer(TimerKind::ViewChange));
+        }
+        if let Some((digest, proof)) = plan.checkpoint {
+            if plan.min_s > self.log.low() {
+                self.checkpoints.adopt(plan.min_s, digest, proof);
+                self.on_stable(plan.min_s, out)?;
+            }
+        }
+        let view = self.view;
+        for (_, slot) in self.log.slots_mut() {
+            slot.enter_view(view);
+        }
+        self.clients.reset_proposed();
+        let max_s = plan.entries.last().map_or(plan.min_s, |e| e.0);
+        self.next_sequence = max_s.max(self.log.low()) + 1;
+        let backup = !self.is_primary();
+        let mut touched = Vec::new();
+        for pp in pre_prepares {
+            let (sequence, digest) = (pp.message.sequence, pp.message.digest);
+            let prepare = if backup {
+                Some(self.sign(Prepare {
+                    view,
+                    sequence,
+                    digest,
+                    replica: self.config.id,
+                })?)
+            } else {
+                None
+            };
+            let null_digest = self.null_digest;
+            let Some(slot) = self.log.slot_mut(sequence) else {
+                continue;
+            };
+            slot.pre_prepare = Some(pp);
+            if digest == null_digest {
+                slot.add_body(digest, Batch::null());
+            }
+            let body = slot.bodies.get(&digest).cloned();
+            if let Some(prepare) = prepare {
+                slot.prepares.insert(self.config.id, prepare.clone());
+                out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
+            }
+            match body {
+                Some(batch) => {
+                    for r in &batch.requests {
+                        self.clients
+                            .mark_proposed(r.message.client, r.message.request_id);
+                    }
+                }
+                None if sequence > self.last_delivered => {
+                    slot.fetch_sent = true;
+                    out.push(Output::Broadcast(AgreementMessage::FetchBatch {
+                        sequence,
+                        digest,
+                    }));
+                }
+                None => {}
+            }
+            touched.push(sequence);
+        }
+        for sequence in touched {
+            self.check_progress(sequence, out)?;
+        }
+        self.propose(false, out)
+    }
+}
