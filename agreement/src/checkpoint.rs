@@ -10,6 +10,10 @@ use palisade_wire::agreement::{Checkpoint, Digest, ReplicaId, Sequence, Signed};
 pub struct CheckpointTracker {
     /// Votes per checkpoint sequence above the stable one; one per replica (the first).
     votes: BTreeMap<Sequence, BTreeMap<ReplicaId, Signed<Checkpoint>>>,
+    /// Per replica, its highest checkpoint message beyond our high watermark: how a
+    /// replica that fell behind learns that 2f+1 others moved on (TOCS §5.3.2, state
+    /// transfer). One per replica keeps this bounded at n messages.
+    beyond: BTreeMap<ReplicaId, Signed<Checkpoint>>,
     stable: Sequence,
     stable_digest: Option<Digest>,
     proof: Vec<Signed<Checkpoint>>,
@@ -47,6 +51,36 @@ impl CheckpointTracker {
         Some(c.sequence)
     }
 
+    /// Adds a verified checkpoint message from beyond the high watermark. Returns its
+    /// sequence if 2f+1 replicas' latest such messages agree on it (then it is stable,
+    /// with those messages as proof).
+    pub fn add_beyond(
+        &mut self,
+        checkpoint: Signed<Checkpoint>,
+        quorum: usize,
+    ) -> Option<Sequence> {
+        let c = checkpoint.message.clone();
+        match self.beyond.get(&c.replica) {
+            Some(old) if old.message.sequence >= c.sequence => return None,
+            _ => {}
+        }
+        self.beyond.insert(c.replica, checkpoint);
+        let matching: Vec<Signed<Checkpoint>> = self
+            .beyond
+            .values()
+            .filter(|v| {
+                v.message.sequence == c.sequence && v.message.state_digest == c.state_digest
+            })
+            .take(quorum)
+            .cloned()
+            .collect();
+        if matching.len() < quorum {
+            return None;
+        }
+        self.adopt(c.sequence, c.state_digest, matching);
+        Some(c.sequence)
+    }
+
     /// Makes a checkpoint stable from a proof that was verified elsewhere (a view-change
     /// message, TOCS §4.4), and forgets every vote at or below it.
     pub fn adopt(&mut self, sequence: Sequence, digest: Digest, proof: Vec<Signed<Checkpoint>>) {
@@ -57,6 +91,7 @@ impl CheckpointTracker {
         self.stable_digest = Some(digest);
         self.proof = proof;
         self.votes = self.votes.split_off(&(sequence + 1));
+        self.beyond.retain(|_, c| c.message.sequence > sequence);
     }
 
     /// Sequences with pending votes (for tests: proves old votes are collected).

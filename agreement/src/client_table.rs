@@ -124,6 +124,15 @@ impl ClientTable {
         }
     }
 
+    /// After a state transfer this replica cannot tell which pending requests were
+    /// ordered in the batches it skipped, so it forgets them all; a client whose request
+    /// was not executed retransmits it (and execution answers duplicates from its reply
+    /// cache). Without this the stale entries would keep the request timer running.
+    pub fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.queue.clear();
+    }
+
     /// Requests admitted but not yet ordered.
     pub fn pending_len(&self) -> usize {
         self.pending.len()

@@ -67,4 +67,12 @@ pub enum Output {
         batch: OrderedBatch,
         certificate: OrderCertificate,
     },
+    /// This replica fell behind: 2f+1 replicas proved a stable checkpoint at `sequence`
+    /// beyond what it delivered, so batches up to `sequence` will not be delivered here.
+    /// Execution must fetch the state with `state_digest` (TOCS §5.3.2); deliveries
+    /// resume at `sequence + 1`.
+    StateTransfer {
+        sequence: Sequence,
+        state_digest: Digest,
+    },
 }

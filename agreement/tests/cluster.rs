@@ -411,3 +411,70 @@ fn tampered_messages_are_dropped_and_counted() {
     assert_eq!(invalid, 9, "prepares from 3 backups to 3 others each");
     assert!(c.replicas.iter().all(|r| r.stats().batches_delivered == 0));
 }
+
+#[test]
+fn lagging_replica_catches_up_from_a_stable_checkpoint_beyond_its_window() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    c.silent.insert(3);
+    for id in 1..=20 {
+        c.submit(request(0, id, b"w"));
+    }
+    for _ in 0..6 {
+        c.report_checkpoints();
+        c.settle();
+    }
+    assert_eq!(c.replicas[0].low_watermark(), 20);
+    // Replica 3 comes back far behind: its window is (0, 8].
+    c.silent.remove(&3);
+    for id in 21..=28 {
+        c.submit(request(0, id, b"v"));
+    }
+    for _ in 0..6 {
+        c.report_checkpoints();
+        c.settle();
+    }
+    let r3 = &c.replicas[3];
+    assert!(r3.stats().messages_outside_window > 0);
+    assert_eq!(
+        r3.low_watermark(),
+        28,
+        "checkpoints beyond its window made it jump"
+    );
+    assert_eq!(r3.last_delivered(), 28);
+    assert_eq!(r3.pending_requests(), 0);
+    // It was told to fetch state, with the digest the others vouched for.
+    let expected = c.history_digest(0, 28);
+    assert_eq!(c.transfers[3].last(), Some(&(28, expected)));
+    assert!(c.delivered[3].is_empty());
+    // From here on it takes part like everyone else.
+    for id in 29..=32 {
+        c.submit(request(1, id, b"u"));
+    }
+    c.settle();
+    c.check_invariants();
+    assert_eq!(c.delivered[3].len(), 4);
+    assert_eq!(c.delivered[3][0].0.sequence, 29);
+    assert_eq!(c.delivered[3][..], c.delivered[0][28..]);
+}
+
+/// TOCS §4.5.2: a replica whose own timer has not fired joins a view change that f+1
+/// others started, so one slow timer cannot stall the cluster.
+#[test]
+fn f_plus_one_view_changes_pull_a_replica_along() {
+    let mut c = Cluster::new(1);
+    c.silent.insert(0);
+    c.submit(request(0, 1, b"x"));
+    c.settle();
+    // Only replicas 2 and 3 time out; replica 1 (the next primary) has not.
+    for i in [2u32, 3] {
+        c.timers[i as usize].remove(&TimerKind::ViewChange);
+        c.input(i, Input::Timer(TimerKind::ViewChange));
+    }
+    c.settle();
+    c.check_invariants();
+    for i in 1..4 {
+        assert_eq!(c.replicas[i].view(), 1);
+        assert_eq!(c.delivered_requests(i), vec![(0, 1)]);
+    }
+    assert_eq!(c.replicas[1].stats().view_changes_started, 1);
+}

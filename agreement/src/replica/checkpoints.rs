@@ -40,10 +40,20 @@ impl Replica {
         if !m.sequence.is_multiple_of(self.config.checkpoint_interval) {
             return Err(Reject::Rule("checkpoint at a non-checkpoint sequence"));
         }
-        if !self.log.in_window(m.sequence) {
+        if m.sequence <= self.log.low() {
             return Err(Reject::OutsideWindow(m.sequence));
         }
         checkpoint.verify_with(&self.config.replica_keys)?;
+        if m.sequence > self.log.high() {
+            // Beyond the window: this replica may have fallen behind.
+            if let Some(stable) = self
+                .checkpoints
+                .add_beyond(checkpoint, self.config.quorum())
+            {
+                self.on_stable(stable, out)?;
+            }
+            return Ok(());
+        }
         self.add_checkpoint(checkpoint, out)
     }
 
@@ -67,9 +77,18 @@ impl Replica {
         self.log.advance_low(sequence);
         self.stats.checkpoints_stable += 1;
         if self.last_delivered < sequence {
-            // This replica fell behind; execution catches up by state transfer from
-            // the stable checkpoint, and agreement continues from there.
+            // This replica fell behind: the batches up to `sequence` will never be
+            // delivered here. Execution catches up by state transfer to the stable
+            // checkpoint, and agreement continues from there.
             self.last_delivered = sequence;
+            self.clients.clear_pending();
+            let (_, digest, _) = self.checkpoints.stable();
+            if let Some(state_digest) = digest {
+                out.push(Output::StateTransfer {
+                    sequence,
+                    state_digest,
+                });
+            }
         }
         self.next_sequence = self.next_sequence.max(sequence + 1);
         self.try_deliver(out);
