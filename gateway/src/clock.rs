@@ -22,7 +22,7 @@ impl BatchClock {
     }
 
     /// The timestamp of the next batch, read from the system clock.
-    pub fn next(&mut self) -> Timestamp {
+    pub fn next_stamp(&mut self) -> Timestamp {
         self.next_after(wall_clock())
     }
 
@@ -95,9 +95,9 @@ mod tests {
     #[test]
     fn real_clock_is_monotonic() {
         let mut clock = BatchClock::new();
-        let mut prev = clock.next();
+        let mut prev = clock.next_stamp();
         for _ in 0..1000 {
-            let t = clock.next();
+            let t = clock.next_stamp();
             assert!(t > prev);
             prev = t;
         }

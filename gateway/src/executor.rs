@@ -150,7 +150,7 @@ fn apply<F: BatchApply>(
 ) {
     let ctx = BatchContext {
         sequence: fs.last_applied().saturating_add(1),
-        timestamp: clock.next(),
+        timestamp: clock.next_stamp(),
     };
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.ops.fetch_add(ops.len() as u64, Ordering::Relaxed);

@@ -104,8 +104,10 @@ async fn each_call_is_one_op_with_mapped_arguments() {
         FsOp::Rename { .. } => Ok(FsReply::Done),
         _ => Err(FsError::NotSupp),
     });
-    let mut s = sattr3::default();
-    s.mode = set_mode3::mode(0o600);
+    let s = sattr3 {
+        mode: set_mode3::mode(0o600),
+        ..sattr3::default()
+    };
     let (id, fattr) = nfs.create(1, &b"f".to_vec().into(), s).await.unwrap();
     assert_eq!(
         (id, fattr.fileid, fattr.fsid),

@@ -2,6 +2,9 @@
 //! temporary data directory, driven by the real NFS client crate (`nfs3_client`)
 //! through the shared checks in `nfs_checks` (which replicated modes run too).
 
+// Test helpers outside #[test] fns: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod nfs_checks;
 
 use std::net::SocketAddr;
