@@ -73,23 +73,11 @@ impl Slot {
             .collect()
     }
 
-    /// Commits matching the accepted pre-prepare.
-    pub fn matching_commits(&self) -> Vec<Signed<Commit>> {
-        let Some((view, digest)) = self.accepted() else {
-            return Vec::new();
-        };
-        self.commits
-            .values()
-            .filter(|c| c.message.view == view && c.message.digest == digest)
-            .cloned()
-            .collect()
-    }
-
-    /// A new view begins: the current-view state goes, proofs and bodies stay.
+    /// A new view begins: the current-view state goes; proofs, bodies and commits
+    /// (evidence in any view) stay.
     pub fn enter_view(&mut self, view: View) {
         self.pre_prepare = None;
         self.prepares.retain(|_, p| p.message.view >= view);
-        self.commits.retain(|_, c| c.message.view >= view);
     }
 }
 

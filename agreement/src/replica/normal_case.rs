@@ -143,7 +143,9 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let m = prepare.message.clone();
-        if m.view != self.view {
+        // Prepares for the next view are kept: with reordering they can overtake the
+        // new-view message that lets this replica enter that view.
+        if m.view != self.view && m.view != self.view.saturating_add(1) {
             return Err(Reject::WrongView {
                 got: m.view,
                 current: self.view,
@@ -179,7 +181,10 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let m = commit.message.clone();
-        if m.view != self.view {
+        // Commits of any earlier view are still evidence (2f+1 of them prove the order
+        // whatever view this replica is in); those of the next view may overtake its
+        // new-view message.
+        if m.view > self.view.saturating_add(1) {
             return Err(Reject::WrongView {
                 got: m.view,
                 current: self.view,
@@ -206,18 +211,23 @@ impl Replica {
         self.check_progress(m.sequence, out)
     }
 
-    /// Moves a slot along: prepared (pre-prepare + 2f matching prepares) sends a commit;
-    /// committed-local (prepared + 2f+1 matching commits) yields the ORDER certificate.
+    /// Moves a slot along: prepared (pre-prepare + 2f matching prepares, TOCS §4.2)
+    /// sends a commit; 2f+1 matching commits yield the ORDER certificate.
     pub(super) fn check_progress(
         &mut self,
         sequence: Sequence,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
-        if self.status != Status::Normal {
-            return Ok(());
+        if self.status == Status::Normal {
+            self.check_prepared(sequence, out)?;
         }
+        self.check_committed(sequence);
+        self.try_deliver(out);
+        Ok(())
+    }
+
+    fn check_prepared(&mut self, sequence: Sequence, out: &mut Vec<Output>) -> Result<(), Reject> {
         let f = self.config.f;
-        let quorum = self.config.quorum();
         let me = self.config.id;
         let Some(slot) = self.log.get(sequence) else {
             return Ok(());
@@ -229,8 +239,7 @@ impl Replica {
         if prepares.len() < 2 * f {
             return Ok(());
         }
-        let need_commit = slot.commit_sent_view != Some(view);
-        let commit = if need_commit {
+        let commit = if slot.commit_sent_view != Some(view) {
             Some(self.sign(Commit {
                 view,
                 sequence,
@@ -262,14 +271,39 @@ impl Replica {
             slot.commits.insert(me, commit.clone());
             out.push(Output::Broadcast(AgreementMessage::Commit(commit)));
         }
-        if slot.committed.is_none() {
-            let commits = slot.matching_commits();
-            if commits.len() >= quorum {
-                slot.committed = order_certificate(&commits, &self.config);
-            }
-        }
-        self.try_deliver(out);
         Ok(())
+    }
+
+    /// 2f+1 signed commits for one (view, sequence, digest) prove the order by
+    /// themselves (they are exactly the certificate execution checks), so the slot is
+    /// committed even if this replica missed the pre-prepare or prepares: it then only
+    /// needs the body, which it fetches by digest. Safe because any two commit quorums
+    /// for a sequence name the same digest, in any views (TOCS §4.2, §4.4 invariant).
+    fn check_committed(&mut self, sequence: Sequence) {
+        let quorum = self.config.quorum();
+        let Some(slot) = self.log.get(sequence) else {
+            return;
+        };
+        if slot.committed.is_some() {
+            return;
+        }
+        let mut groups: std::collections::BTreeMap<
+            (palisade_wire::agreement::View, Digest),
+            Vec<Signed<Commit>>,
+        > = std::collections::BTreeMap::new();
+        for c in slot.commits.values() {
+            groups
+                .entry((c.message.view, c.message.digest))
+                .or_default()
+                .push(c.clone());
+        }
+        let Some(commits) = groups.into_values().find(|g| g.len() >= quorum) else {
+            return;
+        };
+        let cert = order_certificate(&commits, &self.config);
+        if let Some(slot) = self.log.slot_mut(sequence) {
+            slot.committed = cert;
+        }
     }
 
     /// Delivers committed batches strictly in sequence order (TOCS §4.2: execution in
