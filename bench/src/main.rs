@@ -162,17 +162,21 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
     let size = usize::try_from(plan.params.size).context("--size does not fit in memory")?;
     let content = Arc::new(pattern::generate(seed, 0, size));
 
-    let mut measured: Vec<Measured> = Vec::new();
-    let mut names = Vec::new();
-    // One target at a time: a server that is not being measured is not
-    // running, so it takes no CPU or memory from the one that is.
+    // All targets run at once; the runner interleaves them run by run (see
+    // `runner::run_interleaved`). Two targets with the same name (the same
+    // kind spawned twice) would be indistinguishable in the results.
+    let mut targets: Vec<Target> = Vec::with_capacity(specs.len());
     for spec in &specs {
-        let target = Target::start(spec, &a.export, &opts).await?;
-        names.push(target.name.clone());
-        let m = runner::run_target(&target, &plan, &content).await?;
-        measured.extend(m);
-        drop(target);
+        let t = Target::start(spec, &a.export, &opts).await?;
+        if targets.iter().any(|o| o.name == t.name) {
+            bail!("target {} is listed twice", t.name);
+        }
+        targets.push(t);
     }
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let measured: Vec<Measured> = runner::run_interleaved(&targets, &plan, &content).await?;
+    // Stop the servers before printing, so their logs end before our table.
+    drop(targets);
 
     let report = Report::new(&plan, names, &measured);
     if let Some(path) = &a.json {

@@ -1,4 +1,4 @@
-//! Runs the chosen workloads against one target: warm-up runs (discarded),
+//! Runs the chosen workloads against the targets: warm-up runs (discarded),
 //! then measured runs, with progress on stderr.
 
 use anyhow::{Context, Result};
@@ -39,58 +39,84 @@ async fn run_once(
     }
 }
 
-/// Runs `plan` on `target`.
-pub async fn run_target(target: &Target, plan: &Plan, content: &Content) -> Result<Vec<Measured>> {
+/// Runs `plan` on every target, in interleaved rounds: for each workload,
+/// run `i` goes to every target back to back, starting with a different
+/// target each round. A slow drift of the shared machine's load (a
+/// neighbour's build starting) then hits every target alike instead of
+/// whichever happened to run last, and no target always runs first.
+/// Servers that are not being measured sit idle (no CPU).
+pub async fn run_interleaved(
+    targets: &[Target],
+    plan: &Plan,
+    content: &Content,
+) -> Result<Vec<Measured>> {
+    let n = targets.len();
     let mut out = Vec::new();
-    let mut file_written = false;
+    let mut file_written = vec![false; n];
     for &w in &plan.workloads {
-        if w == Workload::SeqRead && !file_written {
-            // seq-read needs the pattern file of this process's seed.
-            eprintln!(
-                "[bench] {}: writing the file seq-read will read (untimed)",
-                target.name
-            );
-            seq_write::run(&target.endpoint, &plan.params, content).await?;
+        if w == Workload::SeqRead {
+            for (t, written) in targets.iter().zip(file_written.iter()) {
+                if !written {
+                    // seq-read needs the pattern file of this process's seed.
+                    eprintln!(
+                        "[bench] {}: writing the file seq-read will read (untimed)",
+                        t.name
+                    );
+                    seq_write::run(&t.endpoint, &plan.params, content)
+                        .await
+                        .with_context(|| format!("preparing seq-read on {}", t.name))?;
+                }
+            }
         }
         let total = plan.warmup + plan.repeat;
-        let mut samples = Vec::with_capacity(plan.repeat);
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::with_capacity(plan.repeat); n];
         for i in 0..total {
-            let s = run_once(w, target, &plan.params, content, i)
-                .await
-                .with_context(|| format!("{} on {}", w.name(), target.name))?;
-            let label = if i < plan.warmup {
-                format!("warm-up {}/{}", i + 1, plan.warmup)
-            } else {
-                format!("run {}/{}", i + 1 - plan.warmup, plan.repeat)
-            };
-            eprintln!(
-                "[bench] {} {} {label}: {:.1} {} ({} ops in {:.3} s)",
-                target.name,
-                w.name(),
-                s.value,
-                w.unit(),
-                s.ops,
-                s.elapsed_s
-            );
-            if i >= plan.warmup {
-                samples.push(s);
+            for k in 0..n {
+                let ti = (i + k) % n;
+                let target = &targets[ti];
+                // i * n + ti keeps small-files directory names distinct even if
+                // two targets are the same server under different names.
+                let s = run_once(w, target, &plan.params, content, i * n + ti)
+                    .await
+                    .with_context(|| format!("{} on {}", w.name(), target.name))?;
+                let label = if i < plan.warmup {
+                    format!("warm-up {}/{}", i + 1, plan.warmup)
+                } else {
+                    format!("run {}/{}", i + 1 - plan.warmup, plan.repeat)
+                };
+                eprintln!(
+                    "[bench] {} {} {label}: {:.1} {} ({} ops in {:.3} s)",
+                    target.name,
+                    w.name(),
+                    s.value,
+                    w.unit(),
+                    s.ops,
+                    s.elapsed_s
+                );
+                if i >= plan.warmup {
+                    samples[ti].push(s);
+                }
             }
         }
         if w == Workload::SeqWrite {
-            file_written = true;
+            file_written.iter_mut().for_each(|f| *f = true);
         }
-        out.push(Measured {
-            workload: w,
-            target: target.name.clone(),
-            samples,
-        });
+        for (t, s) in targets.iter().zip(samples) {
+            out.push(Measured {
+                workload: w,
+                target: t.name.clone(),
+                samples: s,
+            });
+        }
     }
     if plan
         .workloads
         .iter()
         .any(|w| matches!(w, Workload::SeqWrite | Workload::SeqRead))
     {
-        cleanup(target, &plan.params).await;
+        for t in targets {
+            cleanup(t, &plan.params).await;
+        }
     }
     Ok(out)
 }

@@ -283,3 +283,84 @@ fn nonsense_parameters_are_refused() {
         assert!(!out.status.success(), "{args:?} was accepted");
     }
 }
+
+#[test]
+fn compare_two_targets_gives_a_ratio_for_each() {
+    let external = Server::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("cmp.json");
+    let out = bench(&[
+        "compare",
+        "--spawn",
+        "memfs",
+        "--target",
+        &external.target(),
+        "--quick",
+        "--json",
+        json_path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = read_json(&json_path);
+    let names: Vec<&str> = json["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["memfs", external.target().as_str()]);
+    for w in ["seq-write", "seq-read", "small-files"] {
+        for t in &names {
+            assert_positive_figures(result(&json, w, t), 1);
+        }
+        // The first target is the baseline of its own ratio.
+        assert!(stdout.contains(&format!("| {w} | memfs |")), "{stdout}");
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {w} | {} |", external.target())))
+            .unwrap_or_else(|| panic!("no {w} row for the external target: {stdout}"));
+        assert!(row.trim_end().ends_with("× |"), "no ratio in {row}");
+    }
+}
+
+/// The unreplicated Palisade gateway, when its binary has been built next to
+/// this one (`cargo build -p palisade` into the same target dir). Without it
+/// the test says so on stderr and checks nothing.
+#[test]
+fn compare_memfs_and_unreplicated_when_palisade_is_built() {
+    let palisade = Path::new(BIN).with_file_name("palisade");
+    if !palisade.is_file() {
+        eprintln!(
+            "NOTE: {} not built; skipping the unreplicated comparison",
+            palisade.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("cmp.json");
+    let out = bench(&[
+        "compare",
+        "--spawn",
+        "memfs,unreplicated",
+        "--palisade-bin",
+        palisade.to_str().unwrap(),
+        "--quick",
+        "--json",
+        json_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = read_json(&json_path);
+    for w in ["seq-write", "seq-read", "small-files"] {
+        assert_positive_figures(result(&json, w, "unreplicated"), 1);
+    }
+    let r = result(&json, "seq-read", "unreplicated");
+    assert_eq!(r["runs"][0]["verified_bytes"], 4u64 << 20);
+}
