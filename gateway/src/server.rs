@@ -57,9 +57,9 @@ impl NfsServer {
     /// Stops accepting connections and closes the listening socket. Connections already
     /// open are not tracked by nfsserve; their further calls reach the service, which
     /// the owner shuts down next.
-    pub async fn stop(self) -> Result<(), GatewayError> {
+    pub async fn stop(mut self) -> Result<(), GatewayError> {
         self.task.abort();
-        match self.task.await {
+        match (&mut self.task).await {
             Err(e) if e.is_cancelled() => Ok(()),
             Err(e) => Err(GatewayError::ServerTask(e.to_string())),
             Ok(Ok(())) => Ok(()),
@@ -68,5 +68,13 @@ impl NfsServer {
                 Err(GatewayError::ServerTask(e.to_string()))
             }
         }
+    }
+}
+
+/// A server dropped without `stop` still stops listening (the accept loop would otherwise
+/// live on in the runtime, holding the service).
+impl Drop for NfsServer {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
