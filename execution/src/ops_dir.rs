@@ -315,7 +315,8 @@ impl Exec<'_> {
     /// most `max_entries` (capped at [`READDIR_MAX_ENTRIES`]); `end` when none remain.
     pub fn readdir(&mut self, dir: FileId, after: FileId, max_entries: u32) -> OpResult<FsReply> {
         self.dir(dir)?;
-        let limit = max_entries.min(READDIR_MAX_ENTRIES) as usize;
+        // At least one entry, so that a client paging with a tiny count always progresses.
+        let limit = max_entries.clamp(1, READDIR_MAX_ENTRIES) as usize;
         let Some(from) = after.checked_add(1) else {
             return Ok(FsReply::ReadDir {
                 entries: Vec::new(),

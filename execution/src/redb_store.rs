@@ -18,6 +18,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use palisade_wire::checkpoint::{InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
@@ -40,11 +41,13 @@ const BLOCK_METAS: TableDefinition<(u64, u64), ([u8; 32], u32)> =
 
 const META_KEY: &str = "state";
 
-type Opener = Box<dyn Fn() -> Result<Database, ExecError> + Send>;
+type Opener = Box<dyn Fn() -> Result<Database, ExecError> + Send + Sync>;
 
 /// A durable store in one redb database file.
 pub struct RedbStore {
-    db: Option<Database>,
+    /// `None` after a failed commit until a reopen succeeds (retried on every access, so
+    /// the store recovers once the disk has room again).
+    db: Mutex<Option<Database>>,
     opener: Opener,
 }
 
@@ -95,7 +98,7 @@ impl RedbStore {
     pub fn open_with_backend<B, F>(make: F) -> Result<RedbStore, ExecError>
     where
         B: StorageBackend,
-        F: Fn() -> Result<B, std::io::Error> + Send + 'static,
+        F: Fn() -> Result<B, std::io::Error> + Send + Sync + 'static,
     {
         Self::with_opener(Box::new(move || {
             let backend = make().map_err(storage)?;
@@ -105,8 +108,8 @@ impl RedbStore {
 
     fn with_opener(opener: Opener) -> Result<RedbStore, ExecError> {
         let db = opener()?;
-        let mut store = RedbStore {
-            db: Some(db),
+        let store = RedbStore {
+            db: Mutex::new(Some(db)),
             opener,
         };
         store.create_tables()?;
@@ -114,8 +117,8 @@ impl RedbStore {
     }
 
     /// Creates every table, so that reads never meet a missing one.
-    fn create_tables(&mut self) -> Result<(), ExecError> {
-        let tx = self.db()?.begin_write().map_err(storage)?;
+    fn create_tables(&self) -> Result<(), ExecError> {
+        let tx = self.with_db(|db| db.begin_write().map_err(storage))?;
         {
             tx.open_table(META).map_err(open_table_error)?;
             tx.open_table(INODES).map_err(open_table_error)?;
@@ -127,18 +130,28 @@ impl RedbStore {
         tx.commit().map_err(storage)
     }
 
-    fn db(&self) -> Result<&Database, ExecError> {
-        self.db
-            .as_ref()
-            .ok_or_else(|| ExecError::Storage("database closed after a failed reopen".into()))
+    /// Runs `f` on the open database, reopening it first if a failed commit closed it.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, ExecError>,
+    ) -> Result<T, ExecError> {
+        let mut guard = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            *guard = Some((self.opener)()?);
+            tracing::info!("database reopened");
+        }
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(ExecError::Storage("database not open".into())),
+        }
     }
 
     fn read_tx(&self) -> Result<redb::ReadTransaction, ExecError> {
-        self.db()?.begin_read().map_err(storage)
+        self.with_db(|db| db.begin_read().map_err(storage))
     }
 
     fn write(&self, changes: &ChangeSet) -> Result<(), ExecError> {
-        let mut tx = self.db()?.begin_write().map_err(storage)?;
+        let mut tx = self.with_db(|db| db.begin_write().map_err(storage))?;
         if !changes.durable {
             tx.set_durability(Durability::None).map_err(storage)?;
         }
@@ -309,13 +322,10 @@ impl Store for RedbStore {
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
         let result = self.write(changes);
         if result.is_err() {
-            // redb poisons a handle after an I/O error; reopen to recover the last
-            // durable commit. Drop the old handle first: it holds the file lock.
-            self.db = None;
-            match (self.opener)() {
-                Ok(db) => self.db = Some(db),
-                Err(e) => tracing::error!(error = %e, "reopening the database failed"),
-            }
+            // redb poisons a handle after an I/O error; the next access reopens the
+            // database, which recovers the last durable commit. Dropping the old handle
+            // now releases its file lock.
+            *self.db.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
         result
     }

@@ -33,7 +33,14 @@ fn batches_must_come_in_order() {
             sequence: seq,
             timestamp: t(5),
         };
-        let r = h.fs.apply_batch(&ctx, &[FsOp::Mkdir { dir: ROOT_ID, name: name("d"), attr: SetAttr::default() }]);
+        let r = h.fs.apply_batch(
+            &ctx,
+            &[FsOp::Mkdir {
+                dir: ROOT_ID,
+                name: name("d"),
+                attr: SetAttr::default(),
+            }],
+        );
         assert!(matches!(r, Err(ExecError::OutOfOrder { expected: 1, got }) if got == seq));
     }
     assert_eq!(h.fs.last_applied(), 0);
@@ -46,8 +53,18 @@ fn batches_must_come_in_order() {
 fn unknown_handles_are_stale() {
     let mut h = mem();
     assert_eq!(err(h.op(FsOp::GetAttr { id: 99 })), FsError::Stale);
-    assert_eq!(err(h.op(FsOp::Read { id: 99, offset: 0, count: 1 })), FsError::Stale);
-    assert_eq!(err(h.lookup(99, "a").map(|_| FsReply::Done)), FsError::Stale);
+    assert_eq!(
+        err(h.op(FsOp::Read {
+            id: 99,
+            offset: 0,
+            count: 1
+        })),
+        FsError::Stale
+    );
+    assert_eq!(
+        err(h.lookup(99, "a").map(|_| FsReply::Done)),
+        FsError::Stale
+    );
     assert_eq!(err(h.op(FsOp::FsStat { id: 99 })), FsError::Stale);
 }
 
@@ -66,7 +83,9 @@ fn setattr_sets_fields_and_ctime() {
             ..SetAttr::default()
         },
     );
-    let FsReply::Attr(a) = r.unwrap() else { panic!() };
+    let FsReply::Attr(a) = r.unwrap() else {
+        panic!()
+    };
     assert_eq!(a.mode, 0o0644 & 0o7777 | 0o0000);
     assert_eq!((a.uid, a.gid), (7, 8));
     assert_eq!(a.atime, t(3));
@@ -78,7 +97,14 @@ fn setattr_sets_fields_and_ctime() {
 fn setattr_mode_keeps_only_permission_bits() {
     let mut h = mem();
     let f = h.create(ROOT_ID, "f");
-    h.setattr(f, SetAttr { mode: Some(0o177_777), ..SetAttr::default() }).unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            mode: Some(0o177_777),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
     assert_eq!(h.attr(f).mode, 0o7777);
 }
 
@@ -87,11 +113,29 @@ fn setattr_guard_checks_ctime() {
     let mut h = mem();
     let f = h.create(ROOT_ID, "f");
     let ctime = h.attr(f).ctime;
-    let attr = SetAttr { uid: Some(1), ..SetAttr::default() };
-    let wrong = Timestamp { seconds: ctime.seconds + 1, nanos: 0 };
-    assert_eq!(err(h.op(FsOp::SetAttr { id: f, attr, guard_ctime: Some(wrong) })), FsError::NotSync);
+    let attr = SetAttr {
+        uid: Some(1),
+        ..SetAttr::default()
+    };
+    let wrong = Timestamp {
+        seconds: ctime.seconds + 1,
+        nanos: 0,
+    };
+    assert_eq!(
+        err(h.op(FsOp::SetAttr {
+            id: f,
+            attr,
+            guard_ctime: Some(wrong)
+        })),
+        FsError::NotSync
+    );
     assert_eq!(h.attr(f).uid, 0);
-    h.op(FsOp::SetAttr { id: f, attr, guard_ctime: Some(ctime) }).unwrap();
+    h.op(FsOp::SetAttr {
+        id: f,
+        attr,
+        guard_ctime: Some(ctime),
+    })
+    .unwrap();
     assert_eq!(h.attr(f).uid, 1);
 }
 
@@ -100,9 +144,23 @@ fn setattr_size_truncates_and_extends_with_zeros() {
     let mut h = mem();
     let f = h.create(ROOT_ID, "f");
     h.write(f, 0, b"hello world").unwrap();
-    h.setattr(f, SetAttr { size: Some(5), ..SetAttr::default() }).unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(5),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
     assert_eq!(h.read(f, 0, 100), (b"hello".to_vec(), true));
-    h.setattr(f, SetAttr { size: Some(10), ..SetAttr::default() }).unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(10),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
     assert_eq!(h.read(f, 0, 100).0, b"hello\0\0\0\0\0".to_vec());
     assert_eq!(h.attr(f).size, 10);
     assert_eq!(h.attr(f).mtime, h.now().min(h.attr(f).mtime));
@@ -115,9 +173,23 @@ fn truncate_across_blocks_zeroes_the_tail() {
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 + 1).collect();
     h.write(f, 0, &data).unwrap();
     assert_eq!(h.attr(f).used, 200_000);
-    h.setattr(f, SetAttr { size: Some(70_000), ..SetAttr::default() }).unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(70_000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
     assert_eq!(h.attr(f).used, 70_000);
-    h.setattr(f, SetAttr { size: Some(200_000), ..SetAttr::default() }).unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(200_000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
     let (got, eof) = h.read(f, 0, 300_000);
     assert!(eof);
     assert_eq!(&got[..70_000], &data[..70_000]);
@@ -128,11 +200,32 @@ fn truncate_across_blocks_zeroes_the_tail() {
 
 #[test]
 fn setattr_size_errors() {
-    let mut h = mem_with(FsConfig { max_file_size: 1000, ..FsConfig::default() });
+    let mut h = mem_with(FsConfig {
+        max_file_size: 1000,
+        ..FsConfig::default()
+    });
     let d = h.mkdir(ROOT_ID, "d");
     let f = h.create(ROOT_ID, "f");
-    assert_eq!(err(h.setattr(d, SetAttr { size: Some(0), ..SetAttr::default() })), FsError::IsDir);
-    assert_eq!(err(h.setattr(f, SetAttr { size: Some(1001), ..SetAttr::default() })), FsError::FBig);
+    assert_eq!(
+        err(h.setattr(
+            d,
+            SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            }
+        )),
+        FsError::IsDir
+    );
+    assert_eq!(
+        err(h.setattr(
+            f,
+            SetAttr {
+                size: Some(1001),
+                ..SetAttr::default()
+            }
+        )),
+        FsError::FBig
+    );
 }
 
 #[test]
@@ -142,22 +235,44 @@ fn access_grants_from_type_and_mode() {
     let d = h.mkdir(ROOT_ID, "d");
     let all = 0x3f;
     let granted = |h: &mut H, id, mode: u32, mask| {
-        h.setattr(id, SetAttr { mode: Some(mode), ..SetAttr::default() }).unwrap();
+        h.setattr(
+            id,
+            SetAttr {
+                mode: Some(mode),
+                ..SetAttr::default()
+            },
+        )
+        .unwrap();
         match h.op(FsOp::Access { id, mask }).unwrap() {
             FsReply::Access { granted, .. } => granted,
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(granted(&mut h, f, 0o644, all), ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND);
-    assert_eq!(granted(&mut h, f, 0o751, all), ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_EXECUTE);
+    assert_eq!(
+        granted(&mut h, f, 0o644, all),
+        ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND
+    );
+    assert_eq!(
+        granted(&mut h, f, 0o751, all),
+        ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_EXECUTE
+    );
     assert_eq!(granted(&mut h, f, 0o000, all), 0);
-    assert_eq!(granted(&mut h, f, 0o444, ACCESS3_READ | ACCESS3_MODIFY), ACCESS3_READ);
+    assert_eq!(
+        granted(&mut h, f, 0o444, ACCESS3_READ | ACCESS3_MODIFY),
+        ACCESS3_READ
+    );
     assert_eq!(
         granted(&mut h, d, 0o755, all),
         ACCESS3_READ | ACCESS3_LOOKUP | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_DELETE
     );
-    assert_eq!(granted(&mut h, d, 0o555, all), ACCESS3_READ | ACCESS3_LOOKUP);
-    assert_eq!(err(h.op(FsOp::Access { id: 77, mask: all })), FsError::Stale);
+    assert_eq!(
+        granted(&mut h, d, 0o555, all),
+        ACCESS3_READ | ACCESS3_LOOKUP
+    );
+    assert_eq!(
+        err(h.op(FsOp::Access { id: 77, mask: all })),
+        FsError::Stale
+    );
 }
 
 #[test]
@@ -195,18 +310,45 @@ fn read_past_eof_and_eof_flag() {
 fn read_and_write_on_wrong_types() {
     let mut h = mem();
     let d = h.mkdir(ROOT_ID, "d");
-    h.op(FsOp::Symlink { dir: ROOT_ID, name: name("s"), target: name("d"), attr: SetAttr::default() }).unwrap();
+    h.op(FsOp::Symlink {
+        dir: ROOT_ID,
+        name: name("s"),
+        target: name("d"),
+        attr: SetAttr::default(),
+    })
+    .unwrap();
     let s = h.lookup(ROOT_ID, "s").unwrap();
-    assert_eq!(err(h.op(FsOp::Read { id: d, offset: 0, count: 1 })), FsError::IsDir);
+    assert_eq!(
+        err(h.op(FsOp::Read {
+            id: d,
+            offset: 0,
+            count: 1
+        })),
+        FsError::IsDir
+    );
     assert_eq!(err(h.write(d, 0, b"x")), FsError::IsDir);
-    assert_eq!(err(h.op(FsOp::Read { id: s, offset: 0, count: 1 })), FsError::Inval);
+    assert_eq!(
+        err(h.op(FsOp::Read {
+            id: s,
+            offset: 0,
+            count: 1
+        })),
+        FsError::Inval
+    );
 }
 
 #[test]
 fn read_count_is_capped() {
     let mut h = mem();
     let f = h.create(ROOT_ID, "f");
-    h.setattr(f, SetAttr { size: Some(3 << 20), ..SetAttr::default() }).unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(3 << 20),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
     let (data, eof) = h.read(f, 0, u32::MAX);
     assert_eq!(data.len(), IO_MAX as usize);
     assert!(!eof);
@@ -254,7 +396,11 @@ fn write_spanning_blocks_round_trips() {
 
 #[test]
 fn write_limits() {
-    let mut h = mem_with(FsConfig { capacity_bytes: 100_000, max_file_size: 1 << 20, ..FsConfig::default() });
+    let mut h = mem_with(FsConfig {
+        capacity_bytes: 100_000,
+        max_file_size: 1 << 20,
+        ..FsConfig::default()
+    });
     let f = h.create(ROOT_ID, "f");
     assert_eq!(err(h.write(f, (1 << 20) - 1, b"ab")), FsError::FBig);
     assert_eq!(err(h.write(f, u64::MAX, b"ab")), FsError::FBig);
@@ -264,7 +410,9 @@ fn write_limits() {
     // Overwriting stored bytes needs no new space.
     h.write(f, 0, &vec![2u8; 90_000]).unwrap();
     h.write(f, 90_000, &vec![1u8; 10_000]).unwrap();
-    let FsReply::FsStat(s) = h.op(FsOp::FsStat { id: ROOT_ID }).unwrap() else { panic!() };
+    let FsReply::FsStat(s) = h.op(FsOp::FsStat { id: ROOT_ID }).unwrap() else {
+        panic!()
+    };
     assert_eq!(s.free_bytes, 0);
 }
 
@@ -305,41 +453,76 @@ fn create_modes() {
     let f = h.create(ROOT_ID, "f");
     h.write(f, 0, b"data").unwrap();
     // GUARDED on an existing name.
-    let guarded = FsOp::Create { dir: ROOT_ID, name: name("f"), how: CreateHow::Guarded(SetAttr::default()) };
+    let guarded = FsOp::Create {
+        dir: ROOT_ID,
+        name: name("f"),
+        how: CreateHow::Guarded(SetAttr::default()),
+    };
     assert_eq!(err(h.op(guarded)), FsError::Exist);
     // UNCHECKED on an existing file applies the attributes; size 0 truncates.
     let r = h.op(FsOp::Create {
         dir: ROOT_ID,
         name: name("f"),
-        how: CreateHow::Unchecked(SetAttr { size: Some(0), mode: Some(0o600), ..SetAttr::default() }),
+        how: CreateHow::Unchecked(SetAttr {
+            size: Some(0),
+            mode: Some(0o600),
+            ..SetAttr::default()
+        }),
     });
-    let Ok(FsReply::Created { id, attr }) = r else { panic!("{r:?}") };
+    let Ok(FsReply::Created { id, attr }) = r else {
+        panic!("{r:?}")
+    };
     assert_eq!((id, attr.size, attr.mode, attr.used), (f, 0, 0o600, 0));
     // UNCHECKED on a directory.
     h.mkdir(ROOT_ID, "d");
-    let r = h.op(FsOp::Create { dir: ROOT_ID, name: name("d"), how: CreateHow::Unchecked(SetAttr::default()) });
+    let r = h.op(FsOp::Create {
+        dir: ROOT_ID,
+        name: name("d"),
+        how: CreateHow::Unchecked(SetAttr::default()),
+    });
     assert_eq!(err(r), FsError::Exist);
     // New file with attributes.
     let r = h.op(FsOp::Create {
         dir: ROOT_ID,
         name: name("g"),
-        how: CreateHow::Unchecked(SetAttr { mode: Some(0o640), uid: Some(5), ..SetAttr::default() }),
+        how: CreateHow::Unchecked(SetAttr {
+            mode: Some(0o640),
+            uid: Some(5),
+            ..SetAttr::default()
+        }),
     });
-    let Ok(FsReply::Created { attr, .. }) = r else { panic!() };
-    assert_eq!((attr.mode, attr.uid, attr.size, attr.nlink), (0o640, 5, 0, 1));
+    let Ok(FsReply::Created { attr, .. }) = r else {
+        panic!()
+    };
+    assert_eq!(
+        (attr.mode, attr.uid, attr.size, attr.nlink),
+        (0o640, 5, 0, 1)
+    );
     assert_eq!(attr.ctime, h.now());
 }
 
 #[test]
 fn create_exclusive_is_idempotent_per_verifier() {
     let mut h = mem();
-    let op = |v| FsOp::Create { dir: ROOT_ID, name: name("x"), how: CreateHow::Exclusive(v) };
-    let Ok(FsReply::Created { id, .. }) = h.op(op([1; 8])) else { panic!() };
-    let Ok(FsReply::Created { id: again, .. }) = h.op(op([1; 8])) else { panic!() };
+    let op = |v| FsOp::Create {
+        dir: ROOT_ID,
+        name: name("x"),
+        how: CreateHow::Exclusive(v),
+    };
+    let Ok(FsReply::Created { id, .. }) = h.op(op([1; 8])) else {
+        panic!()
+    };
+    let Ok(FsReply::Created { id: again, .. }) = h.op(op([1; 8])) else {
+        panic!()
+    };
     assert_eq!(id, again);
     assert_eq!(err(h.op(op([2; 8]))), FsError::Exist);
     h.mkdir(ROOT_ID, "d");
-    let r = h.op(FsOp::Create { dir: ROOT_ID, name: name("d"), how: CreateHow::Exclusive([1; 8]) });
+    let r = h.op(FsOp::Create {
+        dir: ROOT_ID,
+        name: name("d"),
+        how: CreateHow::Exclusive([1; 8]),
+    });
     assert_eq!(err(r), FsError::Exist);
 }
 
@@ -347,19 +530,34 @@ fn create_exclusive_is_idempotent_per_verifier() {
 fn create_name_rules() {
     let mut h = mem();
     let f = h.create(ROOT_ID, "f");
-    let c = |dir, n: &str| FsOp::Create { dir, name: name(n), how: CreateHow::Guarded(SetAttr::default()) };
+    let c = |dir, n: &str| FsOp::Create {
+        dir,
+        name: name(n),
+        how: CreateHow::Guarded(SetAttr::default()),
+    };
     assert_eq!(err(h.op(c(ROOT_ID, ""))), FsError::Inval);
     assert_eq!(err(h.op(c(ROOT_ID, "."))), FsError::Exist);
     assert_eq!(err(h.op(c(ROOT_ID, ".."))), FsError::Exist);
-    assert_eq!(err(h.op(c(ROOT_ID, &"n".repeat(256)))), FsError::NameTooLong);
+    assert_eq!(
+        err(h.op(c(ROOT_ID, &"n".repeat(256)))),
+        FsError::NameTooLong
+    );
     assert!(h.op(c(ROOT_ID, &"n".repeat(255))).is_ok());
     assert_eq!(err(h.op(c(ROOT_ID, "a/b"))), FsError::Inval);
     assert_eq!(err(h.op(c(ROOT_ID, "a\0"))), FsError::Inval);
     assert_eq!(err(h.op(c(f, "x"))), FsError::NotDir);
     assert_eq!(err(h.op(c(999, "x"))), FsError::Stale);
-    let m = FsOp::Mkdir { dir: ROOT_ID, name: name(".."), attr: SetAttr::default() };
+    let m = FsOp::Mkdir {
+        dir: ROOT_ID,
+        name: name(".."),
+        attr: SetAttr::default(),
+    };
     assert_eq!(err(h.op(m)), FsError::Exist);
-    let m = FsOp::Mkdir { dir: ROOT_ID, name: name("f"), attr: SetAttr::default() };
+    let m = FsOp::Mkdir {
+        dir: ROOT_ID,
+        name: name("f"),
+        attr: SetAttr::default(),
+    };
     assert_eq!(err(h.op(m)), FsError::Exist);
 }
 
@@ -381,7 +579,10 @@ fn mkdir_and_rmdir_keep_nlink_and_times() {
     let root = h.attr(ROOT_ID);
     assert_eq!((root.nlink, root.mtime, root.ctime), (3, now, now));
     let a = h.attr(d);
-    assert_eq!((a.nlink, a.mode, a.file_type), (2, 0o755, FileType::Directory));
+    assert_eq!(
+        (a.nlink, a.mode, a.file_type),
+        (2, 0o755, FileType::Directory)
+    );
     h.mkdir(d, "e");
     h.create(d, "f");
     assert_eq!(h.attr(d).nlink, 3);
@@ -401,17 +602,44 @@ fn mkdir_and_rmdir_keep_nlink_and_times() {
 #[test]
 fn symlink_and_readlink() {
     let mut h = mem();
-    let r = h.op(FsOp::Symlink { dir: ROOT_ID, name: name("s"), target: name("../x/y"), attr: SetAttr::default() });
-    let Ok(FsReply::Created { id, attr }) = r else { panic!() };
+    let r = h.op(FsOp::Symlink {
+        dir: ROOT_ID,
+        name: name("s"),
+        target: name("../x/y"),
+        attr: SetAttr::default(),
+    });
+    let Ok(FsReply::Created { id, attr }) = r else {
+        panic!()
+    };
     assert_eq!((attr.file_type, attr.size), (FileType::Symlink, 6));
-    assert_eq!(h.op(FsOp::ReadLink { id }), Ok(FsReply::ReadLink { target: name("../x/y") }));
+    assert_eq!(
+        h.op(FsOp::ReadLink { id }),
+        Ok(FsReply::ReadLink {
+            target: name("../x/y")
+        })
+    );
     let f = h.create(ROOT_ID, "f");
     assert_eq!(err(h.op(FsOp::ReadLink { id: f })), FsError::Inval);
-    let long = FsOp::Symlink { dir: ROOT_ID, name: name("l"), target: vec![b'a'; MAX_PATH_BYTES + 1], attr: SetAttr::default() };
+    let long = FsOp::Symlink {
+        dir: ROOT_ID,
+        name: name("l"),
+        target: vec![b'a'; MAX_PATH_BYTES + 1],
+        attr: SetAttr::default(),
+    };
     assert_eq!(err(h.op(long)), FsError::NameTooLong);
-    let dup = FsOp::Symlink { dir: ROOT_ID, name: name("s"), target: name("t"), attr: SetAttr::default() };
+    let dup = FsOp::Symlink {
+        dir: ROOT_ID,
+        name: name("s"),
+        target: name("t"),
+        attr: SetAttr::default(),
+    };
     assert_eq!(err(h.op(dup)), FsError::Exist);
-    let dot = FsOp::Symlink { dir: ROOT_ID, name: name("."), target: name("t"), attr: SetAttr::default() };
+    let dot = FsOp::Symlink {
+        dir: ROOT_ID,
+        name: name("."),
+        target: name("t"),
+        attr: SetAttr::default(),
+    };
     assert_eq!(err(h.op(dot)), FsError::Exist);
     // A symlink is removed with REMOVE.
     h.remove(ROOT_ID, "s").unwrap();
@@ -460,7 +688,9 @@ fn rename_moves_and_replaces_files() {
     assert_eq!(h.lookup(d, "c"), Ok(a));
     assert_eq!(h.attr(d).mtime, now);
     assert_eq!(h.attr(ROOT_ID).ctime, now);
-    let FsReply::FsStat(s) = h.op(FsOp::FsStat { id: ROOT_ID }).unwrap() else { panic!() };
+    let FsReply::FsStat(s) = h.op(FsOp::FsStat { id: ROOT_ID }).unwrap() else {
+        panic!()
+    };
     assert_eq!(s.total_bytes - s.free_bytes, 3);
 }
 
@@ -513,48 +743,103 @@ fn rename_name_errors() {
     assert_eq!(err(h.rename(ROOT_ID, "nope", ROOT_ID, "x")), FsError::NoEnt);
     assert_eq!(err(h.rename(ROOT_ID, "f", f, "x")), FsError::NotDir);
     assert_eq!(err(h.rename(ROOT_ID, "f", 500, "x")), FsError::Stale);
-    assert_eq!(err(h.rename(ROOT_ID, "f", ROOT_ID, &"x".repeat(256))), FsError::NameTooLong);
+    assert_eq!(
+        err(h.rename(ROOT_ID, "f", ROOT_ID, &"x".repeat(256))),
+        FsError::NameTooLong
+    );
 }
 
 #[test]
 fn readdir_pages_in_id_order_and_resumes_after_deleted_cookie() {
     let mut h = mem();
     let d = h.mkdir(ROOT_ID, "d");
-    let ids: Vec<FileId> = (0..10).map(|i| h.create(d, &format!("n{}", 9 - i))).collect();
+    let ids: Vec<FileId> = (0..10)
+        .map(|i| h.create(d, &format!("n{}", 9 - i)))
+        .collect();
     let listed = h.list(d, 3);
     assert_eq!(listed.iter().map(|e| e.0).collect::<Vec<_>>(), ids);
     assert_eq!(listed[0].1, b"n9".to_vec());
     // Resume after a cookie whose entry is gone.
     h.remove(d, "n6").unwrap();
-    let r = h.op(FsOp::ReadDir { dir: d, after: ids[3], max_entries: 2 }).unwrap();
-    let FsReply::ReadDir { entries, end } = r else { panic!() };
-    assert_eq!(entries.iter().map(|e| e.id).collect::<Vec<_>>(), vec![ids[4], ids[5]]);
+    let r = h
+        .op(FsOp::ReadDir {
+            dir: d,
+            after: ids[3],
+            max_entries: 2,
+        })
+        .unwrap();
+    let FsReply::ReadDir { entries, end } = r else {
+        panic!()
+    };
+    assert_eq!(
+        entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![ids[4], ids[5]]
+    );
     assert!(!end);
     assert_eq!(entries[0].attr.fileid, ids[4]);
-    let r = h.op(FsOp::ReadDir { dir: d, after: ids[9], max_entries: 2 }).unwrap();
-    assert_eq!(r, FsReply::ReadDir { entries: vec![], end: true });
-    let r = h.op(FsOp::ReadDir { dir: d, after: ids[7], max_entries: 2 }).unwrap();
+    let r = h
+        .op(FsOp::ReadDir {
+            dir: d,
+            after: ids[9],
+            max_entries: 2,
+        })
+        .unwrap();
+    assert_eq!(
+        r,
+        FsReply::ReadDir {
+            entries: vec![],
+            end: true
+        }
+    );
+    let r = h
+        .op(FsOp::ReadDir {
+            dir: d,
+            after: ids[7],
+            max_entries: 2,
+        })
+        .unwrap();
     assert!(matches!(r, FsReply::ReadDir { ref entries, end: true } if entries.len() == 2));
     let f = ids[0];
-    assert_eq!(err(h.op(FsOp::ReadDir { dir: f, after: 0, max_entries: 2 })), FsError::NotDir);
+    assert_eq!(
+        err(h.op(FsOp::ReadDir {
+            dir: f,
+            after: 0,
+            max_entries: 2
+        })),
+        FsError::NotDir
+    );
 }
 
 #[test]
 fn fsinfo_numbers() {
     let mut h = mem();
-    let FsReply::FsInfo(i) = h.op(FsOp::FsInfo { id: ROOT_ID }).unwrap() else { panic!() };
-    assert_eq!((i.read_max, i.write_max, i.time_delta_nanos), (1 << 20, 1 << 20, 1));
+    let FsReply::FsInfo(i) = h.op(FsOp::FsInfo { id: ROOT_ID }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        (i.read_max, i.write_max, i.time_delta_nanos),
+        (1 << 20, 1 << 20, 1)
+    );
     assert_eq!(i.max_file_size, FsConfig::default().max_file_size);
 }
 
 #[test]
 fn max_files_gives_nospc() {
-    let mut h = mem_with(FsConfig { max_files: 3, ..FsConfig::default() });
+    let mut h = mem_with(FsConfig {
+        max_files: 3,
+        ..FsConfig::default()
+    });
     h.create(ROOT_ID, "a");
     h.mkdir(ROOT_ID, "b");
-    let r = h.op(FsOp::Create { dir: ROOT_ID, name: name("c"), how: CreateHow::Guarded(SetAttr::default()) });
+    let r = h.op(FsOp::Create {
+        dir: ROOT_ID,
+        name: name("c"),
+        how: CreateHow::Guarded(SetAttr::default()),
+    });
     assert_eq!(err(r), FsError::NoSpc);
-    let FsReply::FsStat(s) = h.op(FsOp::FsStat { id: ROOT_ID }).unwrap() else { panic!() };
+    let FsReply::FsStat(s) = h.op(FsOp::FsStat { id: ROOT_ID }).unwrap() else {
+        panic!()
+    };
     assert_eq!((s.total_files, s.free_files), (3, 0));
 }
 
@@ -562,11 +847,30 @@ fn max_files_gives_nospc() {
 fn later_ops_in_a_batch_see_earlier_ones() {
     let mut h = mem();
     let r = h.batch(&[
-        FsOp::Mkdir { dir: ROOT_ID, name: name("d"), attr: SetAttr::default() },
-        FsOp::Create { dir: 2, name: name("f"), how: CreateHow::Guarded(SetAttr::default()) },
-        FsOp::Write { id: 3, offset: 0, data: name("xyz") },
-        FsOp::Read { id: 3, offset: 0, count: 10 },
-        FsOp::Remove { dir: 2, name: name("f") },
+        FsOp::Mkdir {
+            dir: ROOT_ID,
+            name: name("d"),
+            attr: SetAttr::default(),
+        },
+        FsOp::Create {
+            dir: 2,
+            name: name("f"),
+            how: CreateHow::Guarded(SetAttr::default()),
+        },
+        FsOp::Write {
+            id: 3,
+            offset: 0,
+            data: name("xyz"),
+        },
+        FsOp::Read {
+            id: 3,
+            offset: 0,
+            count: 10,
+        },
+        FsOp::Remove {
+            dir: 2,
+            name: name("f"),
+        },
         FsOp::GetAttr { id: 3 },
     ]);
     assert!(matches!(r[3], Ok(FsReply::Read { ref data, eof: true, .. }) if data == b"xyz"));
@@ -584,10 +888,21 @@ fn storage_failure_applies_nothing() {
     let meta = h.fs.meta();
     faults.store(1, Ordering::SeqCst);
     let ctx = h.ctx();
-    let r = h.fs.apply_batch(&ctx, &[
-        FsOp::Write { id: f, offset: 0, data: name("after!") },
-        FsOp::Mkdir { dir: ROOT_ID, name: name("d"), attr: SetAttr::default() },
-    ]);
+    let r = h.fs.apply_batch(
+        &ctx,
+        &[
+            FsOp::Write {
+                id: f,
+                offset: 0,
+                data: name("after!"),
+            },
+            FsOp::Mkdir {
+                dir: ROOT_ID,
+                name: name("d"),
+                attr: SetAttr::default(),
+            },
+        ],
+    );
     assert!(matches!(r, Err(ExecError::Storage(_))));
     assert_eq!(h.fs.last_applied(), ctx.sequence - 1);
     assert_eq!(h.fs.digest(), digest);

@@ -1,6 +1,8 @@
 //! Shared test helpers: a file system fed single-op batches with a ticking clock.
 #![allow(dead_code)]
 
+pub mod model;
+
 use palisade_execution::{FileSystem, FsConfig, MemStore, Store};
 use palisade_wire::fs::*;
 

@@ -1,0 +1,239 @@
+//! RedbStore: durability across reopen, equivalence with MemStore, large directories,
+//! corrupt files and failing commits.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use palisade_execution::{ExecError, FileSystem, FsConfig, MemStore, RedbStore};
+use palisade_wire::fs::*;
+use redb::backends::InMemoryBackend;
+use redb::StorageBackend;
+
+fn workload<S: palisade_execution::Store>(h: &mut H<S>) -> FileId {
+    let d = h.mkdir(ROOT_ID, "docs");
+    let f = h.create(d, "a.txt");
+    h.write(f, 0, b"hello").unwrap();
+    h.write(f, 200_000, b"far away").unwrap();
+    h.op(FsOp::Symlink {
+        dir: ROOT_ID,
+        name: b"ln".to_vec(),
+        target: b"docs/a.txt".to_vec(),
+        attr: SetAttr::default(),
+    })
+    .unwrap();
+    h.create(d, "b");
+    h.rename(d, "b", ROOT_ID, "c").unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(100_000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    f
+}
+
+#[test]
+fn state_survives_drop_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("replica");
+    let (digest, last, f) = {
+        let mut h = H::new(RedbStore::open(&path).unwrap(), FsConfig::default());
+        let f = workload(&mut h);
+        (h.fs.digest(), h.fs.last_applied(), f)
+    };
+    assert!(path.join("state.redb").exists());
+    let mut h = H::new(RedbStore::open(&path).unwrap(), FsConfig::default());
+    assert_eq!(h.fs.last_applied(), last);
+    assert_eq!(h.fs.digest(), digest);
+    let (data, eof) = h.read(f, 0, 10);
+    assert_eq!((data, eof), (b"hello\0\0\0\0\0".to_vec(), false));
+    assert_eq!(h.attr(f).size, 100_000);
+    assert_eq!(h.lookup(ROOT_ID, "c"), Ok(f + 2));
+    // Ids continue from the persisted counter.
+    assert_eq!(h.create(ROOT_ID, "new"), f + 3);
+}
+
+#[test]
+fn mem_and_redb_reach_the_same_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+    let mut m = mem();
+    workload(&mut r);
+    workload(&mut m);
+    assert_eq!(r.fs.digest(), m.fs.digest());
+    assert_eq!(r.fs.leaf_hashes().unwrap(), m.fs.leaf_hashes().unwrap());
+}
+
+#[test]
+fn ten_thousand_entries_list_exactly_in_pages_of_100() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+    let d = h.mkdir(ROOT_ID, "big");
+    let n = 10_000;
+    for chunk in (0..n).collect::<Vec<u32>>().chunks(1000) {
+        let ops: Vec<FsOp> = chunk
+            .iter()
+            .map(|i| FsOp::Create {
+                dir: d,
+                name: format!("file-{i:05}").into_bytes(),
+                how: CreateHow::Guarded(SetAttr::default()),
+            })
+            .collect();
+        assert!(h.batch(&ops).iter().all(|r| r.is_ok()));
+    }
+    // Remove every 7th, so cookies of deleted entries are skipped correctly.
+    let ops: Vec<FsOp> = (0..n)
+        .step_by(7)
+        .map(|i| FsOp::Remove {
+            dir: d,
+            name: format!("file-{i:05}").into_bytes(),
+        })
+        .collect();
+    assert!(h.batch(&ops).iter().all(|r| r.is_ok()));
+    let listed = h.list(d, 100);
+    let expected: Vec<(FileId, Vec<u8>)> = (0..n)
+        .filter(|i| i % 7 != 0)
+        .map(|i| (u64::from(i) + d + 1, format!("file-{i:05}").into_bytes()))
+        .collect();
+    assert_eq!(listed.len(), expected.len());
+    assert_eq!(listed, expected);
+    assert_eq!(h.attr(d).size, expected.len() as u64);
+}
+
+#[test]
+fn corrupt_file_is_an_error_not_a_panic() {
+    for garbage in [
+        vec![0xA5u8; 64 * 1024],
+        b"definitely not a database".to_vec(),
+        {
+            let mut v: Vec<u8> = (0..100_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            v[..9].copy_from_slice(b"redb\x1A\x0A\xA9\x0D\x0A");
+            v
+        },
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("state.redb"), &garbage).unwrap();
+        let r = RedbStore::open(dir.path()).and_then(|s| FileSystem::open(s, FsConfig::default()));
+        assert!(
+            matches!(r, Err(ExecError::Corrupt(_) | ExecError::Storage(_))),
+            "{:?}",
+            r.err()
+        );
+    }
+}
+
+#[test]
+fn valid_database_with_garbage_records_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                .unwrap();
+            t.insert("state", [0xffu8; 3].as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let r = RedbStore::open(dir.path()).and_then(|s| FileSystem::open(s, FsConfig::default()));
+    assert!(matches!(r, Err(ExecError::Corrupt(_))), "{:?}", r.err());
+}
+
+/// A backend that refuses to write while `full` is set, like a full disk.
+#[derive(Debug)]
+struct FullDisk {
+    inner: Arc<InMemoryBackend>,
+    full: Arc<AtomicBool>,
+}
+
+impl FullDisk {
+    fn check(&self) -> Result<(), std::io::Error> {
+        if self.full.load(Ordering::SeqCst) {
+            Err(std::io::Error::from_raw_os_error(28))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl StorageBackend for FullDisk {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.check()?;
+        self.inner.write(offset, data)
+    }
+}
+
+#[test]
+fn disk_full_fails_the_batch_and_keeps_the_file_system_usable() {
+    let inner = Arc::new(InMemoryBackend::new());
+    let full = Arc::new(AtomicBool::new(false));
+    let (i2, f2) = (Arc::clone(&inner), Arc::clone(&full));
+    let store = RedbStore::open_with_backend(move || {
+        Ok(FullDisk {
+            inner: Arc::clone(&i2),
+            full: Arc::clone(&f2),
+        })
+    })
+    .unwrap();
+    let mut h = H::new(store, FsConfig::default());
+    let mut reference = mem();
+    let f = workload(&mut h);
+    workload(&mut reference);
+    let digest = h.fs.digest();
+    assert_eq!(digest, reference.fs.digest());
+    let last = h.fs.last_applied();
+
+    full.store(true, Ordering::SeqCst);
+    let ctx = h.ctx();
+    let r = h.fs.apply_batch(
+        &ctx,
+        &[
+            FsOp::Write {
+                id: f,
+                offset: 0,
+                data: vec![7u8; 300_000],
+            },
+            FsOp::Mkdir {
+                dir: ROOT_ID,
+                name: b"lost".to_vec(),
+                attr: SetAttr::default(),
+            },
+        ],
+    );
+    assert!(matches!(r, Err(ExecError::Storage(_))), "{r:?}");
+    assert_eq!(h.fs.last_applied(), last);
+    full.store(false, Ordering::SeqCst);
+
+    assert_eq!(h.fs.digest(), digest);
+    assert_eq!(h.lookup(ROOT_ID, "lost"), Err(FsError::NoEnt));
+    assert_eq!(h.read(f, 0, 5).0, b"hello".to_vec());
+    // Same next operations on both: still equal.
+    reference.seconds = h.seconds;
+    let a = h.mkdir(ROOT_ID, "after");
+    let b = reference.mkdir(ROOT_ID, "after");
+    assert_eq!(a, b);
+    assert_eq!(h.fs.digest(), reference.fs.digest());
+    let _ = MemStore::new();
+}
