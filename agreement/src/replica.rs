@@ -32,6 +32,9 @@ pub enum Status {
     ViewChange,
 }
 
+/// Most pre-prepares held for a view not yet entered (see `hold_early`).
+const MAX_EARLY: usize = 64;
+
 /// Successive view changes double the timeout up to this many times.
 const MAX_BACKOFF_DOUBLINGS: u32 = 16;
 
@@ -61,6 +64,8 @@ pub struct Replica {
     /// Something was delivered during this step (restart the request timer).
     progressed: bool,
     null_digest: Digest,
+    /// Pre-prepares that overtook the new-view of their view, by (view, sequence).
+    early: std::collections::BTreeMap<(View, Sequence), (Signed<PrePrepare>, Batch)>,
     stats: Stats,
 }
 
@@ -124,6 +129,7 @@ impl Replica {
             successive_view_changes: 0,
             progressed: false,
             null_digest,
+            early: std::collections::BTreeMap::new(),
             stats: Stats::default(),
         })
     }
@@ -197,6 +203,10 @@ impl Replica {
         }
         self.refresh_request_timer(&mut out);
         out
+    }
+
+    fn count_replica_reject(&mut self, reject: &Reject) {
+        self.count(Source::Replica, reject);
     }
 
     fn count(&mut self, source: Source, reject: &Reject) {

@@ -7,7 +7,7 @@ use palisade_wire::agreement::{
 };
 use palisade_wire::fs::Timestamp;
 
-use super::{nanos, Replica, Status};
+use super::{nanos, Replica, Status, MAX_EARLY};
 use crate::certificate::{neutral, order_certificate};
 use crate::error::Reject;
 use crate::io::Output;
@@ -49,6 +49,12 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let m = pre_prepare.message.clone();
+        let next_view = self.view.saturating_add(1);
+        let early = (self.status == Status::ViewChange && m.view == self.view)
+            || (self.status == Status::Normal && m.view == next_view);
+        if early {
+            return self.hold_early(pre_prepare, batch);
+        }
         if m.view != self.view || self.status != Status::Normal {
             return Err(Reject::WrongView {
                 got: m.view,
@@ -108,6 +114,50 @@ impl Replica {
         slot.prepares.insert(self.config.id, prepare.clone());
         out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
         self.check_progress(m.sequence, out)
+    }
+
+    /// A pre-prepare of a view this replica has not entered yet (it overtook the
+    /// new-view message). It is checked for origin and signature and held, at most
+    /// [`MAX_EARLY`] of them, until the view is installed; then it is processed as if it
+    /// had just arrived. Without this, reordering alone would lose proposals and force
+    /// another view change.
+    fn hold_early(&mut self, pre_prepare: Signed<PrePrepare>, batch: Batch) -> Result<(), Reject> {
+        let m = &pre_prepare.message;
+        if m.primary != self.config.primary(m.view) || m.primary == self.config.id {
+            return Err(Reject::Rule("pre-prepare not from the primary"));
+        }
+        if !self.log.in_window(m.sequence) {
+            return Err(Reject::OutsideWindow(m.sequence));
+        }
+        if self.early.len() >= MAX_EARLY {
+            return Err(Reject::Rule(
+                "too many pre-prepares for a view not entered yet",
+            ));
+        }
+        pre_prepare.verify_with(&self.config.replica_keys)?;
+        let key = (m.view, m.sequence);
+        if self.early.contains_key(&key) {
+            return Err(Reject::Rule("duplicate early pre-prepare"));
+        }
+        self.early.insert(key, (pre_prepare, batch));
+        Ok(())
+    }
+
+    /// Processes the held pre-prepares of the view just installed; drops the rest.
+    pub(super) fn replay_early(&mut self, out: &mut Vec<Output>) {
+        let view = self.view;
+        let held = std::mem::take(&mut self.early);
+        for ((v, _), (pre_prepare, batch)) in held {
+            if v == view {
+                if let Err(reject) = self.on_pre_prepare(pre_prepare, batch, out) {
+                    tracing::debug!(replica = self.config.id, view, %reject, "held pre-prepare dropped");
+                    self.count_replica_reject(&reject);
+                }
+            } else if v > view {
+                self.early
+                    .insert((v, pre_prepare.message.sequence), (pre_prepare, batch));
+            }
+        }
     }
 
     /// A backup accepts the primary's timestamp only if it does not go backwards with

@@ -21,6 +21,7 @@ impl Replica {
         }
         self.view = target;
         self.status = Status::ViewChange;
+        self.early.retain(|(v, _), _| *v >= target);
         self.successive_view_changes = self.successive_view_changes.saturating_add(1);
         self.stats.view_changes_started += 1;
         if self.batcher.disarm() {
@@ -242,6 +243,7 @@ impl Replica {
         for sequence in touched {
             self.check_progress(sequence, out)?;
         }
+        self.replay_early(out);
         self.propose(false, out)
     }
 }

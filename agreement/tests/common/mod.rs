@@ -60,7 +60,40 @@ pub fn time(seconds: u32) -> Timestamp {
 /// Decides whether a message in flight is delivered (true) or dropped (false).
 /// (A filter may also tamper with the message it lets through.)
 pub type Filter = Box<dyn FnMut(ReplicaId, ReplicaId, &mut AgreementMessage) -> bool>;
+/// A deterministic message schedule from a seed (a linear congruential generator, so
+/// a failing seed replays exactly): which of the first `window` queued messages goes
+/// next, and per-mille chances to duplicate or drop it.
+pub struct Schedule {
+    pub state: u64,
+    pub window: usize,
+    pub duplicate_per_mille: u64,
+    pub drop_per_mille: u64,
+}
+
+impl Schedule {
+    pub fn new(seed: u64, window: usize, duplicate_per_mille: u64, drop_per_mille: u64) -> Self {
+        Schedule {
+            state: seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407),
+            window,
+            duplicate_per_mille,
+            drop_per_mille,
+        }
+    }
+
+    pub fn next(&mut self, bound: u64) -> u64 {
+        self.state = self
+            .state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.state >> 33) % bound.max(1)
+    }
+}
+
 pub struct Cluster {
+    /// Without a schedule, messages go in FIFO order.
+    pub schedule: Option<Schedule>,
     pub f: usize,
     pub replicas: Vec<Replica>,
     pub queue: VecDeque<(ReplicaId, ReplicaId, AgreementMessage)>,
@@ -102,6 +135,7 @@ impl Cluster {
             timer_log: vec![Vec::new(); n],
             silent: BTreeSet::new(),
             filter: None,
+            schedule: None,
             reported: vec![0; n],
             steps: 0,
         };
@@ -173,7 +207,7 @@ impl Cluster {
 
     /// Delivers messages in FIFO order until none is left.
     pub fn run(&mut self) {
-        while let Some((from, to, mut message)) = self.queue.pop_front() {
+        while let Some((from, to, mut message)) = self.next_message() {
             self.steps += 1;
             assert!(self.steps < 1_000_000, "cluster does not quiesce");
             if self.silent.contains(&from) || self.silent.contains(&to) {
@@ -185,6 +219,27 @@ impl Cluster {
                 }
             }
             self.input(to, Input::Message { from, message });
+        }
+    }
+
+    fn next_message(&mut self) -> Option<(ReplicaId, ReplicaId, AgreementMessage)> {
+        let Some(schedule) = self.schedule.as_mut() else {
+            return self.queue.pop_front();
+        };
+        loop {
+            if self.queue.is_empty() {
+                return None;
+            }
+            let window = self.queue.len().min(schedule.window) as u64;
+            let index = schedule.next(window) as usize;
+            let item = self.queue.remove(index)?;
+            if schedule.next(1000) < schedule.duplicate_per_mille {
+                self.queue.push_back(item.clone());
+            }
+            if schedule.next(1000) < schedule.drop_per_mille {
+                continue;
+            }
+            return Some(item);
         }
     }
 
