@@ -1,4 +1,6 @@
 //! Checkpoint export/import: full, partial (diff) and tampered checkpoints.
+// Test helpers outside #[test] fns panic on purpose: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

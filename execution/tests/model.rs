@@ -1,5 +1,7 @@
 //! Property tests: the file system against a simple reference model, and the digest's
 //! determinism across instances and batch splits.
+// Test helpers outside #[test] fns panic on purpose: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! RedbStore: durability across reopen, equivalence with MemStore, large directories,
 //! corrupt files and failing commits.
+// Test helpers outside #[test] fns panic on purpose: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
