@@ -9,7 +9,8 @@
 //!   `create`. CREATE EXCLUSIVE calls `create_exclusive` without the client's verifier.
 //! - SETATTR checks the ctime guard itself (and `setattr` never sees it); MKDIR does not
 //!   pass the client's attributes.
-//! - ACCESS and PATHCONF never reach the file system.
+//! - ACCESS and PATHCONF never reach the file system. FSSTAT does only through the
+//!   patched nfsserve in `vendor/nfsserve` (see its PATCHES.md).
 //! - READDIR (not PLUS) always restarts at cookie 0; READDIRPLUS passes the cookie, which
 //!   is a file id, as `start_after`.
 
@@ -17,8 +18,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nfsserve::nfs::{
-    cookieverf3, fattr3, fileid3, filename3, fsinfo3, nfs_fh3, nfspath3, nfsstat3, nfstime3,
-    post_op_attr, sattr3, FSF_CANSETTIME, FSF_HOMOGENEOUS, FSF_SYMLINK,
+    cookieverf3, fattr3, fileid3, filename3, fsinfo3, fsstat3, nfs_fh3, nfspath3, nfsstat3,
+    nfstime3, post_op_attr, sattr3, FSF_CANSETTIME, FSF_HOMOGENEOUS, FSF_SYMLINK,
 };
 use nfsserve::vfs::{DirEntry, NFSFileSystem, ReadDirResult, VFSCapabilities};
 use palisade_wire::fs::{CreateHow, FsError, FsOp, FsReply, SetAttr, ROOT_ID};
@@ -348,6 +349,30 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
             },
             // No FSF_LINK: nfsserve answers LINK with PROC_UNAVAIL.
             properties: FSF_SYMLINK | FSF_HOMOGENEOUS | FSF_CANSETTIME,
+        })
+    }
+
+    /// FSSTAT (RFC 1813 §3.3.18) with the file system's true numbers (a method of the
+    /// patched nfsserve in vendor/nfsserve; stock 0.11 hard-codes them).
+    async fn fsstat(&self, root_fileid: fileid3) -> Result<fsstat3, nfsstat3> {
+        let stat = match self.run(FsOp::FsStat { id: root_fileid }).await? {
+            FsReply::FsStat(stat) => stat,
+            other => return Err(self.unexpected("fsstat", &other)),
+        };
+        let obj_attributes = match self.getattr(root_fileid).await {
+            Ok(attr) => post_op_attr::attributes(attr),
+            Err(_) => post_op_attr::Void,
+        };
+        Ok(fsstat3 {
+            obj_attributes,
+            tbytes: stat.total_bytes,
+            fbytes: stat.free_bytes,
+            abytes: stat.avail_bytes,
+            tfiles: stat.total_files,
+            ffiles: stat.free_files,
+            afiles: stat.avail_files,
+            // The numbers change with every write: promise no stability (§3.3.18).
+            invarsec: 0,
         })
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use nfsserve::nfs::{nfs_fh3, nfsstat3, sattr3, set_mode3};
 use nfsserve::vfs::NFSFileSystem;
 use palisade_wire::fs::{
-    Attr, CreateHow, DirEntry, FileType, FsError, FsInfo, FsOp, FsReply, FsResult, SetAttr,
+    Attr, CreateHow, DirEntry, FileType, FsError, FsInfo, FsOp, FsReply, FsResult, FsStat, SetAttr,
     Timestamp,
 };
 
@@ -309,4 +309,27 @@ async fn fsinfo_reports_the_file_systems_limits() {
     assert_eq!(info.maxfilesize, 1 << 40);
     assert_eq!((info.time_delta.seconds, info.time_delta.nseconds), (0, 1));
     assert_eq!(info.properties & nfsserve::nfs::FSF_LINK, 0);
+}
+
+#[tokio::test]
+async fn fsstat_reports_the_file_systems_numbers() {
+    let (nfs, _) = adapter(|op| match op {
+        FsOp::FsStat { .. } => Ok(FsReply::FsStat(FsStat {
+            total_bytes: 1000,
+            free_bytes: 600,
+            avail_bytes: 500,
+            total_files: 50,
+            free_files: 40,
+            avail_files: 30,
+        })),
+        FsOp::GetAttr { id } => Ok(FsReply::Attr(attr(*id, FileType::Directory))),
+        _ => Err(FsError::Io),
+    });
+    let s = nfs.fsstat(1).await.unwrap();
+    assert_eq!(
+        (s.tbytes, s.fbytes, s.abytes, s.tfiles, s.ffiles, s.afiles, s.invarsec),
+        (1000, 600, 500, 50, 40, 30, 0)
+    );
+    let (failing, _) = adapter(|_| Err(FsError::Stale));
+    assert_eq!(code(failing.fsstat(9).await.unwrap_err()), 70);
 }

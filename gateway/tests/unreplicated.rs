@@ -44,6 +44,7 @@ async fn symlink_setattr_guarded_create_and_bad_names() {
     nfs_checks::check_symlink(&ep, "link").await;
     nfs_checks::check_setattr(&ep, "attr").await;
     nfs_checks::check_guarded_create(&ep, "guard").await;
+    nfs_checks::check_setattr_guard(&ep, "sync").await;
     nfs_checks::check_bad_names(&ep, "names").await;
     let fs_errors = gw.nfs_stats().fs_errors;
     assert!(fs_errors >= 10, "refusals were not counted: {fs_errors}");
@@ -146,4 +147,45 @@ async fn a_used_port_and_a_locked_data_dir_are_clear_errors() {
         Gateway::start(other.path(), FsConfig::default(), &opts).await,
         Err(GatewayError::Ipv6Unsupported(_))
     ));
+}
+
+/// FSSTAT reports the file system's own numbers (patched nfsserve, vendor/nfsserve),
+/// not nfsserve's hard-coded ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsstat_reports_true_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = FsConfig {
+        capacity_bytes: 1 << 30,
+        max_files: 1000,
+        ..FsConfig::default()
+    };
+    let gw = Gateway::start(dir.path(), config, &options())
+        .await
+        .unwrap();
+    let ep = Endpoint::from_addr(gw.local_addr());
+    let mut nfs = nfs_checks::Nfs::connect(&ep).await;
+    let empty = nfs.fsstat().await.unwrap();
+    assert_eq!((empty.tbytes, empty.tfiles), (1 << 30, 1000));
+    assert_eq!((empty.fbytes, empty.abytes), (1 << 30, 1 << 30));
+    assert_eq!(
+        (empty.ffiles, empty.afiles),
+        (999, 999),
+        "the root uses one inode"
+    );
+    assert_eq!(empty.invarsec, 0);
+
+    let root = nfs.root.clone();
+    let f = nfs.new_file(&root, b"one-mib").await;
+    nfs.write_all(&f, &nfs_checks::pattern(1, 1 << 20), 1 << 20)
+        .await;
+    let used = nfs.getattr(&f).await.unwrap().used;
+    assert!(used >= 1 << 20);
+    let full = nfs.fsstat().await.unwrap();
+    assert_eq!(full.fbytes, (1 << 30) - used);
+    assert_eq!(full.ffiles, 998);
+
+    nfs.remove(&root, b"one-mib").await.unwrap();
+    let after = nfs.fsstat().await.unwrap();
+    assert_eq!((after.fbytes, after.ffiles), (1 << 30, 999));
+    gw.shutdown().await.unwrap();
 }

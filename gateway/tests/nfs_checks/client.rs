@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 
 use nfs3_client::nfs3_types::nfs3::{
-    cookieverf3, createhow3, diropargs3, fattr3, nfs_fh3, nfsstat3, sattr3, set_mode3, set_size3,
-    stable_how, symlinkdata3, CREATE3args, FSINFO3args, FSINFO3resok, FSSTAT3args, FSSTAT3resok,
-    GETATTR3args, LOOKUP3args, MKDIR3args, Nfs3Option, Nfs3Result, READ3args, READDIRPLUS3args,
-    READLINK3args, REMOVE3args, RENAME3args, RMDIR3args, SETATTR3args, SYMLINK3args, WRITE3args,
+    cookieverf3, createhow3, diropargs3, fattr3, nfs_fh3, nfsstat3, nfstime3, sattr3, set_mode3,
+    set_size3, stable_how, symlinkdata3, CREATE3args, FSINFO3args, FSINFO3resok, FSSTAT3args,
+    FSSTAT3resok, GETATTR3args, LOOKUP3args, MKDIR3args, Nfs3Option, Nfs3Result, READ3args,
+    READDIRPLUS3args, READLINK3args, REMOVE3args, RENAME3args, RMDIR3args, SETATTR3args,
+    SYMLINK3args, WRITE3args,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::{TokioConnector, TokioIo};
@@ -259,6 +260,24 @@ impl Nfs {
             object: obj.clone(),
             new_attributes: attr,
             guard: Nfs3Option::None,
+        };
+        match self.conn.setattr(&args).await.expect("rpc") {
+            Nfs3Result::Ok(_) => Ok(()),
+            Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    /// SETATTR guarded by the object's ctime (RFC 1813 §3.3.2 `sattrguard3`).
+    pub async fn setattr_guarded(
+        &mut self,
+        obj: &nfs_fh3,
+        attr: sattr3,
+        ctime: nfstime3,
+    ) -> Result<(), Status> {
+        let args = SETATTR3args {
+            object: obj.clone(),
+            new_attributes: attr,
+            guard: Nfs3Option::Some(ctime),
         };
         match self.conn.setattr(&args).await.expect("rpc") {
             Nfs3Result::Ok(_) => Ok(()),

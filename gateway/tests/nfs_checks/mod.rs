@@ -28,6 +28,7 @@ pub async fn check_all(ep: &Endpoint, prefix: &str) {
     check_symlink(ep, &format!("{prefix}-link")).await;
     check_setattr(ep, &format!("{prefix}-attr")).await;
     check_guarded_create(ep, &format!("{prefix}-guard")).await;
+    check_setattr_guard(ep, &format!("{prefix}-sync")).await;
     check_bad_names(ep, &format!("{prefix}-names")).await;
     check_forged_handles(ep).await;
     check_fsstat_fsinfo(ep).await;
@@ -120,6 +121,29 @@ pub async fn check_setattr(ep: &Endpoint, dir: &str) {
 
     // Size on a directory is refused (RFC 1813 §3.3.2).
     assert_eq!(nfs.setattr(&d, size(0)).await, Err(nfsstat3::NFS3ERR_ISDIR));
+}
+
+/// SETATTR with a ctime guard: a stale ctime → NOT_SYNC and nothing changes; the
+/// current ctime → applied. (Needs the patched nfsserve: stock 0.11 applied the SETATTR
+/// anyway and wrote two replies.)
+pub async fn check_setattr_guard(ep: &Endpoint, dir: &str) {
+    let mut nfs = Nfs::connect(ep).await;
+    let d = workdir(&mut nfs, dir).await;
+    let f = nfs.new_file(&d, b"f").await;
+    let before = nfs.getattr(&f).await.unwrap();
+    let mut stale = before.ctime;
+    stale.nseconds = (stale.nseconds + 1) % 1_000_000_000;
+    assert_eq!(
+        nfs.setattr_guarded(&f, mode(0o600), stale).await,
+        Err(nfsstat3::NFS3ERR_NOT_SYNC)
+    );
+    assert_eq!(nfs.getattr(&f).await.unwrap().mode & 0o7777, 0o644);
+    // The connection is still in step (one reply per call).
+    assert_eq!(nfs.getattr(&f).await.unwrap().fileid, before.fileid);
+    nfs.setattr_guarded(&f, mode(0o600), before.ctime)
+        .await
+        .unwrap();
+    assert_eq!(nfs.getattr(&f).await.unwrap().mode & 0o7777, 0o600);
 }
 
 /// GUARDED and EXCLUSIVE create of an existing name → EXIST; UNCHECKED → the same file.

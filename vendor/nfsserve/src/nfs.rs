@@ -332,6 +332,22 @@ xdr_struct!(
     properties
 );
 
+// PALISADE PATCH (see PATCHES.md): FSSTAT's result, public so that a file system can
+// answer FSSTAT with its own numbers (RFC 1813 §3.3.18 FSSTAT3resok).
+#[allow(non_camel_case_types)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct fsstat3 {
+    pub obj_attributes: post_op_attr,
+    pub tbytes: size3,
+    pub fbytes: size3,
+    pub abytes: size3,
+    pub tfiles: size3,
+    pub ffiles: size3,
+    pub afiles: size3,
+    pub invarsec: u32,
+}
+xdr_struct!(fsstat3, obj_attributes, tbytes, fbytes, abytes, tfiles, ffiles, afiles, invarsec);
+
 #[allow(non_camel_case_types)]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct wcc_attr {

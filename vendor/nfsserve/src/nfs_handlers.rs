@@ -682,24 +682,25 @@ pub async fn nfsproc3_fsstat(
     }
     let id = id.unwrap();
 
-    let obj_attr = match context.vfs.getattr(id).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
-    };
-    let res = FSSTAT3resok {
-        obj_attributes: obj_attr,
-        tbytes: 1024 * 1024 * 1024 * 1024,
-        fbytes: 1024 * 1024 * 1024 * 1024,
-        abytes: 1024 * 1024 * 1024 * 1024,
-        tfiles: 1024 * 1024 * 1024,
-        ffiles: 1024 * 1024 * 1024,
-        afiles: 1024 * 1024 * 1024,
-        invarsec: u32::MAX,
-    };
-    make_success_reply(xid).serialize(output)?;
-    nfs::nfsstat3::NFS3_OK.serialize(output)?;
-    debug!(" {:?} ---> {:?}", xid, res);
-    res.serialize(output)?;
+    // PALISADE PATCH (see PATCHES.md): the numbers come from the file system.
+    match context.vfs.fsstat(id).await {
+        Ok(res) => {
+            make_success_reply(xid).serialize(output)?;
+            nfs::nfsstat3::NFS3_OK.serialize(output)?;
+            debug!(" {:?} ---> {:?}", xid, res);
+            res.serialize(output)?;
+        },
+        Err(stat) => {
+            error!("fsstat error {:?} --> {:?}", xid, stat);
+            let obj_attr = match context.vfs.getattr(id).await {
+                Ok(v) => nfs::post_op_attr::attributes(v),
+                Err(_) => nfs::post_op_attr::Void,
+            };
+            make_success_reply(xid).serialize(output)?;
+            stat.serialize(output)?;
+            obj_attr.serialize(output)?;
+        },
+    }
     Ok(())
 }
 
@@ -1504,6 +1505,9 @@ pub async fn nfsproc3_setattr(
                 make_success_reply(xid).serialize(output)?;
                 nfs::nfsstat3::NFS3ERR_NOT_SYNC.serialize(output)?;
                 nfs::wcc_data::default().serialize(output)?;
+                // PALISADE PATCH (see PATCHES.md): stop here. Without this return the
+                // handler went on to apply the SETATTR and serialized a second reply.
+                return Ok(());
             }
         },
     }

@@ -218,6 +218,25 @@ pub trait NFSFileSystem: Sync {
         Ok(res)
     }
 
+    /// PALISADE PATCH (see PATCHES.md): dynamic file system information (FSSTAT,
+    /// RFC 1813 §3.3.18). The default answers the numbers nfsserve 0.11 hard-coded.
+    async fn fsstat(&self, root_fileid: fileid3) -> Result<fsstat3, nfsstat3> {
+        let obj_attributes: nfs::post_op_attr = match self.getattr(root_fileid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        };
+        Ok(fsstat3 {
+            obj_attributes,
+            tbytes: 1024 * 1024 * 1024 * 1024,
+            fbytes: 1024 * 1024 * 1024 * 1024,
+            abytes: 1024 * 1024 * 1024 * 1024,
+            tfiles: 1024 * 1024 * 1024,
+            ffiles: 1024 * 1024 * 1024,
+            afiles: 1024 * 1024 * 1024,
+            invarsec: u32::MAX,
+        })
+    }
+
     /// Converts the fileid to an opaque NFS file handle. Optional.
     fn id_to_fh(&self, id: fileid3) -> nfs_fh3 {
         let gennum = get_generation_number();
