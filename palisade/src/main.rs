@@ -58,6 +58,13 @@ enum Mode {
     Unreplicated,
 }
 
+/// Log filter unless RUST_LOG says otherwise. nfsserve's per-procedure handlers log
+/// every refused operation (an existing name, a missing file) at ERROR level; the
+/// gateway already logs those at the right level (debug for refusals, warn for server
+/// failures), so the handlers' own lines are off by default
+/// (`RUST_LOG=info,nfsserve=debug` shows them).
+const DEFAULT_LOG: &str = "info,nfsserve::nfs_handlers=off";
+
 /// Exit code for "this mode does not exist yet" (also clap's usage-error code).
 const EXIT_UNAVAILABLE: u8 = 2;
 
@@ -65,7 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .init();
