@@ -90,7 +90,7 @@ impl CheckpointTracker {
         self.stable = sequence;
         self.stable_digest = Some(digest);
         self.proof = proof;
-        self.votes = self.votes.split_off(&(sequence + 1));
+        self.votes = self.votes.split_off(&sequence.saturating_add(1));
         self.beyond.retain(|_, c| c.message.sequence > sequence);
     }
 

@@ -43,6 +43,10 @@ pub struct ClientTable {
     /// Admission order of requests not proposed in the current view; stale keys are
     /// skipped lazily.
     queue: VecDeque<(ClientId, u64)>,
+    /// Count and payload bytes of pending requests not proposed in this view, kept
+    /// incrementally so that admission stays O(log n) per request.
+    unproposed_count: usize,
+    unproposed_bytes: usize,
 }
 
 impl ClientTable {
@@ -53,6 +57,8 @@ impl ClientTable {
             clients: BTreeMap::new(),
             pending: BTreeMap::new(),
             queue: VecDeque::new(),
+            unproposed_count: 0,
+            unproposed_bytes: 0,
         }
     }
 
@@ -82,6 +88,7 @@ impl ClientTable {
         if self.pending.len() >= self.max_pending {
             return Err(AdmitError::QueueFull);
         }
+        self.add_unproposed(request.message.payload.len());
         self.pending.insert(
             (client, id),
             Pending {
@@ -95,7 +102,11 @@ impl ClientTable {
 
     /// Records that a request was ordered (delivered): it leaves the queue for good.
     pub fn mark_ordered(&mut self, client: ClientId, id: u64) {
-        self.pending.remove(&(client, id));
+        if let Some(p) = self.pending.remove(&(client, id)) {
+            if !p.proposed {
+                self.sub_unproposed(p.request.message.payload.len());
+            }
+        }
         let window = self.window;
         let st = self.clients.entry(client).or_default();
         st.ordered.insert(id);
@@ -103,14 +114,18 @@ impl ClientTable {
             st.max_ordered = id;
             let floor = st.max_ordered.saturating_sub(window);
             // Ids at or below the floor count as ordered without being stored.
-            st.ordered = st.ordered.split_off(&(floor + 1));
+            st.ordered = st.ordered.split_off(&floor.saturating_add(1));
         }
     }
 
     /// Marks a request as proposed in the current view (it is in an accepted pre-prepare).
     pub fn mark_proposed(&mut self, client: ClientId, id: u64) {
         if let Some(p) = self.pending.get_mut(&(client, id)) {
-            p.proposed = true;
+            if !p.proposed {
+                p.proposed = true;
+                let len = p.request.message.payload.len();
+                self.sub_unproposed(len);
+            }
         }
     }
 
@@ -118,9 +133,15 @@ impl ClientTable {
     /// request becomes proposable again, in admission order.
     pub fn reset_proposed(&mut self) {
         self.queue.clear();
+        self.unproposed_count = 0;
+        self.unproposed_bytes = 0;
         for (key, p) in self.pending.iter_mut() {
             p.proposed = false;
             self.queue.push_back(*key);
+            self.unproposed_count += 1;
+            self.unproposed_bytes = self
+                .unproposed_bytes
+                .saturating_add(p.request.message.payload.len());
         }
     }
 
@@ -131,6 +152,26 @@ impl ClientTable {
     pub fn clear_pending(&mut self) {
         self.pending.clear();
         self.queue.clear();
+        self.unproposed_count = 0;
+        self.unproposed_bytes = 0;
+    }
+
+    /// True if exactly this signed request is pending: its signature was checked on
+    /// admission, so a batch carrying it need not check it again.
+    pub fn holds_identical(&self, request: &Signed<Request>) -> bool {
+        self.pending
+            .get(&(request.message.client, request.message.request_id))
+            .is_some_and(|p| p.request == *request)
+    }
+
+    fn add_unproposed(&mut self, len: usize) {
+        self.unproposed_count += 1;
+        self.unproposed_bytes = self.unproposed_bytes.saturating_add(len);
+    }
+
+    fn sub_unproposed(&mut self, len: usize) {
+        self.unproposed_count = self.unproposed_count.saturating_sub(1);
+        self.unproposed_bytes = self.unproposed_bytes.saturating_sub(len);
     }
 
     /// Requests admitted but not yet ordered.
@@ -163,20 +204,15 @@ impl ClientTable {
             p.proposed = true;
             bytes = bytes.saturating_add(size);
             batch.push(p.request.clone());
+            self.sub_unproposed(size);
         }
         batch
     }
 
     /// Number and payload bytes of unproposed requests (to decide whether a batch is
-    /// full). Linear in the queue, which is bounded by `max_pending`.
+    /// full).
     pub fn unproposed(&self) -> (usize, usize) {
-        self.queue
-            .iter()
-            .filter_map(|k| self.pending.get(k))
-            .filter(|p| !p.proposed)
-            .fold((0, 0), |(n, b), p| {
-                (n + 1, b + p.request.message.payload.len())
-            })
+        (self.unproposed_count, self.unproposed_bytes)
     }
 }
 
@@ -238,5 +274,26 @@ mod tests {
         assert!(t.take_batch(10, 100).is_empty());
         t.reset_proposed();
         assert_eq!(t.unproposed(), (3, 30));
+    }
+
+    #[test]
+    fn unproposed_counters_follow_every_transition() {
+        let mut t = ClientTable::new(100, 100);
+        for id in 1..=4 {
+            t.admit(req(1, id, 10)).unwrap();
+        }
+        t.mark_proposed(1, 1);
+        t.mark_proposed(1, 1);
+        assert_eq!(t.unproposed(), (3, 30));
+        t.mark_ordered(1, 2);
+        t.mark_ordered(1, 1);
+        assert_eq!(t.unproposed(), (2, 20));
+        assert_eq!(t.pending_len(), 2);
+        assert!(t.holds_identical(&req(1, 3, 10)));
+        assert!(!t.holds_identical(&req(1, 3, 11)), "other bytes, same id");
+        assert!(!t.holds_identical(&req(1, 1, 10)), "no longer pending");
+        t.clear_pending();
+        assert_eq!(t.unproposed(), (0, 0));
+        assert_eq!(t.admit(req(1, 1, 1)), Err(AdmitError::Duplicate(1, 1)));
     }
 }

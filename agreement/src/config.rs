@@ -83,12 +83,12 @@ impl Config {
 
     /// n = 3f+1.
     pub fn n(&self) -> usize {
-        3 * self.f + 1
+        self.f.saturating_mul(3).saturating_add(1)
     }
 
     /// 2f+1: the size of a prepare+pre-prepare, commit, checkpoint or view-change quorum.
     pub fn quorum(&self) -> usize {
-        2 * self.f + 1
+        self.f.saturating_mul(2).saturating_add(1)
     }
 
     /// The primary of view `v` (TOCS §4.1: `p = v mod |R|`).

@@ -129,6 +129,14 @@ impl Log {
         self.slots.iter()
     }
 
+    /// Slots in a range of sequence numbers, in order.
+    pub fn range(
+        &self,
+        range: impl std::ops::RangeBounds<Sequence>,
+    ) -> impl DoubleEndedIterator<Item = (&Sequence, &Slot)> {
+        self.slots.range(range)
+    }
+
     pub fn slots_mut(&mut self) -> impl Iterator<Item = (&Sequence, &mut Slot)> {
         self.slots.iter_mut()
     }
@@ -140,7 +148,7 @@ impl Log {
             return;
         }
         self.low = sequence;
-        self.slots = self.slots.split_off(&(sequence + 1));
+        self.slots = self.slots.split_off(&sequence.saturating_add(1));
     }
 
     /// Number of slots held (for tests and metrics).

@@ -346,8 +346,8 @@ impl Replica {
             && (self.clients.pending_len() > 0
                 || self
                     .log
-                    .slots()
-                    .any(|(n, s)| *n > self.last_delivered && s.pre_prepare.is_some()));
+                    .range(self.last_delivered.saturating_add(1)..)
+                    .any(|(_, s)| s.pre_prepare.is_some()));
         if waiting && (!self.vc_timer_armed || progressed) {
             self.vc_timer_armed = true;
             out.push(Output::SetTimer {

@@ -143,7 +143,7 @@ pub fn plan_new_view(vcs: &[Signed<ViewChange>], null_digest: Digest) -> NewView
         }
     }
     let max_s = chosen.keys().next_back().copied().unwrap_or(min_s);
-    let entries = (min_s + 1..=max_s)
+    let entries = (min_s.saturating_add(1)..=max_s)
         .map(|n| match chosen.get(&n) {
             Some((_, digest, ts)) => (n, *digest, *ts),
             None => (n, null_digest, Timestamp::default()),

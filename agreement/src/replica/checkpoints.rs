@@ -90,7 +90,7 @@ impl Replica {
                 });
             }
         }
-        self.next_sequence = self.next_sequence.max(sequence + 1);
+        self.next_sequence = self.next_sequence.max(sequence.saturating_add(1));
         self.try_deliver(out);
         self.propose(false, out)
     }

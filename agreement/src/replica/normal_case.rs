@@ -1,6 +1,7 @@
 //! The normal case (TOCS §4.2): pre-prepare, prepare, commit, in-order delivery, and
 //! fetching a batch body known only by digest.
 
+use palisade_wire::agreement::Bounded as _;
 use palisade_wire::agreement::{
     AgreementMessage, Batch, Commit, Digest, OrderedBatch, PrePrepare, Prepare, PreparedProof,
     ReplicaId, Sequence, Signed,
@@ -84,7 +85,14 @@ impl Replica {
         if batch.requests.len() > self.config.max_batch_requests {
             return Err(Reject::Rule("batch larger than configured"));
         }
-        batch.verify(&self.config.client_keys)?;
+        // Client signatures (TOCS §4.2: backups check the requests too), except for
+        // requests this replica already admitted with identical bytes.
+        batch.check_bounds()?;
+        for r in &batch.requests {
+            if !self.clients.holds_identical(r) {
+                r.verify_with(&self.config.client_keys)?;
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for r in &batch.requests {
             let key = (r.message.client, r.message.request_id);
@@ -172,17 +180,26 @@ impl Replica {
         if ts < self.delivered_timestamp {
             return Err(Reject::Timestamp("earlier than a delivered batch"));
         }
-        for (n, slot) in self.log.slots() {
-            let Some(pp) = &slot.pre_prepare else {
-                continue;
-            };
-            if pp.message.digest == self.null_digest {
-                continue;
-            }
-            let other = pp.message.timestamp;
-            if (*n < sequence && other > ts) || (*n > sequence && other < ts) {
-                return Err(Reject::Timestamp("goes backwards"));
-            }
+        // Timestamps in the log are monotonic in sequence order, so the nearest
+        // accepted neighbours on each side bound this one.
+        let null = self.null_digest;
+        let timestamp_of = |slot: &crate::log::Slot| {
+            slot.pre_prepare
+                .as_ref()
+                .filter(|pp| pp.message.digest != null)
+                .map(|pp| pp.message.timestamp)
+        };
+        let before = self
+            .log
+            .range(..sequence)
+            .rev()
+            .find_map(|(_, s)| timestamp_of(s));
+        let after = self
+            .log
+            .range(sequence.saturating_add(1)..)
+            .find_map(|(_, s)| timestamp_of(s));
+        if before.is_some_and(|b| b > ts) || after.is_some_and(|a| a < ts) {
+            return Err(Reject::Timestamp("goes backwards"));
         }
         Ok(())
     }
@@ -360,7 +377,7 @@ impl Replica {
     /// order). A committed batch whose body this replica lacks is fetched first.
     pub(super) fn try_deliver(&mut self, out: &mut Vec<Output>) {
         loop {
-            let next = self.last_delivered + 1;
+            let next = self.last_delivered.saturating_add(1);
             // `get`, not `slot_mut`: looking must not create a slot.
             let Some(slot) = self.log.get(next) else {
                 return;
@@ -442,7 +459,14 @@ impl Replica {
         if slot.bodies.contains_key(&digest) {
             return Err(Reject::Rule("duplicate batch body"));
         }
-        batch.verify(&self.config.client_keys)?;
+        // Client signatures (TOCS §4.2: backups check the requests too), except for
+        // requests this replica already admitted with identical bytes.
+        batch.check_bounds()?;
+        for r in &batch.requests {
+            if !self.clients.holds_identical(r) {
+                r.verify_with(&self.config.client_keys)?;
+            }
+        }
         for r in &batch.requests {
             self.clients
                 .mark_proposed(r.message.client, r.message.request_id);

@@ -194,7 +194,7 @@ impl Replica {
         }
         self.clients.reset_proposed();
         let max_s = plan.entries.last().map_or(plan.min_s, |e| e.0);
-        self.next_sequence = max_s.max(self.log.low()) + 1;
+        self.next_sequence = max_s.max(self.log.low()).saturating_add(1);
         let backup = !self.is_primary();
         let mut touched = Vec::new();
         for pp in pre_prepares {
