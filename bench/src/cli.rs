@@ -48,9 +48,10 @@ pub struct BenchArgs {
     /// External endpoint HOST:PORT; may be repeated.
     #[arg(long = "target", value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub targets: Vec<(String, u16)>,
-    /// Start a server as a child process on a free loopback port; a
-    /// comma-separated list runs each in turn (targets run in this order,
-    /// then the --target ones).
+    /// Start a server as a child process on a free loopback port; may be a
+    /// comma-separated list. All targets (these first, then the --target
+    /// ones) are measured in interleaved rounds; the first is the baseline
+    /// of the ratio column.
     #[arg(long = "spawn", value_name = "KIND", value_delimiter = ',')]
     pub spawn: Vec<SpawnKind>,
     /// Path of the `palisade` binary for --spawn unreplicated (default: next
