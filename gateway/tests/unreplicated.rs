@@ -189,3 +189,17 @@ async fn fsstat_reports_true_numbers() {
     assert_eq!((after.fbytes, after.ffiles), (1 << 30, 999));
     gw.shutdown().await.unwrap();
 }
+
+/// The whole shared suite on ONE export, as the replicated modes will run it: the checks
+/// do not interfere with each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_checks_share_one_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, ep) = start(dir.path()).await;
+    nfs_checks::check_all(&ep, "suite").await;
+    let manifest = nfs_checks::populate(&ep, "suite-kept").await;
+    gw.shutdown().await.unwrap();
+    let (gw, ep) = start(dir.path()).await;
+    nfs_checks::verify(&ep, &manifest).await;
+    gw.shutdown().await.unwrap();
+}
