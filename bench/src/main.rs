@@ -155,12 +155,21 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
         ready_timeout: Duration::from_secs(a.ready_timeout),
     };
 
-    eprintln!(
-        "[bench] seed {seed:#x}; generating {} bytes of pattern",
-        plan.params.size
-    );
-    let size = usize::try_from(plan.params.size).context("--size does not fit in memory")?;
-    let content = Arc::new(pattern::generate(seed, 0, size));
+    let sequential = plan
+        .workloads
+        .iter()
+        .any(|w| matches!(w, Workload::SeqWrite | Workload::SeqRead));
+    let content = if sequential {
+        eprintln!(
+            "[bench] seed {seed:#x}; generating {} bytes of pattern",
+            plan.params.size
+        );
+        let size = usize::try_from(plan.params.size).context("--size does not fit in memory")?;
+        Arc::new(pattern::generate(seed, 0, size))
+    } else {
+        eprintln!("[bench] seed {seed:#x}");
+        Arc::new(Vec::new())
+    };
 
     // All targets run at once; the runner interleaves them run by run (see
     // `runner::run_interleaved`). Two targets with the same name (the same
