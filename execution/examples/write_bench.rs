@@ -1,3 +1,8 @@
+//! A quick throughput measurement of the durable file system (not a test: no timed
+//! assertions). Run: `cargo run -p palisade-execution --release --example write_bench`.
+//! Applies 256 sequential 1 MiB WRITEs, one per batch (so one fsync each), then reads,
+//! then 1000 CREATEs one per batch and 1000 in one batch, and times the digest.
+// A measurement tool: any failure should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use palisade_execution::{FileSystem, FsConfig, RedbStore};
 use palisade_wire::fs::*;

@@ -231,10 +231,12 @@ impl Exec<'_> {
         Ok(FsReply::Done)
     }
 
-    /// True if `id` is `ancestor` or lies below it (walks ".." up to the root).
+    /// True if `id` is `ancestor` or lies below it (walks ".." up to the root). A path
+    /// longer than the number of inodes means the parent links form a cycle: corrupt
+    /// state, reported instead of looping forever.
     fn is_within(&self, id: FileId, ancestor: FileId) -> OpResult<bool> {
         let mut cur = id;
-        loop {
+        for _ in 0..=self.ov.changes.meta.inode_count {
             if cur == ancestor {
                 return Ok(true);
             }
@@ -243,6 +245,7 @@ impl Exec<'_> {
             }
             cur = self.linked(cur)?.parent;
         }
+        Err(ExecError::Corrupt(format!("parent links of {id} form a cycle")).into())
     }
 
     /// RENAME (§3.3.14). Replaces an existing target of a compatible type: file onto
