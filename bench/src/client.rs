@@ -78,6 +78,15 @@ impl Client {
         Ok(Client { conn, ops: 0 })
     }
 
+    /// Opens `n` connections to `ep`, one after another (untimed setup).
+    pub async fn connect_many(ep: &Endpoint, n: usize) -> Result<Vec<Client>> {
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(Client::connect(ep).await?);
+        }
+        Ok(clients)
+    }
+
     /// The export's root file handle.
     pub fn root(&self) -> nfs_fh3 {
         self.conn.root_nfs_fh3()

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
+use tokio::task::JoinSet;
 
-use super::seq_write::connect_many;
 use super::{mb_per_s, Content, Params, Sample};
 use crate::client::{Client, Endpoint};
 use crate::pattern;
@@ -52,7 +52,7 @@ async fn read_range(
 
 /// Runs seq-read once.
 pub async fn run(ep: &Endpoint, p: &Params, content: &Content) -> Result<Sample> {
-    let mut clients = connect_many(ep, p.depth.max(1)).await?;
+    let mut clients = Client::connect_many(ep, p.depth.max(1)).await?;
     let fh = {
         let c = clients.first_mut().context("no connection")?;
         let root = c.root();
@@ -76,14 +76,15 @@ pub async fn run(ep: &Endpoint, p: &Params, content: &Content) -> Result<Sample>
     let next_chunk = Arc::new(AtomicU64::new(0));
     let verified = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(clients.len());
+    // A JoinSet aborts the other workers if one fails and we return early.
+    let mut tasks = JoinSet::new();
     for mut c in clients {
         let next_chunk = Arc::clone(&next_chunk);
         let verified = Arc::clone(&verified);
         let content = Arc::clone(content);
         let fh = fh.clone();
         let (size, io) = (p.size, u64::from(p.io_size));
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 let offset = next_chunk.fetch_add(1, Ordering::Relaxed) * io;
                 if offset >= size {
@@ -94,11 +95,11 @@ pub async fn run(ep: &Endpoint, p: &Params, content: &Content) -> Result<Sample>
                 verified.fetch_add(n, Ordering::Relaxed);
             }
             anyhow::Ok(c)
-        }));
+        });
     }
     let mut clients = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        clients.push(t.await.context("seq-read worker died")??);
+    while let Some(r) = tasks.join_next().await {
+        clients.push(r.context("seq-read worker died")??);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let ops: u64 = clients.iter().map(Client::ops).sum::<u64>() - ops_before;

@@ -12,22 +12,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use nfs3_client::nfs3_types::nfs3::nfs_fh3;
+use tokio::task::JoinSet;
 
 use super::{mb_per_s, Content, Params, Sample};
 use crate::client::{Client, Endpoint};
 
-/// Opens `n` connections to `ep`.
-pub async fn connect_many(ep: &Endpoint, n: usize) -> Result<Vec<Client>> {
-    let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        clients.push(Client::connect(ep).await?);
-    }
-    Ok(clients)
-}
-
 /// Runs seq-write once.
 pub async fn run(ep: &Endpoint, p: &Params, content: &Content) -> Result<Sample> {
-    let mut clients = connect_many(ep, p.depth.max(1)).await?;
+    let mut clients = Client::connect_many(ep, p.depth.max(1)).await?;
     let fh = {
         let c = clients.first_mut().context("no connection")?;
         let root = c.root();
@@ -40,13 +32,14 @@ pub async fn run(ep: &Endpoint, p: &Params, content: &Content) -> Result<Sample>
 
     let next_chunk = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(clients.len());
+    // A JoinSet aborts the other workers if one fails and we return early.
+    let mut tasks = JoinSet::new();
     for mut c in clients {
         let next_chunk = Arc::clone(&next_chunk);
         let content = Arc::clone(content);
         let fh: nfs_fh3 = fh.clone();
         let (size, io) = (p.size, u64::from(p.io_size));
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             loop {
                 let offset = next_chunk.fetch_add(1, Ordering::Relaxed) * io;
                 if offset >= size {
@@ -58,11 +51,11 @@ pub async fn run(ep: &Endpoint, p: &Params, content: &Content) -> Result<Sample>
                     .await?;
             }
             anyhow::Ok(c)
-        }));
+        });
     }
     let mut clients = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        clients.push(t.await.context("seq-write worker died")??);
+    while let Some(r) = tasks.join_next().await {
+        clients.push(r.context("seq-write worker died")??);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let ops: u64 = clients.iter().map(Client::ops).sum::<u64>() - ops_before;

@@ -15,17 +15,17 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use nfs3_client::nfs3_types::nfs3::ftype3;
 use tokio::sync::Barrier;
+use tokio::task::JoinSet;
 
-use super::seq_write::connect_many;
 use super::{Params, Sample};
-use crate::client::Endpoint;
+use crate::client::{Client, Endpoint};
 use crate::pattern;
 
 /// Runs small-files once; `run_index` keeps directory names of successive
 /// runs apart.
 pub async fn run(ep: &Endpoint, p: &Params, run_index: usize) -> Result<Sample> {
     let n = p.clients.max(1);
-    let mut clients = connect_many(ep, n).await?;
+    let mut clients = Client::connect_many(ep, n).await?;
     let data = Arc::new(pattern::generate(p.seed, 0, p.small_file_size as usize));
     let barrier = Arc::new(Barrier::new(n + 1));
     // Every directory exists before any worker starts, so a failing MKDIR
@@ -37,12 +37,13 @@ pub async fn run(ep: &Endpoint, p: &Params, run_index: usize) -> Result<Sample> 
         let dir = c.mkdir(&root, &dir_name).await?;
         ready.push((c, root, dir_name, dir));
     }
-    let mut tasks = Vec::with_capacity(n);
+    // A JoinSet aborts the other workers if one fails and we return early.
+    let mut tasks = JoinSet::new();
     for (mut c, root, dir_name, dir) in ready {
         let barrier = Arc::clone(&barrier);
         let data = Arc::clone(&data);
         let files = p.files;
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             barrier.wait().await;
             let ops_before = c.ops();
             for f in 0..files {
@@ -62,13 +63,13 @@ pub async fn run(ep: &Endpoint, p: &Params, run_index: usize) -> Result<Sample> 
             }
             let ops = c.ops() - ops_before;
             anyhow::Ok((c, root, dir_name, ops))
-        }));
+        });
     }
     barrier.wait().await;
     let start = Instant::now();
     let mut done = Vec::with_capacity(n);
-    for t in tasks {
-        done.push(t.await.context("small-files worker died")??);
+    while let Some(r) = tasks.join_next().await {
+        done.push(r.context("small-files worker died")??);
     }
     let elapsed = start.elapsed().as_secs_f64();
     let mut ops = 0;
