@@ -1,8 +1,9 @@
 use std::io::{Cursor, Read, Write};
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, error, trace, warn};
 
 use crate::context::RPCContext;
@@ -91,6 +92,11 @@ async fn handle_rpc(
 /// length in bytes of the fragment's data.  The boolean value is the
 /// highest-order bit of the header; the length is the 31 low-order bits.
 /// (Note that this record specification is NOT in XDR standard form!)
+///
+/// PALISADE PATCH (see PATCHES.md): a record larger than [`MAX_RECORD_BYTES`] is refused
+/// (the connection is closed), and a fragment's bytes are read as they arrive instead of
+/// allocating the length its header claims: stock 0.11 allocated up to 2 GiB per
+/// fragment header, unbounded across fragments, before reading a byte of data.
 async fn read_fragment(socket: &mut DuplexStream, append_to: &mut Vec<u8>) -> Result<bool, anyhow::Error> {
     let mut header_buf = [0_u8; 4];
     socket.read_exact(&mut header_buf).await?;
@@ -98,12 +104,30 @@ async fn read_fragment(socket: &mut DuplexStream, append_to: &mut Vec<u8>) -> Re
     let is_last = (fragment_header & (1 << 31)) > 0;
     let length = (fragment_header & ((1 << 31) - 1)) as usize;
     trace!("Reading fragment length:{}, last:{}", length, is_last);
-    let start_offset = append_to.len();
-    append_to.resize(append_to.len() + length, 0);
-    socket.read_exact(&mut append_to[start_offset..]).await?;
+    if append_to.len().saturating_add(length) > MAX_RECORD_BYTES {
+        return Err(anyhow!(
+            "RPC record of more than {} bytes refused (fragment of {} bytes after {})",
+            MAX_RECORD_BYTES,
+            length,
+            append_to.len()
+        ));
+    }
+    let read = (&mut *socket).take(length as u64).read_to_end(append_to).await?;
+    if read != length {
+        return Err(anyhow!("connection closed inside an RPC record fragment"));
+    }
     trace!("Finishing Reading fragment length:{}, last:{}", length, is_last);
     Ok(is_last)
 }
+
+/// PALISADE PATCH (see PATCHES.md): the largest RPC record accepted. A 1 MiB WRITE (the
+/// largest FSINFO advertises) plus its headers fits with a wide margin.
+pub const MAX_RECORD_BYTES: usize = 4 * 1024 * 1024;
+
+/// PALISADE PATCH (see PATCHES.md): calls of one connection executing at once. Further
+/// calls wait in the socket (TCP back-pressure) instead of each holding its record in
+/// a task of its own without limit.
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 64;
 
 pub async fn write_fragment(socket: &mut tokio::net::TcpStream, buf: &[u8]) -> Result<(), anyhow::Error> {
     // TODO: split into many fragments
@@ -128,6 +152,8 @@ pub struct SocketMessageHandler {
     socket_receive_channel: DuplexStream,
     reply_send_channel: mpsc::UnboundedSender<SocketMessageType>,
     context: RPCContext,
+    // PALISADE PATCH (see PATCHES.md)
+    in_flight: Arc<Semaphore>,
 }
 
 impl SocketMessageHandler {
@@ -141,6 +167,7 @@ impl SocketMessageHandler {
                 socket_receive_channel: sockrecv,
                 reply_send_channel: msgsend,
                 context: context.clone(),
+                in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION)),
             },
             socksend,
             msgrecv,
@@ -154,7 +181,10 @@ impl SocketMessageHandler {
             let fragment = std::mem::take(&mut self.cur_fragment);
             let context = self.context.clone();
             let send = self.reply_send_channel.clone();
+            // PALISADE PATCH (see PATCHES.md): wait for a slot; the task holds it.
+            let permit = self.in_flight.clone().acquire_owned().await?;
             tokio::spawn(async move {
+                let _permit = permit;
                 let mut write_buf: Vec<u8> = Vec::new();
                 let mut write_cursor = Cursor::new(&mut write_buf);
                 let maybe_reply = handle_rpc(&mut Cursor::new(fragment), &mut write_cursor, context).await;

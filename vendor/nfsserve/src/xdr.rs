@@ -120,8 +120,13 @@ impl XDR for Vec<u8> {
     fn deserialize<R: Read>(&mut self, src: &mut R) -> std::io::Result<()> {
         let mut length: u32 = 0;
         length.deserialize(src)?;
-        self.resize(length as usize, 0);
-        src.read_exact(self)?;
+        // PALISADE PATCH (see PATCHES.md): read the bytes that are there instead of
+        // allocating the (up to 4 GiB) length the peer claims.
+        self.clear();
+        let read = src.take(u64::from(length)).read_to_end(self)?;
+        if read != length as usize {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         // read padding
         let pad = ((4 - length % 4) % 4) as usize;
         let mut zeros: [u8; 4] = [0, 0, 0, 0];
@@ -152,9 +157,12 @@ impl XDR for Vec<u32> {
     fn deserialize<R: Read>(&mut self, src: &mut R) -> std::io::Result<()> {
         let mut length: u32 = 0;
         length.deserialize(src)?;
-        self.resize(length as usize, 0);
-        for i in self {
+        // PALISADE PATCH (see PATCHES.md): grow only as elements actually arrive.
+        self.clear();
+        for _ in 0..length {
+            let mut i: u32 = 0;
             i.deserialize(src)?;
+            self.push(i);
         }
         Ok(())
     }
