@@ -102,12 +102,12 @@ impl Exec<'_> {
             bytes[in_block..in_block + take].copy_from_slice(&data[src_at..src_at + take]);
             self.ov.put_block(id, index, Block::new(bytes));
         }
-        self.ov.changes.meta.used_bytes += growth;
+        self.ov.changes.meta.used_bytes = meta.used_bytes.saturating_add(growth);
         let now = self.now;
         if !data.is_empty() {
             self.update(id, |r| {
                 r.size = r.size.max(end);
-                r.used += growth;
+                r.used = r.used.saturating_add(growth);
                 r.mtime = now;
                 r.ctime = now;
             })?;

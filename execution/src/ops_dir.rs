@@ -62,9 +62,9 @@ impl Exec<'_> {
         self.ov.put_entry(dir, name, id);
         self.touch_dir(dir)?;
         self.update(dir, |r| {
-            r.size += 1;
+            r.size = r.size.saturating_add(1);
             if is_dir {
-                r.subdirs += 1;
+                r.subdirs = r.subdirs.saturating_add(1);
             }
         })?;
         Ok(id)
@@ -304,9 +304,9 @@ impl Exec<'_> {
             }
         })?;
         self.update(to_dir, |r| {
-            r.size += 1;
+            r.size = r.size.saturating_add(1);
             if src_is_dir {
-                r.subdirs += 1;
+                r.subdirs = r.subdirs.saturating_add(1);
             }
         })?;
         self.touch_dir(from_dir)?;
