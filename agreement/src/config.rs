@@ -34,6 +34,9 @@ pub struct Config {
     /// Base timeout of the view-change timer; doubled for each successive view change
     /// without progress (TOCS §4.5.2).
     pub view_change_timeout: Duration,
+    /// Interval of status messages while this replica waits for something (see
+    /// [`crate::TimerKind::Status`]); keep it well below `view_change_timeout`.
+    pub status_interval: Duration,
     /// Request ids accepted per client above (and remembered below) the highest id
     /// ordered for that client.
     pub client_window: u64,
@@ -56,8 +59,9 @@ pub enum ConfigError {
 
 impl Config {
     /// A configuration with the defaults used by the local cluster: K = 64, L = 2K,
-    /// batches of at most 256 requests or 4 MiB, 1 ms batch delay, 1 s skew, 500 ms base
-    /// view-change timeout, a window of 1024 request ids per client.
+    /// batches of at most 256 requests or 3 MiB, 1 ms batch delay, 1 s skew, 500 ms base
+    /// view-change timeout, 100 ms status interval, a window of 1024 request ids per
+    /// client.
     pub fn new(
         f: usize,
         id: ReplicaId,
@@ -76,6 +80,7 @@ impl Config {
             window: 128,
             max_timestamp_skew: Duration::from_secs(1),
             view_change_timeout: Duration::from_millis(500),
+            status_interval: Duration::from_millis(100),
             client_window: 1024,
             max_pending_requests: 16 * 1024,
         }

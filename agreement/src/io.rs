@@ -17,6 +17,11 @@ pub enum TimerKind {
     /// TOCS §4.4: in the normal case, "a request is waiting too long" (the primary is
     /// suspected); during a view change, "no valid new-view arrived in time".
     ViewChange,
+    /// While waiting, periodically tell peers how far this replica got, so that they
+    /// retransmit lost commits, bodies and checkpoints. Shorter than the view-change
+    /// timeout, so a replica that merely lost messages recovers before suspecting the
+    /// primary.
+    Status,
 }
 
 /// Everything that can happen to a replica.

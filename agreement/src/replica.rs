@@ -35,6 +35,9 @@ pub enum Status {
 /// Most pre-prepares held for a view not yet entered (see `hold_early`).
 const MAX_EARLY: usize = 64;
 
+/// Most log slots retransmitted in answer to one status message.
+const MAX_RETRANSMIT: u64 = 32;
+
 /// Successive view changes double the timeout up to this many times.
 const MAX_BACKOFF_DOUBLINGS: u32 = 16;
 
@@ -59,6 +62,7 @@ pub struct Replica {
     /// Highest timestamp of any pre-prepare accepted: the primary never goes below it.
     last_timestamp: Timestamp,
     vc_timer_armed: bool,
+    status_timer_armed: bool,
     /// View changes since the last delivered batch (the back-off exponent).
     successive_view_changes: u32,
     /// Something was delivered during this step (restart the request timer).
@@ -126,6 +130,7 @@ impl Replica {
             delivered_timestamp: Timestamp::default(),
             last_timestamp: Timestamp::default(),
             vc_timer_armed: false,
+            status_timer_armed: false,
             successive_view_changes: 0,
             progressed: false,
             null_digest,
@@ -331,32 +336,52 @@ impl Replica {
                 let next = self.view.saturating_add(1);
                 self.start_view_change(next, out)
             }
+            TimerKind::Status => {
+                self.status_timer_armed = false;
+                out.push(Output::Broadcast(AgreementMessage::Status {
+                    view: self.view,
+                    last_delivered: self.last_delivered,
+                }));
+                Ok(())
+            }
         }
     }
 
     /// The request timer of a backup (TOCS §4.4): armed while some request or accepted
     /// batch waits for delivery, restarted when a batch is delivered, cancelled when
     /// nothing waits. During a view change the timer belongs to the view change.
+    /// The status timer runs on every replica (primary included) while it waits or is
+    /// changing views.
     fn refresh_request_timer(&mut self, out: &mut Vec<Output>) {
         let progressed = std::mem::replace(&mut self.progressed, false);
-        if self.status != Status::Normal {
-            return;
+        let work_waiting = self.clients.pending_len() > 0
+            || self
+                .log
+                .range(self.last_delivered.saturating_add(1)..)
+                .any(|(_, s)| s.pre_prepare.is_some() || s.committed.is_some());
+        if self.status == Status::Normal {
+            let waiting = !self.is_primary() && work_waiting;
+            if waiting && (!self.vc_timer_armed || progressed) {
+                self.vc_timer_armed = true;
+                out.push(Output::SetTimer {
+                    kind: TimerKind::ViewChange,
+                    after: self.timeout(),
+                });
+            } else if !waiting && self.vc_timer_armed {
+                self.vc_timer_armed = false;
+                out.push(Output::CancelTimer(TimerKind::ViewChange));
+            }
         }
-        let waiting = !self.is_primary()
-            && (self.clients.pending_len() > 0
-                || self
-                    .log
-                    .range(self.last_delivered.saturating_add(1)..)
-                    .any(|(_, s)| s.pre_prepare.is_some()));
-        if waiting && (!self.vc_timer_armed || progressed) {
-            self.vc_timer_armed = true;
+        let want_status = work_waiting || self.status == Status::ViewChange;
+        if want_status && !self.status_timer_armed {
+            self.status_timer_armed = true;
             out.push(Output::SetTimer {
-                kind: TimerKind::ViewChange,
-                after: self.timeout(),
+                kind: TimerKind::Status,
+                after: self.config.status_interval,
             });
-        } else if !waiting && self.vc_timer_armed {
-            self.vc_timer_armed = false;
-            out.push(Output::CancelTimer(TimerKind::ViewChange));
+        } else if !want_status && self.status_timer_armed {
+            self.status_timer_armed = false;
+            out.push(Output::CancelTimer(TimerKind::Status));
         }
     }
 }

@@ -94,6 +94,10 @@ fn normal_case_step_by_step_at_a_backup() {
                 kind: TimerKind::ViewChange,
                 after: Duration::from_millis(500)
             },
+            Output::SetTimer {
+                kind: TimerKind::Status,
+                after: Duration::from_millis(100)
+            },
         ]
     );
     // One more prepare (from replica 2) makes 2f: prepared, exactly one commit.
@@ -111,7 +115,7 @@ fn normal_case_step_by_step_at_a_backup() {
         .step(msg(0, AgreementMessage::Commit(commit(0, 1, d))))
         .is_empty());
     let out = r.step(msg(2, AgreementMessage::Commit(commit(2, 1, d))));
-    assert_eq!(out.len(), 2);
+    assert_eq!(out.len(), 3);
     let Output::Deliver {
         batch: ob,
         certificate,
@@ -123,7 +127,13 @@ fn normal_case_step_by_step_at_a_backup() {
     assert_eq!(ob.batch, batch);
     let keys: Vec<_> = (0..4).map(|i| replica_key(i).verifying_key()).collect();
     certificate.verify(ob, &keys, 1).unwrap();
-    assert_eq!(out[1], Output::CancelTimer(TimerKind::ViewChange));
+    assert_eq!(
+        out[1..],
+        [
+            Output::CancelTimer(TimerKind::ViewChange),
+            Output::CancelTimer(TimerKind::Status)
+        ]
+    );
     assert_eq!(r.last_delivered(), 1);
     // The same request again is a replay: dropped and counted.
     assert!(r
@@ -142,9 +152,17 @@ fn primary_proposes_one_pre_prepare_with_its_timestamp() {
     let req = request(2, 1, b"x");
     let out = p.step(Input::ClientRequest(req.clone()));
     let expected = batch_at(time(1_000), vec![req]);
+    // The primary suspects nobody, but runs the status timer while its batch is not
+    // yet delivered.
     assert_eq!(
         out,
-        vec![Output::Broadcast(pre_prepare(0, 0, 1, &expected))]
+        vec![
+            Output::Broadcast(pre_prepare(0, 0, 1, &expected)),
+            Output::SetTimer {
+                kind: TimerKind::Status,
+                after: Duration::from_millis(100)
+            }
+        ]
     );
     // The clock goes back: the next batch keeps the previous timestamp.
     p.step(Input::Tick(time(900)));
@@ -164,10 +182,16 @@ fn backup_only_arms_its_request_timer_on_a_request() {
     let out = r.step(Input::ClientRequest(request(0, 1, b"x")));
     assert_eq!(
         out,
-        vec![Output::SetTimer {
-            kind: TimerKind::ViewChange,
-            after: Duration::from_millis(500)
-        }]
+        vec![
+            Output::SetTimer {
+                kind: TimerKind::ViewChange,
+                after: Duration::from_millis(500)
+            },
+            Output::SetTimer {
+                kind: TimerKind::Status,
+                after: Duration::from_millis(100)
+            }
+        ]
     );
     assert!(r.step(Input::ClientRequest(request(0, 2, b"x"))).is_empty());
     assert_eq!(r.stats().requests_admitted, 2);
@@ -190,7 +214,7 @@ fn bad_timestamps_are_refused() {
     assert_eq!(r.stats().pre_prepares_bad_timestamp, 2);
     // Going backwards in the order.
     let first = batch_at(time(1_000), vec![request(0, 1, b"a")]);
-    assert_eq!(r.step(msg(0, pre_prepare(0, 0, 1, &first))).len(), 2);
+    assert_eq!(r.step(msg(0, pre_prepare(0, 0, 1, &first))).len(), 3);
     let earlier = batch_at(
         Timestamp {
             seconds: 999,
@@ -244,7 +268,7 @@ fn bad_requests_are_dropped_and_counted() {
     assert!(r.step(Input::ClientRequest(request(0, 0, b""))).is_empty());
     assert_eq!(r.stats().requests_out_of_window, 2);
     // A retransmission of a pending request.
-    assert_eq!(r.step(Input::ClientRequest(request(0, 7, b""))).len(), 1);
+    assert_eq!(r.step(Input::ClientRequest(request(0, 7, b""))).len(), 2);
     assert!(r.step(Input::ClientRequest(request(0, 7, b""))).is_empty());
     assert_eq!(r.stats().requests_duplicate, 1);
     assert_eq!(r.stats().requests_admitted, 1);
@@ -474,4 +498,47 @@ fn configuration_errors_are_reported() {
         Replica::new(c, replica_key(0)),
         Err(ConfigError::Invalid(_))
     ));
+}
+
+#[test]
+fn status_from_a_lagging_peer_is_answered_with_certificates_and_bodies() {
+    let mut c = common::Cluster::new(1);
+    for id in 1..=4 {
+        c.submit(request(0, id, b"s"));
+    }
+    c.settle();
+    assert_eq!(c.replicas[0].last_delivered(), 1);
+    let out = c.replicas[0].step(msg(
+        3,
+        AgreementMessage::Status {
+            view: 0,
+            last_delivered: 0,
+        },
+    ));
+    // 2f+1 commits of the certificate, then the body, all to the peer that asked.
+    assert_eq!(out.len(), 4);
+    assert!(out[..3].iter().all(|o| matches!(
+        o,
+        Output::Send {
+            to: 3,
+            message: AgreementMessage::Commit(_)
+        }
+    )));
+    assert!(matches!(
+        &out[3],
+        Output::Send {
+            to: 3,
+            message: AgreementMessage::BatchBody { sequence: 1, .. }
+        }
+    ));
+    // A peer that is not behind gets nothing.
+    assert!(c.replicas[0]
+        .step(msg(
+            3,
+            AgreementMessage::Status {
+                view: 0,
+                last_delivered: 1
+            }
+        ))
+        .is_empty());
 }

@@ -428,6 +428,14 @@ pub enum AgreementMessage {
         sequence: Sequence,
         batch: Batch,
     },
+    /// "I have delivered up to `last_delivered` in `view`": sent while a replica waits,
+    /// so that peers retransmit what it lost (the status messages of Castro's PBFT
+    /// implementation, thesis §5.2). Unsigned: it only triggers retransmission of
+    /// messages that carry their own signatures.
+    Status {
+        view: View,
+        last_delivered: Sequence,
+    },
 }
 
 impl Bounded for AgreementMessage {
@@ -440,7 +448,8 @@ impl Bounded for AgreementMessage {
             AgreementMessage::Prepare(_)
             | AgreementMessage::Commit(_)
             | AgreementMessage::Checkpoint(_)
-            | AgreementMessage::FetchBatch { .. } => Ok(()),
+            | AgreementMessage::FetchBatch { .. }
+            | AgreementMessage::Status { .. } => Ok(()),
         }
     }
 }

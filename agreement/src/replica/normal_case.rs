@@ -8,7 +8,7 @@ use palisade_wire::agreement::{
 };
 use palisade_wire::fs::Timestamp;
 
-use super::{nanos, Replica, Status, MAX_EARLY};
+use super::{nanos, Replica, Status, MAX_EARLY, MAX_RETRANSMIT};
 use crate::certificate::{neutral, order_certificate};
 use crate::error::Reject;
 use crate::io::Output;
@@ -40,6 +40,10 @@ impl Replica {
                 self.on_fetch(from, sequence, digest, out)
             }
             AgreementMessage::BatchBody { sequence, batch } => self.on_body(sequence, batch, out),
+            AgreementMessage::Status { last_delivered, .. } => {
+                self.on_status(from, last_delivered, out);
+                Ok(())
+            }
         }
     }
 
@@ -438,6 +442,51 @@ impl Replica {
             message: AgreementMessage::BatchBody { sequence, batch },
         });
         Ok(())
+    }
+
+    /// A peer is behind: retransmit what lets it catch up, each piece verifiable on its
+    /// own (TOCS §4.2 messages are signed): our stable checkpoint proof if it needs
+    /// something we collected, then, for up to [`MAX_RETRANSMIT`] committed slots, the
+    /// commit certificate and the body.
+    fn on_status(&mut self, from: ReplicaId, their_last: Sequence, out: &mut Vec<Output>) {
+        if their_last >= self.last_delivered || from == self.config.id {
+            return;
+        }
+        let mut next = their_last.saturating_add(1);
+        if next <= self.log.low() {
+            let (_, _, proof) = self.checkpoints.stable();
+            for c in proof {
+                out.push(Output::Send {
+                    to: from,
+                    message: AgreementMessage::Checkpoint(c.clone()),
+                });
+            }
+            next = self.log.low().saturating_add(1);
+        }
+        let end = self
+            .last_delivered
+            .min(next.saturating_add(MAX_RETRANSMIT - 1));
+        for (sequence, slot) in self.log.range(next..=end) {
+            let Some(cert) = &slot.committed else {
+                continue;
+            };
+            let Some(body) = slot.bodies.get(&cert.digest) else {
+                continue;
+            };
+            for c in &cert.commits {
+                out.push(Output::Send {
+                    to: from,
+                    message: AgreementMessage::Commit(c.clone()),
+                });
+            }
+            out.push(Output::Send {
+                to: from,
+                message: AgreementMessage::BatchBody {
+                    sequence: *sequence,
+                    batch: body.clone(),
+                },
+            });
+        }
     }
 
     pub(super) fn on_body(
