@@ -9,7 +9,6 @@
 
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use palisade_wire::fs::{BatchContext, FsError, FsOp, FsResult};
 use tokio::sync::{mpsc, oneshot};
@@ -208,6 +207,3 @@ pub fn storage_status(error: &(dyn StdError + 'static)) -> FsError {
     }
     FsError::Io
 }
-
-/// Shared handle on the stats, for the service that owns the thread.
-pub type SharedStats = Arc<ExecutorStats>;

@@ -144,3 +144,100 @@ impl FileService for LocalFileService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use palisade_execution::MemStore;
+    use palisade_wire::fs::{FsReply, SetAttr, ROOT_ID};
+
+    use super::*;
+
+    fn mem() -> LocalFileService {
+        LocalFileService::start(|| {
+            FileSystem::open(MemStore::new(), FsConfig::default()).map_err(|e| {
+                GatewayError::OpenData {
+                    dir: PathBuf::from("<memory>"),
+                    source: Box::new(e),
+                }
+            })
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn serves_until_shutdown_then_answers_io() {
+        let svc = mem();
+        let made = svc
+            .call(FsOp::Mkdir {
+                dir: ROOT_ID,
+                name: b"d".to_vec(),
+                attr: SetAttr::default(),
+            })
+            .await;
+        let Ok(FsReply::Created { id, .. }) = made else {
+            panic!("{made:?}")
+        };
+        let found = svc
+            .call(FsOp::Lookup {
+                dir: ROOT_ID,
+                name: b"d".to_vec(),
+            })
+            .await;
+        assert!(matches!(found, Ok(FsReply::Lookup { id: got, .. }) if got == id));
+        assert_eq!(svc.stats().ops, 2);
+        svc.shutdown().await.unwrap();
+        assert_eq!(
+            svc.call(FsOp::GetAttr { id: ROOT_ID }).await,
+            Err(FsError::Io)
+        );
+        // Idempotent.
+        svc.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_are_all_answered() {
+        let svc = Arc::new(mem());
+        let mut tasks = Vec::new();
+        for i in 0..64u32 {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                svc.call(FsOp::Mkdir {
+                    dir: ROOT_ID,
+                    name: format!("d{i}").into_bytes(),
+                    attr: SetAttr::default(),
+                })
+                .await
+            }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(FsReply::Created { id, .. }) => assert!(ids.insert(id)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ids.len(), 64);
+        svc.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn open_failures_are_reported() {
+        let err = LocalFileService::start(|| -> Result<FileSystem<MemStore>, _> {
+            Err(GatewayError::OpenData {
+                dir: PathBuf::from("/nowhere"),
+                source: Box::new(std::io::Error::other("unreadable")),
+            })
+        });
+        match err {
+            Err(e @ GatewayError::OpenData { .. }) => {
+                assert!(e.to_string().contains("/nowhere"), "{e}")
+            }
+            Err(e) => panic!("unexpected {e}"),
+            Ok(_) => panic!("must fail"),
+        }
+        let panicked = LocalFileService::start(|| -> Result<FileSystem<MemStore>, GatewayError> {
+            panic!("open blew up")
+        });
+        assert!(matches!(panicked, Err(GatewayError::ExecutorPanicked)));
+    }
+}
