@@ -15,6 +15,22 @@
 //! - the ORDER certificate: 2f+1 signed commits, verifiable by anyone
 //!   ([`palisade_wire::agreement::OrderCertificate::verify`], [`certificate`]).
 //!
+//! - status messages and retransmission, so a replica that lost messages catches up
+//!   (commit certificates and bodies, or a stable checkpoint proof and a
+//!   [`Output::StateTransfer`]) before it suspects the primary.
+//!
+//! Limits, on purpose or not yet done:
+//! - no durable log (no `Persist` effect): a restarted replica rejoins from the others'
+//!   checkpoints and the next view change (TOCS §5.3 recovery is not implemented);
+//! - every message is signed (ed25519); PBFT's MAC authenticators for the normal case
+//!   are not used (see [`palisade_wire::agreement`] for where they would suffice);
+//! - retransmission answers (`Status`) and batch fetches are not rate-limited here: the
+//!   runtime must bound how often it feeds one peer's messages in;
+//! - requests of batches skipped by a state transfer are forgotten (clients
+//!   retransmit), and a request can be ordered twice across a view change when its
+//!   first batch was not carried over; execution must drop duplicates by
+//!   (client, request id).
+//!
 //! The output towards execution is protocol-neutral ([`OrderedBatch`] plus
 //! [`OrderCertificate`], an enum with a `Pbft` variant), so FaB Paxos can fill the same
 //! seam. Where MACs would suffice and why signatures are used is explained in

@@ -36,6 +36,14 @@ impl ViewChanges {
         Ok(())
     }
 
+    /// True if `vc` would replace what is stored for its sender (checked before the
+    /// costly verification, so a replica cannot make us re-verify old messages).
+    pub fn is_newer(&self, replica: ReplicaId, new_view: View) -> bool {
+        self.latest
+            .get(&replica)
+            .is_none_or(|old| old.message.new_view < new_view)
+    }
+
     /// TOCS §4.5.2: if f+1 replicas other than `me` want views above `current`, the
     /// smallest of those views (so that a correct replica never lags behind a view
     /// change that at least one correct replica started).

@@ -630,3 +630,46 @@ fn seeded_loss_then_heal_orders_every_request() {
         );
     }
 }
+
+/// A view change after a stable checkpoint: view-change messages carry the checkpoint
+/// proof, the new view starts above it, and a batch committed at only some replicas
+/// just above it is kept.
+#[test]
+fn view_change_after_a_stable_checkpoint_starts_above_it() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    for id in 1..=8 {
+        c.submit(request(0, id, b"k"));
+    }
+    c.settle();
+    c.report_checkpoints();
+    c.settle();
+    assert!(c
+        .replicas
+        .iter()
+        .all(|r| r.low_watermark() == 8 && r.log_len() == 0));
+    // Sequence 9 commits at the primary and replica 1 only (commits to 2, 3 are lost).
+    c.filter = Some(Box::new(|_, to, m| {
+        !(to >= 2 && matches!(m, AgreementMessage::Commit(_)))
+    }));
+    c.submit(request(0, 9, b"k"));
+    c.settle();
+    assert_eq!(c.replicas[1].last_delivered(), 9);
+    assert_eq!(c.replicas[2].last_delivered(), 8);
+    c.filter = None;
+    c.silent.insert(0);
+    for id in 10..=11 {
+        c.submit(request(1, id, b"k"));
+    }
+    c.settle();
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    c.check_invariants();
+    for i in 1..4 {
+        let r = &c.replicas[i];
+        assert_eq!(r.view(), 1);
+        assert_eq!(r.low_watermark(), 8);
+        assert_eq!(r.last_delivered(), 11, "replica {i}");
+        assert_eq!(c.delivered_requests(i).len(), 11);
+        assert_eq!(c.delivered[i][8].0, c.delivered[1][8].0, "sequence 9 kept");
+    }
+}

@@ -74,6 +74,9 @@ impl Replica {
                 current: self.view,
             });
         }
+        if !self.view_changes.is_newer(vc.message.replica, new_view) {
+            return Err(Reject::Rule("stale or duplicate view-change"));
+        }
         verify_view_change(&vc, &self.config)?;
         self.view_changes.add(vc)?;
         if let Some(target) =
