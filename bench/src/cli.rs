@@ -70,7 +70,7 @@ pub struct BenchArgs {
     /// Concurrent connections for small-files.
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
-    /// Files per client for small-files [default: 500; --quick: 20].
+    /// Files per client for small-files [default: 1000; --quick: 20].
     #[arg(long)]
     pub files: Option<usize>,
     /// Bytes written to each small file.
@@ -105,7 +105,7 @@ impl BenchArgs {
             .unwrap_or(if self.quick { 4 << 20 } else { 256 << 20 })
     }
     pub fn files(&self) -> usize {
-        self.files.unwrap_or(if self.quick { 20 } else { 500 })
+        self.files.unwrap_or(if self.quick { 20 } else { 1000 })
     }
     pub fn warmup(&self) -> usize {
         self.warmup.unwrap_or(if self.quick { 0 } else { 1 })
@@ -164,7 +164,7 @@ mod tests {
         let a = parse(&["palisade-bench", "compare"]);
         assert_eq!(
             (a.size(), a.files(), a.warmup(), a.repeat()),
-            (256 << 20, 500, 1, 3)
+            (256 << 20, 1000, 1, 3)
         );
         let a = parse(&["palisade-bench", "compare", "--quick"]);
         assert_eq!(

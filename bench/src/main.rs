@@ -10,11 +10,13 @@
 //!
 //! Layout: `cli` (arguments), `target` (endpoints and the spawner),
 //! `workload/*` (one file per workload), `client` (NFS calls), `pattern`
-//! (the verified data), `runner` (warm-up and repeats), `stats`, `report`,
+//! (the verified data), `runner` (warm-up, repeats, interleaving), `stats`,
+//! `report`, `machine` (load recorded with the results),
 //! and `memfs` (the in-memory baseline server).
 
 mod cli;
 mod client;
+mod machine;
 mod memfs;
 mod pattern;
 mod report;
@@ -174,6 +176,15 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
     // All targets run at once; the runner interleaves them run by run (see
     // `runner::run_interleaved`). Two targets with the same name (the same
     // kind spawned twice) would be indistinguishable in the results.
+    let start_load = machine::Load::now();
+    if start_load.busy() {
+        eprintln!(
+            "[bench] warning: load average {:.1} on {} CPUs: other work is running, \
+             figures will be noisy and low",
+            start_load.loadavg_1m.unwrap_or(0.0),
+            start_load.cpus
+        );
+    }
     let mut targets: Vec<Target> = Vec::with_capacity(specs.len());
     for spec in &specs {
         let t = Target::start(spec, &a.export, &opts).await?;
@@ -187,7 +198,11 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
     // Stop the servers before printing, so their logs end before our table.
     drop(targets);
 
-    let report = Report::new(&plan, names, &measured);
+    let environment = machine::Environment {
+        start: start_load,
+        end: machine::Load::now(),
+    };
+    let report = Report::new(&plan, names, environment, &measured);
     if let Some(path) = &a.json {
         report.write_json(path)?;
         eprintln!("[bench] wrote {}", path.display());

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::machine::{Environment, Load};
 use crate::runner::{Measured, Plan};
 use crate::stats::Summary;
 use crate::workload::{Params, Sample, Workload};
@@ -81,11 +82,18 @@ pub struct Report {
     pub warmup: usize,
     pub repeat: usize,
     pub params: Params,
+    /// Machine load at the start and end of the measurements.
+    pub environment: Environment,
     pub results: Vec<ResultEntry>,
 }
 
 impl Report {
-    pub fn new(plan: &Plan, targets: Vec<String>, measured: &[Measured]) -> Report {
+    pub fn new(
+        plan: &Plan,
+        targets: Vec<String>,
+        environment: Environment,
+        measured: &[Measured],
+    ) -> Report {
         Report {
             tool: "palisade-bench",
             version: env!("CARGO_PKG_VERSION"),
@@ -93,6 +101,7 @@ impl Report {
             warmup: plan.warmup,
             repeat: plan.repeat,
             params: plan.params.clone(),
+            environment,
             results: measured.iter().map(ResultEntry::from_measured).collect(),
         }
     }
@@ -133,6 +142,13 @@ impl Report {
              warm-up {}, runs {}, seed {:#x}; medians, MB = 10^6 bytes\n\n",
             p.size, p.io_size, p.depth, p.clients, p.files, self.warmup, self.repeat, p.seed
         );
+        let load = |l: &Load| l.loadavg_1m.map_or("?".to_string(), |v| format!("{v:.1}"));
+        out.push_str(&format!(
+            "load average {} at start, {} at end, on {} CPUs\n\n",
+            load(&self.environment.start),
+            load(&self.environment.end),
+            self.environment.start.cpus
+        ));
         out.push_str(&format!(
             "| workload | target | median | min–max | vs {first} |\n|---|---|---:|---:|---:|\n"
         ));
@@ -199,7 +215,17 @@ mod tests {
             measured(Workload::SmallFiles, "memfs", &[40.0]),
             measured(Workload::SmallFiles, "unreplicated", &[10.0]),
         ];
-        let r = Report::new(&plan, vec!["memfs".into(), "unreplicated".into()], &m);
+        let env = Environment {
+            start: Load {
+                cpus: 2,
+                loadavg_1m: Some(0.5),
+            },
+            end: Load {
+                cpus: 2,
+                loadavg_1m: None,
+            },
+        };
+        let r = Report::new(&plan, vec!["memfs".into(), "unreplicated".into()], env, &m);
         let t = r.markdown();
         assert!(
             t.contains("| seq-write | memfs | 200.0 MB/s | 100.0–300.0 | 1.00× |"),

@@ -118,6 +118,9 @@ fn compare_quick_against_spawned_memfs() {
     let size = 4u64 << 20;
     assert_eq!(json["params"]["size"], size);
     assert_eq!(json["targets"][0], "memfs");
+    // The machine's load is recorded with the figures.
+    assert!(json["environment"]["start"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(json["environment"]["end"]["cpus"].as_u64().unwrap() >= 1);
 
     let w = result(&json, "seq-write", "memfs");
     assert_eq!(w["unit"], "MB/s");
