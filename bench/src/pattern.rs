@@ -51,13 +51,19 @@ pub fn generate(seed: u64, offset: u64, len: usize) -> Vec<u8> {
     buf
 }
 
-/// Index of the first byte where `got` and `expected` differ (comparing the
-/// common prefix), or `None` when they are equal there.
+/// Index of the first byte where `got` and `expected` differ, or `None` when
+/// they are equal. When one is a prefix of the other, the first index past
+/// the shorter one.
 pub fn first_difference(got: &[u8], expected: &[u8]) -> Option<usize> {
     if got == expected {
         return None;
     }
-    got.iter().zip(expected.iter()).position(|(a, b)| a != b)
+    Some(
+        got.iter()
+            .zip(expected.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| got.len().min(expected.len())),
+    )
 }
 
 #[cfg(test)]
@@ -93,5 +99,7 @@ mod tests {
         assert!(first_difference(&shifted, &expected[..4096]).is_some());
         // Data written with another seed is caught.
         assert!(first_difference(&generate(10, 4096, 64), &expected[..64]).is_some());
+        // A short answer is a difference, at the first missing byte.
+        assert_eq!(first_difference(&expected[..10], &expected[..64]), Some(10));
     }
 }

@@ -35,10 +35,10 @@ async fn read_range(
         let exp = &expected[offset as usize..offset as usize + data.len()];
         if let Some(i) = pattern::first_difference(&data, exp) {
             bail!(
-                "seq-read: data mismatch at file offset {} (read {:#04x}, expected {:#04x})",
+                "seq-read: data mismatch at file offset {} (read {:?}, expected {:?})",
                 offset + i as u64,
-                data[i],
-                exp[i]
+                data.get(i),
+                exp.get(i)
             );
         }
         verified += data.len() as u64;
