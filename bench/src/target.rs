@@ -156,6 +156,19 @@ pub fn find_palisade(explicit: Option<&Path>) -> Result<PathBuf> {
     )
 }
 
+/// True when `e` is a MOUNT reply that denied the export (as opposed to a
+/// server that is not listening yet).
+fn mount_denied(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<nfs3_client::ConnectError>(),
+            Some(nfs3_client::ConnectError::Mount(
+                nfs3_client::MountError::Denied(_)
+            ))
+        )
+    })
+}
+
 /// A server running as a child process in its own process group.
 pub struct SpawnedServer {
     kind: SpawnKind,
@@ -259,7 +272,19 @@ impl SpawnedServer {
                     eprintln!("[bench] {} is answering on {}", self.kind.name(), ep.addr);
                     return Ok(());
                 }
-                Ok(Err(e)) => last_err = e,
+                Ok(Err(e)) => {
+                    // The server is up and refused the export: retrying
+                    // cannot help, so say so now rather than at the timeout.
+                    if mount_denied(&e) {
+                        bail!(
+                            "{} server refused to mount {:?}: {e:#}; its log:\n{}",
+                            self.kind.name(),
+                            ep.export,
+                            self.log_tail()
+                        );
+                    }
+                    last_err = e;
+                }
                 Err(_) => last_err = anyhow!("mount attempt timed out"),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

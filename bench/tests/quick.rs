@@ -367,3 +367,83 @@ fn compare_memfs_and_unreplicated_when_palisade_is_built() {
     let r = result(&json, "seq-read", "unreplicated");
     assert_eq!(r["runs"][0]["verified_bytes"], 4u64 << 20);
 }
+
+/// The loopback port a spawned server was started on, from the progress line
+/// "[bench] starting KIND on 127.0.0.1:PORT: ...".
+fn spawned_port(stderr: &str) -> u16 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("[bench] starting "))
+        .unwrap_or_else(|| panic!("no 'starting' line in {stderr}"));
+    let addr = line
+        .split(" on ")
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .nth(1)
+        .unwrap();
+    addr.parse().unwrap()
+}
+
+fn port_is_closed(port: u16) -> bool {
+    TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err()
+}
+
+#[test]
+fn a_spawned_server_is_stopped_when_the_run_fails() {
+    // The export does not exist, so the readiness check never succeeds.
+    let out = bench(&[
+        "compare",
+        "--spawn",
+        "memfs",
+        "--export",
+        "/no-such-export",
+        "--quick",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("refused to mount"), "{stderr}");
+    assert!(stderr.contains("MNT3ERR_NOENT"), "{stderr}");
+    // The server's own log is shown to explain the failure.
+    assert!(stderr.contains("memfs: serving NFSv3"), "{stderr}");
+    assert!(port_is_closed(spawned_port(&stderr)), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_its_server() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .args(["seq-write", "--spawn", "memfs", "--size", "4MiB"])
+        .args(["--warmup", "0", "--repeat", "1000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    // Wait until a measured run has finished, so the server is busy serving.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("seq-write run 1/") {
+            break;
+        }
+    }
+    let port = spawned_port(&seen);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let exit = child.wait().unwrap();
+    assert!(!exit.success(), "{seen}");
+    assert!(seen.contains("error: interrupted"), "{seen}");
+    assert!(seen.contains("stopped memfs server"), "{seen}");
+    assert!(port_is_closed(port), "{seen}");
+}
