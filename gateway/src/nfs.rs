@@ -7,8 +7,10 @@
 //! What nfsserve 0.11 decides before we are called (read from its `nfs_handlers.rs`):
 //! - CREATE GUARDED does its own LOOKUP first and answers EXIST itself; only then calls
 //!   `create`. CREATE EXCLUSIVE calls `create_exclusive` without the client's verifier.
-//! - SETATTR checks the ctime guard itself (and `setattr` never sees it); MKDIR does not
-//!   pass the client's attributes.
+//! - SETATTR checks the ctime guard itself with a GETATTR before calling `setattr`
+//!   (which never sees the guard), so check and change are two operations, not one
+//!   atomic `FsOp::SetAttr { guard_ctime }` (stock 0.11 even applied the change on a
+//!   mismatch; fixed in vendor/nfsserve). MKDIR does not pass the client's attributes.
 //! - ACCESS and PATHCONF never reach the file system. FSSTAT does only through the
 //!   patched nfsserve in `vendor/nfsserve` (see its PATCHES.md).
 //! - READDIR (not PLUS) always restarts at cookie 0; READDIRPLUS passes the cookie, which
