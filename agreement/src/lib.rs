@@ -27,9 +27,9 @@
 //! - retransmission answers (`Status`) and batch fetches are not rate-limited here: the
 //!   runtime must bound how often it feeds one peer's messages in;
 //! - requests of batches skipped by a state transfer are forgotten (clients
-//!   retransmit), and a request can be ordered twice across a view change when its
-//!   first batch was not carried over; execution must drop duplicates by
-//!   (client, request id).
+//!   retransmit), and a faulty primary can put an already ordered request into a new
+//!   batch that backups accept before they delivered the first one; execution must
+//!   drop duplicates by (client, request id).
 //!
 //! The output towards execution is protocol-neutral ([`OrderedBatch`] plus
 //! [`OrderCertificate`], an enum with a `Pbft` variant), so FaB Paxos can fill the same

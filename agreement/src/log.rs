@@ -129,12 +129,16 @@ impl Log {
         self.slots.iter()
     }
 
-    /// Slots in a range of sequence numbers, in order.
+    /// Slots with sequence numbers in `from..=to`, in order; empty (never a panic)
+    /// when `from > to`.
     pub fn range(
         &self,
-        range: impl std::ops::RangeBounds<Sequence>,
+        from: Sequence,
+        to: Sequence,
     ) -> impl DoubleEndedIterator<Item = (&Sequence, &Slot)> {
-        self.slots.range(range)
+        self.slots
+            .range(from..=to.max(from))
+            .filter(move |(n, _)| **n <= to)
     }
 
     pub fn slots_mut(&mut self) -> impl Iterator<Item = (&Sequence, &mut Slot)> {

@@ -266,6 +266,12 @@ impl Replica {
                 // Window full: wait for the next stable checkpoint (TOCS §4.3).
                 return Ok(());
             }
+            if self.awaiting_bodies() {
+                // After a new view: until the bodies of the batches carried over are
+                // here, this primary cannot tell which pending requests they hold, and
+                // proposing now could order a request twice.
+                return Ok(());
+            }
             let (count, bytes) = self.clients.unproposed();
             match self.batcher.decide(count, bytes, timer_fired) {
                 BatchDecision::Wait => return Ok(()),
@@ -281,6 +287,19 @@ impl Replica {
             timer_fired = false;
         }
         Ok(())
+    }
+
+    /// True if an accepted batch above the last delivered one has no body here yet.
+    fn awaiting_bodies(&self) -> bool {
+        self.log
+            .range(
+                self.last_delivered.saturating_add(1),
+                self.next_sequence.saturating_sub(1),
+            )
+            .any(|(_, s)| {
+                s.accepted()
+                    .is_some_and(|(_, digest)| !s.bodies.contains_key(&digest))
+            })
     }
 
     fn propose_batch(&mut self, out: &mut Vec<Output>) -> Result<(), Reject> {
@@ -357,7 +376,7 @@ impl Replica {
         let work_waiting = self.clients.pending_len() > 0
             || self
                 .log
-                .range(self.last_delivered.saturating_add(1)..)
+                .range(self.last_delivered.saturating_add(1), Sequence::MAX)
                 .any(|(_, s)| s.pre_prepare.is_some() || s.committed.is_some());
         if self.status == Status::Normal {
             let waiting = !self.is_primary() && work_waiting;

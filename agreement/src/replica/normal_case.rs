@@ -195,12 +195,12 @@ impl Replica {
         };
         let before = self
             .log
-            .range(..sequence)
+            .range(0, sequence.saturating_sub(1))
             .rev()
             .find_map(|(_, s)| timestamp_of(s));
         let after = self
             .log
-            .range(sequence.saturating_add(1)..)
+            .range(sequence.saturating_add(1), Sequence::MAX)
             .find_map(|(_, s)| timestamp_of(s));
         if before.is_some_and(|b| b > ts) || after.is_some_and(|a| a < ts) {
             return Err(Reject::Timestamp("goes backwards"));
@@ -466,7 +466,7 @@ impl Replica {
         let end = self
             .last_delivered
             .min(next.saturating_add(MAX_RETRANSMIT - 1));
-        for (sequence, slot) in self.log.range(next..=end) {
+        for (sequence, slot) in self.log.range(next, end) {
             let Some(cert) = &slot.committed else {
                 continue;
             };
@@ -526,6 +526,6 @@ impl Replica {
         self.stats.batches_fetched += 1;
         self.check_progress(sequence, out)?;
         self.try_deliver(out);
-        Ok(())
+        self.propose(false, out)
     }
 }

@@ -174,7 +174,6 @@ impl Replica {
         pre_prepares: Vec<Signed<PrePrepare>>,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
-        self.status = Status::Normal;
         self.stats.new_views_installed += 1;
         tracing::info!(
             replica = self.config.id,
@@ -197,7 +196,13 @@ impl Replica {
         }
         self.clients.reset_proposed();
         let max_s = plan.entries.last().map_or(plan.min_s, |e| e.0);
-        self.next_sequence = max_s.max(self.log.low()).saturating_add(1);
+        self.next_sequence = max_s
+            .max(self.log.low())
+            .max(self.last_delivered)
+            .saturating_add(1);
+        // Normal only now that the view's state is consistent: nothing above (the
+        // checkpoint adoption in particular) may propose in a half-installed view.
+        self.status = Status::Normal;
         let backup = !self.is_primary();
         let mut touched = Vec::new();
         for pp in pre_prepares {
