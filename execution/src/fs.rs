@@ -208,4 +208,9 @@ impl<S: Store> FileSystem<S> {
     pub fn store(&self) -> &S {
         &self.store
     }
+
+    /// Closes the file system and hands back its store (everything applied is in it).
+    pub fn into_store(self) -> S {
+        self.store
+    }
 }

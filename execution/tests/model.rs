@@ -24,7 +24,15 @@ proptest! {
             let got = h.op(op.clone());
             let got = observe(&mut h, op, got);
             prop_assert_eq!(&got, &expected, "op {:?}", op);
+            // Ask for the digest now and then, so the incremental tree is exercised.
+            if h.fs.last_applied() % 5 == 0 {
+                h.fs.digest();
+            }
         }
+        // The incrementally maintained digest equals one rebuilt from scratch.
+        let digest = h.fs.digest();
+        let mut reopened = FileSystem::open(h.fs.into_store(), FsConfig::default()).unwrap();
+        prop_assert_eq!(reopened.digest(), digest);
     }
 
     #[test]
