@@ -12,6 +12,14 @@
 //! determinism. Batches that change nothing commit with `Durability::None` (no fsync):
 //! losing them in a crash only means replaying read-only operations.
 //!
+//! Commits use redb's default single-fsync protocol (commit slot + xxhash checksums), not
+//! two-phase commit: 2PC doubles the fsyncs per batch to defend against an attacker who
+//! controls page flush order AND crashes the process mid-fsync AND writes crafted data. A
+//! replica corrupted that way would still be caught: its checkpoint digest disagrees with
+//! the g+1 correct ones and it fetches a checkpoint (Castro–Liskov §5.3.2). Quick-repair
+//! is off too: recovery after a crash walks the whole file once, in exchange for cheaper
+//! commits on every batch.
+//!
 //! After a failed commit (disk full, I/O error) redb refuses further work on that handle
 //! (`PreviousIo`), so the store reopens the database, which recovers the last durable
 //! commit; the file system above it is then exactly as before the failed batch.
