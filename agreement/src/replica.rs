@@ -262,8 +262,10 @@ impl Replica {
     /// The primary proposes as many batches as the batcher and the high watermark allow.
     fn propose(&mut self, mut timer_fired: bool, out: &mut Vec<Output>) -> Result<(), Reject> {
         while self.status == Status::Normal && self.is_primary() {
-            if self.next_sequence > self.log.high() {
-                // Window full: wait for the next stable checkpoint (TOCS §4.3).
+            if self.next_sequence > self.log.high() || self.next_sequence == Sequence::MAX {
+                // Window full: wait for the next stable checkpoint (TOCS §4.3). (The
+                // end of the sequence space is only reachable through 2f+1 signatures
+                // on absurd checkpoints; stop there rather than wrap.)
                 return Ok(());
             }
             if self.awaiting_bodies() {
@@ -328,7 +330,7 @@ impl Replica {
             .ok_or(Reject::OutsideWindow(sequence))?;
         slot.pre_prepare = Some(pre_prepare.clone());
         slot.add_body(digest, batch.clone());
-        self.next_sequence += 1;
+        self.next_sequence = self.next_sequence.saturating_add(1);
         self.last_timestamp = timestamp;
         self.stats.batches_proposed += 1;
         out.push(Output::Broadcast(AgreementMessage::PrePrepare {
