@@ -13,11 +13,14 @@
 //! - [`checkpoint`]: checkpoint images of the file-system state, for state transfer.
 //! - [`agreement`]: agreement-cluster messages (PBFT), signed envelopes, and the
 //!   ordered batch plus ORDER certificate that agreement hands to execution.
+//! - [`execution`]: execution-cluster messages: replies, checkpoint certificates, state
+//!   transfer.
 //! - [`codec`]: the canonical encoding and its errors.
 
 pub mod agreement;
 pub mod checkpoint;
 pub mod codec;
+pub mod execution;
 pub mod fs;
 
 pub use codec::{decode, encode, WireError, MAX_MESSAGE_BYTES};

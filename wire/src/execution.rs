@@ -1,0 +1,234 @@
+//! Execution-cluster messages (Yin et al., SOSP 2003, §3): ordered batches going in,
+//! replies and checkpoints coming out, and state transfer between execution replicas.
+//!
+//! Identities: execution replicas are numbered `0..2g+1` ([`ExecReplicaId`]); clients
+//! (gateways) by [`ClientId`]. A client accepts a result once g+1 execution replicas sent
+//! the same [`Reply`] (at most g are faulty, so one of them is correct). A checkpoint is
+//! stable once g+1 replicas signed the same state digest at one sequence number: that
+//! [`CheckpointCertificate`] is what agreement garbage-collects on and what a lagging
+//! replica checks transferred state against (Castro–Liskov TOCS §4.3, §5.3.2).
+
+use std::collections::BTreeSet;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::agreement::{
+    Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signable, Signed,
+    VerifyError, MAX_REPLICAS,
+};
+use crate::checkpoint::Checkpoint;
+
+/// Index of an execution replica, `0..2g+1`.
+pub type ExecReplicaId = u32;
+
+/// The largest encoded result a reply may carry: a 1 MiB READ plus attributes.
+pub const MAX_RESULT_BYTES: usize = 1024 * 1024 + 16 * 1024;
+
+/// One replica's answer to one request (TOCS §4.1: `<REPLY, v, t, c, i, r>`). `result` is
+/// the canonical encoding of the [`crate::fs::FsResult`] (sealed for the gateway once the
+/// firewall configuration seals bodies). Every correct replica produces identical bytes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The sequence number of the batch that executed the request.
+    pub sequence: Sequence,
+    pub client: ClientId,
+    pub request_id: u64,
+    #[serde(with = "serde_bytes")]
+    pub result: Vec<u8>,
+    pub replica: ExecReplicaId,
+}
+
+impl Signable for Reply {
+    const DOMAIN: &'static [u8] = b"palisade/execution/reply";
+    fn signer(&self) -> u64 {
+        u64::from(self.replica)
+    }
+}
+
+impl Bounded for Reply {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.result.len() > MAX_RESULT_BYTES {
+            return Err(VerifyError::OutOfBounds("reply result too large"));
+        }
+        Ok(())
+    }
+}
+
+impl Reply {
+    /// Two replies agree when everything but the sender agrees.
+    pub fn matches(&self, other: &Reply) -> bool {
+        self.sequence == other.sequence
+            && self.client == other.client
+            && self.request_id == other.request_id
+            && self.result == other.result
+    }
+}
+
+/// "My state after executing `sequence` has digest `state_digest`" (TOCS §4.3).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ExecCheckpoint {
+    pub sequence: Sequence,
+    pub state_digest: Digest,
+    pub replica: ExecReplicaId,
+}
+
+impl Signable for ExecCheckpoint {
+    const DOMAIN: &'static [u8] = b"palisade/execution/checkpoint";
+    fn signer(&self) -> u64 {
+        u64::from(self.replica)
+    }
+}
+
+impl Bounded for ExecCheckpoint {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        Ok(())
+    }
+}
+
+/// g+1 matching signed checkpoints from distinct execution replicas: a stable checkpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointCertificate {
+    pub sequence: Sequence,
+    pub state_digest: Digest,
+    pub signatures: Vec<Signed<ExecCheckpoint>>,
+}
+
+impl CheckpointCertificate {
+    /// Verifies, without trusting the sender, that at least g+1 distinct execution
+    /// replicas (keys indexed by replica id) signed this sequence and digest.
+    pub fn verify(&self, exec_keys: &[VerifyingKey], g: usize) -> Result<(), VerifyError> {
+        if self.signatures.len() > MAX_REPLICAS {
+            return Err(VerifyError::OutOfBounds("too many checkpoint signatures"));
+        }
+        let mut signers = BTreeSet::new();
+        for signed in &self.signatures {
+            let c = &signed.message;
+            if c.sequence != self.sequence || c.state_digest != self.state_digest {
+                return Err(VerifyError::Certificate("checkpoint for another state"));
+            }
+            signed.verify_with(exec_keys)?;
+            signers.insert(c.replica);
+        }
+        if signers.len() < g + 1 {
+            return Err(VerifyError::Certificate(
+                "fewer than g+1 distinct checkpoints",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything that travels to, from and between execution replicas (other than replies to
+/// clients, which are `Signed<Reply>`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum ExecutionMessage {
+    /// Agreement → execution: a batch at its place in the order, with its proof.
+    Order {
+        batch: OrderedBatch,
+        certificate: OrderCertificate,
+    },
+    /// Execution → execution and agreement: a replica's signed checkpoint digest.
+    Checkpoint(Signed<ExecCheckpoint>),
+    /// Execution → agreement: a stable checkpoint, so agreement can collect its log.
+    Stable(CheckpointCertificate),
+    /// Execution → agreement: "resend the ordered batches from `from` on" (a replica that
+    /// missed some; agreement nodes keep delivered batches until a stable checkpoint).
+    FetchOrders { from: Sequence },
+    /// Execution → execution: "send me your state at stable checkpoint `sequence`";
+    /// `have` lists the leaf hashes the asker holds, so only differing inodes travel.
+    FetchState {
+        sequence: Sequence,
+        have: Vec<(u64, [u8; 32])>,
+    },
+    /// Execution → execution: the (partial) state, checked by the receiver against the
+    /// stable checkpoint's digest before it replaces anything.
+    State {
+        certificate: CheckpointCertificate,
+        checkpoint: Checkpoint,
+    },
+}
+
+/// Most leaf hashes a FetchState may list (bounds what a peer makes us compare).
+pub const MAX_FETCH_HAVE: usize = 1 << 16;
+
+impl Bounded for ExecutionMessage {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        match self {
+            ExecutionMessage::Order { batch, .. } => batch.batch.check_bounds(),
+            ExecutionMessage::Stable(c) | ExecutionMessage::State { certificate: c, .. }
+                if c.signatures.len() > MAX_REPLICAS =>
+            {
+                Err(VerifyError::OutOfBounds("too many checkpoint signatures"))
+            }
+            ExecutionMessage::FetchState { have, .. } if have.len() > MAX_FETCH_HAVE => {
+                Err(VerifyError::OutOfBounds("too many leaf hashes"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i + 1; 32])
+    }
+
+    fn checkpoint(replica: u32, digest: u8) -> Signed<ExecCheckpoint> {
+        let c = ExecCheckpoint {
+            sequence: 8,
+            state_digest: Digest([digest; 32]),
+            replica,
+        };
+        Signed::sign(&key(replica as u8), c).unwrap()
+    }
+
+    #[test]
+    fn certificate_needs_g_plus_one_distinct_matching_signers() {
+        let keys: Vec<_> = (0..3).map(|i| key(i).verifying_key()).collect();
+        let cert = |signatures| CheckpointCertificate {
+            sequence: 8,
+            state_digest: Digest([7; 32]),
+            signatures,
+        };
+        cert(vec![checkpoint(0, 7), checkpoint(2, 7)])
+            .verify(&keys, 1)
+            .unwrap();
+        assert!(cert(vec![checkpoint(0, 7), checkpoint(0, 7)])
+            .verify(&keys, 1)
+            .is_err());
+        assert!(cert(vec![checkpoint(0, 7), checkpoint(1, 6)])
+            .verify(&keys, 1)
+            .is_err());
+        let mut forged = checkpoint(1, 7);
+        forged.signer = 2;
+        forged.message.replica = 2;
+        assert!(cert(vec![checkpoint(0, 7), forged])
+            .verify(&keys, 1)
+            .is_err());
+    }
+
+    #[test]
+    fn replies_match_on_everything_but_the_sender() {
+        let a = Reply {
+            sequence: 1,
+            client: 9,
+            request_id: 4,
+            result: vec![1],
+            replica: 0,
+        };
+        let b = Reply {
+            replica: 2,
+            ..a.clone()
+        };
+        assert!(a.matches(&b));
+        assert!(!a.matches(&Reply {
+            result: vec![2],
+            ..b
+        }));
+    }
+}
