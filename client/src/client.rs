@@ -1,0 +1,229 @@
+//! [`Client`]: the BFT client state machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
+use palisade_wire::execution::{ExecReplicaId, Reply};
+
+use crate::config::ClientConfig;
+use crate::io::{ClientInput, ClientOutput, ClientTimer};
+use crate::retransmit::Backoff;
+use crate::stats::ClientStats;
+use crate::votes::{Vote, Votes};
+
+/// A request in flight: what was sent, when it is due again, and the replies so far.
+#[derive(Debug)]
+struct Outstanding {
+    request: Signed<Request>,
+    backoff: Backoff,
+    votes: Votes,
+}
+
+/// One BFT client (a gateway's view of the replicated service). See the crate docs.
+#[derive(Debug)]
+pub struct Client {
+    config: ClientConfig,
+    key: SigningKey,
+    /// The id the next submission gets (ids start at 1).
+    next_request_id: u64,
+    /// Requests in flight, by id; at most `window` of them.
+    outstanding: BTreeMap<u64, Outstanding>,
+    /// When the armed retransmission timer fires (runtime clock), if one is armed.
+    timer_due: Option<Duration>,
+    /// Execution replicas caught sending two different replies to one request.
+    faulty: BTreeSet<ExecReplicaId>,
+    stats: ClientStats,
+}
+
+impl Client {
+    /// A client with no request in flight. `key` signs its requests; agreement replicas
+    /// check them against the key registered for `config.id`.
+    pub fn new(config: ClientConfig, key: SigningKey) -> Client {
+        Client {
+            config,
+            key,
+            next_request_id: 1,
+            outstanding: BTreeMap::new(),
+            timer_due: None,
+            faulty: BTreeSet::new(),
+            stats: ClientStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+
+    /// Ids of the requests in flight, ascending.
+    pub fn outstanding(&self) -> Vec<u64> {
+        self.outstanding.keys().copied().collect()
+    }
+
+    /// Execution replicas proven faulty (two different replies to one request).
+    pub fn faulty_replicas(&self) -> &BTreeSet<ExecReplicaId> {
+        &self.faulty
+    }
+
+    /// Processes one input at runtime-clock time `now`; returns its effects in order.
+    pub fn step(&mut self, input: ClientInput, now: Duration) -> Vec<ClientOutput> {
+        let mut out = Vec::new();
+        match input {
+            ClientInput::Submit { payload } => self.on_submit(payload, now, &mut out),
+            ClientInput::Reply(reply) => self.on_reply(reply, &mut out),
+            ClientInput::Timer(ClientTimer::Retransmit) => {
+                // The runtime's timer is spent once it fired.
+                self.timer_due = None;
+                self.on_retransmit_timer(now, &mut out);
+            }
+        }
+        self.refresh_timer(now, &mut out);
+        out
+    }
+
+    fn on_submit(&mut self, payload: Vec<u8>, now: Duration, out: &mut Vec<ClientOutput>) {
+        if payload.len() > MAX_REQUEST_PAYLOAD {
+            self.stats.refused += 1;
+            tracing::debug!(
+                client = self.config.id,
+                len = payload.len(),
+                "payload too large"
+            );
+            out.push(ClientOutput::Refused {
+                reason: "payload larger than MAX_REQUEST_PAYLOAD",
+            });
+            return;
+        }
+        if self.outstanding.len() >= self.config.effective_window() {
+            self.stats.busy += 1;
+            out.push(ClientOutput::Busy);
+            return;
+        }
+        let request_id = self.next_request_id;
+        let request = Request {
+            client: self.config.id,
+            request_id,
+            payload,
+        };
+        let signed = match Signed::sign(&self.key, request) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.refused += 1;
+                tracing::warn!(client = self.config.id, error = %e, "cannot sign request");
+                out.push(ClientOutput::Refused {
+                    reason: "request cannot be encoded",
+                });
+                return;
+            }
+        };
+        self.next_request_id = self.next_request_id.saturating_add(1);
+        self.stats.submitted += 1;
+        out.push(ClientOutput::Accepted { request_id });
+        // To every agreement replica at once (TOCS §4.1, §4.4): if only the primary got
+        // it, a faulty primary could drop it and no backup would ever suspect it.
+        out.push(ClientOutput::SendRequest {
+            to: None,
+            request: signed.clone(),
+        });
+        self.outstanding.insert(
+            request_id,
+            Outstanding {
+                request: signed,
+                backoff: Backoff::start(now, self.config.retransmit_after),
+                votes: Votes::new(),
+            },
+        );
+    }
+
+    fn on_reply(&mut self, signed: Signed<Reply>, out: &mut Vec<ClientOutput>) {
+        // Cheap checks first, so replies nobody waits for cost no signature check.
+        let client = self.config.id;
+        if signed.message.client != client {
+            self.stats.replies_wrong_client += 1;
+            tracing::debug!(
+                client,
+                to = signed.message.client,
+                "reply for another client"
+            );
+            return;
+        }
+        let request_id = signed.message.request_id;
+        let Some(entry) = self.outstanding.get_mut(&request_id) else {
+            self.stats.replies_unknown_request += 1;
+            tracing::debug!(client, request_id, "reply for no outstanding request");
+            return;
+        };
+        if let Err(e) = signed.verify_with(&self.config.exec_keys) {
+            self.stats.replies_invalid += 1;
+            tracing::debug!(client, request_id, error = %e, "reply refused");
+            return;
+        }
+        let replica = signed.message.replica;
+        match entry.votes.add(signed.message) {
+            Vote::Counted => self.stats.replies_counted += 1,
+            Vote::Duplicate => {
+                self.stats.replies_duplicate += 1;
+                return;
+            }
+            Vote::Conflicting => {
+                self.stats.replies_conflicting += 1;
+                self.faulty.insert(replica);
+                tracing::warn!(
+                    client,
+                    request_id,
+                    replica,
+                    "replica sent conflicting replies"
+                );
+                return;
+            }
+        }
+        let decided = entry
+            .votes
+            .decided(self.config.reply_quorum())
+            .map(|r| (r.sequence, r.result.clone()));
+        if let Some((sequence, result)) = decided {
+            self.outstanding.remove(&request_id);
+            self.stats.completed += 1;
+            out.push(ClientOutput::Complete {
+                request_id,
+                sequence,
+                result,
+            });
+        }
+    }
+
+    fn on_retransmit_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
+        let base = self.config.retransmit_after;
+        for entry in self.outstanding.values_mut() {
+            if entry.backoff.is_due(now) {
+                entry.backoff.retransmitted(now, base);
+                self.stats.retransmissions += 1;
+                out.push(ClientOutput::SendRequest {
+                    to: None,
+                    request: entry.request.clone(),
+                });
+            }
+        }
+    }
+
+    /// Keeps exactly one timer armed for the earliest due request, none when idle.
+    fn refresh_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
+        let earliest = self.outstanding.values().map(|e| e.backoff.due).min();
+        if earliest == self.timer_due {
+            return;
+        }
+        match earliest {
+            Some(due) => out.push(ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: due.saturating_sub(now),
+            }),
+            None => out.push(ClientOutput::CancelTimer(ClientTimer::Retransmit)),
+        }
+        self.timer_due = earliest;
+    }
+}

@@ -1,0 +1,38 @@
+//! Static configuration of one BFT client.
+
+use std::time::Duration;
+
+use ed25519_dalek::VerifyingKey;
+use palisade_wire::agreement::ClientId;
+
+/// What a client needs to know: its id, the execution cluster's keys (replica `i` signs
+/// with `exec_keys[i]`; there are 2g+1 of them), how many agreement replicas to send to,
+/// how many requests it may keep in flight, and when to retransmit.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub id: ClientId,
+    /// Faulty execution replicas tolerated: g+1 matching replies complete a request.
+    pub g: usize,
+    /// Public keys of the execution replicas, indexed by replica id.
+    pub exec_keys: Vec<VerifyingKey>,
+    /// Number of agreement replicas (3f+1 for PBFT).
+    pub agreement_replicas: usize,
+    /// Most requests in flight at once (at least 1 is used even if 0 is given). Keep it
+    /// at or below the agreement replicas' per-client window, or they refuse the excess.
+    pub window: usize,
+    /// How long a request waits for its result before it is sent again (doubled on each
+    /// retransmission up to a bound, see [`crate::retransmit`]).
+    pub retransmit_after: Duration,
+}
+
+impl ClientConfig {
+    /// The window actually used (never zero, so a misconfigured client still works).
+    pub fn effective_window(&self) -> usize {
+        self.window.max(1)
+    }
+
+    /// g+1: matching replies that make a result.
+    pub fn reply_quorum(&self) -> usize {
+        self.g.saturating_add(1)
+    }
+}

@@ -1,0 +1,64 @@
+//! The seam between the client core and whatever drives it: [`ClientInput`] in,
+//! [`ClientOutput`] out (DESIGN §3, "sans-IO").
+
+use std::time::Duration;
+
+use palisade_wire::agreement::{ReplicaId, Request, Signed};
+use palisade_wire::execution::Reply;
+
+/// The client's only timer. At most one is armed; a new `SetTimer` replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClientTimer {
+    /// Some outstanding request's retransmission time has come (TOCS §4.1: "if the
+    /// client does not receive replies soon enough, it broadcasts the request").
+    Retransmit,
+}
+
+/// Everything that can happen to a client.
+#[derive(Clone, Debug)]
+pub enum ClientInput {
+    /// A new operation (the canonical encoding of an `FsOp`). Answered with
+    /// [`ClientOutput::Accepted`] and the request id, or [`ClientOutput::Busy`] when the
+    /// window is full, or [`ClientOutput::Refused`] when the payload can never be sent.
+    Submit { payload: Vec<u8> },
+    /// A reply from an execution replica, as received (not yet verified).
+    Reply(Signed<Reply>),
+    /// A timer set by [`ClientOutput::SetTimer`] fired.
+    Timer(ClientTimer),
+}
+
+/// The effects of one step, in the order they must happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOutput {
+    /// The submission got this request id (1, 2, 3, ...).
+    Accepted {
+        request_id: u64,
+    },
+    /// The window is full: submit again after some request completed.
+    Busy,
+    /// The submission can never be sent (its payload is larger than
+    /// [`palisade_wire::agreement::MAX_REQUEST_PAYLOAD`], which every agreement replica
+    /// would refuse). No request id was used. (An addition to the issue-3 API contract:
+    /// without it such a submission would wait forever.)
+    Refused {
+        reason: &'static str,
+    },
+    /// Send this signed request to agreement replica `to`, or to every agreement replica
+    /// when `to` is `None`.
+    SendRequest {
+        to: Option<ReplicaId>,
+        request: Signed<Request>,
+    },
+    /// g+1 execution replicas agreed on this result (the encoding of an `FsResult`) for
+    /// the request, executed in the batch at `sequence`.
+    Complete {
+        request_id: u64,
+        sequence: u64,
+        result: Vec<u8>,
+    },
+    SetTimer {
+        kind: ClientTimer,
+        after: Duration,
+    },
+    CancelTimer(ClientTimer),
+}

@@ -1,0 +1,38 @@
+//! Palisade's BFT client core: what a gateway runs to get one file-system operation
+//! through the agreement and execution clusters (Yin et al., SOSP 2003, §3; Castro–Liskov
+//! TOCS §4.1).
+//!
+//! A [`Client`] is a pure state machine ("sans-IO", DESIGN §3): [`ClientInput`]s in (a
+//! submission, a reply from an execution replica, a timer), [`ClientOutput`]s out (send a
+//! signed request, a completed result, set or cancel its timer). It reads no clock (the
+//! runtime passes the time in as data), opens no socket and draws no random numbers, so
+//! the runtime and the deterministic simulator drive the very same code.
+//!
+//! What it does:
+//! - keeps a window of requests in flight (request ids 1, 2, 3, ...); a submission beyond
+//!   the window is answered `Busy`;
+//! - signs every request with the client's ed25519 key and sends it to EVERY agreement
+//!   replica: PBFT clients multicast so that a faulty primary cannot hide a request from
+//!   the backups, who then suspect it (TOCS §4.1, §4.4);
+//! - retransmits outstanding requests when their retransmission time passes, with a
+//!   bounded exponential back-off ([`retransmit`]);
+//! - accepts a result once g+1 distinct execution replicas sent matching, correctly
+//!   signed replies ([`Reply::matches`]): at most g are faulty, so one of them is correct
+//!   ([`votes`]);
+//! - counts and drops replies for unknown or finished requests, badly signed ones, and
+//!   marks a replica that sends two different replies for one request as faulty: its
+//!   replies never count towards that result.
+//!
+//! [`Reply::matches`]: palisade_wire::execution::Reply::matches
+
+pub mod client;
+pub mod config;
+pub mod io;
+pub mod retransmit;
+pub mod stats;
+pub mod votes;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use io::{ClientInput, ClientOutput, ClientTimer};
+pub use stats::ClientStats;

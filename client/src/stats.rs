@@ -1,0 +1,31 @@
+//! Counters of what a client did and, above all, what it refused.
+
+/// Counters exposed for metrics and tests. Every dropped reply increments exactly one
+/// `replies_*` drop counter and logs one `tracing` debug line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Submissions that got a request id.
+    pub submitted: u64,
+    /// Submissions answered `Busy` (window full).
+    pub busy: u64,
+    /// Submissions refused outright (oversized payload, unsignable).
+    pub refused: u64,
+    /// Requests whose result was accepted (g+1 matching replies).
+    pub completed: u64,
+    /// Request retransmissions (each a send to every agreement replica).
+    pub retransmissions: u64,
+    /// Replies counted towards some result.
+    pub replies_counted: u64,
+    /// Replies for a request id that is not outstanding (never sent, or already
+    /// complete: the late replies of the replicas beyond the first g+1 land here).
+    pub replies_unknown_request: u64,
+    /// Replies addressed to another client.
+    pub replies_wrong_client: u64,
+    /// Replies with a bad signature, an unknown signer or broken bounds.
+    pub replies_invalid: u64,
+    /// The same reply again from the same replica (a retransmission).
+    pub replies_duplicate: u64,
+    /// A replica sent a reply that differs from the one it sent before for the same
+    /// request: proof that the replica is faulty. It is excluded for that request.
+    pub replies_conflicting: u64,
+}

@@ -1,0 +1,330 @@
+//! Exact-output tests of single client steps.
+
+// Test fixtures: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
+use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
+use palisade_wire::execution::Reply;
+
+const CLIENT: u64 = 4;
+
+fn exec_key(i: u32) -> SigningKey {
+    SigningKey::from_bytes(&[i as u8 + 50; 32])
+}
+
+fn client_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+fn client(window: usize) -> Client {
+    let config = ClientConfig {
+        id: CLIENT,
+        g: 1,
+        exec_keys: (0..3).map(|i| exec_key(i).verifying_key()).collect(),
+        agreement_replicas: 4,
+        window,
+        retransmit_after: Duration::from_millis(100),
+    };
+    Client::new(config, client_key())
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
+    Signed::sign(
+        &client_key(),
+        Request {
+            client: CLIENT,
+            request_id: id,
+            payload: payload.to_vec(),
+        },
+    )
+    .unwrap()
+}
+
+fn reply(replica: u32, request_id: u64, result: &[u8]) -> ClientInput {
+    ClientInput::Reply(
+        Signed::sign(
+            &exec_key(replica),
+            Reply {
+                sequence: 9,
+                client: CLIENT,
+                request_id,
+                result: result.to_vec(),
+                replica,
+            },
+        )
+        .unwrap(),
+    )
+}
+
+fn submit(payload: &[u8]) -> ClientInput {
+    ClientInput::Submit {
+        payload: payload.to_vec(),
+    }
+}
+
+#[test]
+fn submit_signs_multicasts_and_arms_the_timer() {
+    let mut c = client(4);
+    let out = c.step(submit(b"op"), ms(1000));
+    assert_eq!(
+        out,
+        vec![
+            ClientOutput::Accepted { request_id: 1 },
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(1, b"op"),
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: ms(100),
+            },
+        ]
+    );
+    // The signature checks against the client's public key.
+    if let ClientOutput::SendRequest { request, .. } = &out[1] {
+        request.verify(&client_key().verifying_key()).unwrap();
+    }
+    // A second submission gets the next id; the timer stays as armed (earliest due).
+    let out = c.step(submit(b"op2"), ms(1050));
+    assert_eq!(
+        out,
+        vec![
+            ClientOutput::Accepted { request_id: 2 },
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(2, b"op2"),
+            },
+        ]
+    );
+    assert_eq!(c.outstanding(), vec![1, 2]);
+}
+
+#[test]
+fn full_window_answers_busy_and_frees_on_completion() {
+    let mut c = client(1);
+    c.step(submit(b"a"), ms(0));
+    assert_eq!(c.step(submit(b"b"), ms(1)), vec![ClientOutput::Busy]);
+    assert_eq!(c.stats().busy, 1);
+    assert_eq!(c.step(reply(0, 1, b"r"), ms(2)), vec![]);
+    assert_eq!(
+        c.step(reply(2, 1, b"r"), ms(3)),
+        vec![
+            ClientOutput::Complete {
+                request_id: 1,
+                sequence: 9,
+                result: b"r".to_vec(),
+            },
+            ClientOutput::CancelTimer(ClientTimer::Retransmit),
+        ]
+    );
+    let out = c.step(submit(b"b"), ms(4));
+    assert_eq!(out[0], ClientOutput::Accepted { request_id: 2 });
+}
+
+#[test]
+fn g_plus_one_matching_replies_complete_once() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    assert_eq!(c.step(reply(0, 1, b"good"), ms(1)), vec![]);
+    assert_eq!(c.step(reply(1, 1, b"evil"), ms(2)), vec![]);
+    let out = c.step(reply(2, 1, b"good"), ms(3));
+    assert_eq!(
+        out[0],
+        ClientOutput::Complete {
+            request_id: 1,
+            sequence: 9,
+            result: b"good".to_vec(),
+        }
+    );
+    // Late replies for a finished request are counted, never completed again.
+    assert_eq!(c.step(reply(1, 1, b"good"), ms(4)), vec![]);
+    assert_eq!(c.stats().completed, 1);
+    assert_eq!(c.stats().replies_counted, 3);
+    assert_eq!(c.stats().replies_unknown_request, 1);
+}
+
+#[test]
+fn one_replica_never_counts_twice() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    assert_eq!(c.step(reply(0, 1, b"r"), ms(1)), vec![]);
+    assert_eq!(c.step(reply(0, 1, b"r"), ms(2)), vec![]);
+    assert_eq!(c.stats().replies_duplicate, 1);
+    assert_eq!(c.outstanding(), vec![1]);
+}
+
+#[test]
+fn a_replica_with_two_replies_is_faulty_and_excluded() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    assert_eq!(c.step(reply(0, 1, b"x"), ms(1)), vec![]);
+    assert_eq!(c.step(reply(0, 1, b"y"), ms(2)), vec![]);
+    assert_eq!(c.stats().replies_conflicting, 1);
+    assert_eq!(
+        c.faulty_replicas().iter().copied().collect::<Vec<_>>(),
+        vec![0]
+    );
+    // Replica 0 is out for this request: its "x" plus replica 1's "x" is not g+1.
+    assert_eq!(c.step(reply(0, 1, b"x"), ms(3)), vec![]);
+    assert_eq!(c.step(reply(1, 1, b"x"), ms(4)), vec![]);
+    assert_eq!(c.outstanding(), vec![1]);
+    let out = c.step(reply(2, 1, b"x"), ms(5));
+    assert!(matches!(
+        out[0],
+        ClientOutput::Complete { request_id: 1, .. }
+    ));
+}
+
+#[test]
+fn bad_replies_are_dropped_and_counted() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    // Signed by replica 1's key but claiming to be replica 0.
+    let mut forged = Signed::sign(
+        &exec_key(1),
+        Reply {
+            sequence: 9,
+            client: CLIENT,
+            request_id: 1,
+            result: b"r".to_vec(),
+            replica: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.step(ClientInput::Reply(forged.clone()), ms(1)), vec![]);
+    // Tampered result under a valid signer.
+    forged = Signed::sign(
+        &exec_key(1),
+        Reply {
+            sequence: 9,
+            client: CLIENT,
+            request_id: 1,
+            result: b"r".to_vec(),
+            replica: 1,
+        },
+    )
+    .unwrap();
+    forged.message.result = b"s".to_vec();
+    assert_eq!(c.step(ClientInput::Reply(forged), ms(2)), vec![]);
+    // Unknown replica id.
+    let unknown = Signed::sign(
+        &exec_key(3),
+        Reply {
+            sequence: 9,
+            client: CLIENT,
+            request_id: 1,
+            result: b"r".to_vec(),
+            replica: 3,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.step(ClientInput::Reply(unknown), ms(3)), vec![]);
+    // For another client, and for a request never sent.
+    let other = Signed::sign(
+        &exec_key(0),
+        Reply {
+            sequence: 9,
+            client: CLIENT + 1,
+            request_id: 1,
+            result: b"r".to_vec(),
+            replica: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!(c.step(ClientInput::Reply(other), ms(4)), vec![]);
+    assert_eq!(c.step(reply(0, 77, b"r"), ms(5)), vec![]);
+    let s = c.stats();
+    assert_eq!(
+        (
+            s.replies_invalid,
+            s.replies_wrong_client,
+            s.replies_unknown_request,
+            s.replies_counted
+        ),
+        (3, 1, 1, 0)
+    );
+    assert_eq!(c.outstanding(), vec![1]);
+}
+
+#[test]
+fn retransmits_due_requests_with_backoff() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    c.step(submit(b"b"), ms(60));
+    // Fired early (a noisy runtime): nothing due, re-armed for the earliest request.
+    assert_eq!(
+        c.step(ClientInput::Timer(ClientTimer::Retransmit), ms(90)),
+        vec![ClientOutput::SetTimer {
+            kind: ClientTimer::Retransmit,
+            after: ms(10),
+        }]
+    );
+    // Request 1 is due at 100; request 2 at 160.
+    assert_eq!(
+        c.step(ClientInput::Timer(ClientTimer::Retransmit), ms(100)),
+        vec![
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(1, b"a"),
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: ms(60),
+            },
+        ]
+    );
+    // At 160 request 2 goes again; request 1 is next due at 100 + 200 = 300.
+    assert_eq!(
+        c.step(ClientInput::Timer(ClientTimer::Retransmit), ms(160)),
+        vec![
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(2, b"b"),
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: ms(140),
+            },
+        ]
+    );
+    assert_eq!(c.stats().retransmissions, 2);
+    // Completing both cancels the timer.
+    for id in [1, 2] {
+        c.step(reply(0, id, b"r"), ms(170));
+    }
+    c.step(reply(1, 1, b"r"), ms(171));
+    assert_eq!(
+        c.step(reply(1, 2, b"r"), ms(172)),
+        vec![
+            ClientOutput::Complete {
+                request_id: 2,
+                sequence: 9,
+                result: b"r".to_vec(),
+            },
+            ClientOutput::CancelTimer(ClientTimer::Retransmit),
+        ]
+    );
+}
+
+#[test]
+fn oversized_payload_is_refused_without_using_an_id() {
+    let mut c = client(4);
+    assert_eq!(
+        c.step(submit(&vec![0; MAX_REQUEST_PAYLOAD + 1]), ms(0)),
+        vec![ClientOutput::Refused {
+            reason: "payload larger than MAX_REQUEST_PAYLOAD"
+        }]
+    );
+    assert_eq!(
+        c.step(submit(b"ok"), ms(1))[0],
+        ClientOutput::Accepted { request_id: 1 }
+    );
+}

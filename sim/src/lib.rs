@@ -1,0 +1,1 @@
+//! Palisade's deterministic whole-pipeline simulator (work in progress).

@@ -1,0 +1,2 @@
+//! The simulator's command line (work in progress).
+fn main() {}
