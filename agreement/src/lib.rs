@@ -31,6 +31,9 @@
 //!   batch that backups accept before they delivered the first one; execution must
 //!   drop duplicates by (client, request id).
 //!
+//! - [`DeliveryLog`]: delivered batches with their certificates, kept until a stable
+//!   execution checkpoint covers them, to answer an execution replica's `FetchOrders`.
+//!
 //! The output towards execution is protocol-neutral ([`OrderedBatch`] plus
 //! [`OrderCertificate`], an enum with a `Pbft` variant), so FaB Paxos can fill the same
 //! seam. Where MACs would suffice and why signatures are used is explained in
@@ -41,6 +44,7 @@ pub mod certificate;
 pub mod checkpoint;
 pub mod client_table;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod io;
 pub mod log;
@@ -49,6 +53,7 @@ pub mod stats;
 pub mod view_change;
 
 pub use config::{Config, ConfigError};
+pub use delivery::{DeliveryLog, DeliveryStats};
 pub use error::Reject;
 pub use io::{Input, Output, TimerKind};
 pub use palisade_wire::agreement::{OrderCertificate, OrderedBatch};

@@ -100,3 +100,24 @@ pub struct Checkpoint {
     /// Images of the inodes that differ (all of them in a full checkpoint), ascending id.
     pub inodes: Vec<InodeImage>,
 }
+
+/// One client's entry of an execution replica's exactly-once table: the highest request
+/// id executed for it, and which ids in the window just below were executed (ids at or
+/// below `max_executed - window` count as executed without being listed).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client: u64,
+    pub max_executed: u64,
+    /// Executed ids above the window floor, ascending (includes `max_executed`).
+    pub executed: Vec<u64>,
+}
+
+/// What an execution replica's state transfer moves: the file-system checkpoint and the
+/// exactly-once table (ascending client id). Both are covered by the replica's checkpoint
+/// digest, so a replica that installs a certified snapshot executes later duplicates
+/// exactly as its peers do.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaSnapshot {
+    pub checkpoint: Checkpoint,
+    pub clients: Vec<ClientRecord>,
+}

@@ -17,7 +17,6 @@ use crate::agreement::{
     Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signable, Signed,
     VerifyError, MAX_REPLICAS,
 };
-use crate::checkpoint::Checkpoint;
 
 /// Index of an execution replica, `0..2g+1`.
 pub type ExecReplicaId = u32;
@@ -137,17 +136,33 @@ pub enum ExecutionMessage {
     FetchOrders { from: Sequence },
     /// Execution → execution: "send me your state at stable checkpoint `sequence`";
     /// `have` lists the leaf hashes the asker holds, so only differing inodes travel.
+    /// The responder answers at its next checkpoint boundary (it keeps no old snapshots),
+    /// with [`ExecutionMessage::State`] chunks of a [`crate::checkpoint::ReplicaSnapshot`].
     FetchState {
         sequence: Sequence,
         have: Vec<(u64, [u8; 32])>,
     },
-    /// Execution → execution: the (partial) state, checked by the receiver against the
-    /// stable checkpoint's digest before it replaces anything.
+    /// Execution → execution: one chunk of the (partial) state after executing
+    /// `sequence`: the canonical bytes of a [`crate::checkpoint::ReplicaSnapshot`], cut into `count` chunks
+    /// of at most [`STATE_CHUNK_BYTES`] so that a state larger than one message
+    /// ([`crate::MAX_MESSAGE_BYTES`]) still travels. The responder exports it right after
+    /// its own checkpoint at `sequence`, before that checkpoint is stable; the receiver
+    /// reassembles it and replaces nothing until it holds a [`CheckpointCertificate`] for
+    /// `sequence` whose digest the snapshot reproduces (TOCS §5.3.2).
     State {
-        certificate: CheckpointCertificate,
-        checkpoint: Checkpoint,
+        sequence: Sequence,
+        /// This chunk's position, `0..count`.
+        index: u32,
+        count: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
     },
 }
+
+/// Largest chunk of a state transfer (well below [`crate::MAX_MESSAGE_BYTES`]).
+pub const STATE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most chunks one state transfer may have: 1 GiB of encoded state.
+pub const MAX_STATE_CHUNKS: u32 = 1024;
 
 /// Most leaf hashes a FetchState may list (bounds what a peer makes us compare).
 pub const MAX_FETCH_HAVE: usize = 1 << 16;
@@ -156,10 +171,17 @@ impl Bounded for ExecutionMessage {
     fn check_bounds(&self) -> Result<(), VerifyError> {
         match self {
             ExecutionMessage::Order { batch, .. } => batch.batch.check_bounds(),
-            ExecutionMessage::Stable(c) | ExecutionMessage::State { certificate: c, .. }
-                if c.signatures.len() > MAX_REPLICAS =>
-            {
+            ExecutionMessage::Stable(c) if c.signatures.len() > MAX_REPLICAS => {
                 Err(VerifyError::OutOfBounds("too many checkpoint signatures"))
+            }
+            ExecutionMessage::State {
+                index, count, data, ..
+            } if data.len() > STATE_CHUNK_BYTES
+                || *count == 0
+                || *count > MAX_STATE_CHUNKS
+                || index >= count =>
+            {
+                Err(VerifyError::OutOfBounds("bad state chunk"))
             }
             ExecutionMessage::FetchState { have, .. } if have.len() > MAX_FETCH_HAVE => {
                 Err(VerifyError::OutOfBounds("too many leaf hashes"))
