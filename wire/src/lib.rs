@@ -15,11 +15,13 @@
 //!   ordered batch plus ORDER certificate that agreement hands to execution.
 //! - [`execution`]: execution-cluster messages: replies, checkpoint certificates, state
 //!   transfer.
+//! - [`envelope`]: the one message type on an authenticated link between nodes.
 //! - [`codec`]: the canonical encoding and its errors.
 
 pub mod agreement;
 pub mod checkpoint;
 pub mod codec;
+pub mod envelope;
 pub mod execution;
 pub mod fs;
 

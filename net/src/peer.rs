@@ -1,0 +1,78 @@
+//! Who is on the other end of a link: node identities and their Noise static keys.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use palisade_wire::agreement::{ClientId, ReplicaId};
+use palisade_wire::execution::ExecReplicaId;
+
+use crate::error::NetError;
+
+/// The identity of a node, as its static key proves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeId {
+    Agreement(ReplicaId),
+    Execution(ExecReplicaId),
+    Client(ClientId),
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeId::Agreement(i) => write!(f, "agreement-{i}"),
+            NodeId::Execution(i) => write!(f, "execution-{i}"),
+            NodeId::Client(i) => write!(f, "client-{i}"),
+        }
+    }
+}
+
+/// A peer this node may talk to: its identity, where it listens (None: it never listens,
+/// we only accept its connections) and its static Noise public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub id: NodeId,
+    pub addr: Option<SocketAddr>,
+    pub noise_public: [u8; 32],
+}
+
+/// An x25519 static key pair for Noise.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NoiseKeypair {
+    pub private: [u8; 32],
+    pub public: [u8; 32],
+}
+
+impl fmt::Debug for NoiseKeypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the private key.
+        f.debug_struct("NoiseKeypair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NoiseKeypair {
+    /// A fresh random key pair (snow's resolver: the OS random source).
+    pub fn generate() -> Result<NoiseKeypair, NetError> {
+        let kp = snow::Builder::new(crate::handshake::params()?).generate_keypair()?;
+        Ok(NoiseKeypair {
+            private: to_key(&kp.private)?,
+            public: to_key(&kp.public)?,
+        })
+    }
+
+    /// Rebuilds a key pair from its private half, deriving the public half, so that a
+    /// config file cannot hold a mismatched pair.
+    pub fn from_private(private: [u8; 32]) -> Result<NoiseKeypair, NetError> {
+        Ok(NoiseKeypair {
+            private,
+            public: crate::handshake::public_of(&private)?,
+        })
+    }
+}
+
+pub(crate) fn to_key(bytes: &[u8]) -> Result<[u8; 32], NetError> {
+    bytes
+        .try_into()
+        .map_err(|_| NetError::BadKey("x25519 key must be 32 bytes"))
+}

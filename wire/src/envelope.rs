@@ -1,0 +1,60 @@
+//! [`Envelope`]: the one message type that travels on an authenticated link between any
+//! two Palisade nodes (gateway, agreement, execution). The link layer (`palisade-net`)
+//! authenticates *who* sent it; each variant still carries its own signatures, checked by
+//! the receiving core before the message touches state (DESIGN §3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::agreement::{AgreementMessage, Bounded, Request, Signed, VerifyError};
+use crate::execution::{ExecutionMessage, Reply};
+
+/// Everything on a link.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Envelope {
+    /// Agreement replica → agreement replica (PBFT).
+    Agreement(AgreementMessage),
+    /// Client (gateway) → agreement replicas: a signed request.
+    Request(Signed<Request>),
+    /// To, from and between execution replicas: ordered batches, checkpoints, stable
+    /// certificates, fetches, state transfer.
+    Execution(ExecutionMessage),
+    /// Execution replica → client (gateway): a signed reply.
+    Reply(Signed<Reply>),
+}
+
+impl Envelope {
+    /// A short name of the variant, for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Envelope::Agreement(_) => "agreement",
+            Envelope::Request(_) => "request",
+            Envelope::Execution(_) => "execution",
+            Envelope::Reply(_) => "reply",
+        }
+    }
+}
+
+impl Bounded for Envelope {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        match self {
+            Envelope::Agreement(m) => m.check_bounds(),
+            Envelope::Request(r) => r.message.check_bounds(),
+            Envelope::Execution(m) => m.check_bounds(),
+            Envelope::Reply(r) => r.message.check_bounds(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let e = Envelope::Execution(ExecutionMessage::FetchOrders { from: 9 });
+        let bytes = crate::encode(&e).unwrap();
+        assert_eq!(crate::decode::<Envelope>(&bytes).unwrap(), e);
+        assert_eq!(e.kind(), "execution");
+        assert!(crate::decode::<Envelope>(&[7, 1, 2]).is_err());
+    }
+}
