@@ -14,6 +14,10 @@
 //!   (not of the sequence number), for checkpoints (Castro–Liskov §4.3, §5.3.1);
 //!   `export_checkpoint` / `import_checkpoint` move state between replicas (§5.3.2).
 //!
+//! - [`replica`]: the execution replica core — [`ExecutionReplica`] verifies ORDER
+//!   certificates, executes batches in order exactly once per request, signs replies,
+//!   makes checkpoints stable and catches up by fetching orders or state.
+//!
 //! Module map: `exec` (dispatch and helpers), `ops_attr`, `ops_data`, `ops_dir` (the
 //! operations), `overlay` (a batch's pending changes), `digest`, `checkpoint`, `names`.
 
@@ -30,6 +34,7 @@ mod ops_data;
 mod ops_dir;
 mod overlay;
 mod redb_store;
+pub mod replica;
 mod store;
 
 pub use config::FsConfig;
@@ -39,6 +44,9 @@ pub use exec::{IO_MAX, READDIR_MAX_ENTRIES};
 pub use fs::FileSystem;
 pub use mem_store::MemStore;
 pub use redb_store::RedbStore;
+pub use replica::{
+    ExecTimer, ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats,
+};
 pub use store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};
 
 /// The file system on durable storage, as replicas and the gateway run it.

@@ -1,0 +1,226 @@
+//! Exactly-once execution (TOCS §4.1, generalised to many requests in flight per client,
+//! like the agreement cluster's client table): the table of executed request ids, which is
+//! replicated state, and the cache of recent replies, which is not.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use palisade_wire::agreement::{ClientId, Signed};
+use palisade_wire::checkpoint::ClientRecord;
+use palisade_wire::execution::Reply;
+
+use crate::ExecError;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Executed {
+    max: u64,
+    /// Executed ids above `max - window`.
+    ids: BTreeSet<u64>,
+}
+
+/// Which (client, request id) pairs were executed. Deterministic (ordered maps) and
+/// bounded: at most `window` ids per client, and clients are bounded by the registered
+/// client keys (a request's signature is checked against the key of its client id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ExecutedTable {
+    window: u64,
+    clients: BTreeMap<ClientId, Executed>,
+}
+
+impl ExecutedTable {
+    pub(crate) fn new(window: u64) -> ExecutedTable {
+        ExecutedTable {
+            window: window.max(1),
+            clients: BTreeMap::new(),
+        }
+    }
+
+    /// True if `id` was executed for `client`, or is so old that it must be a replay.
+    pub(crate) fn contains(&self, client: ClientId, id: u64) -> bool {
+        match self.clients.get(&client) {
+            Some(e) => id <= e.max.saturating_sub(self.window) || e.ids.contains(&id),
+            None => false,
+        }
+    }
+
+    /// Records that `id` of `client` was executed (call only if not `contains`).
+    pub(crate) fn insert(&mut self, client: ClientId, id: u64) {
+        let window = self.window;
+        let e = self.clients.entry(client).or_default();
+        if id > e.max {
+            e.max = id;
+            let floor = id.saturating_sub(window);
+            e.ids = e.ids.split_off(&floor.saturating_add(1));
+        }
+        if id > e.max.saturating_sub(window) {
+            e.ids.insert(id);
+        }
+    }
+
+    /// A hash of the table, for the checkpoint digest: fixed-width fields in key order,
+    /// so equal tables hash equally on every replica.
+    pub(crate) fn hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"palisade/execution/executed-table");
+        h.update(&self.window.to_le_bytes());
+        h.update(&(self.clients.len() as u64).to_le_bytes());
+        for (client, e) in &self.clients {
+            h.update(&client.to_le_bytes());
+            h.update(&e.max.to_le_bytes());
+            h.update(&(e.ids.len() as u64).to_le_bytes());
+            for id in &e.ids {
+                h.update(&id.to_le_bytes());
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// The table as it travels in a state transfer.
+    pub(crate) fn to_records(&self) -> Vec<ClientRecord> {
+        self.clients
+            .iter()
+            .map(|(client, e)| ClientRecord {
+                client: *client,
+                max_executed: e.max,
+                executed: e.ids.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// Rebuilds a table from transferred records, refusing anything this replica could
+    /// not have produced itself (unknown clients, ids outside the window, disorder).
+    pub(crate) fn from_records(
+        records: &[ClientRecord],
+        window: u64,
+        clients: usize,
+    ) -> Result<ExecutedTable, ExecError> {
+        let bad = |m: &str| ExecError::BadCheckpoint(format!("client table: {m}"));
+        let mut table = ExecutedTable::new(window);
+        for r in records {
+            if usize::try_from(r.client).map_or(true, |c| c >= clients) {
+                return Err(bad("unknown client"));
+            }
+            if table
+                .clients
+                .last_key_value()
+                .is_some_and(|(c, _)| *c >= r.client)
+            {
+                return Err(bad("clients not strictly ascending"));
+            }
+            let floor = r.max_executed.saturating_sub(table.window);
+            if r.executed.len() as u64 > table.window
+                || !r.executed.windows(2).all(|w| w[0] < w[1])
+                || r.executed
+                    .iter()
+                    .any(|id| *id <= floor || *id > r.max_executed)
+                || r.executed.last() != Some(&r.max_executed)
+            {
+                return Err(bad("ids outside the window"));
+            }
+            table.clients.insert(
+                r.client,
+                Executed {
+                    max: r.max_executed,
+                    ids: r.executed.iter().copied().collect(),
+                },
+            );
+        }
+        Ok(table)
+    }
+}
+
+/// Recent signed replies per client, for retransmission (TOCS §4.1: a replica re-sends
+/// the reply of a request it already executed). Bounded per client by count and bytes;
+/// the lowest request ids go first. Not part of the replicated state: whether a cached
+/// reply is still there changes only whether a copy is re-sent.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyCache {
+    clients: BTreeMap<ClientId, (BTreeMap<u64, Signed<Reply>>, usize)>,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl ReplyCache {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> ReplyCache {
+        ReplyCache {
+            clients: BTreeMap::new(),
+            max_entries: max_entries.max(1),
+            max_bytes,
+        }
+    }
+
+    pub(crate) fn get(&self, client: ClientId, id: u64) -> Option<&Signed<Reply>> {
+        self.clients.get(&client).and_then(|(m, _)| m.get(&id))
+    }
+
+    pub(crate) fn insert(&mut self, reply: Signed<Reply>) {
+        let (client, id) = (reply.message.client, reply.message.request_id);
+        let size = reply.message.result.len();
+        let (map, bytes) = self.clients.entry(client).or_default();
+        if let Some(old) = map.insert(id, reply) {
+            *bytes = bytes.saturating_sub(old.message.result.len());
+        }
+        *bytes = bytes.saturating_add(size);
+        while map.len() > self.max_entries || (*bytes > self.max_bytes && map.len() > 1) {
+            let Some((_, gone)) = map.pop_first() else {
+                break;
+            };
+            *bytes = bytes.saturating_sub(gone.message.result.len());
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.clients.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_window_and_round_trip() {
+        let mut t = ExecutedTable::new(4);
+        for id in [1, 2, 5] {
+            assert!(!t.contains(7, id));
+            t.insert(7, id);
+        }
+        assert!(t.contains(7, 1), "below the floor 5-4=1: a replay");
+        assert!(
+            !t.contains(7, 3) && !t.contains(7, 4),
+            "in the window, not executed"
+        );
+        assert!(t.contains(7, 5) && t.contains(7, 2));
+        t.insert(7, 3);
+        let back = ExecutedTable::from_records(&t.to_records(), 4, 8).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.hash(), t.hash());
+        t.insert(7, 4);
+        assert_ne!(back.hash(), t.hash());
+        assert!(ExecutedTable::from_records(&t.to_records(), 4, 7).is_err());
+        let mut bad = t.to_records();
+        bad[0].executed.insert(0, 1);
+        assert!(ExecutedTable::from_records(&bad, 4, 8).is_err());
+    }
+
+    #[test]
+    fn reply_cache_is_bounded() {
+        let reply = |id: u64, len: usize| Signed {
+            signer: 0,
+            message: Reply {
+                sequence: 1,
+                client: 3,
+                request_id: id,
+                result: vec![0; len],
+                replica: 0,
+            },
+            signature: palisade_wire::agreement::Signature([0; 64]),
+        };
+        let mut c = ReplyCache::new(2, 100);
+        c.insert(reply(1, 10));
+        c.insert(reply(2, 10));
+        c.insert(reply(3, 10));
+        assert!(c.get(3, 1).is_none() && c.get(3, 2).is_some() && c.get(3, 3).is_some());
+        c.insert(reply(4, 95));
+        assert!(c.get(3, 3).is_none() && c.get(3, 4).is_some());
+    }
+}

@@ -1,0 +1,847 @@
+//! [`ExecutionReplica`]: the step function and its handlers (see the module overview).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use palisade_wire::agreement::{
+    Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed,
+};
+use palisade_wire::checkpoint::ReplicaSnapshot;
+use palisade_wire::execution::{
+    CheckpointCertificate, ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply, MAX_FETCH_HAVE,
+};
+use palisade_wire::fs::{FsError, FsOp, FsResult};
+
+use super::clients::{ExecutedTable, ReplyCache};
+use super::transfer::{chunk, Transfer};
+use super::votes::CheckpointVotes;
+use super::{
+    ExecTimer, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats, CLIENT_WINDOW,
+    FETCH_ATTEMPTS_BEFORE_TRANSFER, MAX_BACKOFF, REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES,
+};
+use crate::{ExecError, FileSystem, StateDigest, Store};
+
+/// Own checkpoint digests remembered (to compare with stable checkpoints that form late).
+const OWN_DIGESTS: usize = 4;
+/// Recent stable certificates remembered (a snapshot may complete after a newer one).
+const RECENT_STABLE: usize = 4;
+
+/// The state of the `FetchOrders` timer.
+#[derive(Debug, Default)]
+struct Fetch {
+    armed: bool,
+    attempts: u32,
+    backoff: u32,
+}
+
+/// One execution replica: a [`FileSystem`] plus the exactly-once table, the buffer of
+/// early batches, checkpoint votes and state transfer. See the module overview.
+pub struct ExecutionReplica<S: Store> {
+    config: ReplicaConfig,
+    key: SigningKey,
+    fs: FileSystem<S>,
+    executed: ExecutedTable,
+    replies: ReplyCache,
+    /// Verified batches above `last_applied`, at most `max_ahead` beyond it.
+    buffered: BTreeMap<Sequence, OrderedBatch>,
+    fetch: Fetch,
+    votes: CheckpointVotes,
+    own: BTreeMap<Sequence, Digest>,
+    stable: BTreeMap<Sequence, CheckpointCertificate>,
+    /// Peers' pending `FetchState` (their leaf hashes), answered at the next checkpoint.
+    state_requests: BTreeMap<ExecReplicaId, Vec<(u64, [u8; 32])>>,
+    /// Peers served a snapshot at a sequence: they get the certificate once it forms.
+    served: BTreeMap<Sequence, BTreeSet<ExecReplicaId>>,
+    transfer: Option<Transfer>,
+    /// A stable checkpoint disagreed with this replica's state: it executes nothing more
+    /// until a state transfer repaired it.
+    divergent: bool,
+    stats: ReplicaStats,
+}
+
+fn config_error(msg: &str) -> ExecError {
+    ExecError::Corrupt(format!("invalid replica configuration: {msg}"))
+}
+
+/// The canonical bytes of a result; a result that cannot be encoded (never expected: the
+/// largest is a 1 MiB READ) becomes `ServerFault` on every replica alike.
+fn result_bytes(result: &FsResult) -> Vec<u8> {
+    palisade_wire::encode(result).unwrap_or_else(|_| {
+        palisade_wire::encode(&FsResult::Err(FsError::ServerFault)).unwrap_or_default()
+    })
+}
+
+/// The checkpoint digest: the file-system digest and the exactly-once table.
+fn combined(fs: &[u8; 32], table: &ExecutedTable) -> Digest {
+    let mut bytes = Vec::with_capacity(64);
+    bytes.extend_from_slice(fs);
+    bytes.extend_from_slice(&table.hash());
+    Digest::of(b"palisade/execution/replica-state", &bytes)
+}
+
+enum Slot {
+    /// A new request; its result is `ops[i]`, or `Inval` if the payload did not decode.
+    Fresh(ClientId, u64, Option<usize>),
+    Duplicate(ClientId, u64),
+}
+
+impl<S: Store> ExecutionReplica<S> {
+    /// A replica over `fs` (empty, or reopened from its data directory). Checks the
+    /// configuration: 2g+1 execution keys, this replica's key among them, at least 3f+1
+    /// agreement keys, K and `max_ahead` positive.
+    pub fn new(
+        config: ReplicaConfig,
+        key: SigningKey,
+        fs: FileSystem<S>,
+    ) -> Result<Self, ExecError> {
+        let n = config.g.saturating_mul(2).saturating_add(1);
+        if config.exec_keys.len() != n {
+            return Err(config_error("exec_keys must hold 2g+1 keys"));
+        }
+        let own_key = usize::try_from(config.id)
+            .ok()
+            .and_then(|i| config.exec_keys.get(i));
+        if own_key != Some(&key.verifying_key()) {
+            return Err(config_error(
+                "id out of range or signing key not exec_keys[id]",
+            ));
+        }
+        if config.agreement_keys.len() < config.f.saturating_mul(3).saturating_add(1) {
+            return Err(config_error("fewer than 3f+1 agreement keys"));
+        }
+        if config.checkpoint_interval == 0 || config.max_ahead == 0 {
+            return Err(config_error(
+                "checkpoint_interval and max_ahead must be positive",
+            ));
+        }
+        if fs.last_applied() > 0 {
+            tracing::info!(
+                replica = config.id,
+                sequence = fs.last_applied(),
+                "reopened with an empty exactly-once table; a state transfer repairs it if the next stable checkpoint differs"
+            );
+        }
+        Ok(ExecutionReplica {
+            config,
+            key,
+            fs,
+            executed: ExecutedTable::new(CLIENT_WINDOW),
+            replies: ReplyCache::new(REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES),
+            buffered: BTreeMap::new(),
+            fetch: Fetch::default(),
+            votes: CheckpointVotes::default(),
+            own: BTreeMap::new(),
+            stable: BTreeMap::new(),
+            state_requests: BTreeMap::new(),
+            served: BTreeMap::new(),
+            transfer: None,
+            divergent: false,
+            stats: ReplicaStats::default(),
+        })
+    }
+
+    /// Handles one input; returns its effects in order.
+    pub fn step(&mut self, input: ReplicaInput) -> Vec<ReplicaOutput> {
+        let mut out = Vec::new();
+        match input {
+            ReplicaInput::Order { batch, certificate } => {
+                self.on_order(batch, certificate, &mut out)
+            }
+            ReplicaInput::Message { from, message } => self.on_message(from, message, &mut out),
+            ReplicaInput::Timer(ExecTimer::FetchOrders) => self.on_fetch_timer(&mut out),
+            ReplicaInput::Timer(ExecTimer::FetchState) => self.on_state_timer(&mut out),
+        }
+        out
+    }
+
+    /// The sequence number of the last executed (or installed) batch.
+    pub fn last_applied(&self) -> u64 {
+        self.fs.last_applied()
+    }
+
+    /// The checkpoint digest of the current state: H(file-system digest ‖ exactly-once
+    /// table). All zeros in the file-system part if storage cannot be read.
+    pub fn digest(&mut self) -> StateDigest {
+        let fs = self.fs.digest();
+        StateDigest(combined(&fs.0, &self.executed).0)
+    }
+
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// The file system (for inspection; its own `digest()` leaves out the exactly-once
+    /// table).
+    pub fn fs(&self) -> &FileSystem<S> {
+        &self.fs
+    }
+
+    /// The latest stable checkpoint this replica knows of.
+    pub fn stable_checkpoint(&self) -> Option<&CheckpointCertificate> {
+        self.stable.values().next_back()
+    }
+
+    /// True while a stable checkpoint contradicts this replica's state (it then executes
+    /// nothing until a state transfer repaired it).
+    pub fn is_divergent(&self) -> bool {
+        self.divergent
+    }
+
+    /// True while a state transfer is in progress.
+    pub fn is_transferring(&self) -> bool {
+        self.transfer.is_some()
+    }
+
+    /// Closes the replica and hands back its file system.
+    pub fn into_fs(self) -> FileSystem<S> {
+        self.fs
+    }
+
+    fn n(&self) -> usize {
+        self.config.exec_keys.len()
+    }
+
+    fn stable_sequence(&self) -> Sequence {
+        self.stable.keys().next_back().copied().unwrap_or(0)
+    }
+
+    // ---- orders (SOSP 2003 §3: verify, buffer, execute in order) ----
+
+    fn on_order(
+        &mut self,
+        batch: OrderedBatch,
+        certificate: OrderCertificate,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let seq = batch.sequence;
+        let last = self.last_applied();
+        // Cheap refusals first; they change nothing.
+        if seq <= last || self.buffered.contains_key(&seq) {
+            self.stats.duplicate_orders += 1;
+            tracing::debug!(
+                sequence = seq,
+                "order already executed or buffered: ignored"
+            );
+            return;
+        }
+        if seq > last.saturating_add(self.config.max_ahead) {
+            self.stats.orders_too_far_ahead += 1;
+            tracing::debug!(sequence = seq, last, "order too far ahead: dropped");
+            return;
+        }
+        if let Err(e) = certificate.verify(&batch, &self.config.agreement_keys, self.config.f) {
+            self.stats.bad_certificates += 1;
+            tracing::debug!(sequence = seq, error = %e, "order certificate refused");
+            return;
+        }
+        if let Err(e) = batch.batch.verify(&self.config.client_keys) {
+            self.stats.bad_request_signatures += 1;
+            tracing::debug!(sequence = seq, error = %e, "batch with a bad request refused");
+            return;
+        }
+        self.buffered.insert(seq, batch);
+        self.execute_ready(out);
+    }
+
+    /// Executes buffered batches while the next one is there, then updates the timers.
+    fn execute_ready(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let mut progressed = false;
+        while !self.divergent {
+            let Some(next) = self.last_applied().checked_add(1) else {
+                break;
+            };
+            let Some(batch) = self.buffered.remove(&next) else {
+                break;
+            };
+            if let Err(e) = self.execute(&batch, out) {
+                self.stats.storage_errors += 1;
+                tracing::warn!(sequence = next, error = %e, "batch not applied; will retry");
+                self.buffered.insert(next, batch);
+                break;
+            }
+            progressed = true;
+            if next % self.config.checkpoint_interval == 0 {
+                self.take_checkpoint(out);
+            }
+        }
+        if progressed {
+            // The gap (if any) is a new one: start its timer afresh.
+            self.fetch.attempts = 0;
+            self.fetch.backoff = 0;
+            if self.fetch.armed {
+                self.fetch.armed = false;
+                out.push(ReplicaOutput::CancelTimer(ExecTimer::FetchOrders));
+            }
+            let stable = self.stable_sequence();
+            if self.transfer.is_some() && !self.divergent && self.last_applied() >= stable {
+                // Orders got us there after all.
+                self.transfer = None;
+                out.push(ReplicaOutput::CancelTimer(ExecTimer::FetchState));
+            }
+        }
+        self.update_fetch_timer(out);
+    }
+
+    /// Executes one batch (the next in order) as one atomic commit, and replies.
+    fn execute(
+        &mut self,
+        batch: &OrderedBatch,
+        out: &mut Vec<ReplicaOutput>,
+    ) -> Result<(), ExecError> {
+        let mut slots = Vec::with_capacity(batch.batch.requests.len());
+        let mut ops: Vec<FsOp> = Vec::new();
+        let mut in_batch = BTreeSet::new();
+        for request in &batch.batch.requests {
+            let (client, id) = (request.message.client, request.message.request_id);
+            if self.executed.contains(client, id) || !in_batch.insert((client, id)) {
+                slots.push(Slot::Duplicate(client, id));
+                continue;
+            }
+            match palisade_wire::decode::<FsOp>(&request.message.payload) {
+                Ok(op) => {
+                    ops.push(op);
+                    slots.push(Slot::Fresh(client, id, Some(ops.len() - 1)));
+                }
+                Err(e) => {
+                    self.stats.undecodable_requests += 1;
+                    tracing::debug!(client, id, error = %e, "payload is not an FsOp: Inval");
+                    slots.push(Slot::Fresh(client, id, None));
+                }
+            }
+        }
+        let results = self.fs.apply_batch(&batch.context(), &ops)?;
+        self.stats.batches_executed += 1;
+        for slot in slots {
+            match slot {
+                Slot::Fresh(client, id, op) => {
+                    let result = match op.and_then(|i| results.get(i)) {
+                        Some(r) => r.clone(),
+                        None if op.is_some() => FsResult::Err(FsError::ServerFault),
+                        None => FsResult::Err(FsError::Inval),
+                    };
+                    self.executed.insert(client, id);
+                    self.stats.requests_executed += 1;
+                    self.reply(batch.sequence, client, id, &result, out);
+                }
+                Slot::Duplicate(client, id) => {
+                    self.stats.duplicate_requests += 1;
+                    match self.replies.get(client, id) {
+                        Some(reply) => {
+                            self.stats.replies_resent += 1;
+                            out.push(ReplicaOutput::Reply {
+                                to: client,
+                                reply: reply.clone(),
+                            });
+                        }
+                        None => tracing::debug!(client, id, "duplicate request, reply not cached"),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reply(
+        &mut self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        result: &FsResult,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let reply = Reply {
+            sequence,
+            client,
+            request_id,
+            result: result_bytes(result),
+            replica: self.config.id,
+        };
+        match Signed::sign(&self.key, reply) {
+            Ok(signed) => {
+                self.replies.insert(signed.clone());
+                self.stats.replies_sent += 1;
+                out.push(ReplicaOutput::Reply {
+                    to: client,
+                    reply: signed,
+                });
+            }
+            Err(e) => {
+                self.stats.sign_failures += 1;
+                tracing::warn!(client, request_id, error = %e, "reply not signed");
+            }
+        }
+    }
+
+    // ---- fetching missing orders ----
+
+    /// True if orders are missing: a buffered batch waits for an earlier one, or a stable
+    /// checkpoint is beyond our state.
+    fn has_gap(&self) -> bool {
+        let last = self.last_applied();
+        let next = last.saturating_add(1);
+        !self.divergent
+            && (self.buffered.keys().next().is_some_and(|s| *s > next)
+                || self.stable_sequence() > last)
+    }
+
+    fn backoff(&self, exponent: u32) -> Duration {
+        self.config
+            .fetch_timeout
+            .saturating_mul(1u32 << exponent.min(MAX_BACKOFF))
+    }
+
+    fn update_fetch_timer(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let gap = self.has_gap();
+        if gap && !self.fetch.armed {
+            self.fetch.armed = true;
+            out.push(ReplicaOutput::SetTimer {
+                kind: ExecTimer::FetchOrders,
+                after: self.backoff(self.fetch.backoff),
+            });
+        } else if !gap && self.fetch.armed {
+            self.fetch = Fetch::default();
+            out.push(ReplicaOutput::CancelTimer(ExecTimer::FetchOrders));
+        }
+    }
+
+    fn on_fetch_timer(&mut self, out: &mut Vec<ReplicaOutput>) {
+        self.fetch.armed = false;
+        if !self.has_gap() {
+            self.fetch = Fetch::default();
+            return;
+        }
+        let from = self.last_applied().saturating_add(1);
+        self.stats.fetch_orders_sent += 1;
+        tracing::debug!(
+            from,
+            attempt = self.fetch.attempts,
+            "gap persists: fetching orders"
+        );
+        out.push(ReplicaOutput::ToAgreement(ExecutionMessage::FetchOrders {
+            from,
+        }));
+        self.fetch.attempts = self.fetch.attempts.saturating_add(1);
+        self.fetch.backoff = (self.fetch.backoff + 1).min(MAX_BACKOFF);
+        self.maybe_start_transfer(out);
+        self.update_fetch_timer(out);
+    }
+
+    // ---- checkpoints (TOCS §4.3) ----
+
+    fn take_checkpoint(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let sequence = self.last_applied();
+        let fs_digest = match self.fs.try_digest() {
+            Ok(d) => d,
+            Err(e) => {
+                self.stats.storage_errors += 1;
+                tracing::error!(sequence, error = %e, "checkpoint digest failed");
+                return;
+            }
+        };
+        let digest = combined(&fs_digest.0, &self.executed);
+        self.own.insert(sequence, digest);
+        while self.own.len() > OWN_DIGESTS {
+            self.own.pop_first();
+        }
+        let checkpoint = ExecCheckpoint {
+            sequence,
+            state_digest: digest,
+            replica: self.config.id,
+        };
+        let signed = match Signed::sign(&self.key, checkpoint) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stats.sign_failures += 1;
+                tracing::warn!(sequence, error = %e, "checkpoint not signed");
+                return;
+            }
+        };
+        self.stats.checkpoints_taken += 1;
+        out.push(ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Checkpoint(signed.clone()),
+        });
+        out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Checkpoint(
+            signed.clone(),
+        )));
+        // Serve pending state requests now, while the state is exactly the checkpoint's
+        // (TOCS §5.3.2; no old snapshots are kept).
+        self.serve_state_requests(sequence, out);
+        self.add_vote(signed, out);
+    }
+
+    /// Adds a verified checkpoint; forms a stable certificate if g+1 now match.
+    fn add_vote(&mut self, signed: Signed<ExecCheckpoint>, out: &mut Vec<ReplicaOutput>) {
+        let (sequence, digest) = (signed.message.sequence, signed.message.state_digest);
+        self.votes.add(signed);
+        if sequence <= self.stable_sequence() {
+            return;
+        }
+        if let Some(cert) = self.votes.certificate(sequence, digest, self.config.g + 1) {
+            self.adopt_stable(cert, true, out);
+        }
+    }
+
+    fn on_checkpoint(&mut self, signed: Signed<ExecCheckpoint>, out: &mut Vec<ReplicaOutput>) {
+        let sequence = signed.message.sequence;
+        if sequence == 0
+            || sequence % self.config.checkpoint_interval != 0
+            || sequence <= self.stable_sequence()
+        {
+            self.stats.bad_checkpoints += 1;
+            tracing::debug!(sequence, "checkpoint off the interval or stale: dropped");
+            return;
+        }
+        if let Err(e) = signed.verify_with(&self.config.exec_keys) {
+            self.stats.bad_checkpoints += 1;
+            tracing::debug!(sequence, error = %e, "checkpoint signature refused");
+            return;
+        }
+        self.add_vote(signed, out);
+    }
+
+    fn on_stable(&mut self, cert: CheckpointCertificate, out: &mut Vec<ReplicaOutput>) {
+        if cert.sequence <= self.stable_sequence() {
+            return;
+        }
+        if let Err(e) = cert.verify(&self.config.exec_keys, self.config.g) {
+            self.stats.bad_checkpoints += 1;
+            tracing::debug!(sequence = cert.sequence, error = %e, "stable certificate refused");
+            return;
+        }
+        self.adopt_stable(cert, false, out);
+    }
+
+    /// A new stable checkpoint: tell agreement (if formed here), hand it to peers we
+    /// served that state, check our own digest, and catch up if it is beyond us.
+    fn adopt_stable(
+        &mut self,
+        cert: CheckpointCertificate,
+        formed_here: bool,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let sequence = cert.sequence;
+        self.stats.stable_checkpoints += 1;
+        tracing::debug!(sequence, "checkpoint stable");
+        if formed_here {
+            out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Stable(
+                cert.clone(),
+            )));
+        }
+        let served = self.served.remove(&sequence).unwrap_or_default();
+        self.served = self.served.split_off(&sequence);
+        for peer in served {
+            out.push(ReplicaOutput::ToExecution {
+                to: Some(peer),
+                message: ExecutionMessage::Stable(cert.clone()),
+            });
+        }
+        self.votes.collect(sequence);
+        match self.own.get(&sequence) {
+            Some(d) if *d != cert.state_digest => {
+                self.stats.divergences += 1;
+                self.divergent = true;
+                tracing::warn!(
+                    replica = self.config.id,
+                    sequence,
+                    "own checkpoint differs from the stable one: divergent, fetching state"
+                );
+            }
+            _ => {}
+        }
+        self.stable.insert(sequence, cert);
+        while self.stable.len() > RECENT_STABLE {
+            self.stable.pop_first();
+        }
+        self.maybe_start_transfer(out);
+        self.try_install(out);
+        self.update_fetch_timer(out);
+    }
+
+    // ---- state transfer (TOCS §5.3.2) ----
+
+    /// Starts a state transfer if this replica cannot reach the latest stable checkpoint
+    /// by executing orders: it diverged, the checkpoint is beyond what it may buffer, or
+    /// fetching orders failed repeatedly.
+    fn maybe_start_transfer(&mut self, out: &mut Vec<ReplicaOutput>) {
+        if self.transfer.is_some() {
+            return;
+        }
+        let Some(cert) = self.stable.values().next_back() else {
+            return;
+        };
+        let last = self.last_applied();
+        let behind = cert.sequence > last;
+        let needed = self.divergent
+            || (behind
+                && (cert.sequence > last.saturating_add(self.config.max_ahead)
+                    || self.fetch.attempts >= FETCH_ATTEMPTS_BEFORE_TRANSFER));
+        if !needed {
+            return;
+        }
+        self.transfer = Some(Transfer::default());
+        self.stats.state_transfers_started += 1;
+        tracing::info!(
+            replica = self.config.id,
+            last,
+            stable = cert.sequence,
+            "starting state transfer"
+        );
+        self.send_fetch_state(out);
+    }
+
+    /// Asks the signers of the latest stable checkpoint for the state, with our leaves.
+    fn send_fetch_state(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let Some(cert) = self.stable.values().next_back() else {
+            return;
+        };
+        let sequence = cert.sequence;
+        let me = self.config.id;
+        let peers: BTreeSet<ExecReplicaId> = cert
+            .signatures
+            .iter()
+            .map(|s| s.message.replica)
+            .filter(|r| *r != me)
+            .collect();
+        let have: Vec<(u64, [u8; 32])> = match self.fs.leaf_hashes() {
+            // A longer list is cut: the responder then also sends inodes we hold, which
+            // costs bytes but not correctness.
+            Ok(leaves) => leaves.into_iter().take(MAX_FETCH_HAVE).collect(),
+            Err(e) => {
+                self.stats.storage_errors += 1;
+                tracing::warn!(error = %e, "leaf hashes unreadable: asking for the full state");
+                Vec::new()
+            }
+        };
+        let exponent = self.transfer.as_ref().map_or(0, |t| t.backoff);
+        let after = self.backoff(exponent);
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        for peer in &peers {
+            out.push(ReplicaOutput::ToExecution {
+                to: Some(*peer),
+                message: ExecutionMessage::FetchState {
+                    sequence,
+                    have: have.clone(),
+                },
+            });
+        }
+        transfer.asked.extend(peers);
+        transfer.backoff = (transfer.backoff + 1).min(MAX_BACKOFF);
+        out.push(ReplicaOutput::SetTimer {
+            kind: ExecTimer::FetchState,
+            after,
+        });
+    }
+
+    fn on_state_timer(&mut self, out: &mut Vec<ReplicaOutput>) {
+        if self.transfer.is_some() {
+            self.stats.state_transfers_started += 1;
+            self.send_fetch_state(out);
+        }
+    }
+
+    fn on_fetch_state(
+        &mut self,
+        from: ExecReplicaId,
+        sequence: Sequence,
+        have: Vec<(u64, [u8; 32])>,
+    ) {
+        self.stats.state_requests += 1;
+        tracing::debug!(
+            from,
+            sequence,
+            "state requested: answering at the next checkpoint"
+        );
+        // One pending request per peer: a newer one replaces it.
+        self.state_requests.insert(from, have);
+    }
+
+    /// Exports the current state (exactly the checkpoint just taken at `sequence`) for
+    /// every pending request, as the difference against the asker's leaves.
+    fn serve_state_requests(&mut self, sequence: Sequence, out: &mut Vec<ReplicaOutput>) {
+        let requests = std::mem::take(&mut self.state_requests);
+        for (peer, have) in requests {
+            let have: BTreeMap<u64, [u8; 32]> = have.into_iter().collect();
+            let checkpoint = match self.fs.export_checkpoint(Some(&have)) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.stats.storage_errors += 1;
+                    tracing::warn!(peer, error = %e, "state export failed");
+                    continue;
+                }
+            };
+            let snapshot = ReplicaSnapshot {
+                checkpoint,
+                clients: self.executed.to_records(),
+            };
+            let Some(chunks) = chunk(sequence, &snapshot) else {
+                self.stats.state_too_large += 1;
+                tracing::warn!(peer, sequence, "state too large to transfer: refused");
+                continue;
+            };
+            self.stats.state_transfers_served += 1;
+            for message in chunks {
+                out.push(ReplicaOutput::ToExecution {
+                    to: Some(peer),
+                    message,
+                });
+            }
+            self.served.entry(sequence).or_default().insert(peer);
+        }
+    }
+
+    fn on_state_chunk(
+        &mut self,
+        from: ExecReplicaId,
+        sequence: Sequence,
+        index: u32,
+        count: u32,
+        data: Vec<u8>,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let last = self.last_applied();
+        let Some(transfer) = self.transfer.as_mut() else {
+            self.stats.unsolicited_state += 1;
+            tracing::debug!(from, sequence, "state chunk without a transfer: dropped");
+            return;
+        };
+        if !transfer.asked.contains(&from) || sequence <= last {
+            self.stats.unsolicited_state += 1;
+            tracing::debug!(from, sequence, "state chunk not asked for: dropped");
+            return;
+        }
+        match transfer.add_chunk(from, sequence, index, count, data) {
+            Ok(true) => self.try_install(out),
+            Ok(false) => {}
+            Err(e) => {
+                self.stats.bad_state += 1;
+                if e == super::transfer::ChunkError::TooLarge {
+                    self.stats.state_too_large += 1;
+                }
+                tracing::debug!(from, sequence, error = ?e, "state chunk refused");
+            }
+        }
+    }
+
+    /// Installs a complete snapshot for which a stable certificate is known, after
+    /// checking that it reproduces the certified digest.
+    fn try_install(&mut self, out: &mut Vec<ReplicaOutput>) {
+        let last = self.last_applied();
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        transfer.drop_upto(last);
+        let candidates: Vec<(ExecReplicaId, Sequence)> = transfer
+            .ready
+            .iter()
+            .filter(|(_, (s, _))| self.stable.contains_key(s))
+            .map(|(p, (s, _))| (*p, *s))
+            .collect();
+        for (peer, sequence) in candidates {
+            let Some((_, snapshot)) = self.transfer.as_mut().and_then(|t| t.ready.remove(&peer))
+            else {
+                continue;
+            };
+            let Some(cert) = self.stable.get(&sequence) else {
+                continue;
+            };
+            let expected = cert.state_digest;
+            match self.install(sequence, expected, &snapshot) {
+                Ok(()) => {
+                    self.stats.state_transfers_completed += 1;
+                    tracing::info!(
+                        replica = self.config.id,
+                        sequence,
+                        from = peer,
+                        "state transfer installed"
+                    );
+                    self.transfer = None;
+                    self.divergent = false;
+                    self.buffered = self.buffered.split_off(&sequence.saturating_add(1));
+                    self.replies.clear();
+                    self.own.insert(sequence, expected);
+                    self.fetch = Fetch::default();
+                    out.push(ReplicaOutput::CancelTimer(ExecTimer::FetchState));
+                    out.push(ReplicaOutput::CancelTimer(ExecTimer::FetchOrders));
+                    // Continue from sequence+1 (orders above the stable checkpoint are
+                    // still in agreement's delivery log).
+                    out.push(ReplicaOutput::ToAgreement(ExecutionMessage::FetchOrders {
+                        from: sequence.saturating_add(1),
+                    }));
+                    self.stats.fetch_orders_sent += 1;
+                    self.execute_ready(out);
+                    return;
+                }
+                Err(e) => {
+                    self.stats.bad_state += 1;
+                    tracing::warn!(from = peer, sequence, error = %e, "transferred state refused");
+                }
+            }
+        }
+    }
+
+    fn install(
+        &mut self,
+        sequence: Sequence,
+        expected: Digest,
+        snapshot: &ReplicaSnapshot,
+    ) -> Result<(), ExecError> {
+        if snapshot.checkpoint.last_applied != sequence {
+            return Err(ExecError::BadCheckpoint(
+                "snapshot of another sequence".into(),
+            ));
+        }
+        let table = ExecutedTable::from_records(
+            &snapshot.clients,
+            CLIENT_WINDOW,
+            self.config.client_keys.len(),
+        )?;
+        // The claimed digests must combine to the certified one before anything changes;
+        // import_checkpoint then proves the file system really reaches its claimed digest.
+        if combined(&snapshot.checkpoint.digest, &table) != expected {
+            return Err(ExecError::DigestMismatch);
+        }
+        self.fs.import_checkpoint(&snapshot.checkpoint)?;
+        self.executed = table;
+        Ok(())
+    }
+
+    // ---- messages from execution peers ----
+
+    fn on_message(
+        &mut self,
+        from: ExecReplicaId,
+        message: ExecutionMessage,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        if let Err(e) = message.check_bounds() {
+            self.stats.malformed_messages += 1;
+            tracing::debug!(from, error = %e, "message out of bounds: dropped");
+            return;
+        }
+        let peer_ok = from != self.config.id && usize::try_from(from).is_ok_and(|f| f < self.n());
+        match message {
+            ExecutionMessage::Order { batch, certificate } => {
+                self.on_order(batch, certificate, out)
+            }
+            ExecutionMessage::Checkpoint(signed) => self.on_checkpoint(signed, out),
+            ExecutionMessage::Stable(cert) => self.on_stable(cert, out),
+            ExecutionMessage::FetchState { sequence, have } if peer_ok => {
+                self.on_fetch_state(from, sequence, have)
+            }
+            ExecutionMessage::State {
+                sequence,
+                index,
+                count,
+                data,
+            } if peer_ok => self.on_state_chunk(from, sequence, index, count, data, out),
+            other => {
+                self.stats.malformed_messages += 1;
+                tracing::debug!(from, message = ?std::mem::discriminant(&other), "unexpected message: dropped");
+            }
+        }
+    }
+}

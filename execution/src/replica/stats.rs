@@ -1,0 +1,58 @@
+//! Counters of an execution replica: what it did, and every input it dropped, by reason.
+
+/// What an execution replica did and dropped. Every drop is counted here and logged
+/// (`tracing`, debug level; divergence and storage failures at warn/error).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Batches executed (null batches included).
+    pub batches_executed: u64,
+    /// Requests executed (each exactly once).
+    pub requests_executed: u64,
+    /// Signed replies sent for newly executed requests.
+    pub replies_sent: u64,
+    /// Cached replies re-sent for requests ordered again.
+    pub replies_resent: u64,
+    /// Requests ordered again after they were executed (not executed twice).
+    pub duplicate_requests: u64,
+    /// Requests whose payload is not an `FsOp` (answered `Inval`).
+    pub undecodable_requests: u64,
+    /// Orders for sequences already executed or already buffered.
+    pub duplicate_orders: u64,
+    /// Orders beyond `last_applied + max_ahead`, dropped.
+    pub orders_too_far_ahead: u64,
+    /// Orders whose certificate did not verify, dropped.
+    pub bad_certificates: u64,
+    /// Orders carrying a request with a bad client signature (or out of bounds), dropped.
+    pub bad_request_signatures: u64,
+    /// Batches that could not be committed (storage failure); retried later.
+    pub storage_errors: u64,
+    /// Replies or checkpoints that could not be signed (encoding failure).
+    pub sign_failures: u64,
+    /// `FetchOrders` sent to agreement.
+    pub fetch_orders_sent: u64,
+    /// Own checkpoints taken.
+    pub checkpoints_taken: u64,
+    /// Stable checkpoints adopted (formed here or received).
+    pub stable_checkpoints: u64,
+    /// Checkpoint messages or certificates dropped (bad signature, bad sequence, stale).
+    pub bad_checkpoints: u64,
+    /// Stable checkpoints whose digest differed from this replica's own.
+    pub divergences: u64,
+    /// `FetchState` requests accepted from peers.
+    pub state_requests: u64,
+    /// State transfers served (exports sent).
+    pub state_transfers_served: u64,
+    /// Exports or assemblies refused for exceeding [`super::MAX_TRANSFER_BYTES`].
+    pub state_too_large: u64,
+    /// State transfers this replica started (or restarted after a timeout).
+    pub state_transfers_started: u64,
+    /// State transfers installed.
+    pub state_transfers_completed: u64,
+    /// State chunks or snapshots refused (malformed, inconsistent, digest mismatch).
+    pub bad_state: u64,
+    /// State chunks nobody asked for, or for a state already passed.
+    pub unsolicited_state: u64,
+    /// Messages out of bounds, from an unknown sender, or not meant for an execution
+    /// replica.
+    pub malformed_messages: u64,
+}

@@ -1,0 +1,225 @@
+//! Three execution replicas (g = 1) fed the same certified batches: identical replies
+//! and digests, stable checkpoints, a lying replica, a wiped replica that catches up by
+//! state transfer, a restarted replica that repairs its exactly-once table, and a lagging
+//! replica that catches up by fetching orders from a `DeliveryLog`.
+
+mod replica_support;
+
+use palisade_execution::{ExecTimer, ExecutionReplica, FileSystem, FsConfig, MemStore};
+use palisade_wire::agreement::{Digest, Signed};
+use palisade_wire::execution::{ExecCheckpoint, ExecutionMessage};
+use palisade_wire::fs::FsReply;
+use replica_support::*;
+
+/// Every replica in `rs` sent exactly one reply to each request of batches `ks`, and they
+/// all match (everything but the sender).
+fn assert_same_replies(c: &Cluster, rs: &[usize], ks: std::ops::RangeInclusive<u64>) {
+    for k in ks {
+        for client in 0..2u64 {
+            for id in [2 * k - 1, 2 * k] {
+                let first = c.reply_of(rs[0], client, id).message.clone();
+                assert_eq!(first.sequence, k);
+                for r in rs {
+                    let all = &c.replies[*r][&(client, id)];
+                    assert_eq!(all.len(), 1, "replica {r} replied {} times", all.len());
+                    all[0].verify(&exec_key(*r).verifying_key()).unwrap();
+                    assert!(
+                        all[0].message.matches(&first),
+                        "replica {r}, ({client}, {id})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn assert_same_digests(c: &mut Cluster) {
+    let d: Vec<_> = c.replicas.iter_mut().map(|r| r.digest()).collect();
+    assert_eq!(d[0], d[1]);
+    assert_eq!(d[0], d[2]);
+    let last: Vec<_> = c.replicas.iter().map(|r| r.last_applied()).collect();
+    assert_eq!(last, vec![last[0]; 3]);
+}
+
+fn stables(c: &Cluster, r: usize) -> Vec<u64> {
+    c.to_agreement[r]
+        .iter()
+        .filter_map(|m| match m {
+            ExecutionMessage::Stable(cert) => Some(cert.sequence),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn replicas_fed_the_same_batches_agree_on_every_reply_and_digest() {
+    let mut c = Cluster::new();
+    for k in 1..=12 {
+        c.order(workload(k));
+    }
+    assert_same_replies(&c, &[0, 1, 2], 1..=12);
+    assert_same_digests(&mut c);
+    // The write of batch 12 landed in file 2 on every replica.
+    match palisade_wire::decode::<palisade_wire::fs::FsResult>(&c.reply_of(0, 0, 24).message.result)
+        .unwrap()
+    {
+        Ok(FsReply::Write { count, attr }) => assert_eq!((count, attr.size), (100, 1300)),
+        other => panic!("{other:?}"),
+    }
+    for r in 0..3 {
+        assert_eq!(stables(&c, r), vec![4, 8, 12], "replica {r}");
+        assert!(!c.replicas[r].is_divergent());
+        assert_eq!(c.replicas[r].stats().divergences, 0);
+    }
+    // Agreement's delivery log was collected up to the stable checkpoint.
+    assert!(c.log.is_empty());
+    assert_eq!(c.log.collected(), 12);
+}
+
+#[test]
+fn a_replica_lying_about_its_digest_makes_no_stable_checkpoint() {
+    let mut c = Cluster::new();
+    // Replica 2 signs a wrong digest for every checkpoint it sends.
+    c.tamper = Some(Box::new(|from, m| {
+        if let (2, ExecutionMessage::Checkpoint(signed)) = (from, &*m) {
+            let lie = ExecCheckpoint {
+                state_digest: Digest([0xee; 32]),
+                ..signed.message.clone()
+            };
+            *m = ExecutionMessage::Checkpoint(Signed::sign(&exec_key(2), lie).unwrap());
+        }
+    }));
+    // Replica 1's checkpoints are held back: replica 0 sees only its own and the lie.
+    c.hold_from = Some(1);
+    for k in 1..=4 {
+        c.order(workload(k));
+    }
+    assert!(stables(&c, 0).is_empty(), "own + lie must not be stable");
+    assert!(c.replicas[0].stable_checkpoint().is_none());
+    c.release_held();
+    assert_eq!(stables(&c, 0), vec![4]);
+    let cert = c.replicas[0].stable_checkpoint().unwrap().clone();
+    assert_eq!(cert.state_digest.0, c.replicas[0].digest().0);
+    assert!(cert.signatures.iter().all(|s| s.message.replica != 2));
+    // The liar's own state is fine; it is not divergent, and the certificate it formed
+    // from the others' checkpoints has the true digest.
+    let theirs = c.replicas[2].stable_checkpoint().unwrap();
+    assert_eq!(
+        (theirs.sequence, theirs.state_digest),
+        (4, cert.state_digest)
+    );
+    assert_same_digests(&mut c);
+}
+
+#[test]
+fn a_wiped_replica_catches_up_by_state_transfer_then_executes_identically() {
+    let mut c = Cluster::new();
+    for k in 1..=12 {
+        c.order(workload(k));
+    }
+    // Replica 2 loses its data directory.
+    c.replicas[2] = replica(2);
+    c.replies[2].clear();
+    // Batches 13..16: replica 2 drops them (too far ahead of 0), then forms the stable
+    // checkpoint at 16 from its peers' checkpoints and asks them for the state.
+    for k in 13..=16 {
+        c.order(workload(k));
+    }
+    assert_eq!(c.replicas[2].last_applied(), 0);
+    assert!(c.replicas[2].is_transferring());
+    assert!(c.replicas[2].stats().orders_too_far_ahead >= 4);
+    // The peers answer at their next checkpoint (20), with the state at 20; replica 2
+    // installs it once 20 is stable, then fetches 21.. from the delivery log.
+    for k in 17..=22 {
+        c.order(workload(k));
+    }
+    let s = c.replicas[2].stats().clone();
+    assert_eq!(s.state_transfers_completed, 1, "{s:?}");
+    assert_eq!(s.bad_state, 0);
+    assert!(c.replicas[0].stats().state_transfers_served >= 1);
+    assert!(!c.replicas[2].is_transferring());
+    assert_eq!(c.replicas[2].last_applied(), 22);
+    // Replies of 21 and 22 (executed after the transfer) match the peers'.
+    assert_same_replies(&c, &[0, 1, 2], 21..=22);
+    for k in 23..=28 {
+        c.order(workload(k));
+    }
+    assert_same_replies(&c, &[0, 1, 2], 23..=28);
+    assert_same_digests(&mut c);
+    assert_eq!(stables(&c, 2).last(), Some(&28));
+    // Exactly-once travelled with the state: a request executed before the wipe is not
+    // executed again by replica 2.
+    let before = c.replicas[2].stats().requests_executed;
+    c.order(workload(3));
+    assert_eq!(c.replicas[2].stats().requests_executed, before);
+    assert_same_digests(&mut c);
+}
+
+#[test]
+fn a_restarted_replica_repairs_its_exactly_once_table_by_state_transfer() {
+    let mut c = Cluster::new();
+    for k in 1..=6 {
+        c.order(workload(k));
+    }
+    // Replica 1 restarts from its store: the file system survives, the table does not.
+    let fs = std::mem::replace(&mut c.replicas[1], replica(1)).into_fs();
+    let fs = FileSystem::open(fs.into_store(), FsConfig::default()).unwrap();
+    c.replicas[1] = ExecutionReplica::<MemStore>::new(config(1), exec_key(1), fs).unwrap();
+    assert_eq!(c.replicas[1].last_applied(), 6);
+    // At 8 its checkpoint differs (empty table) from the stable one: divergent.
+    c.order(workload(7));
+    c.order(workload(8));
+    assert_eq!(c.replicas[1].stats().divergences, 1);
+    assert!(c.replicas[1].is_divergent());
+    // Divergent: it executes nothing until the state at 12 is installed, then fetches.
+    for k in 9..=13 {
+        c.order(workload(k));
+    }
+    assert!(!c.replicas[1].is_divergent());
+    assert_eq!(c.replicas[1].stats().state_transfers_completed, 1);
+    assert_same_digests(&mut c);
+    assert_same_replies(&c, &[0, 1, 2], 13..=13);
+    // A replay of batch 2's requests: executed by nobody.
+    let before: Vec<_> = c
+        .replicas
+        .iter()
+        .map(|r| r.stats().requests_executed)
+        .collect();
+    c.order(workload(2));
+    let after: Vec<_> = c
+        .replicas
+        .iter()
+        .map(|r| r.stats().requests_executed)
+        .collect();
+    assert_eq!(before, after);
+    assert_same_digests(&mut c);
+}
+
+#[test]
+fn a_lagging_replica_catches_up_by_fetching_orders_from_the_delivery_log() {
+    let mut c = Cluster::new();
+    for k in 1..=4 {
+        c.order(workload(k));
+    }
+    // Replica 2 misses batches 5 and 6 (still above the stable checkpoint at 4, so the
+    // delivery log keeps them).
+    c.online[2] = false;
+    for k in 5..=6 {
+        c.order(workload(k));
+    }
+    c.online[2] = true;
+    c.order(workload(7));
+    assert_eq!(c.replicas[2].last_applied(), 4);
+    assert!(c.timers[2].contains_key(&ExecTimer::FetchOrders));
+    c.fire(2, ExecTimer::FetchOrders);
+    assert_eq!(c.replicas[2].last_applied(), 7);
+    assert!(c.to_agreement[2]
+        .iter()
+        .any(|m| *m == ExecutionMessage::FetchOrders { from: 5 }));
+    assert!(!c.timers[2].contains_key(&ExecTimer::FetchOrders));
+    assert_same_replies(&c, &[0, 1, 2], 1..=7);
+    c.order(workload(8));
+    assert_same_digests(&mut c);
+    assert_eq!(stables(&c, 2), vec![4, 8]);
+    assert_eq!(c.replicas[2].stats().state_transfers_started, 0);
+}

@@ -1,0 +1,308 @@
+//! Single steps of one execution replica: verification, ordering, exactly-once,
+//! replies, fetch timers and checkpoints.
+
+mod replica_support;
+
+use std::time::Duration;
+
+use palisade_execution::{ExecTimer, ReplicaInput, ReplicaOutput};
+use palisade_wire::agreement::Signed;
+use palisade_wire::execution::{ExecCheckpoint, ExecutionMessage};
+use palisade_wire::fs::{CreateHow, FsError, FsOp, FsReply, SetAttr, ROOT_ID};
+use replica_support::*;
+
+fn create(
+    client: u64,
+    id: u64,
+    name: &str,
+) -> palisade_wire::agreement::Signed<palisade_wire::agreement::Request> {
+    request(
+        client,
+        id,
+        &FsOp::Create {
+            dir: ROOT_ID,
+            name: name.as_bytes().to_vec(),
+            how: CreateHow::Guarded(SetAttr::default()),
+        },
+    )
+}
+
+#[test]
+fn valid_order_gives_one_signed_reply_per_request_in_order() {
+    let mut r = replica(0);
+    let out = r.step(order(
+        1,
+        vec![
+            create(0, 1, "a"),
+            create(1, 1, "b"),
+            request(
+                0,
+                2,
+                &FsOp::Lookup {
+                    dir: ROOT_ID,
+                    name: b"b".to_vec(),
+                },
+            ),
+        ],
+    ));
+    assert_eq!(out.len(), 3, "{out:?}");
+    let rs = replies(&out);
+    let keys: Vec<_> = rs
+        .iter()
+        .map(|r| {
+            (
+                r.message.client,
+                r.message.request_id,
+                r.message.sequence,
+                r.message.replica,
+            )
+        })
+        .collect();
+    assert_eq!(keys, vec![(0, 1, 1, 0), (1, 1, 1, 0), (0, 2, 1, 0)]);
+    for (o, reply) in out.iter().zip(&rs) {
+        assert!(matches!(o, ReplicaOutput::Reply { to, .. } if *to == reply.message.client));
+        reply.verify(&exec_key(0).verifying_key()).unwrap();
+    }
+    assert!(matches!(result(&rs[0]), Ok(FsReply::Created { id: 2, .. })));
+    assert!(matches!(result(&rs[1]), Ok(FsReply::Created { id: 3, .. })));
+    assert!(matches!(result(&rs[2]), Ok(FsReply::Lookup { id: 3, .. })));
+    assert_eq!(r.last_applied(), 1);
+    assert_eq!(r.stats().requests_executed, 3);
+}
+
+#[test]
+fn bad_certificates_and_signatures_are_dropped_and_counted() {
+    let mut r = replica(0);
+    let b = batch(1, vec![create(0, 1, "a")]);
+    // Only 2 commits: fewer than 2f+1.
+    let weak = certificate_by(&b, &[0, 1]);
+    assert!(r
+        .step(ReplicaInput::Order {
+            batch: b.clone(),
+            certificate: weak
+        })
+        .is_empty());
+    // A certificate for another batch.
+    let other = batch(1, vec![create(0, 1, "z")]);
+    let wrong = certificate(&other);
+    assert!(r
+        .step(ReplicaInput::Order {
+            batch: b.clone(),
+            certificate: wrong
+        })
+        .is_empty());
+    assert_eq!(r.stats().bad_certificates, 2);
+    // A request signed by the wrong client key, in a correctly certified batch.
+    let mut forged = create(0, 1, "a");
+    forged.signature = create(1, 1, "a").signature;
+    let fb = batch(1, vec![forged]);
+    let fc = certificate(&fb);
+    assert!(r
+        .step(ReplicaInput::Order {
+            batch: fb,
+            certificate: fc
+        })
+        .is_empty());
+    assert_eq!(r.stats().bad_request_signatures, 1);
+    assert_eq!(r.last_applied(), 0);
+    // The genuine batch still executes afterwards.
+    let c = certificate(&b);
+    assert_eq!(
+        replies(&r.step(ReplicaInput::Order {
+            batch: b,
+            certificate: c
+        }))
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn out_of_order_batches_are_buffered_then_executed_in_order() {
+    let mut r = replica(0);
+    let out = r.step(order(3, vec![create(0, 3, "c")]));
+    assert_eq!(
+        out,
+        vec![ReplicaOutput::SetTimer {
+            kind: ExecTimer::FetchOrders,
+            after: TIMEOUT
+        }]
+    );
+    assert!(r.step(order(2, vec![create(0, 2, "b")])).is_empty());
+    let out = r.step(order(1, vec![create(0, 1, "a")]));
+    let seqs: Vec<_> = replies(&out)
+        .iter()
+        .map(|r| (r.message.sequence, r.message.request_id))
+        .collect();
+    assert_eq!(seqs, vec![(1, 1), (2, 2), (3, 3)]);
+    assert_eq!(
+        out.last(),
+        Some(&ReplicaOutput::CancelTimer(ExecTimer::FetchOrders))
+    );
+    assert_eq!(r.last_applied(), 3);
+    // Re-delivery of an executed sequence: ignored.
+    assert!(r.step(order(2, vec![create(0, 2, "b")])).is_empty());
+    assert_eq!(r.stats().duplicate_orders, 1);
+    // Beyond max_ahead: dropped and counted.
+    assert!(r.step(order(3 + MAX_AHEAD + 1, vec![])).is_empty());
+    assert_eq!(r.stats().orders_too_far_ahead, 1);
+}
+
+#[test]
+fn a_persisting_gap_fetches_orders_with_back_off() {
+    let mut r = replica(0);
+    r.step(order(2, vec![]));
+    let out = r.step(ReplicaInput::Timer(ExecTimer::FetchOrders));
+    assert_eq!(
+        out,
+        vec![
+            ReplicaOutput::ToAgreement(ExecutionMessage::FetchOrders { from: 1 }),
+            ReplicaOutput::SetTimer {
+                kind: ExecTimer::FetchOrders,
+                after: TIMEOUT * 2
+            },
+        ]
+    );
+    let out = r.step(ReplicaInput::Timer(ExecTimer::FetchOrders));
+    assert_eq!(
+        out[1],
+        ReplicaOutput::SetTimer {
+            kind: ExecTimer::FetchOrders,
+            after: TIMEOUT * 4
+        }
+    );
+    let out = r.step(order(1, vec![]));
+    assert_eq!(
+        out,
+        vec![ReplicaOutput::CancelTimer(ExecTimer::FetchOrders)]
+    );
+    assert_eq!(r.last_applied(), 2);
+    // A timer that fires after the gap closed does nothing.
+    assert!(r
+        .step(ReplicaInput::Timer(ExecTimer::FetchOrders))
+        .is_empty());
+    assert_eq!(r.stats().fetch_orders_sent, 2);
+}
+
+#[test]
+fn a_request_ordered_twice_is_executed_once_and_its_reply_resent() {
+    let mut r = replica(0);
+    let first = replies(&r.step(order(1, vec![create(0, 1, "a")])));
+    assert!(matches!(result(&first[0]), Ok(FsReply::Created { .. })));
+    // A faulty primary orders the same request again (and twice in one batch).
+    let out = r.step(order(
+        2,
+        vec![create(0, 1, "a"), create(1, 1, "b"), create(1, 1, "b")],
+    ));
+    let again = replies(&out);
+    assert_eq!(again.len(), 3);
+    assert_eq!(
+        again[0], first[0],
+        "the cached reply, unchanged (sequence 1)"
+    );
+    assert!(matches!(
+        result(&again[1]),
+        Ok(FsReply::Created { id: 3, .. })
+    ));
+    assert_eq!(again[2], again[1]);
+    assert_eq!(r.stats().duplicate_requests, 2);
+    assert_eq!(r.stats().requests_executed, 2);
+    // Had "a" been created again, it would have answered Exist and used another id.
+    assert_eq!(r.fs().meta().next_id, 4);
+}
+
+#[test]
+fn an_undecodable_payload_answers_inval() {
+    let mut r = replica(0);
+    let out = r.step(ReplicaInput::Order {
+        batch: batch(1, vec![request_raw(0, 1, vec![0xff; 5])]),
+        certificate: certificate(&batch(1, vec![request_raw(0, 1, vec![0xff; 5])])),
+    });
+    let rs = replies(&out);
+    assert_eq!(rs.len(), 1);
+    assert_eq!(result(&rs[0]), Err(FsError::Inval));
+    assert_eq!(r.stats().undecodable_requests, 1);
+}
+
+fn checkpoint_of(out: &[ReplicaOutput]) -> Signed<ExecCheckpoint> {
+    let to_exec = out.iter().find_map(|o| match o {
+        ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Checkpoint(c),
+        } => Some(c.clone()),
+        _ => None,
+    });
+    let to_agreement = out.iter().find_map(|o| match o {
+        ReplicaOutput::ToAgreement(ExecutionMessage::Checkpoint(c)) => Some(c.clone()),
+        _ => None,
+    });
+    assert_eq!(to_exec, to_agreement);
+    to_exec.expect("a checkpoint")
+}
+
+#[test]
+fn checkpoint_every_k_and_g_plus_one_matching_make_it_stable() {
+    let mut a = replica(0);
+    let mut b = replica(1);
+    let mut outs = (Vec::new(), Vec::new());
+    for s in 1..=K {
+        let reqs = vec![create(0, s, &format!("f{s}"))];
+        outs.0 = a.step(order(s, reqs.clone()));
+        outs.1 = b.step(order(s, reqs));
+        if s < K {
+            assert!(!outs
+                .0
+                .iter()
+                .any(|o| matches!(o, ReplicaOutput::ToExecution { .. })));
+        }
+    }
+    let ca = checkpoint_of(&outs.0);
+    let cb = checkpoint_of(&outs.1);
+    assert_eq!(ca.message.sequence, K);
+    ca.verify(&exec_key(0).verifying_key()).unwrap();
+    assert_eq!(ca.message.state_digest.0, a.digest().0);
+    assert_eq!(ca.message.state_digest, cb.message.state_digest);
+    // A forged checkpoint (replica 2's name, replica 1's signature) is refused.
+    let mut forged = cb.clone();
+    forged.signer = 2;
+    forged.message.replica = 2;
+    assert!(a
+        .step(ReplicaInput::Message {
+            from: 2,
+            message: ExecutionMessage::Checkpoint(forged)
+        })
+        .is_empty());
+    assert_eq!(a.stats().bad_checkpoints, 1);
+    // g+1 = 2 matching: stable, reported to agreement.
+    let out = a.step(ReplicaInput::Message {
+        from: 1,
+        message: ExecutionMessage::Checkpoint(cb),
+    });
+    let cert = match out.as_slice() {
+        [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(cert))] => cert.clone(),
+        other => panic!("{other:?}"),
+    };
+    cert.verify(&exec_public(), G).unwrap();
+    assert_eq!((cert.sequence, cert.signatures.len()), (K, 2));
+    assert_eq!(a.stable_checkpoint(), Some(&cert));
+    assert!(!a.is_divergent());
+}
+
+#[test]
+fn a_wrong_configuration_is_refused() {
+    let fs = || {
+        palisade_execution::FileSystem::open(
+            palisade_execution::MemStore::new(),
+            palisade_execution::FsConfig::default(),
+        )
+        .unwrap()
+    };
+    assert!(palisade_execution::ExecutionReplica::new(config(0), exec_key(1), fs()).is_err());
+    let mut c = config(0);
+    c.checkpoint_interval = 0;
+    assert!(palisade_execution::ExecutionReplica::new(c, exec_key(0), fs()).is_err());
+    let mut c = config(3);
+    c.id = 3;
+    assert!(palisade_execution::ExecutionReplica::new(c, exec_key(3), fs()).is_err());
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,348 @@
+//! Shared helpers of the replica tests: deterministic keys, real PBFT ORDER certificates
+//! (commits signed with the agreement keys), signed requests, and a small in-process
+//! cluster of execution replicas (g = 1) with an agreement-side `DeliveryLog`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use palisade_agreement::DeliveryLog;
+use palisade_execution::{
+    ExecTimer, ExecutionReplica, FileSystem, FsConfig, MemStore, ReplicaConfig, ReplicaInput,
+    ReplicaOutput,
+};
+use palisade_wire::agreement::{
+    Batch, ClientId, Commit, OrderCertificate, OrderedBatch, PbftCertificate, Request, Sequence,
+    Signed,
+};
+use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::fs::{CreateHow, FsOp, FsResult, SetAttr, Timestamp, ROOT_ID};
+
+pub const F: usize = 1;
+pub const G: usize = 1;
+pub const K: u64 = 4;
+pub const MAX_AHEAD: u64 = 8;
+pub const TIMEOUT: Duration = Duration::from_millis(100);
+pub const CLIENTS: usize = 2;
+
+fn key(kind: u8, i: usize) -> SigningKey {
+    let mut seed = [kind; 32];
+    seed[1] = i as u8;
+    SigningKey::from_bytes(&seed)
+}
+
+pub fn agreement_key(i: usize) -> SigningKey {
+    key(1, i)
+}
+pub fn client_key(i: usize) -> SigningKey {
+    key(2, i)
+}
+pub fn exec_key(i: usize) -> SigningKey {
+    key(3, i)
+}
+
+pub fn exec_public() -> Vec<VerifyingKey> {
+    (0..2 * G + 1)
+        .map(|i| exec_key(i).verifying_key())
+        .collect()
+}
+
+pub fn config(id: ExecReplicaId) -> ReplicaConfig {
+    ReplicaConfig {
+        id,
+        g: G,
+        f: F,
+        agreement_keys: (0..3 * F + 1)
+            .map(|i| agreement_key(i).verifying_key())
+            .collect(),
+        client_keys: (0..CLIENTS)
+            .map(|i| client_key(i).verifying_key())
+            .collect(),
+        exec_keys: exec_public(),
+        checkpoint_interval: K,
+        max_ahead: MAX_AHEAD,
+        fetch_timeout: TIMEOUT,
+    }
+}
+
+pub fn replica(id: ExecReplicaId) -> ExecutionReplica<MemStore> {
+    let fs = FileSystem::open(MemStore::new(), FsConfig::default()).unwrap();
+    ExecutionReplica::new(config(id), exec_key(id as usize), fs).unwrap()
+}
+
+pub fn request(client: ClientId, request_id: u64, op: &FsOp) -> Signed<Request> {
+    request_raw(client, request_id, palisade_wire::encode(op).unwrap())
+}
+
+pub fn request_raw(client: ClientId, request_id: u64, payload: Vec<u8>) -> Signed<Request> {
+    Signed::sign(
+        &client_key(client as usize),
+        Request {
+            client,
+            request_id,
+            payload,
+        },
+    )
+    .unwrap()
+}
+
+pub fn batch(sequence: Sequence, requests: Vec<Signed<Request>>) -> OrderedBatch {
+    OrderedBatch {
+        sequence,
+        batch: Batch {
+            timestamp: Timestamp {
+                seconds: 1000 + sequence as u32,
+                nanos: 0,
+            },
+            requests,
+        },
+    }
+}
+
+/// A PBFT ORDER certificate signed by the agreement replicas `signers` in view 0.
+pub fn certificate_by(batch: &OrderedBatch, signers: &[usize]) -> OrderCertificate {
+    let digest = batch.batch.digest().unwrap();
+    let commits = signers
+        .iter()
+        .map(|i| {
+            Signed::sign(
+                &agreement_key(*i),
+                Commit {
+                    view: 0,
+                    sequence: batch.sequence,
+                    digest,
+                    replica: *i as u32,
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    OrderCertificate::Pbft(PbftCertificate {
+        view: 0,
+        sequence: batch.sequence,
+        digest,
+        commits,
+    })
+}
+
+/// A certificate with commits from all 3f+1 agreement replicas.
+pub fn certificate(batch: &OrderedBatch) -> OrderCertificate {
+    certificate_by(batch, &[0, 1, 2, 3])
+}
+
+pub fn order(sequence: Sequence, requests: Vec<Signed<Request>>) -> ReplicaInput {
+    let b = batch(sequence, requests);
+    let certificate = certificate(&b);
+    ReplicaInput::Order {
+        batch: b,
+        certificate,
+    }
+}
+
+pub fn replies(out: &[ReplicaOutput]) -> Vec<Signed<Reply>> {
+    out.iter()
+        .filter_map(|o| match o {
+            ReplicaOutput::Reply { reply, .. } => Some(reply.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn result(reply: &Signed<Reply>) -> FsResult {
+    palisade_wire::decode(&reply.message.result).unwrap()
+}
+
+/// The requests of batch `k` of the standard workload: client 0 creates `f{k}` and
+/// appends to file 2 (created by batch 1), client 1 makes `d{k}` and stats the root.
+/// Request ids: client 0 uses 2k-1 and 2k, client 1 the same.
+pub fn workload(k: u64) -> Vec<Signed<Request>> {
+    let name = |p: &str| format!("{p}{k}").into_bytes();
+    vec![
+        request(
+            0,
+            2 * k - 1,
+            &FsOp::Create {
+                dir: ROOT_ID,
+                name: name("f"),
+                how: CreateHow::Guarded(SetAttr::default()),
+            },
+        ),
+        request(
+            1,
+            2 * k - 1,
+            &FsOp::Mkdir {
+                dir: ROOT_ID,
+                name: name("d"),
+                attr: SetAttr::default(),
+            },
+        ),
+        request(
+            0,
+            2 * k,
+            &FsOp::Write {
+                id: 2,
+                offset: k * 100,
+                data: vec![k as u8; 100],
+            },
+        ),
+        request(1, 2 * k, &FsOp::GetAttr { id: ROOT_ID }),
+    ]
+}
+
+/// What replica `from` sent to agreement, and what a test may rewrite on the way.
+type Tamper = Box<dyn FnMut(ExecReplicaId, &mut ExecutionMessage)>;
+
+/// 2g+1 replicas wired together in one thread. Messages between replicas are queued and
+/// delivered in order; `FetchOrders` is answered at once from a `DeliveryLog` that records
+/// every certified batch and collects on every stable checkpoint the replicas report, as
+/// an agreement node does. Timers are only recorded: tests fire them explicitly.
+pub struct Cluster {
+    pub replicas: Vec<ExecutionReplica<MemStore>>,
+    /// A replica that is offline receives nothing (its inputs are lost).
+    pub online: Vec<bool>,
+    pub log: DeliveryLog,
+    /// Replies per replica, by (client, request id), in the order sent.
+    pub replies: Vec<BTreeMap<(ClientId, u64), Vec<Signed<Reply>>>>,
+    pub to_agreement: Vec<Vec<ExecutionMessage>>,
+    pub timers: Vec<BTreeMap<ExecTimer, Duration>>,
+    /// Rewrites messages a replica sends to its peers (a Byzantine sender).
+    pub tamper: Option<Tamper>,
+    /// Hold messages from this sender instead of delivering them.
+    pub hold_from: Option<ExecReplicaId>,
+    pub held: Vec<(ExecReplicaId, ReplicaInput)>,
+    queue: VecDeque<(ExecReplicaId, ReplicaInput)>,
+    pub next_sequence: Sequence,
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        let n = 2 * G + 1;
+        Cluster {
+            replicas: (0..n as u32).map(replica).collect(),
+            online: vec![true; n],
+            log: DeliveryLog::default(),
+            replies: vec![BTreeMap::new(); n],
+            to_agreement: vec![Vec::new(); n],
+            timers: vec![BTreeMap::new(); n],
+            tamper: None,
+            hold_from: None,
+            held: Vec::new(),
+            queue: VecDeque::new(),
+            next_sequence: 1,
+        }
+    }
+
+    /// Agreement delivers the next batch to every online replica.
+    pub fn order(&mut self, requests: Vec<Signed<Request>>) -> Sequence {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let b = batch(sequence, requests);
+        let certificate = certificate(&b);
+        self.log.record(b.clone(), certificate.clone());
+        for r in 0..self.replicas.len() {
+            self.queue.push_back((
+                r as u32,
+                ReplicaInput::Order {
+                    batch: b.clone(),
+                    certificate: certificate.clone(),
+                },
+            ));
+        }
+        self.run();
+        sequence
+    }
+
+    pub fn fire(&mut self, replica: ExecReplicaId, timer: ExecTimer) {
+        self.timers[replica as usize].remove(&timer);
+        self.queue.push_back((replica, ReplicaInput::Timer(timer)));
+        self.run();
+    }
+
+    pub fn release_held(&mut self) {
+        self.hold_from = None;
+        let held = std::mem::take(&mut self.held);
+        self.queue.extend(held);
+        self.run();
+    }
+
+    pub fn run(&mut self) {
+        while let Some((to, input)) = self.queue.pop_front() {
+            if !self.online[to as usize] {
+                continue;
+            }
+            let out = self.replicas[to as usize].step(input);
+            self.handle(to, out);
+        }
+    }
+
+    fn handle(&mut self, from: ExecReplicaId, out: Vec<ReplicaOutput>) {
+        for o in out {
+            match o {
+                ReplicaOutput::Reply { to, reply } => {
+                    let key = (to, reply.message.request_id);
+                    self.replies[from as usize]
+                        .entry(key)
+                        .or_default()
+                        .push(reply);
+                }
+                ReplicaOutput::ToExecution { to, mut message } => {
+                    if let Some(t) = self.tamper.as_mut() {
+                        t(from, &mut message);
+                    }
+                    let targets: Vec<u32> = match to {
+                        Some(t) => vec![t],
+                        None => (0..self.replicas.len() as u32)
+                            .filter(|r| *r != from)
+                            .collect(),
+                    };
+                    for t in targets {
+                        let input = ReplicaInput::Message {
+                            from,
+                            message: message.clone(),
+                        };
+                        if self.hold_from == Some(from) {
+                            self.held.push((t, input));
+                        } else {
+                            self.queue.push_back((t, input));
+                        }
+                    }
+                }
+                ReplicaOutput::ToAgreement(message) => {
+                    match &message {
+                        ExecutionMessage::FetchOrders { from: start } => {
+                            for m in self.log.fetch(*start) {
+                                if let ExecutionMessage::Order { batch, certificate } = m {
+                                    self.queue.push_back((
+                                        from,
+                                        ReplicaInput::Order { batch, certificate },
+                                    ));
+                                }
+                            }
+                        }
+                        ExecutionMessage::Stable(cert) => {
+                            cert.verify(&exec_public(), G).unwrap();
+                            self.log.collect(cert);
+                        }
+                        _ => {}
+                    }
+                    self.to_agreement[from as usize].push(message);
+                }
+                ReplicaOutput::SetTimer { kind, after } => {
+                    self.timers[from as usize].insert(kind, after);
+                }
+                ReplicaOutput::CancelTimer(kind) => {
+                    self.timers[from as usize].remove(&kind);
+                }
+            }
+        }
+    }
+
+    /// Every reply replica `r` sent for (client, id): exactly one, and returned.
+    pub fn reply_of(&self, r: usize, client: ClientId, id: u64) -> &Signed<Reply> {
+        let v = self.replies[r]
+            .get(&(client, id))
+            .unwrap_or_else(|| panic!("replica {r}: no reply to ({client}, {id})"));
+        &v[0]
+    }
+}
