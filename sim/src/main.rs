@@ -1,2 +1,111 @@
-//! The simulator's command line (work in progress).
-fn main() {}
+//! `palisade-sim`: runs the deterministic simulator for one seed or a range of seeds.
+//!
+//! ```text
+//! cargo run -p palisade-sim --release -- --seed 1234 --scenario byzantine-primary
+//! cargo run -p palisade-sim --release -- --seeds 0..200 --scenario all
+//! ```
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use palisade_sim::{run, Scenario, SimConfig};
+
+#[derive(Parser, Debug)]
+#[command(about = "Deterministic whole-pipeline simulator of Palisade")]
+struct Args {
+    /// One seed to run.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// A range of seeds, `A..B` (B excluded).
+    #[arg(long)]
+    seeds: Option<String>,
+    /// A scenario name, or `all` (every scenario except `colluding`, which is expected
+    /// to fail).
+    #[arg(long, default_value = "normal")]
+    scenario: String,
+    /// Operations per client (overrides the scenario's default; larger = a longer soak).
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Number of clients (overrides the default).
+    #[arg(long)]
+    clients: Option<usize>,
+}
+
+fn parse_range(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
+    let (a, b) = s.split_once("..").context("--seeds wants A..B")?;
+    Ok(a.trim().parse()?..b.trim().parse()?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let seeds = match (&args.seed, &args.seeds) {
+        (Some(s), _) => *s..s.saturating_add(1),
+        (None, Some(r)) => parse_range(r)?,
+        (None, None) => 0..1,
+    };
+    let scenarios: Vec<Scenario> = if args.scenario == "all" {
+        Scenario::ALL
+            .into_iter()
+            .filter(|s| *s != Scenario::Colluding)
+            .collect()
+    } else {
+        match Scenario::from_name(&args.scenario) {
+            Some(s) => vec![s],
+            None => {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                bail!(
+                    "unknown scenario {:?}; known: {}",
+                    args.scenario,
+                    names.join(", ")
+                );
+            }
+        }
+    };
+    let mut failures = 0u64;
+    let mut runs = 0u64;
+    let started = Instant::now();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for scenario in scenarios {
+        for seed in seeds.clone() {
+            let mut config = SimConfig::for_scenario(scenario);
+            if let Some(ops) = args.ops {
+                config.ops_per_client = ops;
+            }
+            if let Some(c) = args.clients {
+                config.clients = c;
+            }
+            runs += 1;
+            let t = Instant::now();
+            match run(seed, config) {
+                Ok(stats) => writeln!(
+                    out,
+                    "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {}, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall",
+                    stats.completed,
+                    stats.committed,
+                    stats.max_view,
+                    stats.state_transfers,
+                    stats.messages_dropped,
+                    stats.sim_time,
+                    stats.events,
+                    t.elapsed()
+                )?,
+                Err(failure) => {
+                    failures += 1;
+                    writeln!(out, "{failure}")?;
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{runs} runs, {failures} failed, {:.2?}",
+        started.elapsed()
+    )?;
+    if failures > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}

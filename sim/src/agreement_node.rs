@@ -1,0 +1,239 @@
+//! A simulated agreement node: the PBFT [`Replica`] plus the [`DeliveryLog`] that answers
+//! execution replicas' fetches, exactly as the runtime composes them, with an optional
+//! Byzantine wrapper.
+
+use std::time::Duration;
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica};
+use palisade_wire::agreement::{ReplicaId, Sequence};
+use palisade_wire::execution::ExecutionMessage;
+use palisade_wire::fs::Timestamp;
+
+use crate::byzantine::ByzantineState;
+use crate::effect::{Effect, SimTimer};
+use crate::message::{Msg, NodeId};
+use crate::scenario::AgreementFault;
+
+/// Seconds since the epoch at simulated time zero (any fixed value works).
+pub const EPOCH_SECONDS: u64 = 1_700_000_000;
+
+/// The simulated clock as the NFS-style timestamp the primary stamps batches with.
+pub fn timestamp(now: Duration) -> Timestamp {
+    let seconds = EPOCH_SECONDS.saturating_add(now.as_secs());
+    Timestamp {
+        seconds: u32::try_from(seconds).unwrap_or(u32::MAX),
+        nanos: now.subsec_nanos(),
+    }
+}
+
+/// Why a node could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("agreement config: {0}")]
+    Agreement(#[from] palisade_agreement::ConfigError),
+    #[error("execution replica: {0}")]
+    Execution(#[from] palisade_execution::ExecError),
+}
+
+pub struct AgreementNode {
+    pub id: ReplicaId,
+    pub replica: Replica,
+    pub log: DeliveryLog,
+    pub fault: Option<AgreementFault>,
+    config: Config,
+    key: SigningKey,
+    exec_keys: Vec<VerifyingKey>,
+    g: usize,
+    n_execution: usize,
+    byzantine: ByzantineState,
+    /// Highest stable execution checkpoint handed to the replica.
+    last_stable: Sequence,
+}
+
+impl AgreementNode {
+    pub fn new(
+        config: Config,
+        key: SigningKey,
+        exec_keys: Vec<VerifyingKey>,
+        g: usize,
+        fault: Option<AgreementFault>,
+    ) -> Result<AgreementNode, NodeError> {
+        let replica = Replica::new(config.clone(), key.clone())?;
+        Ok(AgreementNode {
+            id: config.id,
+            replica,
+            log: DeliveryLog::default(),
+            fault,
+            n_execution: exec_keys.len(),
+            exec_keys,
+            g,
+            config,
+            key,
+            byzantine: ByzantineState::default(),
+            last_stable: 0,
+        })
+    }
+
+    /// A crash and restart: PBFT state and the delivery log are not durable here, so the
+    /// node starts fresh and rejoins through checkpoints and view changes.
+    pub fn restart(&mut self) -> Result<(), NodeError> {
+        self.replica = Replica::new(self.config.clone(), self.key.clone())?;
+        self.log = DeliveryLog::default();
+        self.byzantine = ByzantineState::default();
+        self.last_stable = 0;
+        Ok(())
+    }
+
+    pub fn is_correct(&self) -> bool {
+        self.fault.is_none()
+    }
+
+    /// Feeds one input at simulated time `now`; returns its effects.
+    pub fn on_message(&mut self, from: NodeId, msg: Msg, now: Duration) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match (from, msg) {
+            (NodeId::Client(client), Msg::Request(request)) => {
+                if let Some(AgreementFault::Censor { client: censored }) = &self.fault {
+                    if *censored == client {
+                        return effects;
+                    }
+                }
+                self.step(Input::ClientRequest(request), now, &mut effects);
+            }
+            (NodeId::Agreement(peer), Msg::Agreement(message)) => {
+                if let Some(fault) = &self.fault {
+                    self.byzantine.observe(fault, &message);
+                }
+                self.step(
+                    Input::Message {
+                        from: peer,
+                        message,
+                    },
+                    now,
+                    &mut effects,
+                );
+            }
+            (NodeId::Execution(replica), Msg::Execution(message)) => {
+                self.on_execution(replica, message, now, &mut effects);
+            }
+            // Anything else is misrouted: a real node would drop it at the link layer.
+            _ => {}
+        }
+        effects
+    }
+
+    pub fn on_timer(&mut self, timer: &SimTimer, now: Duration) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let SimTimer::Agreement(kind) = timer {
+            self.step(Input::Timer(*kind), now, &mut effects);
+        }
+        effects
+    }
+
+    fn on_execution(
+        &mut self,
+        from: u32,
+        message: ExecutionMessage,
+        now: Duration,
+        effects: &mut Vec<Effect>,
+    ) {
+        match message {
+            ExecutionMessage::Stable(cert) => {
+                if cert.sequence <= self.last_stable
+                    || cert.verify(&self.exec_keys, self.g).is_err()
+                {
+                    return;
+                }
+                self.last_stable = cert.sequence;
+                self.log.collect(&cert);
+                self.step(
+                    Input::StableCheckpoint {
+                        sequence: cert.sequence,
+                        state_digest: cert.state_digest,
+                    },
+                    now,
+                    effects,
+                );
+            }
+            ExecutionMessage::FetchOrders { from: sequence } => {
+                for order in self.log.fetch(sequence) {
+                    effects.push(Effect::Send {
+                        to: NodeId::Execution(from),
+                        msg: Msg::Execution(order),
+                    });
+                }
+            }
+            // Checkpoint votes are for execution peers; orders and state are not ours.
+            _ => {}
+        }
+    }
+
+    fn clock(&self, now: Duration) -> Timestamp {
+        match &self.fault {
+            Some(AgreementFault::BadTimestamp { ahead }) => timestamp(now.saturating_add(*ahead)),
+            _ => timestamp(now),
+        }
+    }
+
+    fn step(&mut self, input: Input, now: Duration, effects: &mut Vec<Effect>) {
+        // The runtime reads its clock before each input; so does the simulator.
+        let tick = self.clock(now);
+        let mut outputs = self.replica.step(Input::Tick(tick));
+        outputs.extend(self.replica.step(input));
+        let n = self.config.n() as ReplicaId;
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => self.send(to, message, effects),
+                Output::Broadcast(message) => {
+                    let me = self.id;
+                    for to in (0..n).filter(|to| *to != me) {
+                        self.send(to, message.clone(), effects);
+                    }
+                }
+                Output::SetTimer { kind, after } => effects.push(Effect::SetTimer {
+                    timer: SimTimer::Agreement(kind),
+                    after,
+                }),
+                Output::CancelTimer(kind) => {
+                    effects.push(Effect::CancelTimer(SimTimer::Agreement(kind)));
+                }
+                Output::Deliver { batch, certificate } => {
+                    self.log.record(batch.clone(), certificate.clone());
+                    for e in 0..self.n_execution as u32 {
+                        effects.push(Effect::Send {
+                            to: NodeId::Execution(e),
+                            msg: Msg::Execution(ExecutionMessage::Order {
+                                batch: batch.clone(),
+                                certificate: certificate.clone(),
+                            }),
+                        });
+                    }
+                    effects.push(Effect::Delivered { batch, certificate });
+                }
+                // Execution replicas learn of the checkpoint from their peers and fetch
+                // the state themselves; the agreement node has nothing to do.
+                Output::StateTransfer { .. } => {}
+            }
+        }
+    }
+
+    fn send(
+        &mut self,
+        to: ReplicaId,
+        message: palisade_wire::agreement::AgreementMessage,
+        effects: &mut Vec<Effect>,
+    ) {
+        let message = match &self.fault {
+            Some(fault) => match self.byzantine.rewrite(fault, &self.key, to, message) {
+                Some(m) => m,
+                None => return,
+            },
+            None => message,
+        };
+        effects.push(Effect::Send {
+            to: NodeId::Agreement(to),
+            msg: Msg::Agreement(message),
+        });
+    }
+}

@@ -1,0 +1,202 @@
+//! Byzantine agreement behaviours as wrappers around an honest core's messages. The
+//! faulty node runs the real `Replica`; these functions rewrite what it sends (and note
+//! what it receives), re-signing with the node's own key, as a compromised node could.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::SigningKey;
+use palisade_wire::agreement::{
+    AgreementMessage, Batch, Commit, Digest, PrePrepare, Prepare, ReplicaId, Signed,
+};
+
+use crate::scenario::AgreementFault;
+
+/// The other batch an equivocator shows group B: the same requests with the timestamp
+/// moved by one nanosecond, so its digest differs (the digest covers the timestamp) while
+/// backups still accept its time. Both colluders derive it the same way.
+pub fn alternate(batch: &Batch) -> Batch {
+    let mut other = batch.clone();
+    let t = &mut other.timestamp;
+    t.nanos = if t.nanos >= 999_999_999 {
+        t.nanos - 1
+    } else {
+        t.nanos + 1
+    };
+    other
+}
+
+/// Per-node memory of a Byzantine behaviour.
+#[derive(Debug, Default)]
+pub struct ByzantineState {
+    /// Digest of a batch → (its alternate, the alternate's digest).
+    alternates: BTreeMap<Digest, (Batch, Digest)>,
+}
+
+/// Most alternates remembered (bounded like everything else).
+const MAX_ALTERNATES: usize = 4096;
+
+impl ByzantineState {
+    fn learn(&mut self, batch: &Batch) -> Option<(Batch, Digest)> {
+        let digest = batch.digest().ok()?;
+        if let Some(known) = self.alternates.get(&digest) {
+            return Some(known.clone());
+        }
+        let alt = alternate(batch);
+        let alt_digest = alt.digest().ok()?;
+        if self.alternates.len() >= MAX_ALTERNATES {
+            self.alternates.pop_first();
+        }
+        self.alternates.insert(digest, (alt.clone(), alt_digest));
+        Some((alt, alt_digest))
+    }
+
+    /// Notes an incoming message (a colluding backup learns the primary's batches).
+    pub fn observe(&mut self, fault: &AgreementFault, message: &AgreementMessage) {
+        if let (
+            AgreementFault::Equivocate {
+                learn_from_peers: true,
+                ..
+            },
+            AgreementMessage::PrePrepare { batch, .. },
+        ) = (fault, message)
+        {
+            self.learn(batch);
+        }
+    }
+
+    /// Rewrites one outgoing message to replica `to`; `None` drops it.
+    pub fn rewrite(
+        &mut self,
+        fault: &AgreementFault,
+        key: &SigningKey,
+        to: ReplicaId,
+        message: AgreementMessage,
+    ) -> Option<AgreementMessage> {
+        match fault {
+            AgreementFault::Equivocate { group_b, .. } => {
+                if let AgreementMessage::PrePrepare { batch, .. } = &message {
+                    // Learn even when sending to group A, so later votes can be turned.
+                    self.learn(batch);
+                }
+                if !group_b.contains(&to) {
+                    return Some(message);
+                }
+                self.equivocate(key, message)
+            }
+            AgreementFault::ConflictingVotes { group_b } if group_b.contains(&to) => {
+                bogus_vote(key, message)
+            }
+            _ => Some(message),
+        }
+    }
+
+    fn equivocate(
+        &mut self,
+        key: &SigningKey,
+        message: AgreementMessage,
+    ) -> Option<AgreementMessage> {
+        match message {
+            AgreementMessage::PrePrepare { pre_prepare, batch } => {
+                let (alt, alt_digest) = self.learn(&batch)?;
+                let pp = PrePrepare {
+                    timestamp: alt.timestamp,
+                    digest: alt_digest,
+                    ..pre_prepare.message
+                };
+                let pre_prepare = Signed::sign(key, pp).ok()?;
+                Some(AgreementMessage::PrePrepare {
+                    pre_prepare,
+                    batch: alt,
+                })
+            }
+            AgreementMessage::Prepare(p) => match self.alternates.get(&p.message.digest) {
+                Some((_, d)) => {
+                    let vote = Prepare {
+                        digest: *d,
+                        ..p.message
+                    };
+                    Signed::sign(key, vote).ok().map(AgreementMessage::Prepare)
+                }
+                None => Some(AgreementMessage::Prepare(p)),
+            },
+            AgreementMessage::Commit(c) => match self.alternates.get(&c.message.digest) {
+                Some((_, d)) => {
+                    let vote = Commit {
+                        digest: *d,
+                        ..c.message
+                    };
+                    Signed::sign(key, vote).ok().map(AgreementMessage::Commit)
+                }
+                None => Some(AgreementMessage::Commit(c)),
+            },
+            other => Some(other),
+        }
+    }
+}
+
+/// A prepare or commit for a digest no batch has.
+fn bogus_vote(key: &SigningKey, message: AgreementMessage) -> Option<AgreementMessage> {
+    let bogus = |seq: u64| Digest::of(b"palisade/sim/bogus", &seq.to_le_bytes());
+    match message {
+        AgreementMessage::Prepare(p) => {
+            let vote = Prepare {
+                digest: bogus(p.message.sequence),
+                ..p.message
+            };
+            Signed::sign(key, vote).ok().map(AgreementMessage::Prepare)
+        }
+        AgreementMessage::Commit(c) => {
+            let vote = Commit {
+                digest: bogus(c.message.sequence),
+                ..c.message
+            };
+            Signed::sign(key, vote).ok().map(AgreementMessage::Commit)
+        }
+        other => Some(other),
+    }
+}
+
+/// A nonempty proper subset of `candidates` chosen by `pick` bits (for group B).
+pub fn subset(candidates: &[ReplicaId], bits: u64) -> BTreeSet<ReplicaId> {
+    let n = candidates.len().min(63);
+    let full = (1u64 << n) - 1;
+    let mut mask = bits % full.max(1);
+    if mask == 0 {
+        mask = 1;
+    }
+    candidates
+        .iter()
+        .take(n)
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, r)| *r)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_wire::fs::Timestamp;
+
+    #[test]
+    fn alternate_batches_differ_in_digest_only_by_time() {
+        let b = Batch {
+            timestamp: Timestamp {
+                seconds: 5,
+                nanos: 999_999_999,
+            },
+            requests: vec![],
+        };
+        let a = alternate(&b);
+        assert_eq!(a.timestamp.seconds, 5);
+        assert_ne!(a.digest().unwrap(), b.digest().unwrap());
+    }
+
+    #[test]
+    fn subsets_are_nonempty_and_proper() {
+        for bits in 0..20 {
+            let s = subset(&[1, 2, 3], bits);
+            assert!(!s.is_empty() && s.len() < 3, "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! A simulated gateway: the BFT [`Client`] core plus a [`Workload`] that keeps its window
+//! full until it submitted its share of operations.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput};
+use palisade_wire::agreement::ClientId;
+
+use crate::effect::{Effect, SimTimer};
+use crate::message::{Msg, NodeId};
+use crate::rng::SimRng;
+use crate::workload::Workload;
+
+pub struct ClientNode {
+    pub id: ClientId,
+    pub client: Client,
+    workload: Workload,
+    n_agreement: u32,
+    /// Operations still to submit.
+    pub to_submit: u64,
+    /// Request ids accepted and not yet complete.
+    pub outstanding: BTreeSet<u64>,
+    submit_armed: bool,
+    /// Longest think time between a completion and the next submission.
+    think: Duration,
+}
+
+impl ClientNode {
+    pub fn new(
+        config: ClientConfig,
+        key: ed25519_dalek::SigningKey,
+        ops: u64,
+        think: Duration,
+    ) -> ClientNode {
+        ClientNode {
+            id: config.id,
+            n_agreement: config.agreement_replicas as u32,
+            client: Client::new(config, key),
+            workload: Workload::new(),
+            to_submit: ops,
+            outstanding: BTreeSet::new(),
+            submit_armed: false,
+            think,
+        }
+    }
+
+    /// True once every operation was submitted and completed.
+    pub fn done(&self) -> bool {
+        self.to_submit == 0 && self.outstanding.is_empty()
+    }
+
+    /// The first submission timer (the simulation staggers client starts).
+    pub fn start(&mut self, after: Duration) -> Vec<Effect> {
+        self.submit_armed = true;
+        vec![Effect::SetTimer {
+            timer: SimTimer::Submit,
+            after,
+        }]
+    }
+
+    pub fn on_message(&mut self, msg: Msg, now: Duration, rng: &mut SimRng) -> Vec<Effect> {
+        match msg {
+            Msg::Reply(reply) => {
+                let outputs = self.client.step(ClientInput::Reply(reply), now);
+                self.apply(outputs, rng)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn on_timer(&mut self, timer: &SimTimer, now: Duration, rng: &mut SimRng) -> Vec<Effect> {
+        match timer {
+            SimTimer::Client(kind) => {
+                let outputs = self.client.step(ClientInput::Timer(*kind), now);
+                self.apply(outputs, rng)
+            }
+            SimTimer::Submit => {
+                self.submit_armed = false;
+                self.submit(now, rng)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Submits operations while the window has room.
+    fn submit(&mut self, now: Duration, rng: &mut SimRng) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        while self.to_submit > 0 {
+            let op = self.workload.next_op(rng);
+            let payload = match palisade_wire::encode(&op) {
+                Ok(p) => p,
+                Err(_) => break,
+            };
+            let outputs = self.client.step(ClientInput::Submit { payload }, now);
+            let mut accepted = None;
+            let mut busy = false;
+            for o in &outputs {
+                match o {
+                    ClientOutput::Accepted { request_id } => accepted = Some(*request_id),
+                    ClientOutput::Busy | ClientOutput::Refused { .. } => busy = true,
+                    _ => {}
+                }
+            }
+            if let Some(id) = accepted {
+                self.to_submit -= 1;
+                self.outstanding.insert(id);
+                self.workload.sent(id, op);
+            }
+            effects.extend(self.apply(outputs, rng));
+            if busy || accepted.is_none() {
+                break;
+            }
+        }
+        effects
+    }
+
+    fn apply(&mut self, outputs: Vec<ClientOutput>, rng: &mut SimRng) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for output in outputs {
+            match output {
+                ClientOutput::SendRequest { to, request } => {
+                    let targets: Vec<u32> = match to {
+                        Some(r) => vec![r],
+                        None => (0..self.n_agreement).collect(),
+                    };
+                    for r in targets {
+                        effects.push(Effect::Send {
+                            to: NodeId::Agreement(r),
+                            msg: Msg::Request(request.clone()),
+                        });
+                    }
+                }
+                ClientOutput::Complete {
+                    request_id,
+                    sequence,
+                    result,
+                } => {
+                    self.outstanding.remove(&request_id);
+                    self.workload.completed(request_id, &result);
+                    effects.push(Effect::Completed {
+                        request_id,
+                        sequence,
+                        result,
+                    });
+                    if self.to_submit > 0 && !self.submit_armed {
+                        self.submit_armed = true;
+                        let think = rng.below(self.think.as_micros() as u64 + 1);
+                        effects.push(Effect::SetTimer {
+                            timer: SimTimer::Submit,
+                            after: Duration::from_micros(think),
+                        });
+                    }
+                }
+                ClientOutput::SetTimer { kind, after } => effects.push(Effect::SetTimer {
+                    timer: SimTimer::Client(kind),
+                    after,
+                }),
+                ClientOutput::CancelTimer(kind) => {
+                    effects.push(Effect::CancelTimer(SimTimer::Client(kind)));
+                }
+                ClientOutput::Accepted { .. }
+                | ClientOutput::Busy
+                | ClientOutput::Refused { .. } => {}
+            }
+        }
+        effects
+    }
+}

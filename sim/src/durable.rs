@@ -1,0 +1,75 @@
+//! A [`MemStore`] that outlives the replica using it: the simulator's stand-in for an
+//! execution replica's data directory. A crash drops the replica (and everything it held
+//! in memory); the restart reopens the same store, which holds exactly the batches whose
+//! commit completed, as a redb directory would.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use palisade_execution::{Block, BlockMeta, ChangeSet, ExecError, MemStore, StateView, Store};
+use palisade_wire::checkpoint::{InodeRecord, MetaRecord};
+use palisade_wire::fs::FileId;
+
+/// A shared handle to one simulated data directory.
+#[derive(Clone, Debug, Default)]
+pub struct DurableStore(Rc<RefCell<MemStore>>);
+
+fn busy() -> ExecError {
+    ExecError::Storage("simulated store is busy (re-entrant use)".into())
+}
+
+impl DurableStore {
+    /// An empty data directory.
+    pub fn new() -> DurableStore {
+        DurableStore::default()
+    }
+}
+
+impl StateView for DurableStore {
+    fn inode(&self, id: FileId) -> Result<Option<InodeRecord>, ExecError> {
+        self.0.try_borrow().map_err(|_| busy())?.inode(id)
+    }
+    fn entry(&self, dir: FileId, name: &[u8]) -> Result<Option<FileId>, ExecError> {
+        self.0.try_borrow().map_err(|_| busy())?.entry(dir, name)
+    }
+    fn children_from(
+        &self,
+        dir: FileId,
+        from: FileId,
+        limit: usize,
+    ) -> Result<Vec<(FileId, Vec<u8>)>, ExecError> {
+        self.0
+            .try_borrow()
+            .map_err(|_| busy())?
+            .children_from(dir, from, limit)
+    }
+    fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
+        self.0.try_borrow().map_err(|_| busy())?.block(id, index)
+    }
+    fn block_metas_from(
+        &self,
+        id: FileId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, BlockMeta)>, ExecError> {
+        self.0
+            .try_borrow()
+            .map_err(|_| busy())?
+            .block_metas_from(id, from, limit)
+    }
+}
+
+impl Store for DurableStore {
+    fn load_meta(&self) -> Result<Option<(MetaRecord, u64)>, ExecError> {
+        self.0.try_borrow().map_err(|_| busy())?.load_meta()
+    }
+    fn inode_ids_from(&self, from: FileId, limit: usize) -> Result<Vec<FileId>, ExecError> {
+        self.0
+            .try_borrow()
+            .map_err(|_| busy())?
+            .inode_ids_from(from, limit)
+    }
+    fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
+        self.0.try_borrow_mut().map_err(|_| busy())?.commit(changes)
+    }
+}

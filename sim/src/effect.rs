@@ -1,0 +1,50 @@
+//! What a simulated node's step asks of the world, in the simulator's terms.
+
+use std::time::Duration;
+
+use palisade_agreement::TimerKind;
+use palisade_client::ClientTimer;
+use palisade_execution::replica::ExecTimer;
+use palisade_wire::agreement::{Digest, OrderCertificate, OrderedBatch, Sequence};
+
+use crate::message::{Msg, NodeId};
+
+/// A timer of some node. A node has at most one armed timer of each kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimTimer {
+    Agreement(TimerKind),
+    Execution(ExecTimer),
+    Client(ClientTimer),
+    /// The workload's next submission.
+    Submit,
+}
+
+/// One effect of a node's step.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    Send {
+        to: NodeId,
+        msg: Msg,
+    },
+    SetTimer {
+        timer: SimTimer,
+        after: Duration,
+    },
+    CancelTimer(SimTimer),
+    /// An agreement replica delivered a batch (observed by the checker).
+    Delivered {
+        batch: OrderedBatch,
+        certificate: OrderCertificate,
+    },
+    /// A client accepted a result (observed by the checker).
+    Completed {
+        request_id: u64,
+        sequence: Sequence,
+        result: Vec<u8>,
+    },
+    /// An execution replica's state after executing through `sequence`.
+    Executed {
+        sequence: Sequence,
+        digest: Digest,
+    },
+}

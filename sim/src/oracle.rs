@@ -1,0 +1,158 @@
+//! The reference execution: the committed order applied to one `FileSystem<MemStore>`
+//! with the same exactly-once rule as the execution replicas, so that every result a
+//! client accepts can be compared with the one it must be.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use palisade_execution::{FileSystem, FsConfig, MemStore};
+use palisade_wire::agreement::{ClientId, Digest, OrderedBatch, Sequence};
+use palisade_wire::fs::{FsError, FsOp, FsResult};
+
+use crate::invariants::Violation;
+
+/// Most committed-but-unapplied batches held (the order is applied as soon as it is
+/// gap-free, so this only grows if a sequence is never committed anywhere).
+const MAX_AHEAD: usize = 100_000;
+
+pub struct Oracle {
+    fs: FileSystem<MemStore>,
+    /// Batches known committed (delivered by a correct replica, or carrying a valid
+    /// ORDER certificate), by sequence, with their digest.
+    committed: BTreeMap<Sequence, (Digest, OrderedBatch)>,
+    /// (client, request id) → (sequence, result bytes), for every executed request.
+    results: BTreeMap<(ClientId, u64), (Sequence, Vec<u8>)>,
+    executed: BTreeSet<(ClientId, u64)>,
+}
+
+/// Canonical result of a payload that does not decode (what replicas answer).
+pub fn undecodable_result() -> Vec<u8> {
+    let r: FsResult = Err(FsError::Inval);
+    palisade_wire::encode(&r).unwrap_or_default()
+}
+
+impl Oracle {
+    pub fn new() -> Result<Oracle, palisade_execution::ExecError> {
+        Ok(Oracle {
+            fs: FileSystem::open(MemStore::new(), FsConfig::default())?,
+            committed: BTreeMap::new(),
+            results: BTreeMap::new(),
+            executed: BTreeSet::new(),
+        })
+    }
+
+    pub fn applied(&self) -> Sequence {
+        self.fs.last_applied()
+    }
+
+    /// The digest committed at `sequence`, if known.
+    pub fn committed_digest(&self, sequence: Sequence) -> Option<Digest> {
+        self.committed.get(&sequence).map(|(d, _)| *d)
+    }
+
+    /// Records a committed batch. Two different batches at one sequence is the safety
+    /// violation of agreement (TOCS §4.2, Theorem: no two correct replicas commit
+    /// different requests at one sequence number).
+    pub fn commit(&mut self, batch: &OrderedBatch, source: &str) -> Result<(), Violation> {
+        let digest = batch
+            .batch
+            .digest()
+            .map_err(|e| Violation::Internal(format!("batch digest: {e}")))?;
+        if let Some((known, _)) = self.committed.get(&batch.sequence) {
+            if *known != digest {
+                return Err(Violation::ConflictingCommit {
+                    sequence: batch.sequence,
+                    detail: format!("{source} committed a batch different from an earlier one"),
+                });
+            }
+            return Ok(());
+        }
+        if batch.sequence <= self.applied() {
+            return Ok(());
+        }
+        if self.committed.len() >= MAX_AHEAD {
+            return Err(Violation::Internal(
+                "oracle: too many unapplied batches".into(),
+            ));
+        }
+        self.committed
+            .insert(batch.sequence, (digest, batch.clone()));
+        self.apply_ready()
+    }
+
+    /// Applies the committed order as far as it is gap-free.
+    fn apply_ready(&mut self) -> Result<(), Violation> {
+        loop {
+            let next = self.applied() + 1;
+            let Some((_, batch)) = self.committed.get(&next) else {
+                return Ok(());
+            };
+            let batch = batch.clone();
+            self.apply(&batch)?;
+        }
+    }
+
+    fn apply(&mut self, batch: &OrderedBatch) -> Result<(), Violation> {
+        // Exactly-once (Castro–Liskov §4.1 via the replicas' table): a (client, request
+        // id) ordered twice executes once; undecodable payloads answer Inval and change
+        // nothing.
+        let mut ops = Vec::new();
+        let mut slots = Vec::new();
+        for request in &batch.batch.requests {
+            let key = (request.message.client, request.message.request_id);
+            if !self.executed.insert(key) {
+                continue;
+            }
+            match palisade_wire::decode::<FsOp>(&request.message.payload) {
+                Ok(op) => {
+                    slots.push((key, Some(ops.len())));
+                    ops.push(op);
+                }
+                Err(_) => slots.push((key, None)),
+            }
+        }
+        let results = self
+            .fs
+            .apply_batch(&batch.context(), &ops)
+            .map_err(|e| Violation::Internal(format!("oracle apply at {}: {e}", batch.sequence)))?;
+        for (key, index) in slots {
+            let bytes = match index.and_then(|i| results.get(i)) {
+                Some(r) => palisade_wire::encode(r)
+                    .map_err(|e| Violation::Internal(format!("encode result: {e}")))?,
+                None => undecodable_result(),
+            };
+            self.results.insert(key, (batch.sequence, bytes));
+        }
+        Ok(())
+    }
+
+    /// Checks a result a client accepted, if the oracle got that far. `Ok(false)`: not
+    /// checkable yet (the batch at `sequence` is not applied here yet).
+    pub fn check_accepted(
+        &self,
+        client: ClientId,
+        request_id: u64,
+        sequence: Sequence,
+        result: &[u8],
+    ) -> Result<bool, Violation> {
+        if sequence > self.applied() {
+            return Ok(false);
+        }
+        match self.results.get(&(client, request_id)) {
+            Some((s, bytes)) if *s == sequence && bytes.as_slice() == result => Ok(true),
+            Some((s, _)) => Err(Violation::WrongResult {
+                client,
+                request_id,
+                detail: format!(
+                    "accepted a result for sequence {sequence}; the committed order executed it at {s} with different bytes or at another sequence"
+                ),
+            }),
+            None => Err(Violation::WrongResult {
+                client,
+                request_id,
+                detail: format!(
+                    "accepted a result at sequence {sequence}, but the committed order never executed this request"
+                ),
+            }),
+        }
+    }
+}

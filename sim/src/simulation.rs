@@ -1,0 +1,688 @@
+//! [`Simulation`]: one seeded run of the whole pipeline in one thread — clients,
+//! 3f+1 agreement nodes, 2g+1 execution replicas — over simulated time (a queue of
+//! message deliveries, timer firings and fault events), with the invariants checked
+//! after every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use palisade_agreement::Config;
+use palisade_client::ClientConfig;
+use palisade_execution::replica::ReplicaConfig;
+use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch, ReplicaId, Sequence};
+
+use crate::agreement_node::AgreementNode;
+use crate::byzantine::subset;
+use crate::client_node::ClientNode;
+use crate::effect::{Effect, SimTimer};
+use crate::execution_node::ExecutionNode;
+use crate::invariants::{DigestBook, Violation};
+use crate::keys;
+use crate::message::{Msg, NodeId};
+use crate::network::Network;
+use crate::oracle::Oracle;
+use crate::rng::SimRng;
+use crate::scenario::{AgreementFault, Scenario, SimConfig};
+
+/// Something scheduled at a simulated time.
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: Msg,
+    },
+    Timer {
+        node: NodeId,
+        timer: SimTimer,
+        generation: u64,
+    },
+    Crash(NodeId),
+    Restart(NodeId),
+    PartitionStart(BTreeSet<NodeId>),
+    PartitionEnd,
+    /// End of the fault phase.
+    Heal,
+}
+
+/// What a passing run did (for the report line).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub events: u64,
+    pub sim_time: Duration,
+    pub completed: u64,
+    pub committed: Sequence,
+    /// Highest view any correct agreement replica reached.
+    pub max_view: u64,
+    pub state_transfers: u64,
+    pub messages_dropped: u64,
+    pub replies_conflicting: u64,
+    pub crashes: u64,
+}
+
+/// A failed run: everything needed to replay it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub scenario: Scenario,
+    pub violation: Violation,
+    pub at: Duration,
+    pub events: u64,
+}
+
+impl Failure {
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "cargo run -p palisade-sim --release -- --seed {} --scenario {}",
+            self.seed, self.scenario
+        )
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "FAILED seed {} scenario {} invariant {} at {:?} (event {}): {}\n  replay: {}",
+            self.seed,
+            self.scenario,
+            self.violation.invariant(),
+            self.at,
+            self.events,
+            self.violation,
+            self.replay_command()
+        )
+    }
+}
+
+pub struct Simulation {
+    seed: u64,
+    config: SimConfig,
+    rng: SimRng,
+    now: Duration,
+    queue: BTreeMap<(Duration, u64), Event>,
+    next_event: u64,
+    timers: BTreeMap<NodeId, Vec<(SimTimer, u64)>>,
+    next_generation: u64,
+    clients: Vec<ClientNode>,
+    agreement: Vec<AgreementNode>,
+    execution: Vec<ExecutionNode>,
+    crashed: BTreeSet<NodeId>,
+    network: Network,
+    oracle: Oracle,
+    digests: DigestBook,
+    /// Accepted results not yet checkable: (client, request id, sequence, result).
+    pending_checks: Vec<(ClientId, u64, Sequence, Vec<u8>)>,
+    healed_at: Option<Duration>,
+    finish_at: Option<Duration>,
+    stats: RunStats,
+}
+
+fn internal(e: impl std::fmt::Display) -> Violation {
+    Violation::Internal(e.to_string())
+}
+
+impl Simulation {
+    /// Builds the world of `config` for `seed`: nodes, keys, Byzantine assignments and
+    /// the fault schedule.
+    pub fn new(seed: u64, mut config: SimConfig) -> Result<Simulation, Violation> {
+        let mut rng = SimRng::new(seed);
+        let n = config.n_agreement();
+        let m = config.n_execution();
+        let agreement_keys = keys::agreement_keys(n);
+        let exec_keys = keys::execution_keys(m);
+        let client_keys = keys::client_keys(config.clients);
+        if config.agreement_faults.is_empty() {
+            config.agreement_faults = byzantine_assignment(&config, &mut rng);
+        }
+        let k = config.checkpoint_interval;
+
+        let mut agreement = Vec::with_capacity(n);
+        for i in 0..n as ReplicaId {
+            let mut c = Config::new(config.f, i, agreement_keys.clone(), client_keys.clone());
+            c.max_batch_requests = 8;
+            c.batch_delay = Duration::from_millis(2);
+            c.checkpoint_interval = k;
+            c.window = 4 * k;
+            c.view_change_timeout = Duration::from_millis(150);
+            c.status_interval = Duration::from_millis(40);
+            let fault = config
+                .agreement_faults
+                .iter()
+                .find(|(r, _)| *r == i)
+                .map(|(_, f)| f.clone());
+            agreement.push(
+                AgreementNode::new(
+                    c,
+                    keys::agreement_key(i),
+                    exec_keys.clone(),
+                    config.g,
+                    fault,
+                )
+                .map_err(internal)?,
+            );
+        }
+        let mut execution = Vec::with_capacity(m);
+        for e in 0..m as u32 {
+            let c = ReplicaConfig {
+                id: e,
+                g: config.g,
+                f: config.f,
+                agreement_keys: agreement_keys.clone(),
+                client_keys: client_keys.clone(),
+                exec_keys: exec_keys.clone(),
+                checkpoint_interval: k,
+                max_ahead: 4 * k,
+                fetch_timeout: Duration::from_millis(60),
+            };
+            let fault = config
+                .exec_faults
+                .iter()
+                .find(|(r, _)| *r == e)
+                .map(|(_, f)| *f);
+            execution
+                .push(ExecutionNode::new(c, keys::execution_key(e), n, fault).map_err(internal)?);
+        }
+        let clients = (0..config.clients as ClientId)
+            .map(|id| {
+                let c = ClientConfig {
+                    id,
+                    g: config.g,
+                    exec_keys: exec_keys.clone(),
+                    agreement_replicas: n,
+                    window: config.client_window,
+                    retransmit_after: Duration::from_millis(250),
+                };
+                ClientNode::new(
+                    c,
+                    keys::client_key(id),
+                    config.ops_per_client,
+                    config.think_time,
+                )
+            })
+            .collect();
+        let mut sim = Simulation {
+            seed,
+            network: Network::new(&config),
+            oracle: Oracle::new().map_err(internal)?,
+            config,
+            rng,
+            now: Duration::ZERO,
+            queue: BTreeMap::new(),
+            next_event: 0,
+            timers: BTreeMap::new(),
+            next_generation: 0,
+            clients,
+            agreement,
+            execution,
+            crashed: BTreeSet::new(),
+            digests: DigestBook::default(),
+            pending_checks: Vec::new(),
+            healed_at: None,
+            finish_at: None,
+            stats: RunStats::default(),
+        };
+        sim.schedule_faults();
+        for c in 0..sim.clients.len() {
+            let start = Duration::from_micros(sim.rng.below(5_000));
+            let effects = sim.clients[c].start(start);
+            let id = sim.clients[c].id;
+            sim.apply(NodeId::Client(id), effects)?;
+        }
+        Ok(sim)
+    }
+
+    fn push(&mut self, after: Duration, event: Event) {
+        let at = self.now.saturating_add(after);
+        self.queue.insert((at, self.next_event), event);
+        self.next_event += 1;
+    }
+
+    fn schedule_faults(&mut self) {
+        let phase = self.config.fault_phase.as_micros() as u64;
+        let ms = |x: u64| Duration::from_micros(x);
+        if self.config.partitions {
+            let nodes: Vec<NodeId> = (0..self.agreement.len() as u32)
+                .map(NodeId::Agreement)
+                .chain((0..self.execution.len() as u32).map(NodeId::Execution))
+                .collect();
+            let mut t = self.rng.between(20_000, 100_000);
+            while t < phase {
+                let bits = self.rng.next_u64();
+                let ids: Vec<u32> = (0..nodes.len() as u32).collect();
+                let side: BTreeSet<NodeId> = subset(&ids, bits)
+                    .into_iter()
+                    .map(|i| nodes[i as usize])
+                    .collect();
+                let length = self.rng.between(50_000, 250_000);
+                self.push(ms(t), Event::PartitionStart(side));
+                self.push(ms((t + length).min(phase)), Event::PartitionEnd);
+                t += length + self.rng.between(30_000, 150_000);
+            }
+        }
+        if self.config.crashes {
+            // At most f agreement and g execution nodes down at once (crash faults count
+            // against the same bounds as Byzantine ones).
+            for kind in 0..2 {
+                let count = if kind == 0 {
+                    self.agreement.len()
+                } else {
+                    self.execution.len()
+                };
+                let mut t = self.rng.between(20_000, 150_000);
+                while t < phase {
+                    let i = self.rng.below(count as u64) as u32;
+                    let node = if kind == 0 {
+                        NodeId::Agreement(i)
+                    } else {
+                        NodeId::Execution(i)
+                    };
+                    let down = self.rng.between(50_000, 300_000);
+                    let back = (t + down).min(phase);
+                    self.push(ms(t), Event::Crash(node));
+                    self.push(ms(back), Event::Restart(node));
+                    t = back + self.rng.between(30_000, 150_000);
+                }
+            }
+        }
+        self.push(self.config.fault_phase, Event::Heal);
+    }
+
+    /// Runs to the end; `Ok` if no invariant broke.
+    pub fn run(mut self) -> Result<RunStats, Failure> {
+        match self.run_inner() {
+            Ok(()) => Ok(self.finish_stats()),
+            Err(violation) => Err(Failure {
+                seed: self.seed,
+                scenario: self.config.scenario,
+                violation,
+                at: self.now,
+                events: self.stats.events,
+            }),
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<(), Violation> {
+        while let Some(((at, _), event)) = self.queue.pop_first() {
+            self.now = at;
+            self.stats.events += 1;
+            if self.stats.events > self.config.max_events {
+                return Err(Violation::Liveness(format!(
+                    "event budget of {} exhausted",
+                    self.config.max_events
+                )));
+            }
+            self.handle(event)?;
+            self.check_step()?;
+            if let Some(finish) = self.finish_at {
+                if self.now >= finish {
+                    break;
+                }
+            }
+        }
+        self.final_checks()
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), Violation> {
+        match event {
+            Event::Deliver { from, to, msg } => {
+                if self.crashed.contains(&to) {
+                    return Ok(());
+                }
+                let now = self.now;
+                let effects = match to {
+                    NodeId::Client(c) => match self.clients.get_mut(c as usize) {
+                        Some(node) => node.on_message(msg, now, &mut self.rng),
+                        None => Vec::new(),
+                    },
+                    NodeId::Agreement(a) => match self.agreement.get_mut(a as usize) {
+                        Some(node) => node.on_message(from, msg, now),
+                        None => Vec::new(),
+                    },
+                    NodeId::Execution(e) => match self.execution.get_mut(e as usize) {
+                        Some(node) => node.on_message(from, msg),
+                        None => Vec::new(),
+                    },
+                };
+                self.apply(to, effects)
+            }
+            Event::Timer {
+                node,
+                timer,
+                generation,
+            } => {
+                let armed = self.timers.get_mut(&node).and_then(|list| {
+                    let pos = list
+                        .iter()
+                        .position(|(t, g)| *t == timer && *g == generation)?;
+                    Some(list.remove(pos))
+                });
+                if armed.is_none() || self.crashed.contains(&node) {
+                    return Ok(());
+                }
+                let now = self.now;
+                let effects = match node {
+                    NodeId::Client(c) => match self.clients.get_mut(c as usize) {
+                        Some(n) => n.on_timer(&timer, now, &mut self.rng),
+                        None => Vec::new(),
+                    },
+                    NodeId::Agreement(a) => match self.agreement.get_mut(a as usize) {
+                        Some(n) => n.on_timer(&timer, now),
+                        None => Vec::new(),
+                    },
+                    NodeId::Execution(e) => match self.execution.get_mut(e as usize) {
+                        Some(n) => n.on_timer(&timer),
+                        None => Vec::new(),
+                    },
+                };
+                self.apply(node, effects)
+            }
+            Event::Crash(node) => {
+                self.crashed.insert(node);
+                self.timers.remove(&node);
+                self.stats.crashes += 1;
+                Ok(())
+            }
+            Event::Restart(node) => self.restart(node),
+            Event::PartitionStart(side) => {
+                if self.healed_at.is_none() {
+                    self.network.partition(side);
+                }
+                Ok(())
+            }
+            Event::PartitionEnd => {
+                self.network.end_partition();
+                Ok(())
+            }
+            Event::Heal => {
+                self.network.heal();
+                self.healed_at = Some(self.now);
+                let down: Vec<NodeId> = self.crashed.iter().copied().collect();
+                for node in down {
+                    self.restart(node)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn restart(&mut self, node: NodeId) -> Result<(), Violation> {
+        if !self.crashed.remove(&node) {
+            return Ok(());
+        }
+        match node {
+            NodeId::Agreement(a) => {
+                if let Some(n) = self.agreement.get_mut(a as usize) {
+                    n.restart().map_err(internal)?;
+                }
+            }
+            NodeId::Execution(e) => {
+                let wipe = self.config.wipe_on_restart;
+                if let Some(n) = self.execution.get_mut(e as usize) {
+                    n.restart(wipe).map_err(internal)?;
+                }
+            }
+            NodeId::Client(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Carries out a node's effects and feeds the observations to the checkers.
+    fn apply(&mut self, node: NodeId, effects: Vec<Effect>) -> Result<(), Violation> {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => {
+                    for delay in self.network.plan(&mut self.rng, node, to) {
+                        self.push(
+                            delay,
+                            Event::Deliver {
+                                from: node,
+                                to,
+                                msg: msg.clone(),
+                            },
+                        );
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
+                    let generation = self.next_generation;
+                    self.next_generation += 1;
+                    let list = self.timers.entry(node).or_default();
+                    list.retain(|(t, _)| *t != timer);
+                    list.push((timer.clone(), generation));
+                    self.push(
+                        after,
+                        Event::Timer {
+                            node,
+                            timer,
+                            generation,
+                        },
+                    );
+                }
+                Effect::CancelTimer(timer) => {
+                    if let Some(list) = self.timers.get_mut(&node) {
+                        list.retain(|(t, _)| *t != timer);
+                    }
+                }
+                Effect::Delivered { batch, certificate } => {
+                    self.observe_delivery(node, &batch, &certificate)?;
+                }
+                Effect::Completed {
+                    request_id,
+                    sequence,
+                    result,
+                } => {
+                    if let NodeId::Client(c) = node {
+                        self.stats.completed += 1;
+                        self.pending_checks.push((c, request_id, sequence, result));
+                    }
+                }
+                Effect::Executed { sequence, digest } => {
+                    if let NodeId::Execution(e) = node {
+                        self.observe_execution(e, sequence, digest)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Agreement safety: every batch a correct replica delivered, and every batch a
+    /// faulty one delivered with a certificate that verifies, goes into the committed
+    /// order; two different ones at one sequence is a violation.
+    fn observe_delivery(
+        &mut self,
+        node: NodeId,
+        batch: &OrderedBatch,
+        certificate: &OrderCertificate,
+    ) -> Result<(), Violation> {
+        let NodeId::Agreement(a) = node else {
+            return Ok(());
+        };
+        let correct = self
+            .agreement
+            .get(a as usize)
+            .is_some_and(AgreementNode::is_correct);
+        if !correct {
+            let keys = keys::agreement_keys(self.agreement.len());
+            if certificate.verify(batch, &keys, self.config.f).is_err() {
+                return Ok(());
+            }
+        }
+        self.oracle.commit(batch, &format!("agreement{a}"))
+    }
+
+    /// Execution agreement: correct replicas have one digest per sequence.
+    fn observe_execution(
+        &mut self,
+        e: u32,
+        sequence: Sequence,
+        digest: palisade_wire::agreement::Digest,
+    ) -> Result<(), Violation> {
+        let Some(node) = self.execution.get_mut(e as usize) else {
+            return Ok(());
+        };
+        if !node.is_correct() {
+            return Ok(());
+        }
+        if node.recovering {
+            // Exempt until it agrees with the book again (after its state transfer).
+            if self.digests.get(sequence) == Some(digest) {
+                node.recovering = false;
+            }
+            return Ok(());
+        }
+        self.digests.record(e, sequence, digest)
+    }
+
+    fn all_done(&self) -> bool {
+        self.clients.iter().all(ClientNode::done)
+    }
+
+    /// The checks after every step: accepted results that became checkable, and the
+    /// liveness bound once healed.
+    fn check_step(&mut self) -> Result<(), Violation> {
+        if !self.pending_checks.is_empty() {
+            let mut still = Vec::new();
+            for (client, request_id, sequence, result) in std::mem::take(&mut self.pending_checks) {
+                if !self
+                    .oracle
+                    .check_accepted(client, request_id, sequence, &result)?
+                {
+                    still.push((client, request_id, sequence, result));
+                }
+            }
+            self.pending_checks = still;
+        }
+        if self.finish_at.is_none() && self.all_done() {
+            self.finish_at = Some(self.now.saturating_add(self.config.settle));
+        }
+        if let Some(healed) = self.healed_at {
+            if !self.all_done() && self.now > healed.saturating_add(self.config.liveness_bound) {
+                let waiting: Vec<String> = self
+                    .clients
+                    .iter()
+                    .filter(|c| !c.done())
+                    .map(|c| {
+                        format!(
+                            "client {} ({} unsent, outstanding {:?})",
+                            c.id, c.to_submit, c.outstanding
+                        )
+                    })
+                    .collect();
+                return Err(Violation::Liveness(format!(
+                    "not answered within {:?} after the network healed: {}",
+                    self.config.liveness_bound,
+                    waiting.join("; ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn final_checks(&mut self) -> Result<(), Violation> {
+        if !self.all_done() {
+            return Err(Violation::Liveness(
+                "the run went quiet with requests unanswered".into(),
+            ));
+        }
+        if let Some((client, request_id, sequence, _)) = self.pending_checks.first() {
+            return Err(Violation::WrongResult {
+                client: *client,
+                request_id: *request_id,
+                detail: format!(
+                    "accepted at sequence {sequence}, which no observed commit reached (committed order ends at {})",
+                    self.oracle.applied()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish_stats(&self) -> RunStats {
+        let mut stats = self.stats.clone();
+        stats.sim_time = self.now;
+        stats.committed = self.oracle.applied();
+        stats.max_view = self
+            .agreement
+            .iter()
+            .filter(|a| a.is_correct())
+            .map(|a| a.replica.view())
+            .max()
+            .unwrap_or(0);
+        stats.state_transfers = self
+            .execution
+            .iter()
+            .map(|e| e.replica.stats().state_transfers_completed)
+            .sum();
+        stats.messages_dropped = self.network.dropped;
+        stats.replies_conflicting = self
+            .clients
+            .iter()
+            .map(|c| c.client.stats().replies_conflicting)
+            .sum();
+        stats
+    }
+}
+
+/// The seed's choice of Byzantine agreement replicas for the scenario.
+fn byzantine_assignment(config: &SimConfig, rng: &mut SimRng) -> Vec<(ReplicaId, AgreementFault)> {
+    let n = config.n_agreement() as ReplicaId;
+    let backups: Vec<ReplicaId> = (1..n).collect();
+    match config.scenario {
+        Scenario::ByzantinePrimary => vec![(
+            0,
+            AgreementFault::Equivocate {
+                group_b: subset(&backups, rng.next_u64()),
+                learn_from_peers: false,
+            },
+        )],
+        Scenario::CensoringPrimary => vec![(
+            0,
+            AgreementFault::Censor {
+                client: rng.below(config.clients as u64),
+            },
+        )],
+        Scenario::BadTimestamp => vec![(
+            0,
+            AgreementFault::BadTimestamp {
+                ahead: Duration::from_secs(3600),
+            },
+        )],
+        Scenario::ConflictingBackup => {
+            let faulty = 1 + rng.below(u64::from(n - 1)) as ReplicaId;
+            let others: Vec<ReplicaId> = (0..n).filter(|r| *r != faulty).collect();
+            vec![(
+                faulty,
+                AgreementFault::ConflictingVotes {
+                    group_b: subset(&others, rng.next_u64()),
+                },
+            )]
+        }
+        Scenario::Colluding => {
+            // f+1 = 2 colluders (the primary and replica 1) show one correct replica a
+            // different batch than the other: both can commit.
+            let victim = 2 + rng.below(u64::from(n - 2)) as ReplicaId;
+            let fault = AgreementFault::Equivocate {
+                group_b: BTreeSet::from([victim]),
+                learn_from_peers: true,
+            };
+            vec![(0, fault.clone()), (1, fault)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Runs one seed of `config`.
+pub fn run(seed: u64, config: SimConfig) -> Result<RunStats, Failure> {
+    match Simulation::new(seed, config.clone()) {
+        Ok(sim) => sim.run(),
+        Err(violation) => Err(Failure {
+            seed,
+            scenario: config.scenario,
+            violation,
+            at: Duration::ZERO,
+            events: 0,
+        }),
+    }
+}
