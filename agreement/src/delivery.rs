@@ -55,14 +55,10 @@ impl Default for DeliveryLog {
 }
 
 fn entry_bytes(batch: &OrderedBatch) -> usize {
-    batch
-        .batch
-        .requests
-        .iter()
-        .fold(ENTRY_OVERHEAD, |acc, r| {
-            acc.saturating_add(r.message.payload.len())
-                .saturating_add(128)
-        })
+    batch.batch.requests.iter().fold(ENTRY_OVERHEAD, |acc, r| {
+        acc.saturating_add(r.message.payload.len())
+            .saturating_add(128)
+    })
 }
 
 impl DeliveryLog {

@@ -2,13 +2,15 @@
 //! and digests, stable checkpoints, a lying replica, a wiped replica that catches up by
 //! state transfer, a restarted replica that repairs its exactly-once table, and a lagging
 //! replica that catches up by fetching orders from a `DeliveryLog`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod replica_support;
 
 use palisade_execution::{ExecTimer, ExecutionReplica, FileSystem, FsConfig, MemStore};
 use palisade_wire::agreement::{Digest, Signed};
+use palisade_wire::checkpoint::ReplicaSnapshot;
 use palisade_wire::execution::{ExecCheckpoint, ExecutionMessage};
-use palisade_wire::fs::FsReply;
+use palisade_wire::fs::{FsOp, FsReply};
 use replica_support::*;
 
 /// Every replica in `rs` sent exactly one reply to each request of batches `ks`, and they
@@ -156,6 +158,58 @@ fn a_wiped_replica_catches_up_by_state_transfer_then_executes_identically() {
 }
 
 #[test]
+fn a_state_that_does_not_match_the_certified_digest_is_not_installed() {
+    let mut c = Cluster::new();
+    for k in 1..=12 {
+        c.order(workload(k));
+    }
+    // Replica 0 serves a snapshot whose exactly-once table forgets request (0, 1): were
+    // it installed, replica 2 would execute that request again if it were re-ordered.
+    c.tamper = Some(Box::new(|from, m| {
+        if let (0, ExecutionMessage::State { data, .. }) = (from, m) {
+            let mut snap: ReplicaSnapshot = postcard::from_bytes(data).unwrap();
+            snap.clients[0].executed.retain(|id| *id != 1);
+            *data = postcard::to_stdvec(&snap).unwrap();
+        }
+    }));
+    c.replicas[2] = replica(2);
+    for _ in 13..=20 {
+        c.order(vec![]);
+    }
+    let s = c.replicas[2].stats().clone();
+    assert_eq!((s.bad_state, s.state_transfers_completed), (1, 1), "{s:?}");
+    assert_same_digests(&mut c);
+}
+
+#[test]
+fn a_state_larger_than_one_message_travels_in_chunks() {
+    let mut c = Cluster::new();
+    c.order(workload(1));
+    // Three 1 MiB writes into file 2 (distinct bytes, so blocks differ): > 3 MiB state.
+    for k in 0..3u64 {
+        let data: Vec<u8> = (0..1024 * 1024).map(|i| (i as u64 * 7 + k) as u8).collect();
+        let write = FsOp::Write {
+            id: 2,
+            offset: k << 20,
+            data,
+        };
+        c.order(vec![request(0, 100 + k, &write)]);
+    }
+    c.replicas[2] = replica(2);
+    for _ in 0..12 {
+        c.order(vec![]);
+    }
+    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
+    assert!(
+        c.state_chunks[2] >= 2 * 4,
+        "two peers, at least 4 chunks each: {}",
+        c.state_chunks[2]
+    );
+    assert_same_digests(&mut c);
+    assert_eq!(c.replicas[2].fs().meta(), c.replicas[0].fs().meta());
+}
+
+#[test]
 fn a_restarted_replica_repairs_its_exactly_once_table_by_state_transfer() {
     let mut c = Cluster::new();
     for k in 1..=6 {
@@ -213,9 +267,7 @@ fn a_lagging_replica_catches_up_by_fetching_orders_from_the_delivery_log() {
     assert!(c.timers[2].contains_key(&ExecTimer::FetchOrders));
     c.fire(2, ExecTimer::FetchOrders);
     assert_eq!(c.replicas[2].last_applied(), 7);
-    assert!(c.to_agreement[2]
-        .iter()
-        .any(|m| *m == ExecutionMessage::FetchOrders { from: 5 }));
+    assert!(c.to_agreement[2].contains(&ExecutionMessage::FetchOrders { from: 5 }));
     assert!(!c.timers[2].contains_key(&ExecTimer::FetchOrders));
     assert_same_replies(&c, &[0, 1, 2], 1..=7);
     c.order(workload(8));

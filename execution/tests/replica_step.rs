@@ -1,5 +1,6 @@
 //! Single steps of one execution replica: verification, ordering, exactly-once,
 //! replies, fetch timers and checkpoints.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod replica_support;
 
@@ -305,4 +306,124 @@ fn a_wrong_configuration_is_refused() {
     c.id = 3;
     assert!(palisade_execution::ExecutionReplica::new(c, exec_key(3), fs()).is_err());
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn hostile_messages_from_peers_are_dropped_and_counted() {
+    let mut r = replica(0);
+    let msg = |from, message| ReplicaInput::Message { from, message };
+    // Out of bounds: a chunk index beyond its count.
+    let bad_chunk = ExecutionMessage::State {
+        sequence: 4,
+        index: 3,
+        count: 2,
+        data: vec![],
+    };
+    assert!(r.step(msg(1, bad_chunk)).is_empty());
+    assert_eq!(r.stats().malformed_messages, 1);
+    // A well-formed chunk nobody asked for.
+    let chunk = ExecutionMessage::State {
+        sequence: 4,
+        index: 0,
+        count: 1,
+        data: vec![1],
+    };
+    assert!(r.step(msg(1, chunk.clone())).is_empty());
+    assert_eq!(r.stats().unsolicited_state, 1);
+    // From itself or an unknown replica; a FetchOrders meant for agreement.
+    assert!(r.step(msg(0, chunk.clone())).is_empty());
+    assert!(r
+        .step(msg(
+            9,
+            ExecutionMessage::FetchState {
+                sequence: 4,
+                have: vec![]
+            }
+        ))
+        .is_empty());
+    assert!(r
+        .step(msg(1, ExecutionMessage::FetchOrders { from: 1 }))
+        .is_empty());
+    assert_eq!(r.stats().malformed_messages, 4);
+    assert_eq!(r.stats().state_requests, 0);
+    // A stable certificate with one signature (g+1 = 2 needed).
+    let one = Signed::sign(
+        &exec_key(1),
+        ExecCheckpoint {
+            sequence: K,
+            state_digest: palisade_wire::agreement::Digest([5; 32]),
+            replica: 1,
+        },
+    )
+    .unwrap();
+    let cert = palisade_wire::execution::CheckpointCertificate {
+        sequence: K,
+        state_digest: palisade_wire::agreement::Digest([5; 32]),
+        signatures: vec![one.clone(), one.clone()],
+    };
+    assert!(r.step(msg(1, ExecutionMessage::Stable(cert))).is_empty());
+    // A checkpoint off the interval.
+    let mut off = one.message.clone();
+    off.sequence = K + 1;
+    let off = Signed::sign(&exec_key(1), off).unwrap();
+    assert!(r.step(msg(1, ExecutionMessage::Checkpoint(off))).is_empty());
+    assert_eq!(r.stats().bad_checkpoints, 2);
+    assert!(r.stable_checkpoint().is_none());
+    assert_eq!(r.last_applied(), 0);
+}
+
+#[test]
+fn a_state_request_is_answered_at_the_next_checkpoint_with_the_state_there() {
+    let mut r = replica(0);
+    r.step(order(1, vec![create(0, 1, "a")]));
+    let out = r.step(ReplicaInput::Message {
+        from: 2,
+        message: ExecutionMessage::FetchState {
+            sequence: 0,
+            have: vec![],
+        },
+    });
+    assert!(
+        out.is_empty(),
+        "no old snapshots: nothing until the next checkpoint"
+    );
+    for s in 2..K {
+        assert!(!r
+            .step(order(s, vec![]))
+            .iter()
+            .any(|o| matches!(o, ReplicaOutput::ToExecution { .. })));
+    }
+    let out = r.step(order(K, vec![]));
+    let chunks: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            ReplicaOutput::ToExecution {
+                to: Some(2),
+                message:
+                    ExecutionMessage::State {
+                        sequence,
+                        index,
+                        count,
+                        data,
+                    },
+            } => Some((*sequence, *index, *count, data.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!((chunks[0].0, chunks[0].1, chunks[0].2), (K, 0, 1));
+    let snapshot: palisade_wire::checkpoint::ReplicaSnapshot =
+        postcard::from_bytes(&chunks[0].3).unwrap();
+    assert_eq!(snapshot.checkpoint.last_applied, K);
+    assert_eq!(snapshot.checkpoint.live_ids, vec![1, 2]);
+    assert_eq!(snapshot.clients.len(), 1);
+    assert_eq!(snapshot.clients[0].executed, vec![1]);
+    assert_eq!(r.stats().state_transfers_served, 1);
+    // Answered once: the next checkpoint sends nothing to 2.
+    for s in K + 1..=2 * K {
+        let out = r.step(order(s, vec![]));
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, ReplicaOutput::ToExecution { to: Some(_), .. })));
+    }
 }

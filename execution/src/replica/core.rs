@@ -261,7 +261,7 @@ impl<S: Store> ExecutionReplica<S> {
                 break;
             }
             progressed = true;
-            if next % self.config.checkpoint_interval == 0 {
+            if next.is_multiple_of(self.config.checkpoint_interval) {
                 self.take_checkpoint(out);
             }
         }
@@ -486,7 +486,7 @@ impl<S: Store> ExecutionReplica<S> {
     fn on_checkpoint(&mut self, signed: Signed<ExecCheckpoint>, out: &mut Vec<ReplicaOutput>) {
         let sequence = signed.message.sequence;
         if sequence == 0
-            || sequence % self.config.checkpoint_interval != 0
+            || !sequence.is_multiple_of(self.config.checkpoint_interval)
             || sequence <= self.stable_sequence()
         {
             self.stats.bad_checkpoints += 1;
@@ -690,6 +690,9 @@ impl<S: Store> ExecutionReplica<S> {
                 });
             }
             self.served.entry(sequence).or_default().insert(peer);
+            while self.served.len() > RECENT_STABLE {
+                self.served.pop_first();
+            }
         }
     }
 

@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn large_snapshots_travel_in_bounded_chunks_in_any_order() {
-        // 300k ids of 1..5 bytes each: more than one chunk.
-        let snap = snapshot(300_000);
+        // 600k ids of up to 3 bytes each: about 1.7 MB, two chunks.
+        let snap = snapshot(600_000);
         let mut chunks = parts(chunk(8, &snap).unwrap());
         assert!(chunks.len() > 1);
         assert!(chunks.iter().all(|c| c.3.len() <= STATE_CHUNK_BYTES));

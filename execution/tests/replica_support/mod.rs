@@ -190,6 +190,9 @@ pub fn workload(k: u64) -> Vec<Signed<Request>> {
     ]
 }
 
+/// The replies one replica sent, by (client, request id), in the order sent.
+pub type Replies = BTreeMap<(ClientId, u64), Vec<Signed<Reply>>>;
+
 /// What replica `from` sent to agreement, and what a test may rewrite on the way.
 type Tamper = Box<dyn FnMut(ExecReplicaId, &mut ExecutionMessage)>;
 
@@ -203,7 +206,7 @@ pub struct Cluster {
     pub online: Vec<bool>,
     pub log: DeliveryLog,
     /// Replies per replica, by (client, request id), in the order sent.
-    pub replies: Vec<BTreeMap<(ClientId, u64), Vec<Signed<Reply>>>>,
+    pub replies: Vec<Replies>,
     pub to_agreement: Vec<Vec<ExecutionMessage>>,
     pub timers: Vec<BTreeMap<ExecTimer, Duration>>,
     /// Rewrites messages a replica sends to its peers (a Byzantine sender).
@@ -211,6 +214,8 @@ pub struct Cluster {
     /// Hold messages from this sender instead of delivering them.
     pub hold_from: Option<ExecReplicaId>,
     pub held: Vec<(ExecReplicaId, ReplicaInput)>,
+    /// State-transfer chunks sent to each replica.
+    pub state_chunks: Vec<usize>,
     queue: VecDeque<(ExecReplicaId, ReplicaInput)>,
     pub next_sequence: Sequence,
 }
@@ -228,6 +233,7 @@ impl Cluster {
             tamper: None,
             hold_from: None,
             held: Vec::new(),
+            state_chunks: vec![0; n],
             queue: VecDeque::new(),
             next_sequence: 1,
         }
@@ -297,6 +303,9 @@ impl Cluster {
                             .collect(),
                     };
                     for t in targets {
+                        if matches!(message, ExecutionMessage::State { .. }) {
+                            self.state_chunks[t as usize] += 1;
+                        }
                         let input = ReplicaInput::Message {
                             from,
                             message: message.clone(),
