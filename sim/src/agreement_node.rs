@@ -2,11 +2,12 @@
 //! execution replicas' fetches, exactly as the runtime composes them, with an optional
 //! Byzantine wrapper.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica};
-use palisade_wire::agreement::{ReplicaId, Sequence};
+use palisade_wire::agreement::{ClientId, ReplicaId, Sequence};
 use palisade_wire::execution::ExecutionMessage;
 use palisade_wire::fs::Timestamp;
 
@@ -49,7 +50,20 @@ pub struct AgreementNode {
     byzantine: ByzantineState,
     /// Highest stable execution checkpoint handed to the replica.
     last_stable: Sequence,
+    /// Restarted fresh and not yet delivering beyond this sequence (the committed order's
+    /// end when it restarted): counts against f until it rejoined.
+    pub rejoin_after: Option<Sequence>,
+    /// (client, request id) → sequence of the delivered batch that holds it, for the
+    /// batches still in the delivery log (see [`AgreementNode::forward_retransmission`]).
+    delivered_requests: BTreeMap<(ClientId, u64), Sequence>,
+    /// Orders re-sent because a client retransmitted a delivered request.
+    pub orders_resent: u64,
 }
+
+/// Most (client, request id) → sequence entries kept (bounded like the delivery log).
+const MAX_DELIVERED_INDEX: usize = 1 << 16;
+/// Most orders re-sent for one retransmitted request.
+const MAX_RESEND: usize = 8;
 
 impl AgreementNode {
     pub fn new(
@@ -72,21 +86,37 @@ impl AgreementNode {
             key,
             byzantine: ByzantineState::default(),
             last_stable: 0,
+            rejoin_after: None,
+            delivered_requests: BTreeMap::new(),
+            orders_resent: 0,
         })
     }
 
     /// A crash and restart: PBFT state and the delivery log are not durable here, so the
     /// node starts fresh and rejoins through checkpoints and view changes.
-    pub fn restart(&mut self) -> Result<(), NodeError> {
+    pub fn restart(&mut self, committed: Sequence) -> Result<(), NodeError> {
+        self.rejoin_after = Some(committed);
         self.replica = Replica::new(self.config.clone(), self.key.clone())?;
         self.log = DeliveryLog::default();
         self.byzantine = ByzantineState::default();
         self.last_stable = 0;
+        self.delivered_requests.clear();
         Ok(())
     }
 
     pub fn is_correct(&self) -> bool {
         self.fault.is_none()
+    }
+
+    /// True while a restarted replica has not delivered past where the order was when
+    /// it restarted.
+    pub fn recovering(&mut self) -> bool {
+        if let Some(target) = self.rejoin_after {
+            if self.replica.last_delivered() > target {
+                self.rejoin_after = None;
+            }
+        }
+        self.rejoin_after.is_some()
     }
 
     /// Feeds one input at simulated time `now`; returns its effects.
@@ -99,7 +129,12 @@ impl AgreementNode {
                         return effects;
                     }
                 }
+                let key = (request.message.client, request.message.request_id);
+                let duplicates = self.replica.stats().requests_duplicate;
                 self.step(Input::ClientRequest(request), now, &mut effects);
+                if self.replica.stats().requests_duplicate > duplicates {
+                    self.forward_retransmission(key, &mut effects);
+                }
             }
             (NodeId::Agreement(peer), Msg::Agreement(message)) => {
                 if let Some(fault) = &self.fault {
@@ -147,6 +182,7 @@ impl AgreementNode {
                 }
                 self.last_stable = cert.sequence;
                 self.log.collect(&cert);
+                self.delivered_requests.retain(|_, s| *s > cert.sequence);
                 self.step(
                     Input::StableCheckpoint {
                         sequence: cert.sequence,
@@ -166,6 +202,27 @@ impl AgreementNode {
             }
             // Checkpoint votes are for execution peers; orders and state are not ours.
             _ => {}
+        }
+    }
+
+    /// A client retransmitted a request this node already delivered: the core drops it as
+    /// a duplicate, so without help an execution cluster that lost that batch's order
+    /// (and saw no later one, so it cannot notice the gap) never executes it, and the
+    /// client waits forever. The node re-sends the order of that batch and the ones after
+    /// it (bounded) from its delivery log. Node-level glue around the pure core; the
+    /// runtime's agreement node needs the same (found by the `partitions` scenario).
+    fn forward_retransmission(&mut self, key: (ClientId, u64), effects: &mut Vec<Effect>) {
+        let Some(sequence) = self.delivered_requests.get(&key).copied() else {
+            return;
+        };
+        for order in self.log.fetch(sequence).into_iter().take(MAX_RESEND) {
+            self.orders_resent += 1;
+            for e in 0..self.n_execution as u32 {
+                effects.push(Effect::Send {
+                    to: NodeId::Execution(e),
+                    msg: Msg::Execution(order.clone()),
+                });
+            }
         }
     }
 
@@ -200,6 +257,13 @@ impl AgreementNode {
                 }
                 Output::Deliver { batch, certificate } => {
                     self.log.record(batch.clone(), certificate.clone());
+                    for r in &batch.batch.requests {
+                        if self.delivered_requests.len() >= MAX_DELIVERED_INDEX {
+                            self.delivered_requests.pop_first();
+                        }
+                        self.delivered_requests
+                            .insert((r.message.client, r.message.request_id), batch.sequence);
+                    }
                     for e in 0..self.n_execution as u32 {
                         effects.push(Effect::Send {
                             to: NodeId::Execution(e),

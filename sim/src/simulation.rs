@@ -379,6 +379,9 @@ impl Simulation {
                 self.apply(node, effects)
             }
             Event::Crash(node) => {
+                if !self.may_crash(node) {
+                    return Ok(());
+                }
                 self.crashed.insert(node);
                 self.timers.remove(&node);
                 self.stats.crashes += 1;
@@ -407,14 +410,46 @@ impl Simulation {
         }
     }
 
+    /// The fault budget: a node down, or restarted and not yet caught up, counts
+    /// against f (agreement) or g (execution), so a crash is skipped while another node
+    /// of its kind is down or recovering (beyond the bound no protocol promises anything).
+    fn may_crash(&mut self, node: NodeId) -> bool {
+        match node {
+            NodeId::Agreement(_) => {
+                let down = self
+                    .crashed
+                    .iter()
+                    .filter(|n| matches!(n, NodeId::Agreement(_)))
+                    .count();
+                let recovering = self
+                    .agreement
+                    .iter_mut()
+                    .filter_map(|a| a.recovering().then_some(()))
+                    .count();
+                down + recovering + self.config.agreement_faults.len() < self.config.f
+            }
+            NodeId::Execution(_) => {
+                let down = self
+                    .crashed
+                    .iter()
+                    .filter(|n| matches!(n, NodeId::Execution(_)))
+                    .count();
+                let recovering = self.execution.iter().filter(|e| e.recovering).count();
+                down + recovering + self.config.exec_faults.len() < self.config.g
+            }
+            NodeId::Client(_) => false,
+        }
+    }
+
     fn restart(&mut self, node: NodeId) -> Result<(), Violation> {
         if !self.crashed.remove(&node) {
             return Ok(());
         }
         match node {
             NodeId::Agreement(a) => {
+                let committed = self.oracle.applied();
                 if let Some(n) = self.agreement.get_mut(a as usize) {
-                    n.restart().map_err(internal)?;
+                    n.restart(committed).map_err(internal)?;
                 }
             }
             NodeId::Execution(e) => {
@@ -571,13 +606,49 @@ impl Simulation {
                     })
                     .collect();
                 return Err(Violation::Liveness(format!(
-                    "not answered within {:?} after the network healed: {}",
+                    "not answered within {:?} after the network healed: {}\n{}",
                     self.config.liveness_bound,
-                    waiting.join("; ")
+                    waiting.join("; "),
+                    self.describe()
                 )));
             }
         }
         Ok(())
+    }
+
+    /// The state of every node, for a failure report.
+    pub fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for a in &self.agreement {
+            let r = &a.replica;
+            lines.push(format!(
+                "  agreement{} {}: view {} {:?}, delivered {}, low {}, pending {}, log {:?}, stats {:?}",
+                a.id,
+                if a.is_correct() { "correct" } else { "faulty" },
+                r.view(),
+                r.status(),
+                r.last_delivered(),
+                r.low_watermark(),
+                r.pending_requests(),
+                a.log.range(),
+                r.stats()
+            ));
+        }
+        for e in &self.execution {
+            lines.push(format!(
+                "  execution{} {}{}: applied {}, stats {:?}",
+                e.id,
+                if e.is_correct() { "correct" } else { "faulty" },
+                if e.recovering { " (recovering)" } else { "" },
+                e.replica.last_applied(),
+                e.replica.stats()
+            ));
+        }
+        for c in &self.clients {
+            lines.push(format!("  client{}: {:?}", c.id, c.client.stats()));
+        }
+        lines.push(format!("  crashed: {:?}", self.crashed));
+        lines.join("\n")
     }
 
     fn final_checks(&mut self) -> Result<(), Violation> {
