@@ -9,7 +9,7 @@
 //! - executes each (client, request id) at most once (a faulty primary can order a request
 //!   twice) with a deterministic, bounded table that is part of the checkpointed state,
 //!   and re-sends a cached reply for a duplicate;
-//! - signs a [`Reply`](palisade_wire::execution::Reply) per executed request;
+//! - signs a `Reply` per executed request;
 //! - every K sequences signs a checkpoint, collects g+1 matching ones into a
 //!   [`CheckpointCertificate`](palisade_wire::execution::CheckpointCertificate) (a stable
 //!   checkpoint) for agreement's garbage collection, and detects its own divergence;
@@ -30,6 +30,23 @@
 //! transfer from peers that did not restart. Restarting every execution replica at once
 //! therefore loses exactly-once across the restart and can prevent stable checkpoints
 //! until the tables age out (a known limit; fixing it needs the table in the `Store`).
+//! Until its next checkpoint, a restarted replica could also execute a request that a
+//! faulty primary orders a second time; its reply then differs from the correct
+//! replicas', which g+1 matching replies outvote as long as at most g replicas are wrong.
+//!
+//! **State transfer** (TOCS §5.3.2, simplified): the asker sends `FetchState` with its
+//! Merkle leaves to the signers of the stable checkpoint it cannot reach; each answers at
+//! its NEXT checkpoint boundary (no old snapshots are kept), exporting the difference
+//! right after computing that checkpoint, cut into `State` chunks of at most
+//! [`STATE_CHUNK_BYTES`](palisade_wire::execution::STATE_CHUNK_BYTES). The asker
+//! reassembles per responder (at most [`MAX_TRANSFER_BYTES`] each) and installs only once
+//! it holds a certificate for that sequence whose digest the snapshot reproduces
+//! (the table is checked by the combined digest, the file system by
+//! `import_checkpoint`); it then fetches orders from `sequence + 1`.
+//!
+//! Other limits: a state transfer completes only when the cluster reaches its next
+//! checkpoint, so it needs ongoing traffic (K more batches); a batch whose commit fails
+//! (storage error) stays buffered and is retried on the next input.
 
 mod clients;
 mod core;
