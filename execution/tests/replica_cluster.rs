@@ -158,6 +158,39 @@ fn a_wiped_replica_catches_up_by_state_transfer_then_executes_identically() {
 }
 
 #[test]
+fn a_lost_state_request_is_sent_again_when_its_timer_fires() {
+    let mut c = Cluster::new();
+    for k in 1..=12 {
+        c.order(workload(k));
+    }
+    c.replicas[2] = replica(2);
+    c.drop_from = Some(2);
+    for _ in 13..=16 {
+        c.order(vec![]);
+    }
+    c.drop_from = None;
+    assert!(c.replicas[2].is_transferring());
+    assert_eq!(c.timers[2].get(&ExecTimer::FetchState), Some(&TIMEOUT));
+    // Nobody got the request: the checkpoint at 20 brings nothing.
+    for _ in 17..=20 {
+        c.order(vec![]);
+    }
+    assert_eq!(c.replicas[2].last_applied(), 0);
+    assert_eq!(c.replicas[0].stats().state_transfers_served, 0);
+    c.fire(2, ExecTimer::FetchState);
+    assert_eq!(
+        c.timers[2].get(&ExecTimer::FetchState),
+        Some(&(TIMEOUT * 2))
+    );
+    for _ in 21..=24 {
+        c.order(vec![]);
+    }
+    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
+    assert!(!c.timers[2].contains_key(&ExecTimer::FetchState));
+    assert_same_digests(&mut c);
+}
+
+#[test]
 fn a_state_that_does_not_match_the_certified_digest_is_not_installed() {
     let mut c = Cluster::new();
     for k in 1..=12 {

@@ -214,6 +214,8 @@ pub struct Cluster {
     /// Hold messages from this sender instead of delivering them.
     pub hold_from: Option<ExecReplicaId>,
     pub held: Vec<(ExecReplicaId, ReplicaInput)>,
+    /// Lose every message this replica sends to its peers.
+    pub drop_from: Option<ExecReplicaId>,
     /// State-transfer chunks sent to each replica.
     pub state_chunks: Vec<usize>,
     queue: VecDeque<(ExecReplicaId, ReplicaInput)>,
@@ -233,6 +235,7 @@ impl Cluster {
             tamper: None,
             hold_from: None,
             held: Vec::new(),
+            drop_from: None,
             state_chunks: vec![0; n],
             queue: VecDeque::new(),
             next_sequence: 1,
@@ -292,6 +295,7 @@ impl Cluster {
                         .or_default()
                         .push(reply);
                 }
+                ReplicaOutput::ToExecution { .. } if self.drop_from == Some(from) => {}
                 ReplicaOutput::ToExecution { to, mut message } => {
                     if let Some(t) = self.tamper.as_mut() {
                         t(from, &mut message);
