@@ -308,3 +308,42 @@ fn a_lagging_replica_catches_up_by_fetching_orders_from_the_delivery_log() {
     assert_eq!(stables(&c, 2), vec![4, 8]);
     assert_eq!(c.replicas[2].stats().state_transfers_started, 0);
 }
+
+#[test]
+fn orders_that_cannot_be_fetched_any_more_lead_to_a_state_transfer() {
+    let mut c = Cluster::new();
+    for k in 1..=2 {
+        c.order(workload(k));
+    }
+    // Replica 2 misses 3..6; the stable checkpoint at 4 lets the log drop 3 and 4.
+    c.online[2] = false;
+    for k in 3..=6 {
+        c.order(workload(k));
+    }
+    c.online[2] = true;
+    for k in 7..=8 {
+        c.order(workload(k));
+    }
+    assert_eq!(c.replicas[2].last_applied(), 2);
+    assert_eq!(
+        c.replicas[2].stable_checkpoint().map(|s| s.sequence),
+        Some(8)
+    );
+    assert!(
+        !c.replicas[2].is_transferring(),
+        "8 is within reach: orders first"
+    );
+    for attempt in 1..=3 {
+        c.fire(2, ExecTimer::FetchOrders);
+        assert_eq!(c.replicas[2].stats().fetch_orders_sent, attempt);
+    }
+    assert!(c.replicas[2].is_transferring());
+    for k in 9..=12 {
+        c.order(workload(k));
+    }
+    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
+    assert_same_replies(&c, &[0, 1, 2], 1..=2);
+    c.order(workload(13));
+    assert_same_replies(&c, &[0, 1, 2], 13..=13);
+    assert_same_digests(&mut c);
+}
