@@ -29,7 +29,7 @@ fn small_requests_per_second() {
                     } else {
                         FsOp::GetAttr { id: ROOT_ID }
                     };
-                    request((i % 2) as u64, id, &op)
+                    request(i % 2, id, &op)
                 })
                 .collect();
             order(s, reqs)
