@@ -156,3 +156,80 @@ impl Oracle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_wire::agreement::{Batch, Request, Signed};
+    use palisade_wire::fs::{CreateHow, SetAttr, Timestamp, ROOT_ID};
+
+    fn batch(sequence: Sequence, seconds: u32, ids: &[u64]) -> OrderedBatch {
+        let requests = ids
+            .iter()
+            .map(|id| {
+                let op = FsOp::Create {
+                    dir: ROOT_ID,
+                    name: format!("f{id}").into_bytes(),
+                    how: CreateHow::Guarded(SetAttr::default()),
+                };
+                Signed::sign(
+                    &crate::keys::client_key(0),
+                    Request {
+                        client: 0,
+                        request_id: *id,
+                        payload: palisade_wire::encode(&op).unwrap(),
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        OrderedBatch {
+            sequence,
+            batch: Batch {
+                timestamp: Timestamp { seconds, nanos: 0 },
+                requests,
+            },
+        }
+    }
+
+    #[test]
+    fn accepted_results_are_compared_with_the_committed_order() {
+        let mut oracle = Oracle::new().unwrap();
+        // Out of order: nothing applies until sequence 1 arrives.
+        oracle.commit(&batch(2, 5, &[2, 1]), "test").unwrap();
+        assert_eq!(oracle.applied(), 0);
+        assert_eq!(oracle.check_accepted(0, 1, 1, b"x"), Ok(false));
+        oracle.commit(&batch(1, 5, &[1]), "test").unwrap();
+        assert_eq!(oracle.applied(), 2);
+        let (seq, right) = oracle.results.get(&(0, 1)).cloned().unwrap();
+        assert_eq!(seq, 1);
+        assert_eq!(oracle.check_accepted(0, 1, 1, &right), Ok(true));
+        // Wrong bytes, wrong sequence, never executed: all violations.
+        assert!(matches!(
+            oracle.check_accepted(0, 1, 1, b"wrong"),
+            Err(Violation::WrongResult { .. })
+        ));
+        assert!(matches!(
+            oracle.check_accepted(0, 1, 2, &right),
+            Err(Violation::WrongResult { .. })
+        ));
+        assert!(matches!(
+            oracle.check_accepted(0, 99, 2, &right),
+            Err(Violation::WrongResult { .. })
+        ));
+        // Request 1 ordered again at 2 executed once: sequence 2 ran only request 2.
+        assert_eq!(oracle.results.get(&(0, 2)).map(|r| r.0), Some(2));
+        assert_eq!(oracle.results.get(&(0, 1)).map(|r| r.0), Some(1));
+    }
+
+    #[test]
+    fn a_second_batch_at_one_sequence_is_a_safety_violation() {
+        let mut oracle = Oracle::new().unwrap();
+        oracle.commit(&batch(1, 5, &[1]), "a").unwrap();
+        oracle.commit(&batch(1, 5, &[1]), "b").unwrap();
+        assert!(matches!(
+            oracle.commit(&batch(1, 6, &[1]), "c"),
+            Err(Violation::ConflictingCommit { sequence: 1, .. })
+        ));
+    }
+}

@@ -194,10 +194,16 @@ impl SimConfig {
                 c.lose_replies = scenario == Scenario::LossyReplies;
             }
             Scenario::Partitions => c.partitions = true,
-            Scenario::Crashes => c.crashes = true,
+            // Longer workloads, so that traffic continues after restarts: a restarted
+            // replica repairs itself only at later checkpoints.
+            Scenario::Crashes => {
+                c.crashes = true;
+                c.ops_per_client = 40;
+            }
             Scenario::StoreLoss => {
                 c.crashes = true;
                 c.wipe_on_restart = true;
+                c.ops_per_client = 40;
             }
             Scenario::ByzantinePrimary
             | Scenario::CensoringPrimary

@@ -1,0 +1,121 @@
+//! A fixed range of seeds per scenario; every invariant must hold in every run. A failure
+//! prints the seed, the invariant and the command that replays it.
+//!
+//! Seed counts are chosen so that the whole file runs in well under two minutes in a
+//! debug build on the 2-core development machine (see the crate's report for timings).
+
+use palisade_sim::{run, RunStats, Scenario, SimConfig};
+
+/// Runs the seeds; fails with every failing seed's report; returns the passing runs'
+/// statistics so that a test can check that its faults really happened.
+fn check(scenario: Scenario, seeds: std::ops::Range<u64>) -> Vec<RunStats> {
+    let mut failures = Vec::new();
+    let mut runs = Vec::new();
+    for seed in seeds.clone() {
+        match run(seed, SimConfig::for_scenario(scenario)) {
+            Ok(stats) => {
+                let c = SimConfig::for_scenario(scenario);
+                // Every run must really finish its workload, not just break nothing.
+                assert_eq!(
+                    stats.completed,
+                    c.ops_per_client * c.clients as u64,
+                    "seed {seed}: not every request completed"
+                );
+                runs.push(stats);
+            }
+            Err(failure) => failures.push(failure.to_string()),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} seeds failed:\n{}",
+        failures.len(),
+        seeds.end - seeds.start,
+        failures.join("\n")
+    );
+    runs
+}
+
+#[test]
+fn normal() {
+    let runs = check(Scenario::Normal, 0..40);
+    assert!(runs
+        .iter()
+        .all(|r| r.max_view == 0 && r.messages_dropped == 0));
+}
+
+#[test]
+fn lossy_network() {
+    let runs = check(Scenario::Lossy, 0..40);
+    assert!(
+        runs.iter().all(|r| r.messages_dropped > 0),
+        "every run loses messages"
+    );
+}
+
+#[test]
+fn partitions_that_heal() {
+    let runs = check(Scenario::Partitions, 0..60);
+    assert!(runs.iter().filter(|r| r.messages_dropped > 0).count() > runs.len() / 2);
+    assert!(
+        runs.iter().any(|r| r.max_view > 0),
+        "some partition forces a view change"
+    );
+}
+
+#[test]
+fn crash_and_restart_from_durable_state() {
+    let runs = check(Scenario::Crashes, 0..40);
+    assert!(
+        runs.iter().all(|r| r.crashes > 0),
+        "every run crashes a node"
+    );
+}
+
+#[test]
+fn execution_store_loss_and_state_transfer() {
+    let runs = check(Scenario::StoreLoss, 0..40);
+    let transfers = runs.iter().filter(|r| r.state_transfers > 0).count();
+    assert!(
+        transfers > runs.len() / 2,
+        "only {transfers} runs completed a state transfer"
+    );
+}
+
+#[test]
+fn equivocating_primary() {
+    let runs = check(Scenario::ByzantinePrimary, 0..40);
+    assert!(
+        runs.iter().any(|r| r.max_view > 0),
+        "the equivocator is never replaced"
+    );
+}
+
+#[test]
+fn censoring_primary() {
+    let runs = check(Scenario::CensoringPrimary, 0..30);
+    // The censored client's requests time out at the backups: the primary is replaced.
+    assert!(runs.iter().all(|r| r.max_view > 0));
+}
+
+#[test]
+fn primary_with_bad_timestamps() {
+    let runs = check(Scenario::BadTimestamp, 0..30);
+    // Backups refuse every batch of the primary: it is replaced.
+    assert!(runs.iter().all(|r| r.max_view > 0));
+}
+
+#[test]
+fn backup_with_conflicting_votes() {
+    check(Scenario::ConflictingBackup, 0..40);
+}
+
+#[test]
+fn execution_replica_with_wrong_replies() {
+    check(Scenario::WrongReplies, 0..40);
+}
+
+#[test]
+fn execution_replica_lying_about_checkpoints() {
+    check(Scenario::LyingCheckpoint, 0..40);
+}
