@@ -8,8 +8,9 @@
 //! - unreplicated (this issue): [`LocalFileService`] — one durable file system
 //!   (`palisade_execution::DurableFileSystem`) on a dedicated executor thread with group
 //!   commit ([`executor`]); [`Gateway`] bundles it with the listener;
-//! - separate agreement/execution and the privacy firewall (later issues): BFT clients
-//!   that implement the same [`FileService`] trait.
+//! - separate agreement/execution: [`ReplicatedFileService`] — the BFT client core
+//!   (`palisade-client`) over authenticated links (`palisade-net`);
+//! - the privacy firewall (a later issue): a BFT client behind the same trait.
 //!
 //! File handles ([`handle`]) are a pure function of the export name and the file id, so
 //! they survive restarts and are identical on every replica.
@@ -24,6 +25,7 @@ pub mod handle;
 mod local;
 mod nfs;
 mod nfs_stats;
+mod replicated;
 mod server;
 
 pub use error::GatewayError;
@@ -33,6 +35,7 @@ pub use gateway::{ClientCommands, Gateway, GatewayOptions, DEFAULT_EXPORT_NAME};
 pub use local::LocalFileService;
 pub use nfs::PalisadeNfs;
 pub use nfs_stats::{NfsStats, NfsStatsSnapshot};
+pub use replicated::{default_client_config, ReplicatedFileService, ReplicatedStats};
 pub use server::NfsServer;
 
 /// The file system's configuration (capacity, file count and file size limits).

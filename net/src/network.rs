@@ -270,15 +270,27 @@ struct Dialer {
 impl Dialer {
     async fn run(self, mut rx: mpsc::Receiver<Arc<Vec<u8>>>) {
         let mut backoff = self.backoff_min;
-        // Connect only once there is something to send.
-        while let Some(first) = rx.recv().await {
-            self.bytes.fetch_sub(first.len(), Ordering::Relaxed);
+        // Connect only once there is something to send; that message waits (it is not
+        // dropped) while we redial, later ones wait in the bounded queue.
+        let mut held: Option<Arc<Vec<u8>>> = None;
+        loop {
+            let first = match held.take() {
+                Some(m) => m,
+                None => match rx.recv().await {
+                    Some(m) => {
+                        self.bytes.fetch_sub(m.len(), Ordering::Relaxed);
+                        m
+                    }
+                    None => return,
+                },
+            };
             let (stream, mut transport) = match self.connect().await {
                 Ok(c) => c,
                 Err(e) => {
                     bump(&self.stats.connect_failures);
                     debug!(node = %self.me, peer = %self.peer, addr = %self.addr, error = %e,
                         "connect failed; retrying after {backoff:?}");
+                    held = Some(first);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.backoff_max);
                     continue;

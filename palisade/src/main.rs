@@ -1,9 +1,12 @@
 //! `palisade`: the command-line entry point of Palisade.
 //!
-//! `palisade up` brings up a Palisade NFS export. Today only the unreplicated mode
-//! exists (one gateway, one durable file system on this machine); the replicated modes
-//! (`separate`: agreement and execution clusters; `firewall`: plus the privacy
-//! firewall) come in later issues and are refused with exit code 2 until then.
+//! - `palisade up` brings up a Palisade NFS export: `--mode separate` (the default) runs a
+//!   gateway, 4 agreement and 3 execution nodes in this process on loopback, with keys
+//!   generated into `<data>/keys` on first start; `--mode unreplicated` runs one gateway
+//!   with a local durable file system; `--mode firewall` comes in a later issue and is
+//!   refused with exit code 2.
+//! - `palisade keygen` writes one config file (keys, peers, addresses) per node.
+//! - `palisade node --config FILE` runs one node of any role.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use palisade_gateway::{FsConfig, Gateway, GatewayOptions, DEFAULT_EXPORT_NAME};
+use palisade_node::{KeygenOptions, Layout, LocalCluster, LocalClusterOptions, RunningNode};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -30,12 +34,57 @@ struct Cli {
 enum Command {
     /// Serve an NFSv3 export until Ctrl-C or SIGTERM.
     Up(UpArgs),
+    /// Generate keys and one config file per node (files are mode 0600).
+    Keygen(KeygenArgs),
+    /// Run one node (agreement, execution or gateway) from its config file.
+    Node(NodeArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Agreement faults tolerated (3f+1 agreement nodes).
+    #[arg(long, default_value_t = 1)]
+    f: usize,
+    /// Execution faults tolerated (2g+1 execution nodes).
+    #[arg(long, default_value_t = 1)]
+    g: usize,
+    /// Number of gateways (BFT clients).
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// First link port (loopback: one port per node from here; docker: every node's port).
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+    /// First NFS port of the gateways.
+    #[arg(long, default_value_t = 11111)]
+    nfs_port: u16,
+    /// Address layout: loopback (one machine) or docker (one container per node).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Loopback)]
+    layout: LayoutArg,
+    /// Execution checkpoint interval K.
+    #[arg(long, default_value_t = 64)]
+    checkpoint_interval: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LayoutArg {
+    Loopback,
+    Docker,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// The node's config file (from `palisade keygen`).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Args)]
 struct UpArgs {
     /// Which configuration to run (default: the most complete one available).
-    #[arg(long, value_enum, default_value_t = Mode::Unreplicated)]
+    #[arg(long, value_enum, default_value_t = Mode::Separate)]
     mode: Mode,
     /// Data directory (created if missing).
     #[arg(long, default_value = "./palisade-data")]
@@ -52,7 +101,7 @@ struct UpArgs {
 enum Mode {
     /// Agreement + privacy firewall + execution (not available yet).
     Firewall,
-    /// Agreement separated from execution, no firewall (not available yet).
+    /// A gateway, 4 agreement and 3 execution nodes on loopback (f = g = 1), no firewall.
     Separate,
     /// One gateway with a local durable file system.
     Unreplicated,
@@ -76,41 +125,120 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Up(args) => {
-            let name = match args.mode {
-                Mode::Firewall => Some("firewall"),
-                Mode::Separate => Some("separate"),
-                Mode::Unreplicated => None,
-            };
-            if let Some(name) = name {
-                eprintln!("error: mode `{name}` is not available yet; use `--mode unreplicated`");
+    let result = match cli.command {
+        Command::Up(args) => match args.mode {
+            Mode::Firewall => {
+                eprintln!(
+                    "error: mode `firewall` is not available yet; use `--mode separate` or `--mode unreplicated`"
+                );
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
-            match up_unreplicated(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            Mode::Separate => up_separate(&args),
+            Mode::Unreplicated => up_unreplicated(&args),
+        },
+        Command::Keygen(args) => run_keygen(&args),
+        Command::Node(args) => run_node(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn up_unreplicated(args: &UpArgs) -> Result<()> {
-    let listen: SocketAddr = args.listen.parse().with_context(|| {
-        format!(
-            "bad listen address {:?} (expected IPv4 ip:port, e.g. 127.0.0.1:11111)",
-            args.listen
-        )
-    })?;
-    prepare_data_dir(&args.data)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn parse_listen(listen: &str) -> Result<SocketAddr> {
+    listen.parse().with_context(|| {
+        format!("bad listen address {listen:?} (expected IPv4 ip:port, e.g. 127.0.0.1:11111)")
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+        .context("cannot start the async runtime")
+}
+
+fn run_keygen(args: &KeygenArgs) -> Result<()> {
+    let files = palisade_node::keygen(&KeygenOptions {
+        f: args.f,
+        g: args.g,
+        clients: args.clients,
+        out: args.out.clone(),
+        base_port: args.base_port,
+        nfs_port: args.nfs_port,
+        layout: match args.layout {
+            LayoutArg::Loopback => Layout::Loopback,
+            LayoutArg::Docker => Layout::Docker,
+        },
+        checkpoint_interval: args.checkpoint_interval,
+    })
+    .context("keygen failed")?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+fn run_node(args: &NodeArgs) -> Result<()> {
+    runtime()?.block_on(async {
+        let node = RunningNode::start(&args.config)
+            .await
+            .with_context(|| format!("cannot start the node of {}", args.config.display()))?;
+        if let RunningNode::Gateway(g) = &node {
+            if let Some(c) = g.client_commands() {
+                println!("palisade: gateway ready on {:?}", g.nfs_addr());
+                println!("  libnfs: {}", c.nfs_ls);
+                println!("  kernel: {}", c.mount);
+            }
+        } else {
+            println!("palisade: node of {} running", args.config.display());
+        }
+        wait_for_stop_signal().await?;
+        info!("stopping");
+        node.stop().await;
+        Ok(())
+    })
+}
+
+fn up_separate(args: &UpArgs) -> Result<()> {
+    let listen = parse_listen(&args.listen)?;
+    prepare_data_dir(&args.data)?;
+    runtime()?.block_on(async {
+        let cluster = LocalCluster::start(&LocalClusterOptions {
+            data: args.data.clone(),
+            nfs_listen: listen,
+            base_port: None,
+            export_name: Some(args.export_name.clone()),
+        })
+        .await
+        .context("cannot start the separate cluster")?;
+        let addr = cluster
+            .nfs_addr()
+            .context("the gateway has no NFS address")?;
+        let commands = palisade_gateway::ClientCommands::for_addr(addr);
+        println!(
+            "palisade: separate cluster (4 agreement, 3 execution nodes, keys in {}) ready on {}",
+            cluster.keys_dir().display(),
+            addr
+        );
+        println!("  libnfs: {}", commands.nfs_ls);
+        println!("  kernel: {}", commands.mount);
+        println!("Ctrl-C or SIGTERM stops it.");
+        wait_for_stop_signal().await?;
+        info!("stopping");
+        cluster.shutdown().await;
+        println!("palisade: stopped");
+        Ok(())
+    })
+}
+
+fn up_unreplicated(args: &UpArgs) -> Result<()> {
+    let listen = parse_listen(&args.listen)?;
+    prepare_data_dir(&args.data)?;
+    runtime()?.block_on(async {
         let options = GatewayOptions {
             listen,
             export_name: args.export_name.clone(),

@@ -24,15 +24,13 @@ fn run(args: &[&str]) -> (i32, String) {
 }
 
 #[test]
-fn replicated_modes_are_refused_with_exit_code_2() {
+fn the_firewall_mode_is_refused_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    for mode in ["separate", "firewall"] {
-        let (code, err) = run(&["up", "--mode", mode, "--data", data]);
-        assert_eq!(code, 2, "{err}");
-        assert!(err.contains("not available yet"), "{err}");
-        assert!(err.contains(mode), "{err}");
-    }
+    let (code, err) = run(&["up", "--mode", "firewall", "--data", data]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("firewall"), "{err}");
 }
 
 #[test]
@@ -42,11 +40,24 @@ fn bad_arguments_are_clear_errors() {
     let (code, err) = run(&["up", "--data", data, "--listen", "nonsense"]);
     assert_eq!(code, 1);
     assert!(err.contains("bad listen address"), "{err}");
+    let (code, err) = run(&[
+        "up",
+        "--mode",
+        "unreplicated",
+        "--data",
+        data,
+        "--listen",
+        "nonsense",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad listen address"), "{err}");
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let (code, err) = run(&[
         "up",
+        "--mode",
+        "unreplicated",
         "--data",
         file.to_str().unwrap(),
         "--listen",
@@ -60,6 +71,8 @@ fn bad_arguments_are_clear_errors() {
     std::fs::write(corrupt.join("state.redb"), vec![0x33u8; 8192]).unwrap();
     let (code, err) = run(&[
         "up",
+        "--mode",
+        "unreplicated",
         "--data",
         corrupt.to_str().unwrap(),
         "--listen",
@@ -70,7 +83,15 @@ fn bad_arguments_are_clear_errors() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let (code, err) = run(&["up", "--data", data, "--listen", &addr]);
+    let (code, err) = run(&[
+        "up",
+        "--mode",
+        "unreplicated",
+        "--data",
+        data,
+        "--listen",
+        &addr,
+    ]);
     assert_eq!(code, 1);
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 
@@ -89,17 +110,27 @@ impl Drop for Running {
 
 #[test]
 fn up_serves_prints_client_commands_and_stops_on_sigterm() {
+    up_serves_and_stops("unreplicated", "state.redb");
+}
+
+/// The default mode is `separate`: keys are generated into <data>/keys, the execution
+/// replicas keep their state in <data>/exec-<i>.
+#[test]
+fn up_separate_is_the_default_and_serves() {
+    up_serves_and_stops("", "exec-2/state.redb");
+}
+
+fn up_serves_and_stops(mode: &str, state_file: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    let mut args = vec!["up"];
+    if !mode.is_empty() {
+        args.extend(["--mode", mode]);
+    }
     let mut child = Running(
         palisade()
-            .args([
-                "up",
-                "--data",
-                data.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(args)
+            .args(["--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -163,5 +194,78 @@ fn up_serves_prints_client_commands_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     assert!(rest.iter().any(|l| l == "palisade: stopped"), "{rest:?}");
     // The data directory holds the durable state and is reusable.
-    assert!(data.join("state.redb").exists());
+    assert!(data.join(state_file).exists(), "{state_file}");
+}
+
+#[test]
+fn keygen_writes_private_configs_and_bad_configs_are_clear_errors() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let out_s = out.to_str().unwrap();
+    let (code, err) = run(&[
+        "keygen",
+        "--f",
+        "1",
+        "--g",
+        "1",
+        "--clients",
+        "2",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4 + 3 + 2, "{names:?}");
+    assert!(names.contains(&"agreement-3.toml".to_string()));
+    assert!(names.contains(&"execution-2.toml".to_string()));
+    assert!(names.contains(&"gateway-1.toml".to_string()));
+    for n in &names {
+        let mode = std::fs::metadata(out.join(n)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{n}");
+    }
+    // A broken key: the error names the file and the field.
+    let file = out.join("agreement-1.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let broken = text.replacen("signing_key = \"", "signing_key = \"zz", 1);
+    std::fs::write(&file, broken).unwrap();
+    let (code, err) = run(&["node", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("agreement-1.toml") && err.contains("signing_key"),
+        "{err}"
+    );
+    // Another node's secret key: does not match this node's public key.
+    let other = std::fs::read_to_string(out.join("agreement-2.toml")).unwrap();
+    let other_key = other
+        .lines()
+        .find(|l| l.starts_with("signing_key"))
+        .unwrap();
+    let swapped: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("signing_key") {
+                other_key
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, swapped).unwrap();
+    let (code, err) = run(&["node", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not match"), "{err}");
+    // Not TOML at all, and a missing file.
+    std::fs::write(&file, "role = [").unwrap();
+    let (code, err) = run(&["node", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("agreement-1.toml"), "{err}");
+    let (code, err) = run(&["node", "--config", "/nonexistent/x.toml"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/x.toml"), "{err}");
 }

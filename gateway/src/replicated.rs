@@ -1,0 +1,341 @@
+//! `ReplicatedFileService`: the gateway's [`FileService`] over the BFT client core
+//! ([`palisade_client::Client`]) — each file-system operation becomes a signed request
+//! multicast to every agreement replica, and its result is the one g+1 execution
+//! replicas agree on (Yin et al., SOSP 2003, §3; Castro–Liskov TOCS §4.1).
+//!
+//! One driver task owns the client core: it submits operations, feeds replies and the
+//! retransmission timer, and carries out the core's sends over the authenticated links.
+//! When the core's window of requests in flight is full (`Busy`), operations wait in a
+//! bounded queue and go out as earlier ones complete; beyond that, callers wait on the
+//! bounded command channel (back-pressure up to the NFS front end).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
+use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
+use palisade_net::{Envelope, Inbound, Network, NodeId};
+use palisade_wire::fs::{FsError, FsOp, FsResult};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info_span, warn};
+
+use crate::file_service::FileService;
+
+/// Operations waiting for a free slot in the client's window.
+const MAX_WAITING: usize = 4096;
+/// Capacity of the command channel from callers to the driver.
+const COMMANDS: usize = 1024;
+
+/// Counters of a [`ReplicatedFileService`].
+#[derive(Debug, Default)]
+struct Counters {
+    submitted: AtomicU64,
+    completed: AtomicU64,
+    busy: AtomicU64,
+    refused: AtomicU64,
+    undecodable_results: AtomicU64,
+    unexpected_messages: AtomicU64,
+}
+
+/// A copy of the service's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicatedStats {
+    /// Operations handed to the client core (accepted into its window).
+    pub submitted: u64,
+    /// Operations answered with a result g+1 execution replicas agreed on.
+    pub completed: u64,
+    /// Times the window was full and an operation had to wait.
+    pub busy: u64,
+    /// Operations the core refused outright (too large to send); answered `Io`.
+    pub refused: u64,
+    /// Agreed results that did not decode as an `FsResult`; answered `Io`.
+    pub undecodable_results: u64,
+    /// Link messages that are not replies from execution replicas; dropped.
+    pub unexpected_messages: u64,
+}
+
+enum Command {
+    Call(Vec<u8>, oneshot::Sender<FsResult>),
+}
+
+/// The replicated file service of one gateway (one BFT client id).
+pub struct ReplicatedFileService {
+    tx: mpsc::Sender<Command>,
+    closed: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+    net: Arc<Network>,
+    counters: Arc<Counters>,
+}
+
+impl ReplicatedFileService {
+    /// Starts the driver. `net` is this gateway's network (its node id is the client id)
+    /// and `inbound` its receiving end; `agreement` and `execution` are the replicas' ids.
+    pub fn start(
+        config: ClientConfig,
+        key: SigningKey,
+        net: Arc<Network>,
+        inbound: mpsc::Receiver<Inbound>,
+        agreement: Vec<NodeId>,
+    ) -> ReplicatedFileService {
+        let (tx, rx) = mpsc::channel(COMMANDS);
+        let counters = Arc::new(Counters::default());
+        let driver = Driver {
+            id: config.id,
+            client: Client::new(config, key),
+            net: net.clone(),
+            agreement,
+            pending: HashMap::new(),
+            waiting: VecDeque::new(),
+            retransmit_at: None,
+            epoch: Instant::now(),
+            counters: counters.clone(),
+        };
+        let task = tokio::spawn(driver.run(rx, inbound));
+        ReplicatedFileService {
+            tx,
+            closed: AtomicBool::new(false),
+            task: Mutex::new(Some(task)),
+            net,
+            counters,
+        }
+    }
+
+    pub fn stats(&self) -> ReplicatedStats {
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ReplicatedStats {
+            submitted: l(&c.submitted),
+            completed: l(&c.completed),
+            busy: l(&c.busy),
+            refused: l(&c.refused),
+            undecodable_results: l(&c.undecodable_results),
+            unexpected_messages: l(&c.unexpected_messages),
+        }
+    }
+
+    /// The gateway's links (for their counters).
+    pub fn network(&self) -> &Arc<Network> {
+        &self.net
+    }
+
+    /// Stops the driver and closes the links; operations still waiting are answered `Io`.
+    /// Idempotent.
+    pub async fn shutdown(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let task = match self.task.lock() {
+            Ok(mut t) => t.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(t) = task {
+            t.abort();
+            let _ = t.await;
+        }
+        self.net.shutdown();
+    }
+}
+
+#[async_trait]
+impl FileService for ReplicatedFileService {
+    async fn call(&self, op: FsOp) -> FsResult {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(FsError::Io);
+        }
+        let payload = palisade_wire::encode(&op).map_err(|e| {
+            warn!(error = %e, "operation does not encode; answering IO");
+            FsError::Io
+        })?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        if self
+            .tx
+            .send(Command::Call(payload, reply_tx))
+            .await
+            .is_err()
+        {
+            return Err(FsError::Io);
+        }
+        reply_rx.await.unwrap_or(Err(FsError::Io))
+    }
+}
+
+struct Driver {
+    id: u64,
+    client: Client,
+    net: Arc<Network>,
+    agreement: Vec<NodeId>,
+    pending: HashMap<u64, oneshot::Sender<FsResult>>,
+    waiting: VecDeque<(Vec<u8>, oneshot::Sender<FsResult>)>,
+    retransmit_at: Option<Instant>,
+    epoch: Instant,
+    counters: Arc<Counters>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut inbound: mpsc::Receiver<Inbound>,
+    ) {
+        loop {
+            let room = self.waiting.len() < MAX_WAITING;
+            tokio::select! {
+                c = commands.recv(), if room => match c {
+                    Some(Command::Call(payload, reply)) => {
+                        self.waiting.push_back((payload, reply));
+                        self.submit_waiting();
+                    }
+                    None => return,
+                },
+                m = inbound.recv() => match m {
+                    Some(m) => self.on_inbound(m),
+                    None => return,
+                },
+                _ = crate::replicated::sleep_until(self.retransmit_at) => {
+                    self.retransmit_at = None;
+                    self.step(ClientInput::Timer(ClientTimer::Retransmit));
+                }
+            }
+        }
+    }
+
+    /// Submits waiting operations until the window is full.
+    fn submit_waiting(&mut self) {
+        while let Some((payload, reply)) = self.waiting.pop_front() {
+            let outputs = self.client_step(ClientInput::Submit {
+                payload: payload.clone(),
+            });
+            let mut accepted = None;
+            let mut busy = false;
+            let mut refused = false;
+            let mut rest = Vec::new();
+            for o in outputs {
+                match o {
+                    ClientOutput::Accepted { request_id } => accepted = Some(request_id),
+                    ClientOutput::Busy => busy = true,
+                    ClientOutput::Refused { reason } => {
+                        warn!(
+                            client = self.id,
+                            reason, "operation refused by the client core"
+                        );
+                        refused = true;
+                    }
+                    other => rest.push(other),
+                }
+            }
+            if let Some(id) = accepted {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                self.pending.insert(id, reply);
+            } else if refused {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = reply.send(Err(FsError::Io));
+            } else if busy {
+                self.counters.busy.fetch_add(1, Ordering::Relaxed);
+                self.waiting.push_front((payload, reply));
+            }
+            for o in rest {
+                self.carry_out(o);
+            }
+            if busy {
+                return;
+            }
+        }
+    }
+
+    fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
+        match (from, envelope) {
+            (NodeId::Execution(_), Envelope::Reply(reply)) => {
+                self.step(ClientInput::Reply(reply));
+                if !self.waiting.is_empty() {
+                    self.submit_waiting();
+                }
+            }
+            (from, e) => {
+                self.counters
+                    .unexpected_messages
+                    .fetch_add(1, Ordering::Relaxed);
+                debug!(client = self.id, %from, kind = e.kind(), "unexpected message dropped");
+            }
+        }
+    }
+
+    fn client_step(&mut self, input: ClientInput) -> Vec<ClientOutput> {
+        let now = self.epoch.elapsed();
+        let span = info_span!("gateway", node = self.id);
+        let _enter = span.enter();
+        self.client.step(input, now)
+    }
+
+    fn step(&mut self, input: ClientInput) {
+        for o in self.client_step(input) {
+            self.carry_out(o);
+        }
+    }
+
+    fn carry_out(&mut self, output: ClientOutput) {
+        match output {
+            ClientOutput::SendRequest { to: None, request } => {
+                self.net
+                    .send_many(self.agreement.iter().copied(), &Envelope::Request(request));
+            }
+            ClientOutput::SendRequest {
+                to: Some(r),
+                request,
+            } => {
+                self.net
+                    .send(NodeId::Agreement(r), &Envelope::Request(request));
+            }
+            ClientOutput::Complete {
+                request_id,
+                sequence,
+                result,
+            } => {
+                let answer = palisade_wire::decode::<FsResult>(&result).unwrap_or_else(|e| {
+                    self.counters.undecodable_results.fetch_add(1, Ordering::Relaxed);
+                    warn!(client = self.id, request_id, sequence, error = %e, "agreed result does not decode");
+                    Err(FsError::Io)
+                });
+                self.counters.completed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(answer);
+                }
+            }
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after,
+            } => {
+                self.retransmit_at = Some(Instant::now() + after);
+            }
+            ClientOutput::CancelTimer(ClientTimer::Retransmit) => self.retransmit_at = None,
+            // Answered where the submission is made.
+            ClientOutput::Accepted { .. } | ClientOutput::Busy | ClientOutput::Refused { .. } => {}
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Default settings of a gateway's client core: a window of 256 requests, retransmission
+/// after 1 s (the client backs off from there).
+pub fn default_client_config(
+    id: u64,
+    g: usize,
+    exec_keys: Vec<ed25519_dalek::VerifyingKey>,
+    agreement_replicas: usize,
+) -> ClientConfig {
+    ClientConfig {
+        id,
+        g,
+        exec_keys,
+        agreement_replicas,
+        window: 256,
+        retransmit_after: Duration::from_secs(1),
+    }
+}

@@ -1,0 +1,383 @@
+//! The agreement node: a PBFT [`Replica`] and a [`DeliveryLog`] on the links.
+//!
+//! - Ticks the replica with the wall clock (the primary stamps batches with it, backups
+//!   check it: DESIGN §1), carries out its sends, broadcasts and timers.
+//! - On `Deliver`, records the batch and its ORDER certificate and sends
+//!   `ExecutionMessage::Order` to every execution replica (Yin et al. §3).
+//! - Answers an execution replica's `FetchOrders` from the delivery log.
+//! - Verifies a `Stable` checkpoint certificate (g+1 execution signatures) before it feeds
+//!   `Input::StableCheckpoint` (TOCS §4.3) and collects the delivery log; remembers the
+//!   last one in its data directory, and after a restart vouches for it again, so that a
+//!   cluster restarted as a whole resumes after the execution replicas' state instead of
+//!   at sequence 1 (the core keeps no durable log).
+//! - Bounds how often one peer can make it retransmit (`Status`, `FetchBatch`,
+//!   `FetchOrders`): the core leaves that to the runtime.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica, TimerKind};
+use palisade_net::{Envelope, Inbound, Network, NodeId};
+use palisade_wire::agreement::{AgreementMessage, Digest, Sequence};
+use palisade_wire::execution::ExecutionMessage;
+use palisade_wire::fs::Timestamp;
+use tokio::sync::mpsc;
+use tracing::{debug, info, info_span, warn};
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::handle::{NodeHandle, Probe};
+use crate::hex;
+use crate::timers::{sleep_until, Timers};
+
+/// How often the replica is told the time.
+const TICK: Duration = Duration::from_millis(5);
+/// Retransmission requests accepted per peer per second (token bucket).
+const FETCH_RATE: f64 = 200.0;
+/// Most orders re-sent for one retransmitted request.
+const MAX_RESEND: usize = 8;
+/// Most remembered delivered requests.
+const MAX_DELIVERED: usize = 256 * 1024;
+/// Interval at which a restored resume point is vouched for again until it is stable.
+const RESUME_RETRY: Duration = Duration::from_millis(300);
+
+/// The agreement replica's settings derived from a node config.
+pub fn replica_config(cfg: &NodeConfig) -> Config {
+    let mut c = Config::new(
+        cfg.f,
+        cfg.id as u32,
+        cfg.agreement_keys(),
+        cfg.client_keys(),
+    );
+    c.checkpoint_interval = cfg.checkpoint_interval;
+    c.window = (2 * cfg.checkpoint_interval).clamp(cfg.checkpoint_interval, 4096);
+    c
+}
+
+/// Starts an agreement node from its config.
+pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
+    let replica = Replica::new(replica_config(cfg), cfg.signing_key.clone())?;
+    let resume_file = cfg.data_dir.as_ref().map(|d| d.join("stable-checkpoint"));
+    if let Some(d) = &cfg.data_dir {
+        std::fs::create_dir_all(d).map_err(|source| NodeError::Write {
+            path: d.clone(),
+            source,
+        })?;
+    }
+    let resume = match &resume_file {
+        Some(f) => read_resume(f)?,
+        None => None,
+    };
+    let (net, inbound) = Network::start(cfg.network_config().await?).await?;
+    let net = Arc::new(net);
+    let probe = Arc::new(Probe::default());
+    let driver = Driver {
+        me: cfg.id as u32,
+        replica,
+        log: DeliveryLog::default(),
+        net: net.clone(),
+        agreement: (0..cfg.agreement.len() as u32)
+            .map(NodeId::Agreement)
+            .collect(),
+        execution: (0..cfg.execution.len() as u32)
+            .map(NodeId::Execution)
+            .collect(),
+        exec_keys: cfg.execution_keys(),
+        g: cfg.g,
+        timers: Timers::default(),
+        buckets: BTreeMap::new(),
+        probe: probe.clone(),
+        resume_file,
+        resume,
+        stable: 0,
+        delivered: BTreeMap::new(),
+    };
+    info!(node = %cfg.node_id(), addr = ?net.local_addr(), "agreement node started");
+    let task = tokio::spawn(driver.run(inbound));
+    Ok(NodeHandle {
+        id: cfg.node_id(),
+        net,
+        task: Some(task),
+        thread: None,
+        stop: Arc::new(AtomicBool::new(false)),
+        probe,
+    })
+}
+
+fn read_resume(path: &Path) -> Result<Option<(Sequence, Digest)>, NodeError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(NodeError::Config {
+                file: path.to_path_buf(),
+                field: "(file)".into(),
+                problem: e.to_string(),
+            })
+        }
+    };
+    let bad = || NodeError::Config {
+        file: path.to_path_buf(),
+        field: "(contents)".into(),
+        problem: "expected `<sequence> <64 hex digits>`".into(),
+    };
+    let mut parts = text.split_whitespace();
+    let seq: Sequence = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let digest = parts.next().and_then(hex::decode32).ok_or_else(bad)?;
+    Ok(Some((seq, Digest(digest))))
+}
+
+fn write_resume(path: &Path, sequence: Sequence, digest: &Digest) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{sequence} {}\n", hex::encode(&digest.0)))?;
+    std::fs::rename(&tmp, path)
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * FETCH_RATE;
+        self.tokens = (self.tokens + refill).min(FETCH_RATE);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Driver {
+    me: u32,
+    replica: Replica,
+    log: DeliveryLog,
+    net: Arc<Network>,
+    agreement: Vec<NodeId>,
+    execution: Vec<NodeId>,
+    exec_keys: Vec<ed25519_dalek::VerifyingKey>,
+    g: usize,
+    timers: Timers<TimerKind>,
+    buckets: BTreeMap<NodeId, Bucket>,
+    probe: Arc<Probe>,
+    resume_file: Option<PathBuf>,
+    resume: Option<(Sequence, Digest)>,
+    /// Highest stable execution checkpoint fed to the replica.
+    stable: Sequence,
+    /// (client, request id) → sequence of the delivered batch that carried it, above the
+    /// last stable checkpoint.
+    delivered: BTreeMap<(u64, u64), Sequence>,
+}
+
+fn now_timestamp() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    Timestamp {
+        seconds: u32::try_from(d.as_secs()).unwrap_or(u32::MAX),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+impl Driver {
+    async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut resume_retry = tokio::time::interval(RESUME_RETRY);
+        self.step(Input::Tick(now_timestamp()));
+        loop {
+            tokio::select! {
+                m = inbound.recv() => match m {
+                    Some(m) => self.on_inbound(m),
+                    None => return,
+                },
+                _ = sleep_until(self.timers.next()) => {
+                    for kind in self.timers.expired(Instant::now()) {
+                        self.step(Input::Timer(kind));
+                    }
+                }
+                _ = tick.tick() => self.step(Input::Tick(now_timestamp())),
+                _ = resume_retry.tick(), if self.resume.is_some() => self.vouch_for_resume_point(),
+            }
+        }
+    }
+
+    /// After a restart: vouch again for the last stable execution checkpoint until the
+    /// cluster has adopted it (then the replica's low watermark reaches it).
+    fn vouch_for_resume_point(&mut self) {
+        let Some((sequence, state_digest)) = self.resume else {
+            return;
+        };
+        if self.replica.low_watermark() >= sequence {
+            info!(
+                node = self.me,
+                sequence, "resumed after the stable checkpoint"
+            );
+            self.resume = None;
+            return;
+        }
+        self.step(Input::StableCheckpoint {
+            sequence,
+            state_digest,
+        });
+    }
+
+    fn allowed(&mut self, from: NodeId) -> bool {
+        let b = self.buckets.entry(from).or_insert(Bucket {
+            tokens: FETCH_RATE,
+            at: Instant::now(),
+        });
+        b.take()
+    }
+
+    fn refuse(&self, from: NodeId, what: &str) {
+        Probe::bump(&self.probe.refused);
+        debug!(node = self.me, %from, what, "message refused");
+    }
+
+    fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
+        match (from, envelope) {
+            (NodeId::Agreement(i), Envelope::Agreement(message)) => {
+                let retransmit = matches!(
+                    message,
+                    AgreementMessage::Status { .. } | AgreementMessage::FetchBatch { .. }
+                );
+                if retransmit && !self.allowed(from) {
+                    return self.refuse(from, "retransmission request over the rate limit");
+                }
+                self.step(Input::Message { from: i, message });
+            }
+            (NodeId::Client(_), Envelope::Request(request)) => {
+                let key = (request.message.client, request.message.request_id);
+                if let Some(&sequence) = self.delivered.get(&key) {
+                    // A retransmission of a delivered request: the core drops it as a
+                    // duplicate, so an execution cluster that lost that batch's order (and
+                    // saw no later one, so it cannot notice the gap) would never execute
+                    // it. Re-send the order and a few after it from the delivery log.
+                    if self.allowed(from) {
+                        for m in self.log.fetch(sequence).into_iter().take(MAX_RESEND) {
+                            self.net
+                                .send_many(self.execution.iter().copied(), &Envelope::Execution(m));
+                        }
+                    }
+                    return;
+                }
+                self.step(Input::ClientRequest(request));
+            }
+            (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Stable(cert))) => {
+                if cert.sequence <= self.stable {
+                    return;
+                }
+                if let Err(e) = cert.verify(&self.exec_keys, self.g) {
+                    warn!(node = self.me, %from, error = %e, "bad stable checkpoint certificate");
+                    return self.refuse(from, "bad stable certificate");
+                }
+                self.stable = cert.sequence;
+                Probe::put(&self.probe.stable, cert.sequence);
+                self.log.collect(&cert);
+                let stable = cert.sequence;
+                self.delivered.retain(|_, s| *s > stable);
+                if let Some(f) = &self.resume_file {
+                    if let Err(e) = write_resume(f, cert.sequence, &cert.state_digest) {
+                        warn!(node = self.me, file = %f.display(), error = %e, "cannot record the resume point");
+                    }
+                }
+                self.step(Input::StableCheckpoint {
+                    sequence: cert.sequence,
+                    state_digest: cert.state_digest,
+                });
+            }
+            (
+                NodeId::Execution(_),
+                Envelope::Execution(ExecutionMessage::FetchOrders { from: seq }),
+            ) => {
+                if !self.allowed(from) {
+                    return self.refuse(from, "FetchOrders over the rate limit");
+                }
+                let orders = self.log.fetch(seq);
+                debug!(node = self.me, %from, from_seq = seq, answered = orders.len(), "FetchOrders");
+                for m in orders {
+                    self.net.send(from, &Envelope::Execution(m));
+                }
+            }
+            // Execution replicas' individual checkpoint votes are for each other.
+            (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Checkpoint(_))) => {}
+            (from, e) => self.refuse(from, e.kind()),
+        }
+    }
+
+    fn step(&mut self, input: Input) {
+        let span = info_span!(
+            "agreement",
+            node = self.me,
+            view = self.replica.view(),
+            sequence = self.replica.last_delivered()
+        );
+        let _enter = span.enter();
+        let outputs = self.replica.step(input);
+        for o in outputs {
+            self.carry_out(o);
+        }
+        Probe::put(&self.probe.view, self.replica.view());
+        Probe::put(&self.probe.sequence, self.replica.last_delivered());
+    }
+
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Send { to, message } => {
+                self.net
+                    .send(NodeId::Agreement(to), &Envelope::Agreement(message));
+            }
+            Output::Broadcast(message) => {
+                let me = NodeId::Agreement(self.me);
+                let to: Vec<NodeId> = self
+                    .agreement
+                    .iter()
+                    .copied()
+                    .filter(|p| *p != me)
+                    .collect();
+                self.net.send_many(to, &Envelope::Agreement(message));
+            }
+            Output::SetTimer { kind, after } => self.timers.set(kind, after),
+            Output::CancelTimer(kind) => self.timers.cancel(kind),
+            Output::Deliver { batch, certificate } => {
+                debug!(
+                    node = self.me,
+                    sequence = batch.sequence,
+                    requests = batch.batch.requests.len(),
+                    "deliver"
+                );
+                for r in &batch.batch.requests {
+                    self.delivered
+                        .insert((r.message.client, r.message.request_id), batch.sequence);
+                }
+                if self.delivered.len() > MAX_DELIVERED {
+                    // Bounded: forget the oldest (clients of those requests fall back on
+                    // the execution replicas' own gap detection).
+                    let cut = batch.sequence.saturating_sub(self.replica.config().window);
+                    self.delivered.retain(|_, s| *s > cut);
+                }
+                self.log.record(batch.clone(), certificate.clone());
+                self.net.send_many(
+                    self.execution.iter().copied(),
+                    &Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
+                );
+            }
+            Output::StateTransfer { sequence, .. } => {
+                // Execution replicas fetch state among themselves; agreement only skips.
+                info!(
+                    node = self.me,
+                    sequence, "agreement skipped ahead to a stable checkpoint"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! [`LocalCluster`]: the whole `separate` configuration in one process on loopback — a
+//! gateway, 3f+1 agreement nodes and 2g+1 execution nodes (f = g = 1), each with its own
+//! links and config file, exactly as `palisade node` would run them one per process.
+//!
+//! Keys and configs are generated into `<data>/keys` on first start and reused after;
+//! execution replicas keep their file systems in `<data>/exec-<i>`, agreement nodes their
+//! resume point in `<data>/agreement-<i>`.
+//!
+//! **Restart.** The agreement core keeps no durable log, so a cluster restarted as a
+//! whole must resume after the execution replicas' state, at a stable checkpoint.
+//! [`LocalCluster::shutdown`] therefore first *quiesces*: it waits for the execution
+//! replicas to agree on their last sequence and, if that is not a checkpoint boundary,
+//! sends no-op requests (GETATTR of the root, each its own batch) until it is one and the
+//! checkpoint is stable at every agreement node, which records it. On restart the
+//! agreement nodes vouch for that checkpoint and resume after it.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use palisade_gateway::FileService;
+use palisade_wire::fs::{FsOp, ROOT_ID};
+use tracing::{info, warn};
+
+use crate::config::{file_name, keygen, KeygenOptions, Layout, NodeConfig, Role};
+use crate::error::NodeError;
+use crate::gateway_node::GatewayNode;
+use crate::handle::{NodeHandle, Probe};
+
+/// Nodes of a local cluster with f = g = 1 and one gateway.
+const NODES: u16 = 4 + 3 + 1;
+/// K of the local cluster.
+pub const LOCAL_CHECKPOINT_INTERVAL: u64 = 64;
+
+/// Where and how a local cluster runs.
+#[derive(Clone, Debug)]
+pub struct LocalClusterOptions {
+    pub data: PathBuf,
+    /// NFS + MOUNT listen address of the gateway.
+    pub nfs_listen: SocketAddr,
+    /// First of the 8 consecutive link ports, used when keys are generated; `None`
+    /// finds a free block. Ignored when `<data>/keys` exists (its configs fix the ports).
+    pub base_port: Option<u16>,
+    pub export_name: Option<String>,
+}
+
+/// A running local cluster.
+pub struct LocalCluster {
+    keys: PathBuf,
+    agreement: Vec<Option<NodeHandle>>,
+    execution: Vec<Option<NodeHandle>>,
+    gateway: Option<GatewayNode>,
+    checkpoint_interval: u64,
+}
+
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// A block of `NODES` consecutive free loopback ports (probed by binding them).
+fn free_port_block() -> Result<u16, NodeError> {
+    let start = 20_000 + (std::process::id() % 500) as u16 * 40;
+    for _ in 0..400 {
+        let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % 1000;
+        let base = start.wrapping_add(block.wrapping_mul(NODES)) % 40_000 + 20_000;
+        let all_free =
+            (0..NODES).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok());
+        if all_free {
+            return Ok(base);
+        }
+    }
+    Err(NodeError::Other(
+        "no block of free loopback ports found".into(),
+    ))
+}
+
+impl LocalCluster {
+    /// Generates keys if `<data>/keys` is absent, then starts every node.
+    pub async fn start(opts: &LocalClusterOptions) -> Result<LocalCluster, NodeError> {
+        let keys = opts.data.join("keys");
+        if !keys.join(file_name(Role::Gateway, 0)).exists() {
+            let base_port = match opts.base_port {
+                Some(p) => p,
+                None => free_port_block()?,
+            };
+            keygen(&KeygenOptions {
+                f: 1,
+                g: 1,
+                clients: 1,
+                out: keys.clone(),
+                base_port,
+                nfs_port: opts.nfs_listen.port(),
+                layout: Layout::Loopback,
+                checkpoint_interval: LOCAL_CHECKPOINT_INTERVAL,
+            })?;
+            info!(keys = %keys.display(), base_port, "generated keys and node configs");
+        }
+        let load = |role, id| NodeConfig::load(&keys.join(file_name(role, id)));
+        let gateway_cfg = load(Role::Gateway, 0)?;
+        let mut cluster = LocalCluster {
+            keys: keys.clone(),
+            agreement: Vec::new(),
+            execution: Vec::new(),
+            gateway: None,
+            checkpoint_interval: gateway_cfg.checkpoint_interval,
+        };
+        for i in 0..gateway_cfg.execution.len() as u64 {
+            let h = crate::execution_node::start(&load(Role::Execution, i)?).await?;
+            cluster.execution.push(Some(h));
+        }
+        for i in 0..gateway_cfg.agreement.len() as u64 {
+            let h = crate::agreement_node::start(&load(Role::Agreement, i)?).await?;
+            cluster.agreement.push(Some(h));
+        }
+        let gw = GatewayNode::start(
+            &gateway_cfg,
+            Some(opts.nfs_listen),
+            opts.export_name.as_deref(),
+        )
+        .await?;
+        cluster.gateway = Some(gw);
+        Ok(cluster)
+    }
+
+    /// Where NFS is served.
+    pub fn nfs_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().and_then(|g| g.nfs_addr())
+    }
+
+    pub fn gateway(&self) -> Option<&GatewayNode> {
+        self.gateway.as_ref()
+    }
+
+    pub fn keys_dir(&self) -> &Path {
+        &self.keys
+    }
+
+    pub fn agreement(&self, i: usize) -> Option<&NodeHandle> {
+        self.agreement.get(i).and_then(|h| h.as_ref())
+    }
+
+    pub fn execution(&self, i: usize) -> Option<&NodeHandle> {
+        self.execution.get(i).and_then(|h| h.as_ref())
+    }
+
+    /// The highest view any live agreement node is in.
+    pub fn view(&self) -> u64 {
+        self.agreement
+            .iter()
+            .flatten()
+            .map(|h| Probe::get(&h.probe().view))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The primary of the current view (PBFT: view mod n, TOCS §4.1).
+    pub fn primary(&self) -> usize {
+        (self.view() % self.agreement.len().max(1) as u64) as usize
+    }
+
+    /// Stops agreement node `i` (a crash: its links close, its state is gone).
+    pub async fn kill_agreement(&mut self, i: usize) {
+        if let Some(h) = self.agreement.get_mut(i).and_then(Option::take) {
+            h.stop().await;
+        }
+    }
+
+    /// Stops execution node `i`.
+    pub async fn kill_execution(&mut self, i: usize) {
+        if let Some(h) = self.execution.get_mut(i).and_then(Option::take) {
+            h.stop().await;
+        }
+    }
+
+    /// Waits until the execution replicas rest at a stable checkpoint that every live
+    /// agreement node recorded (see the module doc), driving no-op requests to reach the
+    /// next checkpoint boundary. False if that did not happen within `timeout`.
+    pub async fn quiesce(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Some(gw) = &self.gateway else {
+            return false;
+        };
+        while Instant::now() < deadline {
+            let seqs: Vec<u64> = self
+                .execution
+                .iter()
+                .flatten()
+                .map(|h| Probe::get(&h.probe().sequence))
+                .collect();
+            let Some(&s) = seqs.first() else { return false };
+            if seqs.iter().all(|x| *x == s) {
+                if s % self.checkpoint_interval == 0 {
+                    let recorded = self
+                        .agreement
+                        .iter()
+                        .flatten()
+                        .all(|h| Probe::get(&h.probe().stable) >= s);
+                    if recorded {
+                        return true;
+                    }
+                } else {
+                    let _ = gw.service().call(FsOp::GetAttr { id: ROOT_ID }).await;
+                    continue;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// Quiesces (so that a restart resumes), then stops every node.
+    pub async fn shutdown(mut self) {
+        if let Some(gw) = &self.gateway {
+            // No new NFS calls from here on; what is in flight completes or times out.
+            let _ = gw;
+        }
+        if !self.quiesce(Duration::from_secs(20)).await {
+            warn!("cluster did not reach a stable checkpoint before shutdown; a restart on this data directory may not resume");
+        }
+        if let Some(gw) = self.gateway.take() {
+            gw.shutdown().await;
+        }
+        for h in self.agreement.iter_mut().filter_map(Option::take) {
+            h.stop().await;
+        }
+        for h in self.execution.iter_mut().filter_map(Option::take) {
+            h.stop().await;
+        }
+        info!(keys = %self.keys.display(), "cluster stopped");
+    }
+}

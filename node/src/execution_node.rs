@@ -1,0 +1,258 @@
+//! The execution node: an [`ExecutionReplica`] over a durable [`RedbStore`] in the
+//! node's data directory.
+//!
+//! The replica's steps do blocking store work (redb commits with fsync), so the replica
+//! lives on its own thread, never on the async workers. A forwarding task moves
+//! authenticated inbound messages to that thread through a bounded channel (a full
+//! channel makes the link readers wait: TCP flow control pushes back on the senders).
+//! The thread sleeps until the next message or the earliest timer, steps the replica and
+//! carries out its outputs (the link layer's sends never block).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use palisade_execution::{
+    ExecTimer, ExecutionReplica, FileSystem, FsConfig, RedbStore, ReplicaConfig, ReplicaInput,
+    ReplicaOutput,
+};
+use palisade_net::{Envelope, Inbound, Network, NodeId};
+use palisade_wire::execution::ExecutionMessage;
+use tracing::{debug, info, info_span, warn};
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::handle::{NodeHandle, Probe};
+use crate::timers::Timers;
+
+/// Messages queued for the replica thread.
+const THREAD_QUEUE: usize = 1024;
+/// Longest the thread sleeps without looking at the stop flag.
+const IDLE: Duration = Duration::from_millis(100);
+
+/// The execution replica's settings derived from a node config.
+pub fn replica_config(cfg: &NodeConfig) -> ReplicaConfig {
+    ReplicaConfig {
+        id: cfg.id as u32,
+        g: cfg.g,
+        f: cfg.f,
+        agreement_keys: cfg.agreement_keys(),
+        client_keys: cfg.client_keys(),
+        exec_keys: cfg.execution_keys(),
+        checkpoint_interval: cfg.checkpoint_interval,
+        max_ahead: 4 * cfg.checkpoint_interval,
+        fetch_timeout: Duration::from_millis(200),
+    }
+}
+
+/// Opens the replica's file system in its data directory and starts the node.
+pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
+    let dir = cfg.data_dir.clone().ok_or_else(|| NodeError::Config {
+        file: cfg.path.clone(),
+        field: "data_dir".into(),
+        problem: "an execution replica needs a data directory".into(),
+    })?;
+    let rcfg = replica_config(cfg);
+    let key = cfg.signing_key.clone();
+    let open_dir = dir.clone();
+    // Opening redb reads and checks the file: blocking work.
+    let replica = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        std::fs::create_dir_all(&open_dir).map_err(|source| NodeError::Write {
+            path: open_dir.clone(),
+            source,
+        })?;
+        let store = RedbStore::open(&open_dir)?;
+        let fs = FileSystem::open(store, FsConfig::default())?;
+        Ok(ExecutionReplica::new(rcfg, key, fs)?)
+    })
+    .await
+    .map_err(|e| NodeError::Other(format!("opening the store panicked: {e}")))?
+    .map_err(|e| match e {
+        NodeError::Execution(source) => NodeError::Other(format!(
+            "cannot open the execution data directory {}: {source}",
+            dir.display()
+        )),
+        other => other,
+    })?;
+    let (net, mut inbound) = Network::start(cfg.network_config().await?).await?;
+    let net = Arc::new(net);
+    let probe = Arc::new(Probe::default());
+    Probe::put(&probe.sequence, replica.last_applied());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = sync_channel::<Inbound>(THREAD_QUEUE);
+    let worker = Worker {
+        me: cfg.id as u32,
+        replica,
+        net: net.clone(),
+        agreement: (0..cfg.agreement.len() as u32)
+            .map(NodeId::Agreement)
+            .collect(),
+        execution: (0..cfg.execution.len() as u32)
+            .map(NodeId::Execution)
+            .collect(),
+        timers: Timers::default(),
+        probe: probe.clone(),
+        stop: stop.clone(),
+        divergent: false,
+    };
+    info!(node = %cfg.node_id(), addr = ?net.local_addr(), last_applied = worker.replica.last_applied(),
+        data = %dir.display(), "execution node started");
+    let thread = std::thread::Builder::new()
+        .name(format!("palisade-exec-{}", cfg.id))
+        .spawn(move || worker.run(rx))
+        .map_err(|e| NodeError::Other(format!("cannot start the execution thread: {e}")))?;
+    let forward_stop = stop.clone();
+    let task = tokio::spawn(async move {
+        while let Some(m) = inbound.recv().await {
+            if !forward(&tx, m, &forward_stop).await {
+                return;
+            }
+        }
+    });
+    Ok(NodeHandle {
+        id: cfg.node_id(),
+        net,
+        task: Some(task),
+        thread: Some(thread),
+        stop,
+        probe,
+    })
+}
+
+/// Hands one message to the thread, waiting (asynchronously) while its queue is full.
+/// False once the thread is gone or the node stops.
+async fn forward(tx: &SyncSender<Inbound>, mut m: Inbound, stop: &AtomicBool) -> bool {
+    loop {
+        match tx.try_send(m) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if stop.load(Ordering::SeqCst) {
+                    return false;
+                }
+                m = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+struct Worker {
+    me: u32,
+    replica: ExecutionReplica<RedbStore>,
+    net: Arc<Network>,
+    agreement: Vec<NodeId>,
+    execution: Vec<NodeId>,
+    timers: Timers<ExecTimer>,
+    probe: Arc<Probe>,
+    stop: Arc<AtomicBool>,
+    divergent: bool,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<Inbound>) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            for kind in self.timers.expired(now) {
+                self.step(ReplicaInput::Timer(kind));
+            }
+            let wait = self
+                .timers
+                .next()
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(IDLE)
+                .min(IDLE);
+            match rx.recv_timeout(wait) {
+                Ok(m) => self.on_inbound(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        info!(
+            node = self.me,
+            last_applied = self.replica.last_applied(),
+            "execution node stopped"
+        );
+        // Dropping the replica closes the store (redb releases its file lock).
+    }
+
+    fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
+        let input = match (from, envelope) {
+            (
+                NodeId::Agreement(_),
+                Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
+            ) => ReplicaInput::Order { batch, certificate },
+            (NodeId::Execution(j), Envelope::Execution(message)) => {
+                ReplicaInput::Message { from: j, message }
+            }
+            (from, e) => {
+                Probe::bump(&self.probe.refused);
+                debug!(node = self.me, %from, kind = e.kind(), "message refused");
+                return;
+            }
+        };
+        self.step(input);
+    }
+
+    fn step(&mut self, input: ReplicaInput) {
+        let span = info_span!(
+            "execution",
+            node = self.me,
+            sequence = self.replica.last_applied()
+        );
+        let _enter = span.enter();
+        let outputs = self.replica.step(input);
+        for o in outputs {
+            self.carry_out(o);
+        }
+        Probe::put(&self.probe.sequence, self.replica.last_applied());
+        let divergent = self.replica.is_divergent();
+        if divergent && !self.divergent {
+            warn!(node = self.me, "this replica's state diverged from a stable checkpoint; repairing by state transfer");
+        }
+        self.divergent = divergent;
+        if let Some(c) = self.replica.stable_checkpoint() {
+            Probe::put(&self.probe.stable, c.sequence);
+        }
+    }
+
+    fn carry_out(&mut self, output: ReplicaOutput) {
+        match output {
+            ReplicaOutput::Reply { to, reply } => {
+                self.net.send(NodeId::Client(to), &Envelope::Reply(reply));
+            }
+            ReplicaOutput::ToExecution {
+                to: Some(j),
+                message,
+            } => {
+                self.net
+                    .send(NodeId::Execution(j), &Envelope::Execution(message));
+            }
+            ReplicaOutput::ToExecution { to: None, message } => {
+                let me = NodeId::Execution(self.me);
+                let to: Vec<NodeId> = self
+                    .execution
+                    .iter()
+                    .copied()
+                    .filter(|p| *p != me)
+                    .collect();
+                self.net.send_many(to, &Envelope::Execution(message));
+            }
+            ReplicaOutput::ToAgreement(message) => {
+                self.net.send_many(
+                    self.agreement.iter().copied(),
+                    &Envelope::Execution(message),
+                );
+            }
+            ReplicaOutput::SetTimer { kind, after } => self.timers.set(kind, after),
+            ReplicaOutput::CancelTimer(kind) => self.timers.cancel(kind),
+        }
+        if self.replica.is_divergent() {
+            warn!(
+                node = self.me,
+                "this replica's state diverged from a stable checkpoint"
+            );
+        }
+    }
+}

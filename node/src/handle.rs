@@ -1,0 +1,92 @@
+//! [`NodeHandle`]: a running node's task, links and probe; stopping it is what "killing
+//! the node" means for in-process clusters and tests.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use palisade_net::{NetStatsSnapshot, Network, NodeId};
+use tokio::task::JoinHandle;
+
+/// Progress counters a node publishes for tests, status output and shutdown.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Agreement: current view. Execution: unused.
+    pub view: AtomicU64,
+    /// Agreement: last delivered sequence. Execution: last applied sequence.
+    pub sequence: AtomicU64,
+    /// Agreement: sequence of the last stable execution checkpoint it collected on.
+    /// Execution: sequence of the last checkpoint it saw become stable.
+    pub stable: AtomicU64,
+    /// Messages dropped because of who sent them or what they were (counted here, logged
+    /// at debug level).
+    pub refused: AtomicU64,
+}
+
+impl Probe {
+    pub fn get(v: &AtomicU64) -> u64 {
+        v.load(Ordering::Relaxed)
+    }
+    pub(crate) fn put(v: &AtomicU64, x: u64) {
+        v.store(x, Ordering::Relaxed);
+    }
+    pub(crate) fn bump(v: &AtomicU64) {
+        v.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running agreement or execution node.
+pub struct NodeHandle {
+    pub(crate) id: NodeId,
+    pub(crate) net: Arc<Network>,
+    pub(crate) task: Option<JoinHandle<()>>,
+    pub(crate) thread: Option<std::thread::JoinHandle<()>>,
+    pub(crate) stop: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) probe: Arc<Probe>,
+}
+
+impl NodeHandle {
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.net.local_addr()
+    }
+
+    pub fn probe(&self) -> &Probe {
+        &self.probe
+    }
+
+    pub fn net_stats(&self) -> NetStatsSnapshot {
+        self.net.stats()
+    }
+
+    /// Stops the node: closes its links and ends its task (an execution node's thread
+    /// finishes the batch it is applying and closes its store before this returns).
+    pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.net.shutdown();
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(th) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || th.join()).await;
+        }
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.net.shutdown();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}

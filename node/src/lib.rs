@@ -1,0 +1,32 @@
+//! Palisade's node runtime: thin tokio drivers that host the pure protocol cores on the
+//! authenticated links of `palisade-net` (DESIGN §3: the cores decide, the runtime
+//! carries out their effects).
+//!
+//! - [`config`]: per-node TOML config files, and `keygen`, which writes them.
+//! - [`agreement_node`]: PBFT `Replica` + `DeliveryLog`: ticks, timers, sends, delivery
+//!   of ORDER-certified batches to every execution replica, FetchOrders, stable
+//!   checkpoints.
+//! - [`execution_node`]: `ExecutionReplica<RedbStore>` on a dedicated thread (blocking
+//!   store work never runs on the async workers).
+//! - [`gateway_node`]: the gateway's `ReplicatedFileService` (BFT client) behind NFS.
+//! - [`cluster`]: a whole `separate` configuration in one process (what
+//!   `palisade up --mode separate` and the integration tests run).
+//! - [`node`]: start any one node from its config file (`palisade node --config FILE`).
+
+pub mod agreement_node;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod execution_node;
+pub mod gateway_node;
+pub mod handle;
+pub mod hex;
+pub mod node;
+pub mod timers;
+
+pub use cluster::{LocalCluster, LocalClusterOptions};
+pub use config::{keygen, KeygenOptions, Layout, NodeConfig, Role};
+pub use error::NodeError;
+pub use gateway_node::GatewayNode;
+pub use handle::{NodeHandle, Probe};
+pub use node::RunningNode;
