@@ -1,0 +1,135 @@
+//! The `separate` configuration end to end: a gateway, 4 agreement and 3 execution nodes
+//! (f = g = 1) started in-process on loopback, each with its own authenticated links
+//! (`palisade_node::LocalCluster`, what `palisade up --mode separate` runs), driven by the
+//! real NFS client through the shared checks in `nfs_checks`.
+
+// Test helpers outside #[test] fns: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "nfs_checks/mod.rs"]
+mod nfs_checks;
+
+use std::path::Path;
+use std::time::Duration;
+
+use nfs_checks::{pattern, Endpoint, Nfs};
+use palisade_node::{LocalCluster, LocalClusterOptions, Probe};
+
+async fn start(dir: &Path) -> (LocalCluster, Endpoint) {
+    let cluster = LocalCluster::start(&LocalClusterOptions {
+        data: dir.to_path_buf(),
+        nfs_listen: "127.0.0.1:0".parse().unwrap(),
+        base_port: None,
+        export_name: None,
+    })
+    .await
+    .expect("cluster starts");
+    let ep = Endpoint::from_addr(cluster.nfs_addr().unwrap());
+    (cluster, ep)
+}
+
+/// Every shared check on one export, then a restart of the whole cluster on the same
+/// data directory: everything written before reads back, handles included, and the
+/// restarted cluster keeps working (and survives a second restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_checks_and_a_restart_on_the_same_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cluster, ep) = start(dir.path()).await;
+    nfs_checks::check_all(&ep, "suite").await;
+    let manifest = nfs_checks::populate(&ep, "kept").await;
+    nfs_checks::verify(&ep, &manifest).await;
+    let gw = cluster.gateway().unwrap().stats();
+    assert!(gw.completed > 5000, "{gw:?}");
+    assert_eq!(gw.undecodable_results, 0);
+    cluster.shutdown().await;
+
+    let (cluster, ep) = start(dir.path()).await;
+    nfs_checks::verify(&ep, &manifest).await;
+    let mut nfs = Nfs::connect(&ep).await;
+    let root = nfs.root.clone();
+    let f = nfs.new_file(&root, b"after-restart").await;
+    nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
+    let new_id = nfs.getattr(&f).await.unwrap().fileid;
+    for (_, old, _) in &manifest.files {
+        assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
+    }
+    drop(nfs);
+    cluster.shutdown().await;
+
+    let (cluster, ep) = start(dir.path()).await;
+    nfs_checks::verify(&ep, &manifest).await;
+    let mut nfs = Nfs::connect(&ep).await;
+    assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
+    assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
+    drop(nfs);
+    cluster.shutdown().await;
+}
+
+/// The primary fails in the middle of a write workload: the backups change view, the
+/// workload completes, and every write that was acknowledged reads back equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_primary_mid_workload_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, ep) = start(dir.path()).await;
+    let mut nfs = Nfs::connect(&ep).await;
+    let root = nfs.root.clone();
+    let work = nfs.mkdir(&root, b"work").await.unwrap();
+    drop(nfs);
+
+    const WRITERS: u64 = 4;
+    const FILES: u64 = 40;
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let ep = ep.clone();
+        let work = work.clone();
+        let acked_tx = acked_tx.clone();
+        writers.push(tokio::spawn(async move {
+            let mut nfs = Nfs::connect(&ep).await;
+            for i in 0..FILES {
+                let name = format!("w{w}-f{i}");
+                let data = pattern(w * 1000 + i, 1000 + (i as usize * 3001) % 70_000);
+                let f = nfs.new_file(&work, name.as_bytes()).await;
+                nfs.write_all(&f, &data, 32 * 1024).await;
+                acked_tx.send((name, data)).unwrap();
+            }
+        }));
+    }
+    drop(acked_tx);
+    // Let the workload get going, then kill the primary of view 0.
+    let mut acked = Vec::new();
+    while acked.len() < 20 {
+        acked.push(acked_rx.recv().await.expect("writers stopped early"));
+    }
+    let primary = cluster.primary();
+    assert_eq!(primary, 0, "view 0's primary is replica 0");
+    cluster.kill_agreement(primary).await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    while let Some(a) = acked_rx.recv().await {
+        acked.push(a);
+    }
+    assert_eq!(acked.len() as u64, WRITERS * FILES);
+    // The view change completed at every live replica.
+    for i in 1..4 {
+        let view = Probe::get(&cluster.agreement(i).unwrap().probe().view);
+        assert!(view >= 1, "replica {i} still in view {view}");
+    }
+    assert_ne!(cluster.primary(), primary);
+
+    // Every acknowledged write reads back equal.
+    let mut nfs = Nfs::connect(&ep).await;
+    for (name, data) in &acked {
+        let f = nfs.lookup(&work, name.as_bytes()).await.unwrap();
+        assert_eq!(&nfs.read_all(&f, 1 << 20).await, data, "{name}");
+    }
+    // And the execution replicas agree on how far they got.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seqs: Vec<u64> = (0..3)
+        .map(|i| Probe::get(&cluster.execution(i).unwrap().probe().sequence))
+        .collect();
+    assert!(seqs.iter().all(|s| *s > 0), "{seqs:?}");
+    drop(nfs);
+    cluster.shutdown().await;
+}
