@@ -23,6 +23,25 @@
 //! reference file system with the same exactly-once rule; and, once the fault phase ends,
 //! every request completes within a bound of simulated time. A failure names the seed,
 //! the invariant and the command that replays it ([`simulation::Failure`]).
+//!
+//! Composition notes (what the runtime must mirror, or what differs from it):
+//! - an agreement node re-sends, from its delivery log, the orders of a batch whose
+//!   request a client retransmits after it was delivered
+//!   ([`agreement_node::AgreementNode`]): without it, orders lost on the way to
+//!   execution are never noticed when no later order follows (found by `partitions`);
+//! - replies are not lost by default: execution ignores re-delivered orders of executed
+//!   sequences, so a client whose replies were all lost waits forever (the
+//!   `lossy-replies` scenario shows it); clients are never crashed (a restarted gateway
+//!   would reuse request ids);
+//! - execution replicas run over [`durable::DurableStore`] (a shared `MemStore`) so that
+//!   a crash keeps the committed state; one restarted from its store has an empty
+//!   exactly-once table and so a different digest until its state transfer, and is
+//!   exempt from the digest invariant until its digest agrees again;
+//! - a node down or still recovering counts against f or g: no second crash of its
+//!   kind is injected meanwhile.
+//!
+//! Usage: `cargo run -p palisade-sim --release -- --seed 1234 --scenario byzantine-primary`,
+//! `--seeds 0..200 --scenario all`, and `--ops N` for a longer soak.
 
 pub mod agreement_node;
 pub mod byzantine;
