@@ -38,7 +38,10 @@
 //!   exactly-once table and so a different digest until its state transfer, and is
 //!   exempt from the digest invariant until its digest agrees again;
 //! - a node down or still recovering counts against f or g: no second crash of its
-//!   kind is injected meanwhile.
+//!   kind is injected meanwhile;
+//! - the `chaos` scenario (loss, partitions, crashes with store loss at once) exposes a
+//!   liveness gap of state transfer: a replica answers `FetchState` only at its next
+//!   checkpoint, which never comes when it is the only up-to-date replica.
 //!
 //! Usage: `cargo run -p palisade-sim --release -- --seed 1234 --scenario byzantine-primary`,
 //! `--seeds 0..200 --scenario all`, and `--ops N` for a longer soak.

@@ -21,8 +21,9 @@ struct Args {
     /// A range of seeds, `A..B` (B excluded).
     #[arg(long)]
     seeds: Option<String>,
-    /// A scenario name, or `all` (every scenario except `colluding`, which is expected
-    /// to fail, and `lossy-replies`, which fails on a known gap: see the crate docs).
+    /// A scenario name, or `all` (every scenario except `colluding`, which breaks the
+    /// fault bound on purpose and must fail). `lossy-replies` and `chaos` currently
+    /// expose known liveness gaps (see the crate docs).
     #[arg(long, default_value = "normal")]
     scenario: String,
     /// Operations per client (overrides the scenario's default; larger = a longer soak).
@@ -48,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let scenarios: Vec<Scenario> = if args.scenario == "all" {
         Scenario::ALL
             .into_iter()
-            .filter(|s| !matches!(s, Scenario::Colluding | Scenario::LossyReplies))
+            .filter(|s| *s != Scenario::Colluding)
             .collect()
     } else {
         match Scenario::from_name(&args.scenario) {

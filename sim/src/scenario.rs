@@ -47,6 +47,8 @@ pub enum Scenario {
     Partitions,
     Crashes,
     StoreLoss,
+    /// Loss, duplication, partitions, and crashes with store loss, all at once.
+    Chaos,
     ByzantinePrimary,
     CensoringPrimary,
     BadTimestamp,
@@ -59,13 +61,14 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::Normal,
         Scenario::Lossy,
         Scenario::LossyReplies,
         Scenario::Partitions,
         Scenario::Crashes,
         Scenario::StoreLoss,
+        Scenario::Chaos,
         Scenario::ByzantinePrimary,
         Scenario::CensoringPrimary,
         Scenario::BadTimestamp,
@@ -83,6 +86,7 @@ impl Scenario {
             Scenario::Partitions => "partitions",
             Scenario::Crashes => "crashes",
             Scenario::StoreLoss => "store-loss",
+            Scenario::Chaos => "chaos",
             Scenario::ByzantinePrimary => "byzantine-primary",
             Scenario::CensoringPrimary => "censoring-primary",
             Scenario::BadTimestamp => "bad-timestamp",
@@ -201,6 +205,15 @@ impl SimConfig {
                 c.ops_per_client = 40;
             }
             Scenario::StoreLoss => {
+                c.crashes = true;
+                c.wipe_on_restart = true;
+                c.ops_per_client = 40;
+            }
+            Scenario::Chaos => {
+                c.loss_per_mille = 30;
+                c.duplicate_per_mille = 30;
+                c.jitter = Duration::from_millis(8);
+                c.partitions = true;
                 c.crashes = true;
                 c.wipe_on_restart = true;
                 c.ops_per_client = 40;

@@ -119,3 +119,26 @@ fn execution_replica_with_wrong_replies() {
 fn execution_replica_lying_about_checkpoints() {
     check(Scenario::LyingCheckpoint, 0..40);
 }
+
+// Known gaps, kept as runnable tests for whoever fixes them (`cargo test -p palisade-sim
+// -- --ignored`). Each names a failing seed that replays with the binary.
+
+/// Execution ignores a re-delivered order of an executed sequence, so a reply lost on
+/// the way to the client is never sent again. Fails e.g. at seed 1:
+/// `cargo run -p palisade-sim --release -- --seed 1 --scenario lossy-replies`.
+#[test]
+#[ignore = "known gap: lost replies are never re-sent (execution ignores re-delivered orders)"]
+fn lost_replies_are_recovered() {
+    check(Scenario::LossyReplies, 0..30);
+}
+
+/// One execution replica lost its store while another lags behind a garbage-collected
+/// checkpoint: the up-to-date replica answers state requests only at its next
+/// checkpoint, which never comes because one replica alone cannot answer clients.
+/// Fails at `cargo run -p palisade-sim --release -- --seed 9 --scenario chaos`.
+#[test]
+#[ignore = "known gap: state transfer waits for a checkpoint that needs progress"]
+fn everything_at_once() {
+    let runs = check(Scenario::Chaos, 0..30);
+    assert!(runs.iter().all(|r| r.messages_dropped > 0 && r.crashes > 0));
+}
