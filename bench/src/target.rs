@@ -24,6 +24,8 @@ pub enum SpawnKind {
     Memfs,
     /// `palisade up --mode unreplicated`.
     Unreplicated,
+    /// `palisade up --mode separate` (gateway, 4 agreement and 3 execution nodes).
+    Separate,
 }
 
 impl SpawnKind {
@@ -31,6 +33,7 @@ impl SpawnKind {
         match self {
             SpawnKind::Memfs => "memfs",
             SpawnKind::Unreplicated => "unreplicated",
+            SpawnKind::Separate => "separate",
         }
     }
 }
@@ -196,13 +199,13 @@ impl SpawnedServer {
                 c.args(["serve-memfs", "--listen", &listen]);
                 c
             }
-            SpawnKind::Unreplicated => {
+            SpawnKind::Unreplicated | SpawnKind::Separate => {
                 let bin = find_palisade(opts.palisade_bin.as_deref())?;
                 let data = dir.path().join("data");
                 std::fs::create_dir(&data).context("creating the server's data dir")?;
                 let mut c = Command::new(bin);
                 c.arg("up")
-                    .args(["--mode", "unreplicated"])
+                    .args(["--mode", kind.name()])
                     .arg("--data")
                     .arg(&data)
                     .args(["--listen", &listen]);
