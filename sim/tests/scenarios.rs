@@ -38,7 +38,7 @@ fn check(scenario: Scenario, seeds: std::ops::Range<u64>) -> Vec<RunStats> {
 
 #[test]
 fn normal() {
-    let runs = check(Scenario::Normal, 0..40);
+    let runs = check(Scenario::Normal, 0..30);
     assert!(runs
         .iter()
         .all(|r| r.max_view == 0 && r.messages_dropped == 0));
@@ -46,7 +46,7 @@ fn normal() {
 
 #[test]
 fn lossy_network() {
-    let runs = check(Scenario::Lossy, 0..40);
+    let runs = check(Scenario::Lossy, 0..30);
     assert!(
         runs.iter().all(|r| r.messages_dropped > 0),
         "every run loses messages"
@@ -55,7 +55,7 @@ fn lossy_network() {
 
 #[test]
 fn partitions_that_heal() {
-    let runs = check(Scenario::Partitions, 0..60);
+    let runs = check(Scenario::Partitions, 0..40);
     assert!(runs.iter().filter(|r| r.messages_dropped > 0).count() > runs.len() / 2);
     assert!(
         runs.iter().any(|r| r.max_view > 0),
@@ -65,7 +65,7 @@ fn partitions_that_heal() {
 
 #[test]
 fn crash_and_restart_from_durable_state() {
-    let runs = check(Scenario::Crashes, 0..40);
+    let runs = check(Scenario::Crashes, 0..30);
     assert!(
         runs.iter().all(|r| r.crashes > 0),
         "every run crashes a node"
@@ -74,7 +74,7 @@ fn crash_and_restart_from_durable_state() {
 
 #[test]
 fn execution_store_loss_and_state_transfer() {
-    let runs = check(Scenario::StoreLoss, 0..40);
+    let runs = check(Scenario::StoreLoss, 0..30);
     let transfers = runs.iter().filter(|r| r.state_transfers > 0).count();
     assert!(
         transfers > runs.len() / 2,
@@ -84,7 +84,7 @@ fn execution_store_loss_and_state_transfer() {
 
 #[test]
 fn equivocating_primary() {
-    let runs = check(Scenario::ByzantinePrimary, 0..40);
+    let runs = check(Scenario::ByzantinePrimary, 0..30);
     assert!(
         runs.iter().any(|r| r.max_view > 0),
         "the equivocator is never replaced"
@@ -93,31 +93,31 @@ fn equivocating_primary() {
 
 #[test]
 fn censoring_primary() {
-    let runs = check(Scenario::CensoringPrimary, 0..30);
+    let runs = check(Scenario::CensoringPrimary, 0..24);
     // The censored client's requests time out at the backups: the primary is replaced.
     assert!(runs.iter().all(|r| r.max_view > 0));
 }
 
 #[test]
 fn primary_with_bad_timestamps() {
-    let runs = check(Scenario::BadTimestamp, 0..30);
+    let runs = check(Scenario::BadTimestamp, 0..24);
     // Backups refuse every batch of the primary: it is replaced.
     assert!(runs.iter().all(|r| r.max_view > 0));
 }
 
 #[test]
 fn backup_with_conflicting_votes() {
-    check(Scenario::ConflictingBackup, 0..40);
+    check(Scenario::ConflictingBackup, 0..30);
 }
 
 #[test]
 fn execution_replica_with_wrong_replies() {
-    check(Scenario::WrongReplies, 0..40);
+    check(Scenario::WrongReplies, 0..30);
 }
 
 #[test]
 fn execution_replica_lying_about_checkpoints() {
-    check(Scenario::LyingCheckpoint, 0..40);
+    check(Scenario::LyingCheckpoint, 0..30);
 }
 
 // Known gaps, kept as runnable tests for whoever fixes them (`cargo test -p palisade-sim
