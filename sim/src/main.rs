@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use palisade_sim::{run, Scenario, SimConfig};
+use palisade_sim::{Failure, Scenario, SimConfig, Simulation};
 
 #[derive(Parser, Debug)]
 #[command(about = "Deterministic whole-pipeline simulator of Palisade")]
@@ -32,6 +32,13 @@ struct Args {
     /// Number of clients (overrides the default).
     #[arg(long)]
     clients: Option<usize>,
+    /// Milliseconds of simulated time to keep running after the last request completed
+    /// (overrides the default).
+    #[arg(long)]
+    settle_ms: Option<u64>,
+    /// Print the state of every node at the end of each passing run.
+    #[arg(long)]
+    verbose: bool,
 }
 
 fn parse_range(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
@@ -78,15 +85,38 @@ fn main() -> anyhow::Result<()> {
             if let Some(c) = args.clients {
                 config.clients = c;
             }
+            if let Some(ms) = args.settle_ms {
+                config.settle = std::time::Duration::from_millis(ms);
+            }
             runs += 1;
             let t = Instant::now();
-            match run(seed, config) {
+            let (result, state) = match Simulation::new(seed, config.clone()) {
+                Ok(mut sim) => {
+                    let result = sim.run();
+                    (result, sim.describe())
+                }
+                Err(violation) => (
+                    Err(Failure {
+                        seed,
+                        scenario,
+                        violation,
+                        at: std::time::Duration::ZERO,
+                        events: 0,
+                    }),
+                    String::new(),
+                ),
+            };
+            if args.verbose && result.is_ok() {
+                writeln!(out, "{state}")?;
+            }
+            match result {
                 Ok(stats) => writeln!(
                     out,
-                    "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {}, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall",
+                    "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall",
                     stats.completed,
                     stats.committed,
                     stats.max_view,
+                    stats.agreement_lagging,
                     stats.state_transfers,
                     stats.messages_dropped,
                     stats.sim_time,

@@ -58,6 +58,9 @@ pub struct RunStats {
     pub messages_dropped: u64,
     pub replies_conflicting: u64,
     pub crashes: u64,
+    /// Correct agreement replicas that ended the run outside the highest view or in a
+    /// view change (they lag; PBFT lets them rejoin at the next view change or status).
+    pub agreement_lagging: u64,
 }
 
 /// A failed run: everything needed to replay it.
@@ -290,7 +293,7 @@ impl Simulation {
     }
 
     /// Runs to the end; `Ok` if no invariant broke.
-    pub fn run(mut self) -> Result<RunStats, Failure> {
+    pub fn run(&mut self) -> Result<RunStats, Failure> {
         match self.run_inner() {
             Ok(()) => Ok(self.finish_stats()),
             Err(violation) => Err(Failure {
@@ -687,6 +690,15 @@ impl Simulation {
             .map(|e| e.replica.stats().state_transfers_completed)
             .sum();
         stats.messages_dropped = self.network.dropped;
+        stats.agreement_lagging = self
+            .agreement
+            .iter()
+            .filter(|a| a.is_correct())
+            .filter(|a| {
+                a.replica.view() != stats.max_view
+                    || a.replica.status() != palisade_agreement::Status::Normal
+            })
+            .count() as u64;
         stats.replies_conflicting = self
             .clients
             .iter()
@@ -747,7 +759,7 @@ fn byzantine_assignment(config: &SimConfig, rng: &mut SimRng) -> Vec<(ReplicaId,
 /// Runs one seed of `config`.
 pub fn run(seed: u64, config: SimConfig) -> Result<RunStats, Failure> {
     match Simulation::new(seed, config.clone()) {
-        Ok(sim) => sim.run(),
+        Ok(mut sim) => sim.run(),
         Err(violation) => Err(Failure {
             seed,
             scenario: config.scenario,
