@@ -2,8 +2,9 @@
 //!
 //! - Ticks the replica with the wall clock (the primary stamps batches with it, backups
 //!   check it: DESIGN §1), carries out its sends, broadcasts and timers.
-//! - On `Deliver`, records the batch and its ORDER certificate and sends
-//!   `ExecutionMessage::Order` to every execution replica (Yin et al. §3).
+//! - On `Deliver`, records the batch and its ORDER certificate and (replicas 0..=f, so
+//!   that at least one correct node does) sends `ExecutionMessage::Order` to every
+//!   execution replica (Yin et al. §3).
 //! - Answers an execution replica's `FetchOrders` from the delivery log.
 //! - Verifies a `Stable` checkpoint certificate (g+1 execution signatures) before it feeds
 //!   `Input::StableCheckpoint` (TOCS §4.3) and collects the delivery log; remembers the
@@ -94,6 +95,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         resume,
         stable: 0,
         delivered: BTreeMap::new(),
+        sends_orders: (cfg.id as usize) <= cfg.f,
     };
     info!(node = %cfg.node_id(), addr = ?net.local_addr(), "agreement node started");
     let task = tokio::spawn(driver.run(inbound));
@@ -172,6 +174,13 @@ struct Driver {
     resume: Option<(Sequence, Digest)>,
     /// Highest stable execution checkpoint fed to the replica.
     stable: Sequence,
+    /// Whether this node pushes every delivered batch to the execution replicas. Only
+    /// replicas 0..=f do: at least one of any f+1 is correct, so every order reaches
+    /// execution, with a fraction of the traffic (an order carries the batch's payload —
+    /// up to megabytes of WRITE data — and every copy is encrypted, sent, decrypted and
+    /// decoded). The others still keep the delivery log and answer `FetchOrders`, so an
+    /// execution replica that misses an order (all f+1 senders slow) still gets it.
+    sends_orders: bool,
     /// (client, request id) → sequence of the delivered batch that carried it, above the
     /// last stable checkpoint.
     delivered: BTreeMap<(u64, u64), Sequence>,
@@ -326,7 +335,16 @@ impl Driver {
         for o in outputs {
             self.carry_out(o);
         }
-        Probe::put(&self.probe.view, self.replica.view());
+        let view = self.replica.view();
+        if view != Probe::get(&self.probe.view) {
+            info!(
+                node = self.me,
+                view,
+                primary = self.replica.is_primary(),
+                "entered a new view"
+            );
+        }
+        Probe::put(&self.probe.view, view);
         Probe::put(&self.probe.sequence, self.replica.last_delivered());
     }
 
@@ -366,10 +384,12 @@ impl Driver {
                     self.delivered.retain(|_, s| *s > cut);
                 }
                 self.log.record(batch.clone(), certificate.clone());
-                self.net.send_many(
-                    self.execution.iter().copied(),
-                    &Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
-                );
+                if self.sends_orders {
+                    self.net.send_many(
+                        self.execution.iter().copied(),
+                        &Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
+                    );
+                }
             }
             Output::StateTransfer { sequence, .. } => {
                 // Execution replicas fetch state among themselves; agreement only skips.
