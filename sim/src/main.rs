@@ -48,6 +48,19 @@ fn parse_range(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    match run_all(&args) {
+        // `palisade-sim ... | head` closed the pipe: not an error of the simulation.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn run_all(args: &Args) -> anyhow::Result<()> {
     let seeds = match (&args.seed, &args.seeds) {
         (Some(s), _) => *s..s.saturating_add(1),
         (None, Some(r)) => parse_range(r)?,
