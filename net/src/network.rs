@@ -135,6 +135,7 @@ impl Network {
                 stop: stop_rx.clone(),
                 handshake_timeout: config.handshake_timeout,
                 slots: Arc::new(Semaphore::new(config.max_incoming.max(1))),
+                current: Arc::new(Mutex::new(HashMap::new())),
             };
             tasks.push(tokio::spawn(acceptor.run(listener)));
             info!(node = %config.me, addr = ?local_addr, "listening");
@@ -363,6 +364,10 @@ struct Acceptor {
     stop: watch::Receiver<bool>,
     handshake_timeout: Duration,
     slots: Arc<Semaphore>,
+    /// The live incoming connection of each peer. A peer dials one link to us; a new one
+    /// (it restarted, or its old link broke unnoticed) supersedes the old, so a peer can
+    /// never hold more than one connection's buffers here.
+    current: Arc<Mutex<HashMap<NodeId, Arc<tokio::sync::Notify>>>>,
 }
 
 impl Acceptor {
@@ -417,6 +422,14 @@ impl Acceptor {
         };
         bump(&self.stats.accepted);
         debug!(node = %self.me, peer = %from, %remote, "accepted");
+        let superseded = Arc::new(tokio::sync::Notify::new());
+        let old = match self.current.lock() {
+            Ok(mut m) => m.insert(from, superseded.clone()),
+            Err(p) => p.into_inner().insert(from, superseded.clone()),
+        };
+        if let Some(old) = old {
+            old.notify_one();
+        }
         let mut r = BufReader::with_capacity(256 * 1024, stream);
         let mut scratch = Vec::new();
         let mut stop = self.stop.clone();
@@ -424,6 +437,10 @@ impl Acceptor {
             let next = tokio::select! {
                 m = frame::read_message(&mut r, &mut transport, &mut scratch) => m,
                 _ = stop.changed() => return,
+                _ = superseded.notified() => {
+                    debug!(node = %self.me, peer = %from, "link superseded by a newer one");
+                    return;
+                }
             };
             let bytes = match next {
                 Ok(Some(b)) => b,

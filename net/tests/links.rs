@@ -368,3 +368,29 @@ async fn a_restarted_peer_is_redialled() {
     assert!(p.a.stats().connects >= 2);
     drop(b);
 }
+
+/// A peer holds at most one incoming link: a newer authenticated connection from the
+/// same peer closes the older one (bounds what one peer can make us buffer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_link_from_a_peer_supersedes_the_older_one() {
+    let p = pair().await;
+    let b_addr = p.b.local_addr().unwrap();
+    let mut first = TcpStream::connect(b_addr).await.unwrap();
+    let _t1 = initiate(&mut first, &p.a_key, &p.b_key.public)
+        .await
+        .unwrap();
+    wait_for(|| p.b.stats().accepted >= 1).await;
+    let mut second = TcpStream::connect(b_addr).await.unwrap();
+    let _t2 = initiate(&mut second, &p.a_key, &p.b_key.public)
+        .await
+        .unwrap();
+    assert!(closed_by_peer(&mut first).await, "the older link is closed");
+    // The newer one stays open.
+    let mut buf = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf))
+            .await
+            .is_err(),
+        "the newer link must stay open"
+    );
+}
