@@ -23,6 +23,14 @@ pub struct Slot {
     /// one, a conflicting vote in the same view is refused.
     pub prepares: BTreeMap<ReplicaId, Signed<Prepare>>,
     pub commits: BTreeMap<ReplicaId, Signed<Commit>>,
+    /// A second commit of the same view with another digest, at most one per replica:
+    /// its sender is proven faulty, but its signature is still valid evidence. A correct
+    /// replica that a faulty primary showed a different batch receives the primary's
+    /// conflicting commit first; without keeping the one that others' certificate holds
+    /// (retransmitted by status answers), it could never assemble 2f+1 matching commits
+    /// and would suspect the view forever (TOCS §4.2: the certificate is 2f+1 commits for
+    /// one digest, from any replicas).
+    pub equivocal_commits: BTreeMap<ReplicaId, Signed<Commit>>,
     /// The prepared certificate of the highest view in which this slot prepared here;
     /// it goes into view-change messages (TOCS §4.4).
     pub prepared: Option<PreparedProof>,

@@ -63,6 +63,9 @@ pub struct Replica {
     last_timestamp: Timestamp,
     vc_timer_armed: bool,
     status_timer_armed: bool,
+    /// The highest view this replica sent a view-change for. In views below it the
+    /// replica never votes or proposes (see `may_vote`).
+    vc_floor: View,
     /// View changes since the last delivered batch (the back-off exponent).
     successive_view_changes: u32,
     /// Something was delivered during this step (restart the request timer).
@@ -132,6 +135,7 @@ impl Replica {
             vc_timer_armed: false,
             status_timer_armed: false,
             successive_view_changes: 0,
+            vc_floor: 0,
             progressed: false,
             null_digest,
             early: std::collections::BTreeMap::new(),
@@ -150,6 +154,16 @@ impl Replica {
     }
     pub fn is_primary(&self) -> bool {
         self.config.primary(self.view) == self.config.id
+    }
+    /// False while this replica follows a view below one it sent a view-change for
+    /// (after [`Replica`] rejoined a lower view, see `view_changes::rejoin`): it then
+    /// learns committed batches from commit certificates but sends no pre-prepare,
+    /// prepare, commit or new-view. Its view-change for the higher view may still be
+    /// counted in that view's new-view; it only stays truthful (it lists every batch this
+    /// replica prepared below that view, TOCS §4.4) if the replica prepares nothing more
+    /// in lower views.
+    pub fn may_vote(&self) -> bool {
+        self.view >= self.vc_floor
     }
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -261,7 +275,7 @@ impl Replica {
 
     /// The primary proposes as many batches as the batcher and the high watermark allow.
     fn propose(&mut self, mut timer_fired: bool, out: &mut Vec<Output>) -> Result<(), Reject> {
-        while self.status == Status::Normal && self.is_primary() {
+        while self.status == Status::Normal && self.is_primary() && self.may_vote() {
             if self.next_sequence > self.log.high() || self.next_sequence == Sequence::MAX {
                 // Window full: wait for the next stable checkpoint (TOCS §4.3). (The
                 // end of the sequence space is only reachable through 2f+1 signatures
@@ -345,7 +359,7 @@ impl Replica {
     fn on_timer(&mut self, kind: TimerKind, out: &mut Vec<Output>) -> Result<(), Reject> {
         match kind {
             TimerKind::Batch => {
-                if self.status == Status::Normal && self.is_primary() {
+                if self.status == Status::Normal && self.is_primary() && self.may_vote() {
                     self.propose(true, out)
                 } else {
                     self.batcher.disarm();

@@ -35,4 +35,7 @@ pub struct Stats {
     pub view_changes_started: u64,
     pub new_views_installed: u64,
     pub batches_fetched: u64,
+    /// A view change that gathered no f+1 support was abandoned for the lower view that
+    /// 2f+1 commits show still running (this replica follows it without voting).
+    pub views_rejoined: u64,
 }

@@ -61,6 +61,19 @@ impl ViewChanges {
         }
     }
 
+    /// How many replicas other than `me` sent a view-change for `view` or a later view.
+    pub fn support_at_or_above(&self, view: View, me: ReplicaId) -> usize {
+        self.latest
+            .values()
+            .filter(|vc| vc.message.replica != me && vc.message.new_view >= view)
+            .count()
+    }
+
+    /// The latest view-change stored from `replica`.
+    pub fn latest_of(&self, replica: ReplicaId) -> Option<&Signed<ViewChange>> {
+        self.latest.get(&replica)
+    }
+
     /// The first 2f+1 view-changes (by replica id) for `view`, if there are that many.
     pub fn quorum_for(&self, view: View, quorum: usize) -> Option<Vec<Signed<ViewChange>>> {
         let vcs: Vec<Signed<ViewChange>> = self

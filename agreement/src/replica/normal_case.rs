@@ -111,20 +111,26 @@ impl Replica {
                 .mark_proposed(r.message.client, r.message.request_id);
         }
         self.last_timestamp = self.last_timestamp.max(m.timestamp);
-        let prepare = self.sign(Prepare {
-            view: m.view,
-            sequence: m.sequence,
-            digest: m.digest,
-            replica: self.config.id,
-        })?;
+        let prepare = if self.may_vote() {
+            Some(self.sign(Prepare {
+                view: m.view,
+                sequence: m.sequence,
+                digest: m.digest,
+                replica: self.config.id,
+            })?)
+        } else {
+            None
+        };
         let slot = self
             .log
             .slot_mut(m.sequence)
             .ok_or(Reject::OutsideWindow(m.sequence))?;
         slot.pre_prepare = Some(pre_prepare);
         slot.add_body(m.digest, batch);
-        slot.prepares.insert(self.config.id, prepare.clone());
-        out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
+        if let Some(prepare) = prepare {
+            slot.prepares.insert(self.config.id, prepare.clone());
+            out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
+        }
         self.check_progress(m.sequence, out)
     }
 
@@ -271,11 +277,22 @@ impl Replica {
             .ok_or(Reject::OutsideWindow(m.sequence))?;
         if let Some(old) = slot.commits.get(&m.replica) {
             if old.message.view == m.view {
-                return Err(if old.message.digest == m.digest {
-                    Reject::Rule("duplicate commit")
-                } else {
-                    Reject::ConflictingVote(m.replica)
-                });
+                if old.message.digest == m.digest {
+                    return Err(Reject::Rule("duplicate commit"));
+                }
+                // An equivocating sender: count it, but keep the vote as evidence (see
+                // `Slot::equivocal_commits`); a committed slot needs no more.
+                if slot.committed.is_some()
+                    || slot
+                        .equivocal_commits
+                        .get(&m.replica)
+                        .is_some_and(|e| e.message == m)
+                {
+                    return Err(Reject::ConflictingVote(m.replica));
+                }
+                slot.equivocal_commits.insert(m.replica, commit);
+                self.stats.votes_conflicting += 1;
+                return self.check_progress(m.sequence, out);
             }
         }
         slot.commits.insert(m.replica, commit);
@@ -292,7 +309,9 @@ impl Replica {
         if self.status == Status::Normal {
             self.check_prepared(sequence, out)?;
         }
-        self.check_committed(sequence);
+        if let Some(view) = self.check_committed(sequence) {
+            self.rejoin(view, out);
+        }
         self.try_deliver(out);
         Ok(())
     }
@@ -310,7 +329,7 @@ impl Replica {
         if prepares.len() < 2 * f {
             return Ok(());
         }
-        let commit = if slot.commit_sent_view != Some(view) {
+        let commit = if slot.commit_sent_view != Some(view) && self.may_vote() {
             Some(self.sign(Commit {
                 view,
                 sequence,
@@ -350,31 +369,32 @@ impl Replica {
     /// committed even if this replica missed the pre-prepare or prepares: it then only
     /// needs the body, which it fetches by digest. Safe because any two commit quorums
     /// for a sequence name the same digest, in any views (TOCS §4.2, §4.4 invariant).
-    fn check_committed(&mut self, sequence: Sequence) {
+    /// Returns the view of the certificate formed now, if one did.
+    fn check_committed(&mut self, sequence: Sequence) -> Option<palisade_wire::agreement::View> {
         let quorum = self.config.quorum();
-        let Some(slot) = self.log.get(sequence) else {
-            return;
-        };
+        let slot = self.log.get(sequence)?;
         if slot.committed.is_some() {
-            return;
+            return None;
         }
         let mut groups: std::collections::BTreeMap<
             (palisade_wire::agreement::View, Digest),
             Vec<Signed<Commit>>,
         > = std::collections::BTreeMap::new();
-        for c in slot.commits.values() {
+        for c in slot.commits.values().chain(slot.equivocal_commits.values()) {
             groups
                 .entry((c.message.view, c.message.digest))
                 .or_default()
                 .push(c.clone());
         }
         let Some(commits) = groups.into_values().find(|g| g.len() >= quorum) else {
-            return;
+            return None;
         };
         let cert = order_certificate(&commits, &self.config);
+        let view = cert.as_ref().map(|c| c.view);
         if let Some(slot) = self.log.slot_mut(sequence) {
             slot.committed = cert;
         }
+        view
     }
 
     /// Delivers committed batches strictly in sequence order (TOCS §4.2: execution in

@@ -27,6 +27,25 @@ impl Replica {
         if self.batcher.disarm() {
             out.push(Output::CancelTimer(TimerKind::Batch));
         }
+        if target <= self.vc_floor {
+            // This replica rejoined a lower view after its view-change for `vc_floor`
+            // found no support; peers keep only that (latest) message of ours, so a new
+            // one for a view up to it would be refused. Follow the change without a
+            // message of our own, and re-send the stored one when the view is reached
+            // (it may have been lost).
+            if target == self.vc_floor {
+                if let Some(vc) = self.view_changes.latest_of(self.config.id) {
+                    out.push(Output::Broadcast(AgreementMessage::ViewChange(vc.clone())));
+                }
+            }
+            self.vc_timer_armed = true;
+            out.push(Output::SetTimer {
+                kind: TimerKind::ViewChange,
+                after: self.timeout(),
+            });
+            return self.try_new_view(out);
+        }
+        self.vc_floor = target;
         let (stable_sequence, _, proof) = self.checkpoints.stable();
         let checkpoint_proof = proof.to_vec();
         let low = self.log.low();
@@ -91,7 +110,7 @@ impl Replica {
     /// The primary of the view being changed to announces it once it holds 2f+1
     /// view-change messages (TOCS §4.4).
     pub(super) fn try_new_view(&mut self, out: &mut Vec<Output>) -> Result<(), Reject> {
-        if self.status != Status::ViewChange || !self.is_primary() {
+        if self.status != Status::ViewChange || !self.is_primary() || !self.may_vote() {
             return Ok(());
         }
         let Some(vcs) = self
@@ -203,7 +222,8 @@ impl Replica {
         // Normal only now that the view's state is consistent: nothing above (the
         // checkpoint adoption in particular) may propose in a half-installed view.
         self.status = Status::Normal;
-        let backup = !self.is_primary();
+        // A replica following a view below its own view-change does not vote in it.
+        let backup = !self.is_primary() && self.may_vote();
         let mut touched = Vec::new();
         for pp in pre_prepares {
             let (sequence, digest) = (pp.message.sequence, pp.message.digest);
@@ -253,5 +273,54 @@ impl Replica {
         }
         self.replay_early(out);
         self.propose(false, out)
+    }
+
+    /// A view change of this replica gathered no support, yet 2f+1 replicas committed
+    /// a batch in the lower view `view`: they still run it (e.g. a faulty primary showed
+    /// only this replica a different batch, so only it suspected the primary). Waiting
+    /// for f+1 peers to follow would wait forever while the others make progress, so
+    /// return to `view` (Castro's thesis §2.3.5 and TOCS §4.5.2 only make a replica
+    /// *join* changes with f+1 support; they do not require it to stay alone in one).
+    ///
+    /// Safety: the view-change this replica sent for `vc_floor` may still be counted in
+    /// that view's new-view, so it must stay truthful: in views below `vc_floor` this
+    /// replica sends no prepare, commit or pre-prepare (`may_vote`) and only learns
+    /// committed batches from 2f+1 commits (which are proof on their own, TOCS §4.2),
+    /// fetching bodies by digest. It votes again once a view at or above `vc_floor` is
+    /// installed.
+    pub(super) fn rejoin(&mut self, view: View, out: &mut Vec<Output>) {
+        if self.status != Status::ViewChange || view >= self.view {
+            return;
+        }
+        let support = self
+            .view_changes
+            .support_at_or_above(self.view, self.config.id);
+        if support > self.config.f {
+            // A real view change is under way (at least one correct replica wants it).
+            return;
+        }
+        tracing::info!(
+            replica = self.config.id,
+            from_view = self.view,
+            view,
+            "view change without support abandoned: rejoining the view 2f+1 replicas commit in"
+        );
+        self.stats.views_rejoined += 1;
+        self.view = view;
+        self.status = Status::Normal;
+        for (_, slot) in self.log.slots_mut() {
+            if slot
+                .pre_prepare
+                .as_ref()
+                .is_some_and(|p| p.message.view != view)
+            {
+                slot.pre_prepare = None;
+            }
+        }
+        self.early.retain(|(v, _), _| *v > view);
+        if self.vc_timer_armed {
+            self.vc_timer_armed = false;
+            out.push(Output::CancelTimer(TimerKind::ViewChange));
+        }
     }
 }
