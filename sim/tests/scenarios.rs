@@ -123,11 +123,9 @@ fn execution_replica_lying_about_checkpoints() {
 // Known gaps, kept as runnable tests for whoever fixes them (`cargo test -p palisade-sim
 // -- --ignored`). Each names a failing seed that replays with the binary.
 
-/// Execution ignores a re-delivered order of an executed sequence, so a reply lost on
-/// the way to the client is never sent again. Fails e.g. at seed 1:
-/// `cargo run -p palisade-sim --release -- --seed 1 --scenario lossy-replies`.
+/// Replies lost on the way to the client: the client retransmits, agreement re-delivers
+/// the batch's order, and execution re-sends its cached replies (seed 1 used to fail).
 #[test]
-#[ignore = "known gap: lost replies are never re-sent (execution ignores re-delivered orders)"]
 fn lost_replies_are_recovered() {
     check(Scenario::LossyReplies, 0..30);
 }

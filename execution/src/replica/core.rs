@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use palisade_wire::agreement::{
-    Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed,
+    Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed, MAX_BATCH_REQUESTS,
 };
 use palisade_wire::checkpoint::ReplicaSnapshot;
 use palisade_wire::execution::{
@@ -216,8 +216,12 @@ impl<S: Store> ExecutionReplica<S> {
     ) {
         let seq = batch.sequence;
         let last = self.last_applied();
+        if seq <= last {
+            self.on_redelivered_order(&batch, &certificate, out);
+            return;
+        }
         // Cheap refusals first; they change nothing.
-        if seq <= last || self.buffered.contains_key(&seq) {
+        if self.buffered.contains_key(&seq) {
             self.stats.duplicate_orders += 1;
             tracing::debug!(
                 sequence = seq,
@@ -242,6 +246,61 @@ impl<S: Store> ExecutionReplica<S> {
         }
         self.buffered.insert(seq, batch);
         self.execute_ready(out);
+    }
+
+    /// An order for a sequence already executed: agreement re-delivers it when a client
+    /// retransmits a request that was delivered (its replies were lost, TOCS §4.1/§5.2).
+    /// Re-sends this replica's cached replies for that batch's requests. Cheap checks
+    /// first (is any reply cached at all?), then the certificate — an unverified message
+    /// never triggers work — and at most one cached reply per request of the batch,
+    /// which agreement already bounds in size.
+    fn on_redelivered_order(
+        &mut self,
+        batch: &OrderedBatch,
+        certificate: &OrderCertificate,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let seq = batch.sequence;
+        self.stats.duplicate_orders += 1;
+        let mut seen = BTreeSet::new();
+        let cached: Vec<Signed<Reply>> = batch
+            .batch
+            .requests
+            .iter()
+            .map(|r| (r.message.client, r.message.request_id))
+            .filter(|key| seen.insert(*key))
+            .filter_map(|(client, id)| self.replies.get(client, id))
+            // Only the reply this sequence produced: a request ordered twice by a faulty
+            // primary was answered at its first sequence.
+            .filter(|reply| reply.message.sequence == seq)
+            .take(MAX_BATCH_REQUESTS)
+            .cloned()
+            .collect();
+        if cached.is_empty() {
+            tracing::debug!(
+                sequence = seq,
+                "re-delivered order, no reply cached: ignored"
+            );
+            return;
+        }
+        if let Err(e) = certificate.verify(batch, &self.config.agreement_keys, self.config.f) {
+            self.stats.bad_certificates += 1;
+            tracing::debug!(sequence = seq, error = %e, "re-delivered order: certificate refused");
+            return;
+        }
+        self.stats.orders_redelivered += 1;
+        tracing::debug!(
+            sequence = seq,
+            replies = cached.len(),
+            "re-delivered order: re-sending cached replies"
+        );
+        for reply in cached {
+            self.stats.replies_resent += 1;
+            out.push(ReplicaOutput::Reply {
+                to: reply.message.client,
+                reply,
+            });
+        }
     }
 
     /// Executes buffered batches while the next one is there, then updates the timers.

@@ -9,6 +9,9 @@
 //! - executes each (client, request id) at most once (a faulty primary can order a request
 //!   twice) with a deterministic, bounded table that is part of the checkpointed state,
 //!   and re-sends a cached reply for a duplicate;
+//! - answers a re-delivered ORDER of a sequence it already executed (agreement re-sends
+//!   one when a client retransmits a delivered request whose replies were lost) by
+//!   re-sending its cached replies of that batch, after verifying the certificate;
 //! - signs a `Reply` per executed request;
 //! - every K sequences signs a checkpoint, collects g+1 matching ones into a
 //!   [`CheckpointCertificate`](palisade_wire::execution::CheckpointCertificate) (a stable

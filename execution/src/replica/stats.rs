@@ -18,6 +18,9 @@ pub struct ReplicaStats {
     pub undecodable_requests: u64,
     /// Orders for sequences already executed or already buffered.
     pub duplicate_orders: u64,
+    /// Re-delivered orders of executed sequences (certificate verified) that made this
+    /// replica re-send cached replies (counted in `replies_resent`).
+    pub orders_redelivered: u64,
     /// Orders beyond `last_applied + max_ahead`, dropped.
     pub orders_too_far_ahead: u64,
     /// Orders whose certificate did not verify, dropped.
