@@ -75,15 +75,24 @@ impl ClientTable {
     /// Admits a request whose signature was already checked.
     pub fn admit(&mut self, request: Signed<Request>) -> Result<(), AdmitError> {
         let (client, id) = (request.message.client, request.message.request_id);
-        let max_ordered = self.clients.get(&client).map_or(0, |st| st.max_ordered);
-        if id == 0 || id > max_ordered.saturating_add(self.window) {
+        if id == 0 {
             return Err(AdmitError::OutOfWindow(client, id));
         }
-        if max_ordered > self.window && id <= max_ordered - self.window {
-            return Err(AdmitError::OutOfWindow(client, id));
-        }
+        // Below the window (IPsec-style anti-replay, RFC 4303 §3.4.3): a replay.
         if self.is_ordered(client, id) || self.pending.contains_key(&(client, id)) {
             return Err(AdmitError::Duplicate(client, id));
+        }
+        // Any id above the window is admitted: a restarted client continues from a
+        // larger base (ClientConfig::first_request_id), and the window slides up when
+        // such a request is ordered (`mark_ordered`). What bounds memory is the number
+        // of requests one client has pending: at most one window's worth.
+        let in_flight = self
+            .pending
+            .range((client, 0)..=(client, u64::MAX))
+            .take(usize::try_from(self.window).unwrap_or(usize::MAX))
+            .count() as u64;
+        if in_flight >= self.window {
+            return Err(AdmitError::OutOfWindow(client, id));
         }
         if self.pending.len() >= self.max_pending {
             return Err(AdmitError::QueueFull);
@@ -113,8 +122,25 @@ impl ClientTable {
         if id > st.max_ordered {
             st.max_ordered = id;
             let floor = st.max_ordered.saturating_sub(window);
-            // Ids at or below the floor count as ordered without being stored.
+            // The window slides: ids at or below the floor count as ordered without
+            // being stored. Every replica slides at the same point of the order, so all
+            // agree on what a later batch may contain.
             st.ordered = st.ordered.split_off(&floor.saturating_add(1));
+            // Requests of an earlier incarnation of the client still pending below the
+            // floor can never be ordered now (backups would refuse the batch): drop
+            // them, the client abandoned them when it restarted.
+            let stale: Vec<(ClientId, u64)> = self
+                .pending
+                .range((client, 0)..=(client, floor))
+                .map(|(k, _)| *k)
+                .collect();
+            for key in stale {
+                if let Some(p) = self.pending.remove(&key) {
+                    if !p.proposed {
+                        self.sub_unproposed(p.request.message.payload.len());
+                    }
+                }
+            }
         }
     }
 
@@ -237,10 +263,11 @@ mod tests {
     fn window_duplicates_and_replays() {
         let mut t = ClientTable::new(4, 100);
         assert_eq!(t.admit(req(1, 0, 1)), Err(AdmitError::OutOfWindow(1, 0)));
-        assert_eq!(t.admit(req(1, 5, 1)), Err(AdmitError::OutOfWindow(1, 5)));
         for id in 1..=4 {
             t.admit(req(1, id, 1)).unwrap();
         }
+        // A window's worth pending: a fifth in-flight request is refused.
+        assert_eq!(t.admit(req(1, 5, 1)), Err(AdmitError::OutOfWindow(1, 5)));
         assert_eq!(t.admit(req(1, 2, 1)), Err(AdmitError::Duplicate(1, 2)));
         for id in 1..=4 {
             t.mark_ordered(1, id);
@@ -249,13 +276,47 @@ mod tests {
         assert_eq!(t.admit(req(1, 3, 1)), Err(AdmitError::Duplicate(1, 3)));
         t.admit(req(1, 8, 1)).unwrap();
         t.mark_ordered(1, 8);
-        // 3 is now below the remembered window: refused as out of window (a replay).
-        assert_eq!(t.admit(req(1, 3, 1)), Err(AdmitError::OutOfWindow(1, 3)));
+        // 3 is now below the remembered window: a duplicate (a replay).
+        assert_eq!(t.admit(req(1, 3, 1)), Err(AdmitError::Duplicate(1, 3)));
         assert!(t.is_ordered(1, 3));
         // 5..7 were never ordered and are still inside the window.
         t.admit(req(1, 6, 1)).unwrap();
         // Another client has its own window.
         t.admit(req(2, 1, 1)).unwrap();
+    }
+
+    #[test]
+    fn an_id_far_above_the_window_slides_it_forward() {
+        let mut t = ClientTable::new(4, 100);
+        for id in 1..=3 {
+            t.admit(req(1, id, 1)).unwrap();
+        }
+        t.mark_ordered(1, 1);
+        // The client restarts with a clock-derived base: far above the window, admitted.
+        let base = 1_700_000_000_000_000;
+        t.admit(req(1, base, 1)).unwrap();
+        t.admit(req(1, base + 1, 1)).unwrap();
+        assert_eq!(t.pending_len(), 4);
+        // Ordering it moves the window: everything below base - 4 counts as done, and
+        // the old incarnation's pending 2 and 3 are dropped (they can never be ordered).
+        t.mark_ordered(1, base);
+        assert_eq!(t.pending_len(), 1);
+        assert_eq!(t.unproposed(), (1, 1));
+        for old in [1, 2, 3, 500, base - 4] {
+            assert!(t.is_ordered(1, old), "{old}");
+            assert_eq!(t.admit(req(1, old, 1)), Err(AdmitError::Duplicate(1, old)));
+        }
+        assert_eq!(
+            t.admit(req(1, base, 1)),
+            Err(AdmitError::Duplicate(1, base))
+        );
+        // Inside the new window: not ordered, still admissible.
+        assert!(!t.is_ordered(1, base - 3));
+        t.admit(req(1, base + 2, 1)).unwrap();
+        assert_eq!(
+            t.admit(req(1, base + 1, 1)),
+            Err(AdmitError::Duplicate(1, base + 1))
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ struct Outstanding {
 pub struct Client {
     config: ClientConfig,
     key: SigningKey,
-    /// The id the next submission gets (ids start at 1).
+    /// The id the next submission gets (from `config.first_request_id`, up by one each).
     next_request_id: u64,
     /// Requests in flight, by id; at most `window` of them.
     outstanding: BTreeMap<u64, Outstanding>,
@@ -42,9 +42,9 @@ impl Client {
     /// check them against the key registered for `config.id`.
     pub fn new(config: ClientConfig, key: SigningKey) -> Client {
         Client {
+            next_request_id: config.first_request_id.max(1),
             config,
             key,
-            next_request_id: 1,
             outstanding: BTreeMap::new(),
             timer_due: None,
             faulty: BTreeSet::new(),

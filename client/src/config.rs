@@ -23,6 +23,13 @@ pub struct ClientConfig {
     /// How long a request waits for its result before it is sent again (doubled on each
     /// retransmission up to a bound, see [`crate::retransmit`]).
     pub retransmit_after: Duration,
+    /// The id of this client's first request (0 is taken as 1). Ids only ever increase,
+    /// also across restarts: agreement and execution remember ids per client to drop
+    /// replays (TOCS §4.1 exactly-once), so a restarted gateway that began at 1 again
+    /// would see its new requests taken for duplicates. The runtime passes a clock value
+    /// (microseconds since the epoch at start), the simulator a deterministic base that
+    /// grows with each restart. Agreement's window then slides up to the new ids.
+    pub first_request_id: u64,
 }
 
 impl ClientConfig {

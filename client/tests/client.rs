@@ -21,6 +21,10 @@ fn client_key() -> SigningKey {
 }
 
 fn client(window: usize) -> Client {
+    client_from(window, 1)
+}
+
+fn client_from(window: usize, first_request_id: u64) -> Client {
     let config = ClientConfig {
         id: CLIENT,
         g: 1,
@@ -28,6 +32,7 @@ fn client(window: usize) -> Client {
         agreement_replicas: 4,
         window,
         retransmit_after: Duration::from_millis(100),
+        first_request_id,
     };
     Client::new(config, client_key())
 }
@@ -327,4 +332,40 @@ fn oversized_payload_is_refused_without_using_an_id() {
         c.step(submit(b"ok"), ms(1))[0],
         ClientOutput::Accepted { request_id: 1 }
     );
+}
+
+#[test]
+fn ids_start_at_the_configured_base_so_a_restart_never_reuses_them() {
+    // Before a restart: ids 1, 2.
+    let mut before = client(4);
+    let out = before.step(submit(b"a"), ms(0));
+    assert_eq!(out[0], ClientOutput::Accepted { request_id: 1 });
+    // After it, from a clock-derived base (microseconds since the epoch).
+    let base = 1_764_115_200_000_000;
+    let mut after = client_from(4, base);
+    for (i, payload) in [b"x", b"y"].into_iter().enumerate() {
+        let out = after.step(submit(payload), ms(5));
+        let id = base + i as u64;
+        assert_eq!(out[0], ClientOutput::Accepted { request_id: id });
+        assert_eq!(
+            out[1],
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(id, payload),
+            }
+        );
+    }
+    // A zero base still starts at 1 (id 0 is never valid at agreement).
+    let mut zero = client_from(4, 0);
+    assert_eq!(
+        zero.step(submit(b"z"), ms(0))[0],
+        ClientOutput::Accepted { request_id: 1 }
+    );
+    // Replies for the new ids complete them.
+    after.step(reply(0, base, b"r"), ms(6));
+    let out = after.step(reply(1, base, b"r"), ms(6));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        ClientOutput::Complete { request_id, .. } if *request_id == base
+    )));
 }

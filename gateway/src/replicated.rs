@@ -337,5 +337,9 @@ pub fn default_client_config(
         agreement_replicas,
         window: 256,
         retransmit_after: Duration::from_secs(1),
+        // Microseconds since the epoch at start: ids keep increasing across restarts.
+        first_request_id: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2)),
     }
 }

@@ -196,6 +196,7 @@ impl Simulation {
                     agreement_replicas: n,
                     window: config.client_window,
                     retransmit_after: Duration::from_millis(250),
+                    first_request_id: 1,
                 };
                 ClientNode::new(
                     c,
