@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use palisade_wire::checkpoint::{
-    BlockImage, Checkpoint, EntryImage, InodeContent, InodeImage, InodeRecord,
+    BlockImage, Checkpoint, ClientRecord, EntryImage, InodeContent, InodeImage, InodeRecord,
 };
 use palisade_wire::fs::{FileId, FileType, MAX_NAME_BYTES, MAX_PATH_BYTES, ROOT_ID};
 
@@ -219,6 +219,26 @@ impl<S: Store> FileSystem<S> {
     /// nothing changed). The caller must check `cp.digest` against a certified
     /// checkpoint digest: this only proves the state matches what the sender claimed.
     pub fn import_checkpoint(&mut self, cp: &Checkpoint) -> Result<(), ExecError> {
+        self.import(cp, None)
+    }
+
+    /// [`FileSystem::import_checkpoint`] that also replaces the stored exactly-once
+    /// table with `clients` in the same atomic commit (an execution replica's state
+    /// transfer: the table is part of its certified state). The caller validates
+    /// `clients` and checks it against the certified digest.
+    pub fn import_checkpoint_with_clients(
+        &mut self,
+        cp: &Checkpoint,
+        clients: &[ClientRecord],
+    ) -> Result<(), ExecError> {
+        self.import(cp, Some(clients))
+    }
+
+    fn import(
+        &mut self,
+        cp: &Checkpoint,
+        clients: Option<&[ClientRecord]>,
+    ) -> Result<(), ExecError> {
         self.validate(cp)?;
         let existing = self.all_ids()?;
         let base = ChangeSet {
@@ -270,7 +290,16 @@ impl<S: Store> FileSystem<S> {
             tracing::warn!("checkpoint refused: digest mismatch");
             return Err(ExecError::DigestMismatch);
         }
-        let changes = ov.changes;
+        let mut changes = ov.changes;
+        if let Some(clients) = clients {
+            // Replace the whole table: drop stored records the new one lacks.
+            for old in self.clients(usize::MAX)? {
+                changes.clients.insert(old.client, None);
+            }
+            for r in clients {
+                changes.clients.insert(r.client, Some(r.clone()));
+            }
+        }
         if let Err(e) = self.store.commit(&changes) {
             tracing::warn!(error = %e, "checkpoint commit failed");
             return Err(e);

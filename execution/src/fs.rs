@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use palisade_wire::checkpoint::MetaRecord;
+use palisade_wire::checkpoint::{ClientRecord, MetaRecord};
 use palisade_wire::fs::{BatchContext, FileId, FileType, FsOp, FsResult, Timestamp, ROOT_ID};
 
 use crate::digest::{DigestTree, StateDigest};
@@ -105,6 +105,18 @@ impl<S: Store> FileSystem<S> {
         ctx: &BatchContext,
         ops: &[FsOp],
     ) -> Result<Vec<FsResult>, ExecError> {
+        self.apply_batch_with_clients(ctx, ops, BTreeMap::new())
+    }
+
+    /// [`FileSystem::apply_batch`], committing `clients` (the exactly-once table records
+    /// this batch changes, `None` deletes) in the same atomic commit, so that the table
+    /// on disk always belongs to the state on disk.
+    pub fn apply_batch_with_clients(
+        &mut self,
+        ctx: &BatchContext,
+        ops: &[FsOp],
+        clients: BTreeMap<u64, Option<ClientRecord>>,
+    ) -> Result<Vec<FsResult>, ExecError> {
         let expected = self
             .last_applied
             .checked_add(1)
@@ -130,12 +142,14 @@ impl<S: Store> FileSystem<S> {
         }
         let mut changes = exec.ov.changes;
         // A batch that changed nothing (reads only) needs no fsync: if it is lost in a
-        // crash, replaying it changes nothing either.
+        // crash, replaying it changes nothing either. Its exactly-once records commit
+        // atomically with its `last_applied`, so losing them just replays the batch.
         changes.durable = !(changes.inodes.is_empty()
             && changes.entries.is_empty()
             && changes.children.is_empty()
             && changes.blocks.is_empty()
             && changes.meta == self.meta);
+        changes.clients = clients;
         if let Err(e) = self.store.commit(&changes) {
             tracing::warn!(sequence = ctx.sequence, error = %e, "batch commit failed");
             self.reload();
@@ -159,6 +173,30 @@ impl<S: Store> FileSystem<S> {
             }
             Ok(None) => tracing::error!("store lost its meta record"),
             Err(e) => tracing::error!(error = %e, "store unreadable after failed commit"),
+        }
+    }
+
+    /// The stored exactly-once table records, ascending client id; more than `max`
+    /// records is corruption (the table holds one per registered client).
+    pub fn clients(&self, max: usize) -> Result<Vec<ClientRecord>, ExecError> {
+        let mut out: Vec<ClientRecord> = Vec::new();
+        loop {
+            let from = match out.last() {
+                Some(r) if r.client == u64::MAX => return Ok(out),
+                Some(r) => r.client + 1,
+                None => 0,
+            };
+            let page = self.store.clients_from(from, ID_CHUNK)?;
+            let full = page.len() == ID_CHUNK;
+            out.extend(page);
+            if out.len() > max {
+                return Err(ExecError::Corrupt(format!(
+                    "more than {max} exactly-once records stored"
+                )));
+            }
+            if !full {
+                return Ok(out);
+            }
         }
     }
 

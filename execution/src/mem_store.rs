@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use palisade_wire::checkpoint::{InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
 use crate::store::{Block, BlockMeta, ChangeSet, StateView, Store};
@@ -20,6 +20,7 @@ pub struct MemStore {
     entries: BTreeMap<(FileId, Vec<u8>), FileId>,
     children: BTreeMap<(FileId, FileId), Vec<u8>>,
     blocks: BTreeMap<(FileId, u64), Block>,
+    clients: BTreeMap<u64, ClientRecord>,
     failures: Arc<AtomicU32>,
 }
 
@@ -104,6 +105,15 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn clients_from(&self, from: u64, limit: usize) -> Result<Vec<ClientRecord>, ExecError> {
+        Ok(self
+            .clients
+            .range(from..)
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
         let pending = self.failures.load(Ordering::SeqCst);
         if pending > 0 {
@@ -115,6 +125,7 @@ impl Store for MemStore {
         apply(&mut self.entries, &changes.entries);
         apply(&mut self.children, &changes.children);
         apply(&mut self.blocks, &changes.blocks);
+        apply(&mut self.clients, &changes.clients);
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
-use palisade_wire::checkpoint::{InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 use redb::{
     Database, DatabaseError, Durability, ReadableDatabase, StorageBackend, StorageError,
@@ -46,6 +46,9 @@ const CHILDREN: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("child
 const BLOCKS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("blocks");
 const BLOCK_METAS: TableDefinition<(u64, u64), ([u8; 32], u32)> =
     TableDefinition::new("block_metas");
+
+/// client id → encode(ClientRecord): the execution replica's exactly-once table.
+const CLIENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("clients");
 
 const META_KEY: &str = "state";
 
@@ -134,6 +137,7 @@ impl RedbStore {
             tx.open_table(CHILDREN).map_err(open_table_error)?;
             tx.open_table(BLOCKS).map_err(open_table_error)?;
             tx.open_table(BLOCK_METAS).map_err(open_table_error)?;
+            tx.open_table(CLIENTS).map_err(open_table_error)?;
         }
         tx.commit().map_err(storage)
     }
@@ -208,6 +212,18 @@ impl RedbStore {
                     None => {
                         blocks.remove(*key).map_err(storage)?;
                         metas.remove(*key).map_err(storage)?;
+                    }
+                }
+            }
+            let mut clients = tx.open_table(CLIENTS).map_err(storage)?;
+            for (client, record) in &changes.clients {
+                match record {
+                    Some(r) => {
+                        let bytes = palisade_wire::encode(r).map_err(storage)?;
+                        clients.insert(*client, bytes.as_slice()).map_err(storage)?;
+                    }
+                    None => {
+                        clients.remove(*client).map_err(storage)?;
                     }
                 }
             }
@@ -323,6 +339,28 @@ impl Store for RedbStore {
             }
             let (k, _) = item.map_err(storage)?;
             out.push(k.value());
+        }
+        Ok(out)
+    }
+
+    fn clients_from(&self, from: u64, limit: usize) -> Result<Vec<ClientRecord>, ExecError> {
+        let tx = self.read_tx()?;
+        let t = tx.open_table(CLIENTS).map_err(open_table_error)?;
+        let mut out = Vec::new();
+        for item in t.range(from..).map_err(storage)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(storage)?;
+            let record: ClientRecord = palisade_wire::decode(v.value())?;
+            if record.client != k.value() {
+                return Err(ExecError::Corrupt(format!(
+                    "client record {} stored under key {}",
+                    record.client,
+                    k.value()
+                )));
+            }
+            out.push(record);
         }
         Ok(out)
     }

@@ -13,11 +13,15 @@
 //! - inodes: file id → [`InodeRecord`];
 //! - entries: (dir, name) → child id, for LOOKUP;
 //! - children: (dir, child id) → name, for READDIR in id order without a scan;
-//! - blocks: (file id, block index) → data, beside its blake3 hash (for the digest).
+//! - blocks: (file id, block index) → data, beside its blake3 hash (for the digest);
+//! - clients: client id → [`ClientRecord`], the execution replica's exactly-once table
+//!   (replicated state, covered by its checkpoint digest). It is written in the SAME
+//!   commit as the batch that changed it, so a replica restarted from its store knows
+//!   exactly which requests the batches it holds executed.
 
 use std::collections::BTreeMap;
 
-use palisade_wire::checkpoint::{InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
 use crate::ExecError;
@@ -90,6 +94,9 @@ pub struct ChangeSet {
     pub entries: BTreeMap<(FileId, Vec<u8>), Option<FileId>>,
     pub children: BTreeMap<(FileId, FileId), Option<Vec<u8>>>,
     pub blocks: BTreeMap<(FileId, u64), Option<Block>>,
+    /// Exactly-once table records by client id (whole records: a client's record is
+    /// small and bounded by the window).
+    pub clients: BTreeMap<u64, Option<ClientRecord>>,
 }
 
 /// A durable (or in-memory) home for the file-system state.
@@ -98,6 +105,8 @@ pub trait Store: StateView {
     fn load_meta(&self) -> Result<Option<(MetaRecord, u64)>, ExecError>;
     /// Live inode ids ≥ `from`, ascending, at most `limit` (to rebuild the digest at open).
     fn inode_ids_from(&self, from: FileId, limit: usize) -> Result<Vec<FileId>, ExecError>;
+    /// Exactly-once table records with client id ≥ `from`, ascending, at most `limit`.
+    fn clients_from(&self, from: u64, limit: usize) -> Result<Vec<ClientRecord>, ExecError>;
     /// Applies `changes` atomically: all of them or, on error, none.
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError>;
 }

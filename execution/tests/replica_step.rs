@@ -6,7 +6,7 @@ mod replica_support;
 
 use std::time::Duration;
 
-use palisade_execution::{ExecTimer, ReplicaInput, ReplicaOutput};
+use palisade_execution::{ExecTimer, FileSystem, FsConfig, ReplicaInput, ReplicaOutput};
 use palisade_wire::agreement::Signed;
 use palisade_wire::execution::{ExecCheckpoint, ExecutionMessage};
 use palisade_wire::fs::{CreateHow, FsError, FsOp, FsReply, SetAttr, ROOT_ID};
@@ -488,4 +488,88 @@ fn a_redelivered_order_re_sends_the_cached_replies_of_its_batch() {
     assert_eq!(r.stats().orders_redelivered, 1);
     assert_eq!(r.stats().replies_resent, 2);
     assert_eq!(r.stats().duplicate_orders, 3);
+}
+
+#[test]
+fn a_request_id_far_above_the_window_slides_it_and_older_ids_are_duplicates() {
+    use palisade_execution::replica::CLIENT_WINDOW;
+    let mut r = replica(0);
+    r.step(order(1, vec![create(0, 1, "a"), create(0, 3, "c")]));
+    // A restarted gateway: its ids restart from a base far above the old ones. In the
+    // same batch, id 2 (an old, never executed id) comes after the new one: below the
+    // moved window it counts as done and is not executed.
+    let base = 1_000_000;
+    let out = r.step(order(2, vec![create(0, base, "new"), create(0, 2, "old")]));
+    let sent = replies(&out);
+    assert_eq!(sent.len(), 1, "only the new request is answered");
+    assert_eq!(sent[0].message.request_id, base);
+    assert!(matches!(
+        result(&sent[0]),
+        Ok(FsReply::Created { id: 4, .. })
+    ));
+    assert_eq!(r.stats().requests_executed, 3);
+    assert_eq!(r.stats().duplicate_requests, 1);
+    assert_eq!(r.stats().duplicates_without_reply, 1);
+    // Just inside the window: a fresh id, executed. At the floor: a duplicate.
+    let out = r.step(order(
+        3,
+        vec![
+            create(0, base - CLIENT_WINDOW + 1, "inside"),
+            create(0, base - CLIENT_WINDOW, "floor"),
+            create(0, 3, "c"),
+        ],
+    ));
+    let sent = replies(&out);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].message.request_id, base - CLIENT_WINDOW + 1);
+    assert!(matches!(
+        result(&sent[0]),
+        Ok(FsReply::Created { id: 5, .. })
+    ));
+    assert_eq!(
+        (sent[1].message.sequence, sent[1].message.request_id),
+        (1, 3),
+        "id 3's cached reply (from sequence 1) is re-sent"
+    );
+    assert_eq!(r.stats().requests_executed, 4);
+    assert_eq!(r.stats().duplicate_requests, 3);
+    assert_eq!(r.stats().duplicates_without_reply, 2);
+    assert_eq!(
+        r.fs().meta().next_id,
+        6,
+        "'old' and 'floor' were never created"
+    );
+}
+
+#[test]
+fn a_replica_on_redb_restarts_with_its_exactly_once_table_and_digest() {
+    use palisade_execution::{ExecutionReplica, RedbStore};
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let fs =
+            FileSystem::open(RedbStore::open(dir.path()).unwrap(), FsConfig::default()).unwrap();
+        ExecutionReplica::new(config(0), exec_key(0), fs).unwrap()
+    };
+    let mut r = open();
+    for k in 1..=3 {
+        r.step(order(k, workload(k)));
+    }
+    let digest = r.digest();
+    drop(r);
+    let mut r = open();
+    assert_eq!(r.last_applied(), 3);
+    assert_eq!(
+        r.digest(),
+        digest,
+        "the table came back from the data directory"
+    );
+    // Batch 2 ordered again (a faulty primary): nothing is executed twice.
+    let out = r.step(order(4, workload(2)));
+    assert!(
+        replies(&out).is_empty(),
+        "no cached replies after a restart"
+    );
+    assert_eq!(r.stats().requests_executed, 0);
+    assert_eq!(r.stats().duplicate_requests, 4);
+    assert_eq!(r.stats().duplicates_without_reply, 4);
 }

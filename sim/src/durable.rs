@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use palisade_execution::{Block, BlockMeta, ChangeSet, ExecError, MemStore, StateView, Store};
-use palisade_wire::checkpoint::{InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
 /// A shared handle to one simulated data directory.
@@ -68,6 +68,12 @@ impl Store for DurableStore {
             .try_borrow()
             .map_err(|_| busy())?
             .inode_ids_from(from, limit)
+    }
+    fn clients_from(&self, from: u64, limit: usize) -> Result<Vec<ClientRecord>, ExecError> {
+        self.0
+            .try_borrow()
+            .map_err(|_| busy())?
+            .clients_from(from, limit)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
         self.0.try_borrow_mut().map_err(|_| busy())?.commit(changes)

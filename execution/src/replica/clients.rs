@@ -35,6 +35,7 @@ impl ExecutedTable {
     }
 
     /// True if `id` was executed for `client`, or is so old that it must be a replay.
+    #[cfg(test)]
     pub(crate) fn contains(&self, client: ClientId, id: u64) -> bool {
         match self.clients.get(&client) {
             Some(e) => id <= e.max.saturating_sub(self.window) || e.ids.contains(&id),
@@ -43,17 +44,23 @@ impl ExecutedTable {
     }
 
     /// Records that `id` of `client` was executed (call only if not `contains`).
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, client: ClientId, id: u64) {
         let window = self.window;
-        let e = self.clients.entry(client).or_default();
-        if id > e.max {
-            e.max = id;
-            let floor = id.saturating_sub(window);
-            e.ids = e.ids.split_off(&floor.saturating_add(1));
-        }
-        if id > e.max.saturating_sub(window) {
-            e.ids.insert(id);
-        }
+        slide(self.clients.entry(client).or_default(), id, window);
+    }
+
+    /// Applies a batch's staged changes (once the batch committed with them).
+    pub(crate) fn apply(&mut self, staged: StagedClients) {
+        self.clients.extend(staged.touched);
+    }
+
+    /// The table as it travels in a state transfer and as it is stored.
+    pub(crate) fn to_records(&self) -> Vec<ClientRecord> {
+        self.clients
+            .iter()
+            .map(|(client, e)| record(*client, e))
+            .collect()
     }
 
     /// A hash of the table, for the checkpoint digest: fixed-width fields in key order,
@@ -72,18 +79,6 @@ impl ExecutedTable {
             }
         }
         *h.finalize().as_bytes()
-    }
-
-    /// The table as it travels in a state transfer.
-    pub(crate) fn to_records(&self) -> Vec<ClientRecord> {
-        self.clients
-            .iter()
-            .map(|(client, e)| ClientRecord {
-                client: *client,
-                max_executed: e.max,
-                executed: e.ids.iter().copied().collect(),
-            })
-            .collect()
     }
 
     /// Rebuilds a table from transferred records, refusing anything this replica could
@@ -125,6 +120,69 @@ impl ExecutedTable {
             );
         }
         Ok(table)
+    }
+}
+
+/// Moves `e` to record `id` as executed: an id above the highest one slides the window
+/// up to it (like IPsec anti-replay, RFC 4303 §3.4.3), and every id at or below the new
+/// floor counts as executed without being listed — a gateway that restarts takes a
+/// clock-derived request-id base far above its old ids, and its old ids must never run.
+fn slide(e: &mut Executed, id: u64, window: u64) {
+    if id > e.max {
+        e.max = id;
+        let floor = id.saturating_sub(window);
+        e.ids = e.ids.split_off(&floor.saturating_add(1));
+    }
+    if id > e.max.saturating_sub(window) {
+        e.ids.insert(id);
+    }
+}
+
+fn record(client: ClientId, e: &Executed) -> ClientRecord {
+    ClientRecord {
+        client,
+        max_executed: e.max,
+        executed: e.ids.iter().copied().collect(),
+    }
+}
+
+/// One batch's changes to the table, staged on copies of the touched clients' entries:
+/// each request is checked against the table as the batch's earlier requests left it,
+/// and the table changes only if the batch commits, with these records in the same
+/// store commit.
+#[derive(Debug, Default)]
+pub(crate) struct StagedClients {
+    touched: BTreeMap<ClientId, Executed>,
+}
+
+impl StagedClients {
+    /// `contains` over the table with this batch's earlier requests applied.
+    pub(crate) fn contains(&self, table: &ExecutedTable, client: ClientId, id: u64) -> bool {
+        match self
+            .touched
+            .get(&client)
+            .or_else(|| table.clients.get(&client))
+        {
+            Some(e) => id <= e.max.saturating_sub(table.window) || e.ids.contains(&id),
+            None => false,
+        }
+    }
+
+    /// Stages that `id` of `client` was executed (call only if not `contains`).
+    pub(crate) fn insert(&mut self, table: &ExecutedTable, client: ClientId, id: u64) {
+        let e = self
+            .touched
+            .entry(client)
+            .or_insert_with(|| table.clients.get(&client).cloned().unwrap_or_default());
+        slide(e, id, table.window);
+    }
+
+    /// The records to store with the batch.
+    pub(crate) fn records(&self) -> BTreeMap<u64, Option<ClientRecord>> {
+        self.touched
+            .iter()
+            .map(|(c, e)| (*c, Some(record(*c, e))))
+            .collect()
     }
 }
 

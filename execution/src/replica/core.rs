@@ -13,7 +13,7 @@ use palisade_wire::execution::{
 };
 use palisade_wire::fs::{FsError, FsOp, FsResult};
 
-use super::clients::{ExecutedTable, ReplyCache};
+use super::clients::{ExecutedTable, ReplyCache, StagedClients};
 use super::transfer::{chunk, Transfer};
 use super::votes::CheckpointVotes;
 use super::{
@@ -115,18 +115,26 @@ impl<S: Store> ExecutionReplica<S> {
                 "checkpoint_interval and max_ahead must be positive",
             ));
         }
+        // The exactly-once table is committed with every batch: reopened from its data
+        // directory, a replica knows exactly what the batches it holds executed, and its
+        // digest equals its peers' at the same sequence. A stored table this replica
+        // could not have written is corruption (a clear error, never a guess).
+        let clients = config.client_keys.len();
+        let executed =
+            ExecutedTable::from_records(&fs.clients(clients)?, CLIENT_WINDOW, clients)
+                .map_err(|e| ExecError::Corrupt(format!("stored exactly-once table: {e}")))?;
         if fs.last_applied() > 0 {
             tracing::info!(
                 replica = config.id,
                 sequence = fs.last_applied(),
-                "reopened with an empty exactly-once table; a state transfer repairs it if the next stable checkpoint differs"
+                "reopened from the data directory with its exactly-once table"
             );
         }
         Ok(ExecutionReplica {
             config,
             key,
             fs,
-            executed: ExecutedTable::new(CLIENT_WINDOW),
+            executed,
             replies: ReplyCache::new(REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES),
             buffered: BTreeMap::new(),
             fetch: Fetch::default(),
@@ -350,13 +358,17 @@ impl<S: Store> ExecutionReplica<S> {
     ) -> Result<(), ExecError> {
         let mut slots = Vec::with_capacity(batch.batch.requests.len());
         let mut ops: Vec<FsOp> = Vec::new();
-        let mut in_batch = BTreeSet::new();
+        // Each request is checked against the table as the earlier requests of this
+        // batch leave it (a duplicate within the batch, or an old id below a window that
+        // a later id of its client moved, is not executed).
+        let mut staged = StagedClients::default();
         for request in &batch.batch.requests {
             let (client, id) = (request.message.client, request.message.request_id);
-            if self.executed.contains(client, id) || !in_batch.insert((client, id)) {
+            if staged.contains(&self.executed, client, id) {
                 slots.push(Slot::Duplicate(client, id));
                 continue;
             }
+            staged.insert(&self.executed, client, id);
             match palisade_wire::decode::<FsOp>(&request.message.payload) {
                 Ok(op) => {
                     ops.push(op);
@@ -369,7 +381,11 @@ impl<S: Store> ExecutionReplica<S> {
                 }
             }
         }
-        let results = self.fs.apply_batch(&batch.context(), &ops)?;
+        // The table's changes commit atomically with the batch (durable exactly-once).
+        let results = self
+            .fs
+            .apply_batch_with_clients(&batch.context(), &ops, staged.records())?;
+        self.executed.apply(staged);
         self.stats.batches_executed += 1;
         for slot in slots {
             match slot {
@@ -379,7 +395,6 @@ impl<S: Store> ExecutionReplica<S> {
                         None if op.is_some() => FsResult::Err(FsError::ServerFault),
                         None => FsResult::Err(FsError::Inval),
                     };
-                    self.executed.insert(client, id);
                     self.stats.requests_executed += 1;
                     self.reply(batch.sequence, client, id, &result, out);
                 }
@@ -393,7 +408,14 @@ impl<S: Store> ExecutionReplica<S> {
                                 reply: reply.clone(),
                             });
                         }
-                        None => tracing::debug!(client, id, "duplicate request, reply not cached"),
+                        None => {
+                            self.stats.duplicates_without_reply += 1;
+                            tracing::debug!(
+                                client,
+                                id,
+                                "duplicate request, reply not cached: dropped"
+                            );
+                        }
                     }
                 }
             }
@@ -866,7 +888,9 @@ impl<S: Store> ExecutionReplica<S> {
         if combined(&snapshot.checkpoint.digest, &table) != expected {
             return Err(ExecError::DigestMismatch);
         }
-        self.fs.import_checkpoint(&snapshot.checkpoint)?;
+        // The table is stored in the same commit as the file system it belongs to.
+        self.fs
+            .import_checkpoint_with_clients(&snapshot.checkpoint, &snapshot.clients)?;
         self.executed = table;
         Ok(())
     }

@@ -23,19 +23,19 @@
 //! simulator feeds [`ReplicaInput`]s and carries out the [`ReplicaOutput`]s (DESIGN §3).
 //!
 //! **The exactly-once table and the digest.** The table of executed request ids decides
-//! what later batches do, so two replicas with different tables could diverge. It is kept
-//! in memory beside the file system, hashed into the checkpoint digest
-//! ([`ExecutionReplica::digest`] = H(file-system digest ‖ table)), and travels with the
-//! file-system checkpoint in state transfer
-//! ([`ReplicaSnapshot`](palisade_wire::checkpoint::ReplicaSnapshot)). It is not written to
-//! the [`Store`](crate::Store): a replica restarted from its data directory starts with an empty table,
-//! its next checkpoint then differs from the stable one, and it repairs itself by state
-//! transfer from peers that did not restart. Restarting every execution replica at once
-//! therefore loses exactly-once across the restart and can prevent stable checkpoints
-//! until the tables age out (a known limit; fixing it needs the table in the `Store`).
-//! Until its next checkpoint, a restarted replica could also execute a request that a
-//! faulty primary orders a second time; its reply then differs from the correct
-//! replicas', which g+1 matching replies outvote as long as at most g replicas are wrong.
+//! what later batches do, so two replicas with different tables could diverge. It is
+//! hashed into the checkpoint digest ([`ExecutionReplica::digest`] = H(file-system digest
+//! ‖ table)), travels with the file-system checkpoint in state transfer
+//! ([`ReplicaSnapshot`](palisade_wire::checkpoint::ReplicaSnapshot)), and is written to
+//! the [`Store`](crate::Store) in the SAME atomic commit as the batch (or the installed
+//! checkpoint) that changed it: a replica restarted from its data directory has exactly
+//! its peers' table and digest at its sequence, and needs no state transfer. Per client
+//! it is a sliding window (IPsec anti-replay, RFC 4303 §3.4.3): an id above the highest
+//! one moves the window up; ids at or below `highest - CLIENT_WINDOW` count as executed
+//! (a restarted gateway takes a clock-derived id base far above its old ids). A
+//! duplicate is answered from the reply cache if its reply is there, else dropped and
+//! counted; the reply cache is not durable, so after a restart a duplicate of an earlier
+//! request gets no reply from this replica (its peers' caches still answer).
 //!
 //! **State transfer** (TOCS §5.3.2, simplified): the asker sends `FetchState` with its
 //! Merkle leaves to the signers of the stable checkpoint it cannot reach; each answers at

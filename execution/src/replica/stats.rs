@@ -14,6 +14,9 @@ pub struct ReplicaStats {
     pub replies_resent: u64,
     /// Requests ordered again after they were executed (not executed twice).
     pub duplicate_requests: u64,
+    /// Duplicates (executed, or below their client's window) with no cached reply to
+    /// re-send: dropped.
+    pub duplicates_without_reply: u64,
     /// Requests whose payload is not an `FsOp` (answered `Inval`).
     pub undecodable_requests: u64,
     /// Orders for sequences already executed or already buffered.
