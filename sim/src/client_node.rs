@@ -1,5 +1,12 @@
 //! A simulated gateway: the BFT [`Client`] core plus a [`Workload`] that keeps its window
 //! full until it submitted its share of operations.
+//!
+//! A gateway can crash and restart ([`ClientNode::crash`], [`ClientNode::restart`]): the
+//! requests it had in flight are abandoned (never checked for completion; agreement may
+//! still order them, and the oracle then applies them like any other), and the new
+//! incarnation numbers its requests from a larger base, as the runtime does with a
+//! clock-derived `first_request_id`, so that agreement's and execution's exactly-once
+//! tables take them for new requests.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,7 +31,18 @@ pub struct ClientNode {
     submit_armed: bool,
     /// Longest think time between a completion and the next submission.
     think: Duration,
+    config: ClientConfig,
+    key: ed25519_dalek::SigningKey,
+    /// Restarts so far (the id base grows with each).
+    pub incarnation: u64,
+    /// Requests abandoned by crashes (counted, not checked).
+    pub abandoned: u64,
 }
+
+/// Request ids one incarnation may use before the next one's base: a restarted client
+/// starts at `incarnation * ID_SPAN + 1`, far above anything the previous one used (the
+/// runtime uses microseconds since the epoch to the same effect).
+pub const ID_SPAN: u64 = 1 << 40;
 
 impl ClientNode {
     pub fn new(
@@ -36,13 +54,38 @@ impl ClientNode {
         ClientNode {
             id: config.id,
             n_agreement: config.agreement_replicas as u32,
-            client: Client::new(config, key),
+            client: Client::new(config.clone(), key.clone()),
             workload: Workload::new(),
             to_submit: ops,
             outstanding: BTreeSet::new(),
             submit_armed: false,
             think,
+            config,
+            key,
+            incarnation: 0,
+            abandoned: 0,
         }
+    }
+
+    /// The gateway process dies: its in-flight requests are abandoned. (Its timers are
+    /// discarded by the simulation.) Operations not yet submitted remain for the next
+    /// incarnation.
+    pub fn crash(&mut self) {
+        self.abandoned += self.outstanding.len() as u64;
+        for id in std::mem::take(&mut self.outstanding) {
+            self.workload.forget(id);
+        }
+        self.submit_armed = false;
+    }
+
+    /// A new incarnation: a fresh client core whose ids start above every id used
+    /// before. Returns the effects that start its submissions.
+    pub fn restart(&mut self, after: Duration) -> Vec<Effect> {
+        self.incarnation = self.incarnation.saturating_add(1);
+        let mut config = self.config.clone();
+        config.first_request_id = self.incarnation.saturating_mul(ID_SPAN).saturating_add(1);
+        self.client = Client::new(config, self.key.clone());
+        self.start(after)
     }
 
     /// True once every operation was submitted and completed.

@@ -143,6 +143,9 @@ pub struct SimConfig {
     pub crashes: bool,
     /// Execution restarts lose their store (state transfer).
     pub wipe_on_restart: bool,
+    /// Gateways (clients) crash and restart too: their in-flight requests are
+    /// abandoned, and the new incarnation numbers requests from a larger base.
+    pub client_crashes: bool,
     /// Length of the fault phase; afterwards the network is reliable and every crashed
     /// node is restarted ("the network heals").
     pub fault_phase: Duration,
@@ -181,6 +184,7 @@ impl SimConfig {
             partitions: false,
             crashes: false,
             wipe_on_restart: false,
+            client_crashes: false,
             fault_phase: Duration::from_millis(600),
             liveness_bound: Duration::from_secs(30),
             settle: Duration::from_millis(300),

@@ -61,6 +61,9 @@ pub struct RunStats {
     /// Correct agreement replicas that ended the run outside the highest view or in a
     /// view change (they lag; PBFT lets them rejoin at the next view change or status).
     pub agreement_lagging: u64,
+    /// Gateway restarts, and the in-flight requests they abandoned (never checked).
+    pub client_restarts: u64,
+    pub requests_abandoned: u64,
 }
 
 /// A failed run: everything needed to replay it.
@@ -290,6 +293,17 @@ impl Simulation {
                 }
             }
         }
+        if self.config.client_crashes {
+            // Gateways too (after the schedule above, so other seeds replay unchanged).
+            let mut t = self.rng.between(20_000, 150_000);
+            while t < phase {
+                let i = self.rng.below(self.clients.len() as u64) as ClientId;
+                let back = (t + self.rng.between(20_000, 200_000)).min(phase);
+                self.push(ms(t), Event::Crash(NodeId::Client(i)));
+                self.push(ms(back), Event::Restart(NodeId::Client(i)));
+                t = back + self.rng.between(30_000, 150_000);
+            }
+        }
         self.push(self.config.fault_phase, Event::Heal);
     }
 
@@ -389,6 +403,11 @@ impl Simulation {
                 self.crashed.insert(node);
                 self.timers.remove(&node);
                 self.stats.crashes += 1;
+                if let NodeId::Client(c) = node {
+                    if let Some(client) = self.clients.get_mut(c as usize) {
+                        client.crash();
+                    }
+                }
                 Ok(())
             }
             Event::Restart(node) => self.restart(node),
@@ -441,7 +460,12 @@ impl Simulation {
                 let recovering = self.execution.iter().filter(|e| e.recovering).count();
                 down + recovering + self.config.exec_faults.len() < self.config.g
             }
-            NodeId::Client(_) => false,
+            NodeId::Client(c) => {
+                // Not one that finished: its run is over (and nothing would restart it
+                // before the heal anyway).
+                self.config.client_crashes
+                    && self.clients.get(c as usize).is_some_and(|n| !n.done())
+            }
         }
     }
 
@@ -462,7 +486,13 @@ impl Simulation {
                     n.restart(wipe).map_err(internal)?;
                 }
             }
-            NodeId::Client(_) => {}
+            NodeId::Client(c) => {
+                let effects = match self.clients.get_mut(c as usize) {
+                    Some(n) => n.restart(Duration::ZERO),
+                    None => Vec::new(),
+                };
+                self.apply(node, effects)?;
+            }
         }
         Ok(())
     }
@@ -699,6 +729,8 @@ impl Simulation {
                     || a.replica.status() != palisade_agreement::Status::Normal
             })
             .count() as u64;
+        stats.client_restarts = self.clients.iter().map(|c| c.incarnation).sum();
+        stats.requests_abandoned = self.clients.iter().map(|c| c.abandoned).sum();
         stats.replies_conflicting = self
             .clients
             .iter()

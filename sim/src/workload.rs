@@ -108,6 +108,11 @@ impl Workload {
         self.in_flight.insert(request_id, op);
     }
 
+    /// Drops what an abandoned request carried (its client crashed).
+    pub fn forget(&mut self, request_id: u64) {
+        self.in_flight.remove(&request_id);
+    }
+
     /// Learns from an accepted result.
     pub fn completed(&mut self, request_id: u64, result: &[u8]) {
         let Some(op) = self.in_flight.remove(&request_id) else {
