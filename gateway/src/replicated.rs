@@ -134,7 +134,7 @@ impl ReplicatedFileService {
             t.abort();
             let _ = t.await;
         }
-        self.net.shutdown();
+        self.net.close().await;
     }
 }
 

@@ -237,15 +237,32 @@ impl Network {
         true
     }
 
-    /// Stops every task and closes every connection (also done on drop).
+    /// Stops every task and closes every connection (also done on drop). The tasks end
+    /// asynchronously; [`Network::close`] waits for them (and so for the listening
+    /// socket to be released).
     pub fn shutdown(&self) {
+        for t in self.take_tasks() {
+            t.abort();
+        }
+    }
+
+    /// [`Network::shutdown`], then waits until every task has ended: when this returns
+    /// the listen address is free again (a restarted node can bind it).
+    pub async fn close(&self) {
+        let tasks = self.take_tasks();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    fn take_tasks(&self) -> Vec<JoinHandle<()>> {
         let _ = self.stop.send(true);
-        let tasks = match self.tasks.lock() {
+        match self.tasks.lock() {
             Ok(mut t) => std::mem::take(&mut *t),
             Err(p) => std::mem::take(&mut *p.into_inner()),
-        };
-        for t in tasks {
-            t.abort();
         }
     }
 }

@@ -171,6 +171,19 @@ impl LocalCluster {
         }
     }
 
+    /// Restarts the gateway alone (the replicas keep running), on the same NFS address.
+    /// Its client core starts from a clock-derived request id, so the replicas take its
+    /// new requests for new ones, not replays of the previous incarnation's.
+    pub async fn restart_gateway(&mut self) -> Result<(), NodeError> {
+        let addr = self.nfs_addr();
+        if let Some(gw) = self.gateway.take() {
+            gw.shutdown().await;
+        }
+        let cfg = NodeConfig::load(&self.keys.join(file_name(Role::Gateway, 0)))?;
+        self.gateway = Some(GatewayNode::start(&cfg, addr, None).await?);
+        Ok(())
+    }
+
     /// Waits until the execution replicas rest at a stable checkpoint that every live
     /// agreement node recorded (see the module doc), driving no-op requests to reach the
     /// next checkpoint boundary. False if that did not happen within `timeout`.

@@ -70,7 +70,7 @@ impl NodeHandle {
 
     async fn halt(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.net.shutdown();
+        self.net.close().await;
         if let Some(t) = self.task.take() {
             t.abort();
             let _ = t.await;
