@@ -89,6 +89,36 @@ fn clear_content(ov: &mut Overlay<'_>, id: FileId) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// Fills `head` (last applied, digest and meta of the state `view` shows) with the live
+/// ids (`leaves`' keys) and the images of the inodes whose leaf differs from `have` (all
+/// of them if `have` is `None`). Shared by the live file system and its snapshots.
+pub(crate) fn export(
+    view: &dyn StateView,
+    leaves: &BTreeMap<FileId, [u8; 32]>,
+    have: Option<&BTreeMap<FileId, [u8; 32]>>,
+    mut head: Checkpoint,
+) -> Result<Checkpoint, ExecError> {
+    head.live_ids = leaves.keys().copied().collect();
+    let wanted: Vec<FileId> = leaves
+        .iter()
+        .filter(|(id, leaf)| have.is_none_or(|h| h.get(*id) != Some(*leaf)))
+        .map(|(id, _)| *id)
+        .collect();
+    head.inodes = Vec::with_capacity(wanted.len());
+    for id in wanted {
+        let record = view
+            .inode(id)?
+            .ok_or_else(|| ExecError::Corrupt(format!("inode {id} missing")))?;
+        let content = read_content(view, id, &record)?;
+        head.inodes.push(InodeImage {
+            id,
+            record,
+            content,
+        });
+    }
+    Ok(head)
+}
+
 impl<S: Store> FileSystem<S> {
     /// Exports the whole state (`have == None`) or only the inodes whose leaf differs
     /// from `have` (a receiver's [`FileSystem::leaf_hashes`]), with the list of all live
@@ -98,33 +128,18 @@ impl<S: Store> FileSystem<S> {
         have: Option<&BTreeMap<FileId, [u8; 32]>>,
     ) -> Result<Checkpoint, ExecError> {
         let digest = self.try_digest()?;
-        let leaves = self.tree.leaves();
-        let live_ids: Vec<FileId> = leaves.keys().copied().collect();
-        let wanted: Vec<FileId> = leaves
-            .iter()
-            .filter(|(id, leaf)| have.is_none_or(|h| h.get(*id) != Some(*leaf)))
-            .map(|(id, _)| *id)
-            .collect();
-        let mut inodes = Vec::with_capacity(wanted.len());
-        for id in wanted {
-            let record = self
-                .store
-                .inode(id)?
-                .ok_or_else(|| ExecError::Corrupt(format!("inode {id} missing")))?;
-            let content = read_content(&self.store, id, &record)?;
-            inodes.push(InodeImage {
-                id,
-                record,
-                content,
-            });
-        }
-        Ok(Checkpoint {
-            last_applied: self.last_applied,
-            digest: digest.0,
-            meta: self.meta,
-            live_ids,
-            inodes,
-        })
+        export(
+            &self.store,
+            self.tree.leaves(),
+            have,
+            Checkpoint {
+                last_applied: self.last_applied,
+                digest: digest.0,
+                meta: self.meta,
+                live_ids: Vec::new(),
+                inodes: Vec::new(),
+            },
+        )
     }
 
     /// Checks the shape and bounds of a checkpoint before anything is applied.

@@ -12,7 +12,8 @@
 //!   [`RedbStore`] (durable, on redb) implement it.
 //! - [`StateDigest`]: an incrementally maintained Merkle digest of the logical state
 //!   (not of the sequence number), for checkpoints (Castro–Liskov §4.3, §5.3.1);
-//!   `export_checkpoint` / `import_checkpoint` move state between replicas (§5.3.2).
+//!   `export_checkpoint` / `import_checkpoint` move state between replicas (§5.3.2);
+//!   [`FsSnapshot`] keeps the state of a checkpoint readable while execution moves on.
 //!
 //! - [`replica`]: the execution replica core — [`ExecutionReplica`] verifies ORDER
 //!   certificates, executes batches in order exactly once per request, signs replies,
@@ -35,6 +36,7 @@ mod ops_dir;
 mod overlay;
 mod redb_store;
 pub mod replica;
+mod snapshot;
 mod store;
 
 pub use config::FsConfig;
@@ -42,11 +44,12 @@ pub use digest::StateDigest;
 pub use error::ExecError;
 pub use exec::{IO_MAX, READDIR_MAX_ENTRIES};
 pub use fs::FileSystem;
-pub use mem_store::MemStore;
-pub use redb_store::RedbStore;
+pub use mem_store::{MemSnapshot, MemStore};
+pub use redb_store::{RedbSnapshot, RedbStore};
 pub use replica::{
     ExecTimer, ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats,
 };
+pub use snapshot::FsSnapshot;
 pub use store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};
 
 /// The file system on durable storage, as replicas and the gateway run it.

@@ -13,7 +13,7 @@ use crate::ExecError;
 /// An in-memory store. Commits are atomic trivially (applied between batches, in one
 /// call). A fault injector lets tests and the simulator make the next commits fail, as a
 /// full disk would.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemStore {
     meta: Option<(MetaRecord, u64)>,
     inodes: BTreeMap<FileId, InodeRecord>,
@@ -33,6 +33,39 @@ impl MemStore {
     /// it). Shared, so it stays usable after the store moved into a `FileSystem`.
     pub fn fault_injector(&self) -> Arc<AtomicU32> {
         Arc::clone(&self.failures)
+    }
+}
+
+/// A frozen copy of a [`MemStore`] (an O(state) clone: fine for tests and the
+/// simulator, whose states are small).
+#[derive(Debug)]
+pub struct MemSnapshot(MemStore);
+
+impl StateView for MemSnapshot {
+    fn inode(&self, id: FileId) -> Result<Option<InodeRecord>, ExecError> {
+        self.0.inode(id)
+    }
+    fn entry(&self, dir: FileId, name: &[u8]) -> Result<Option<FileId>, ExecError> {
+        self.0.entry(dir, name)
+    }
+    fn children_from(
+        &self,
+        dir: FileId,
+        from: FileId,
+        limit: usize,
+    ) -> Result<Vec<(FileId, Vec<u8>)>, ExecError> {
+        self.0.children_from(dir, from, limit)
+    }
+    fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
+        self.0.block(id, index)
+    }
+    fn block_metas_from(
+        &self,
+        id: FileId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, BlockMeta)>, ExecError> {
+        self.0.block_metas_from(id, from, limit)
     }
 }
 
@@ -92,6 +125,16 @@ impl StateView for MemStore {
 }
 
 impl Store for MemStore {
+    type Snapshot = MemSnapshot;
+
+    fn snapshot(&self) -> Result<MemSnapshot, ExecError> {
+        Ok(MemSnapshot(MemStore {
+            // A snapshot never commits: it gets its own (idle) fault injector.
+            failures: Arc::default(),
+            ..self.clone()
+        }))
+    }
+
     fn load_meta(&self) -> Result<Option<(MetaRecord, u64)>, ExecError> {
         Ok(self.meta)
     }

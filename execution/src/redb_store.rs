@@ -31,8 +31,8 @@ use std::sync::{Mutex, PoisonError};
 use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 use redb::{
-    Database, DatabaseError, Durability, ReadableDatabase, StorageBackend, StorageError,
-    TableDefinition,
+    Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, StorageBackend,
+    StorageError, TableDefinition,
 };
 
 use crate::store::{Block, BlockMeta, ChangeSet, StateView, Store};
@@ -245,9 +245,15 @@ fn decode_inode(bytes: &[u8]) -> Result<InodeRecord, ExecError> {
     Ok(palisade_wire::decode(bytes)?)
 }
 
-impl StateView for RedbStore {
-    fn inode(&self, id: FileId) -> Result<Option<InodeRecord>, ExecError> {
-        let tx = self.read_tx()?;
+mod read {
+    //! The reads of [`StateView`], over one read transaction: the live store opens one
+    //! per call, a [`RedbSnapshot`] keeps one open.
+    use super::*;
+
+    pub(super) fn inode(
+        tx: &ReadTransaction,
+        id: FileId,
+    ) -> Result<Option<InodeRecord>, ExecError> {
         let t = tx.open_table(INODES).map_err(open_table_error)?;
         match t.get(id).map_err(storage)? {
             Some(v) => Ok(Some(decode_inode(v.value())?)),
@@ -255,19 +261,21 @@ impl StateView for RedbStore {
         }
     }
 
-    fn entry(&self, dir: FileId, name: &[u8]) -> Result<Option<FileId>, ExecError> {
-        let tx = self.read_tx()?;
+    pub(super) fn entry(
+        tx: &ReadTransaction,
+        dir: FileId,
+        name: &[u8],
+    ) -> Result<Option<FileId>, ExecError> {
         let t = tx.open_table(ENTRIES).map_err(open_table_error)?;
         Ok(t.get((dir, name)).map_err(storage)?.map(|v| v.value()))
     }
 
-    fn children_from(
-        &self,
+    pub(super) fn children_from(
+        tx: &ReadTransaction,
         dir: FileId,
         from: FileId,
         limit: usize,
     ) -> Result<Vec<(FileId, Vec<u8>)>, ExecError> {
-        let tx = self.read_tx()?;
         let t = tx.open_table(CHILDREN).map_err(open_table_error)?;
         let mut out = Vec::new();
         for item in t.range((dir, from)..=(dir, u64::MAX)).map_err(storage)? {
@@ -280,8 +288,11 @@ impl StateView for RedbStore {
         Ok(out)
     }
 
-    fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
-        let tx = self.read_tx()?;
+    pub(super) fn block(
+        tx: &ReadTransaction,
+        id: FileId,
+        index: u64,
+    ) -> Result<Option<Block>, ExecError> {
         let data = {
             let t = tx.open_table(BLOCKS).map_err(open_table_error)?;
             match t.get((id, index)).map_err(storage)? {
@@ -298,13 +309,12 @@ impl StateView for RedbStore {
         Ok(Some(Block { hash, data }))
     }
 
-    fn block_metas_from(
-        &self,
+    pub(super) fn block_metas_from(
+        tx: &ReadTransaction,
         id: FileId,
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, BlockMeta)>, ExecError> {
-        let tx = self.read_tx()?;
         let t = tx.open_table(BLOCK_METAS).map_err(open_table_error)?;
         let mut out = Vec::new();
         for item in t.range((id, from)..=(id, u64::MAX)).map_err(storage)? {
@@ -319,7 +329,79 @@ impl StateView for RedbStore {
     }
 }
 
+impl StateView for RedbStore {
+    fn inode(&self, id: FileId) -> Result<Option<InodeRecord>, ExecError> {
+        read::inode(&self.read_tx()?, id)
+    }
+    fn entry(&self, dir: FileId, name: &[u8]) -> Result<Option<FileId>, ExecError> {
+        read::entry(&self.read_tx()?, dir, name)
+    }
+    fn children_from(
+        &self,
+        dir: FileId,
+        from: FileId,
+        limit: usize,
+    ) -> Result<Vec<(FileId, Vec<u8>)>, ExecError> {
+        read::children_from(&self.read_tx()?, dir, from, limit)
+    }
+    fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
+        read::block(&self.read_tx()?, id, index)
+    }
+    fn block_metas_from(
+        &self,
+        id: FileId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, BlockMeta)>, ExecError> {
+        read::block_metas_from(&self.read_tx()?, id, from, limit)
+    }
+}
+
+/// The committed state of a [`RedbStore`] at one moment: a redb read transaction held
+/// open. redb is a copy-on-write B-tree with MVCC, so the pages this transaction sees
+/// stay allocated while it lives and later commits write new pages beside them: taking
+/// it is O(1), keeping it costs the pages changed since (freed when it is dropped).
+pub struct RedbSnapshot {
+    tx: ReadTransaction,
+}
+
+impl StateView for RedbSnapshot {
+    fn inode(&self, id: FileId) -> Result<Option<InodeRecord>, ExecError> {
+        read::inode(&self.tx, id)
+    }
+    fn entry(&self, dir: FileId, name: &[u8]) -> Result<Option<FileId>, ExecError> {
+        read::entry(&self.tx, dir, name)
+    }
+    fn children_from(
+        &self,
+        dir: FileId,
+        from: FileId,
+        limit: usize,
+    ) -> Result<Vec<(FileId, Vec<u8>)>, ExecError> {
+        read::children_from(&self.tx, dir, from, limit)
+    }
+    fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
+        read::block(&self.tx, id, index)
+    }
+    fn block_metas_from(
+        &self,
+        id: FileId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, BlockMeta)>, ExecError> {
+        read::block_metas_from(&self.tx, id, from, limit)
+    }
+}
+
 impl Store for RedbStore {
+    type Snapshot = RedbSnapshot;
+
+    fn snapshot(&self) -> Result<RedbSnapshot, ExecError> {
+        Ok(RedbSnapshot {
+            tx: self.read_tx()?,
+        })
+    }
+
     fn load_meta(&self) -> Result<Option<(MetaRecord, u64)>, ExecError> {
         let tx = self.read_tx()?;
         let t = tx.open_table(META).map_err(open_table_error)?;

@@ -101,6 +101,13 @@ pub struct ChangeSet {
 
 /// A durable (or in-memory) home for the file-system state.
 pub trait Store: StateView {
+    /// A read-only view of the committed state at the moment [`Store::snapshot`] was
+    /// called, unaffected by later commits.
+    type Snapshot: StateView;
+    /// Freezes the committed state (see [`crate::FsSnapshot`]). Must be cheap in the
+    /// size of the state for a durable store (a read transaction of a copy-on-write
+    /// B-tree); an in-memory store may copy.
+    fn snapshot(&self) -> Result<Self::Snapshot, ExecError>;
     /// The meta record and last applied sequence number; `None` for an empty store.
     fn load_meta(&self) -> Result<Option<(MetaRecord, u64)>, ExecError>;
     /// Live inode ids ≥ `from`, ascending, at most `limit` (to rebuild the digest at open).

@@ -6,7 +6,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use palisade_execution::{Block, BlockMeta, ChangeSet, ExecError, MemStore, StateView, Store};
+use palisade_execution::{
+    Block, BlockMeta, ChangeSet, ExecError, MemSnapshot, MemStore, StateView, Store,
+};
 use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
@@ -60,6 +62,10 @@ impl StateView for DurableStore {
 }
 
 impl Store for DurableStore {
+    type Snapshot = MemSnapshot;
+    fn snapshot(&self) -> Result<MemSnapshot, ExecError> {
+        self.0.try_borrow().map_err(|_| busy())?.snapshot()
+    }
     fn load_meta(&self) -> Result<Option<(MetaRecord, u64)>, ExecError> {
         self.0.try_borrow().map_err(|_| busy())?.load_meta()
     }

@@ -7,7 +7,7 @@ use ed25519_dalek::SigningKey;
 use palisade_wire::agreement::{
     Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed, MAX_BATCH_REQUESTS,
 };
-use palisade_wire::checkpoint::ReplicaSnapshot;
+use palisade_wire::checkpoint::{ClientRecord, ReplicaSnapshot};
 use palisade_wire::execution::{
     CheckpointCertificate, ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply, MAX_FETCH_HAVE,
 };
@@ -20,12 +20,30 @@ use super::{
     ExecTimer, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats, CLIENT_WINDOW,
     FETCH_ATTEMPTS_BEFORE_TRANSFER, MAX_BACKOFF, REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES,
 };
-use crate::{ExecError, FileSystem, StateDigest, Store};
+use crate::{ExecError, FileSystem, FsSnapshot, StateDigest, StateView, Store};
 
 /// Own checkpoint digests remembered (to compare with stable checkpoints that form late).
 const OWN_DIGESTS: usize = 4;
 /// Recent stable certificates remembered (a snapshot may complete after a newer one).
 const RECENT_STABLE: usize = 4;
+
+/// Answers one peer gets from one snapshot before its requests wait for the next
+/// checkpoint.
+const MAX_ANSWERS_PER_SNAPSHOT: u32 = 4;
+/// Checkpoint states kept: the latest stable one and own newer ones (a snapshot of a
+/// checkpoint that never becomes stable is useless to an asker, so the stable one
+/// must outlive newer ones).
+const MAX_SNAPSHOTS: usize = 4;
+
+/// The state of the last checkpoint this replica took (or installed), kept readable so
+/// that state requests are answered at once (TOCS §5.3.2).
+struct KeptSnapshot<V: StateView> {
+    fs: FsSnapshot<V>,
+    /// The exactly-once table at that sequence.
+    clients: Vec<ClientRecord>,
+    /// Answers sent from this snapshot, per peer.
+    answered: BTreeMap<ExecReplicaId, u32>,
+}
 
 /// The state of the `FetchOrders` timer.
 #[derive(Debug, Default)]
@@ -49,6 +67,9 @@ pub struct ExecutionReplica<S: Store> {
     votes: CheckpointVotes,
     own: BTreeMap<Sequence, Digest>,
     stable: BTreeMap<Sequence, CheckpointCertificate>,
+    /// The states of this replica's latest stable checkpoint and of its own newer ones
+    /// (at most [`MAX_SNAPSHOTS`]), for answering `FetchState` at once.
+    snapshots: BTreeMap<Sequence, KeptSnapshot<S::Snapshot>>,
     /// Peers' pending `FetchState` (their leaf hashes), answered at the next checkpoint.
     state_requests: BTreeMap<ExecReplicaId, Vec<(u64, [u8; 32])>>,
     /// Peers served a snapshot at a sequence: they get the certificate once it forms.
@@ -141,6 +162,7 @@ impl<S: Store> ExecutionReplica<S> {
             votes: CheckpointVotes::default(),
             own: BTreeMap::new(),
             stable: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             state_requests: BTreeMap::new(),
             served: BTreeMap::new(),
             transfer: None,
@@ -323,6 +345,9 @@ impl<S: Store> ExecutionReplica<S> {
             };
             if let Err(e) = self.execute(&batch, out) {
                 self.stats.storage_errors += 1;
+                // A durable store reopens itself after a failed commit, which an open
+                // snapshot (a read transaction) would hold up: let it go.
+                self.snapshots.clear();
                 tracing::warn!(sequence = next, error = %e, "batch not applied; will retry");
                 self.buffered.insert(next, batch);
                 break;
@@ -546,9 +571,10 @@ impl<S: Store> ExecutionReplica<S> {
         out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Checkpoint(
             signed.clone(),
         )));
-        // Serve pending state requests now, while the state is exactly the checkpoint's
-        // (TOCS §5.3.2; no old snapshots are kept).
-        self.serve_state_requests(sequence, out);
+        // Keep this checkpoint's state readable (TOCS §5.3.2), so a later FetchState is
+        // answered at once; then serve the requests that waited for it.
+        self.keep_snapshot();
+        self.serve_state_requests(out);
         self.add_vote(signed, out);
     }
 
@@ -635,6 +661,7 @@ impl<S: Store> ExecutionReplica<S> {
         while self.stable.len() > RECENT_STABLE {
             self.stable.pop_first();
         }
+        self.prune_snapshots();
         self.maybe_start_transfer(out);
         self.try_install(out);
         self.update_fetch_timer(out);
@@ -649,15 +676,20 @@ impl<S: Store> ExecutionReplica<S> {
         if self.transfer.is_some() {
             return;
         }
-        let Some(cert) = self.stable.values().next_back() else {
-            return;
-        };
         let last = self.last_applied();
-        let behind = cert.sequence > last;
-        let needed = self.divergent
-            || (behind
-                && (cert.sequence > last.saturating_add(self.config.max_ahead)
-                    || self.fetch.attempts >= FETCH_ATTEMPTS_BEFORE_TRANSFER));
+        let stuck = self.fetch.attempts >= FETCH_ATTEMPTS_BEFORE_TRANSFER;
+        let needed = match self.stable.values().next_back() {
+            Some(cert) if cert.sequence > last || self.divergent => {
+                self.divergent
+                    || cert.sequence > last.saturating_add(self.config.max_ahead)
+                    || stuck
+            }
+            // No known stable checkpoint beyond us, yet orders cannot be fetched: the
+            // certificate that let agreement drop them may never have reached us (lost
+            // checkpoint messages, or we were down). Ask every peer for a state beyond
+            // us; each answers with its latest stable snapshot and its certificate.
+            _ => stuck && self.has_gap(),
+        };
         if !needed {
             return;
         }
@@ -666,25 +698,36 @@ impl<S: Store> ExecutionReplica<S> {
         tracing::info!(
             replica = self.config.id,
             last,
-            stable = cert.sequence,
+            stable = self.stable_sequence(),
             "starting state transfer"
         );
         self.send_fetch_state(out);
     }
 
-    /// Asks the signers of the latest stable checkpoint for the state, with our leaves.
+    /// Asks for the state, with our leaves: the signers of the latest stable checkpoint
+    /// for that one, or, if none is known beyond our state, every peer for any stable
+    /// state beyond it.
     fn send_fetch_state(&mut self, out: &mut Vec<ReplicaOutput>) {
-        let Some(cert) = self.stable.values().next_back() else {
-            return;
-        };
-        let sequence = cert.sequence;
         let me = self.config.id;
-        let peers: BTreeSet<ExecReplicaId> = cert
-            .signatures
-            .iter()
-            .map(|s| s.message.replica)
-            .filter(|r| *r != me)
-            .collect();
+        let last = self.last_applied();
+        let (sequence, peers): (Sequence, BTreeSet<ExecReplicaId>) =
+            match self.stable.values().next_back() {
+                Some(cert) if cert.sequence > last || self.divergent => (
+                    cert.sequence,
+                    cert.signatures
+                        .iter()
+                        .map(|s| s.message.replica)
+                        .filter(|r| *r != me)
+                        .collect(),
+                ),
+                _ => (
+                    last.saturating_add(1),
+                    (0..self.n())
+                        .filter_map(|r| u32::try_from(r).ok())
+                        .filter(|r| *r != me)
+                        .collect(),
+                ),
+            };
         let have: Vec<(u64, [u8; 32])> = match self.fs.leaf_hashes() {
             // A longer list is cut: the responder then also sends inodes we hold, which
             // costs bytes but not correctness.
@@ -729,8 +772,46 @@ impl<S: Store> ExecutionReplica<S> {
         from: ExecReplicaId,
         sequence: Sequence,
         have: Vec<(u64, [u8; 32])>,
+        out: &mut Vec<ReplicaOutput>,
     ) {
         self.stats.state_requests += 1;
+        // Answer at once from the last checkpoint's snapshot if it is at least as new as
+        // the stable checkpoint the asker wants (an older one would leave it below the
+        // orders agreement still keeps), a bounded number of times per peer and
+        // snapshot (a re-ask after lost chunks is normal; more is a peer making us
+        // export over and over).
+        // The newest snapshot at or above the asked sequence that is stable here (an
+        // asker can install only a certified state), else the newest at or above it.
+        let stable = &self.stable;
+        let chosen = self
+            .snapshots
+            .range(sequence..)
+            .rev()
+            .find(|(s, _)| stable.contains_key(s))
+            .or_else(|| self.snapshots.range(sequence..).next_back())
+            .map(|(s, _)| *s);
+        let now = match chosen.and_then(|s| self.snapshots.get_mut(&s)) {
+            Some(kept) => {
+                let answered = kept.answered.entry(from).or_insert(0);
+                if *answered < MAX_ANSWERS_PER_SNAPSHOT {
+                    *answered += 1;
+                    true
+                } else {
+                    self.stats.state_requests_deferred += 1;
+                    false
+                }
+            }
+            None => false,
+        };
+        if now {
+            tracing::debug!(
+                from,
+                sequence,
+                "state requested: answering from the snapshot"
+            );
+            self.serve_state(from, chosen, have, out);
+            return;
+        }
         tracing::debug!(
             from,
             sequence,
@@ -740,40 +821,109 @@ impl<S: Store> ExecutionReplica<S> {
         self.state_requests.insert(from, have);
     }
 
-    /// Exports the current state (exactly the checkpoint just taken at `sequence`) for
-    /// every pending request, as the difference against the asker's leaves.
-    fn serve_state_requests(&mut self, sequence: Sequence, out: &mut Vec<ReplicaOutput>) {
+    /// Freezes the state just reached (a checkpoint, or an installed stable one) with
+    /// its exactly-once table, replacing the previous snapshot. Without one (storage
+    /// error), state requests wait for the next checkpoint as before.
+    fn keep_snapshot(&mut self) {
+        let sequence = self.last_applied();
+        match self.fs.snapshot() {
+            Ok(fs) => {
+                self.snapshots.insert(
+                    sequence,
+                    KeptSnapshot {
+                        fs,
+                        clients: self.executed.to_records(),
+                        answered: BTreeMap::new(),
+                    },
+                );
+                self.prune_snapshots();
+            }
+            Err(e) => {
+                self.stats.storage_errors += 1;
+                tracing::warn!(sequence, error = %e, "snapshot failed: state requests wait for the next checkpoint");
+            }
+        }
+    }
+
+    /// Drops snapshots below the latest stable checkpoint, then the oldest beyond
+    /// [`MAX_SNAPSHOTS`] (a durable store keeps the pages of each one alive).
+    fn prune_snapshots(&mut self) {
+        let stable = self.stable_sequence();
+        self.snapshots = self.snapshots.split_off(&stable);
+        while self.snapshots.len() > MAX_SNAPSHOTS {
+            self.snapshots.pop_first();
+        }
+    }
+
+    /// Answers every pending state request (called right after a checkpoint).
+    fn serve_state_requests(&mut self, out: &mut Vec<ReplicaOutput>) {
         let requests = std::mem::take(&mut self.state_requests);
+        let last = self.last_applied();
+        let current = self.snapshots.contains_key(&last).then_some(last);
         for (peer, have) in requests {
-            let have: BTreeMap<u64, [u8; 32]> = have.into_iter().collect();
-            let checkpoint = match self.fs.export_checkpoint(Some(&have)) {
-                Ok(c) => c,
-                Err(e) => {
-                    self.stats.storage_errors += 1;
-                    tracing::warn!(peer, error = %e, "state export failed");
-                    continue;
-                }
-            };
-            let snapshot = ReplicaSnapshot {
-                checkpoint,
-                clients: self.executed.to_records(),
-            };
-            let Some(chunks) = chunk(sequence, &snapshot) else {
-                self.stats.state_too_large += 1;
-                tracing::warn!(peer, sequence, "state too large to transfer: refused");
-                continue;
-            };
-            self.stats.state_transfers_served += 1;
-            for message in chunks {
-                out.push(ReplicaOutput::ToExecution {
-                    to: Some(peer),
-                    message,
-                });
+            self.serve_state(peer, current, have, out);
+        }
+    }
+
+    /// Exports the snapshot at `snapshot` (or, if there is none, the current state,
+    /// which is then exactly the checkpoint just taken) as the difference against the asker's leaves,
+    /// cut into chunks, and sends the stable certificate of that sequence if known
+    /// (else once it forms).
+    fn serve_state(
+        &mut self,
+        peer: ExecReplicaId,
+        snapshot: Option<Sequence>,
+        have: Vec<(u64, [u8; 32])>,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let have: BTreeMap<u64, [u8; 32]> = have.into_iter().collect();
+        let kept = snapshot.and_then(|s| self.snapshots.get(&s));
+        let (sequence, exported, clients) = match kept {
+            Some(kept) => (
+                kept.fs.last_applied(),
+                kept.fs.export_checkpoint(Some(&have)),
+                kept.clients.clone(),
+            ),
+            None => (
+                self.last_applied(),
+                self.fs.export_checkpoint(Some(&have)),
+                self.executed.to_records(),
+            ),
+        };
+        let checkpoint = match exported {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.storage_errors += 1;
+                tracing::warn!(peer, error = %e, "state export failed");
+                return;
             }
-            self.served.entry(sequence).or_default().insert(peer);
-            while self.served.len() > RECENT_STABLE {
-                self.served.pop_first();
-            }
+        };
+        let snapshot = ReplicaSnapshot {
+            checkpoint,
+            clients,
+        };
+        let Some(chunks) = chunk(sequence, &snapshot) else {
+            self.stats.state_too_large += 1;
+            tracing::warn!(peer, sequence, "state too large to transfer: refused");
+            return;
+        };
+        self.stats.state_transfers_served += 1;
+        for message in chunks {
+            out.push(ReplicaOutput::ToExecution {
+                to: Some(peer),
+                message,
+            });
+        }
+        if let Some(cert) = self.stable.get(&sequence) {
+            out.push(ReplicaOutput::ToExecution {
+                to: Some(peer),
+                message: ExecutionMessage::Stable(cert.clone()),
+            });
+            return;
+        }
+        self.served.entry(sequence).or_default().insert(peer);
+        while self.served.len() > RECENT_STABLE {
+            self.served.pop_first();
         }
     }
 
@@ -844,6 +994,8 @@ impl<S: Store> ExecutionReplica<S> {
                     );
                     self.transfer = None;
                     self.divergent = false;
+                    // The installed state is a stable checkpoint: serve it too.
+                    self.keep_snapshot();
                     self.buffered = self.buffered.split_off(&sequence.saturating_add(1));
                     self.replies.clear();
                     self.own.insert(sequence, expected);
@@ -916,7 +1068,7 @@ impl<S: Store> ExecutionReplica<S> {
             ExecutionMessage::Checkpoint(signed) => self.on_checkpoint(signed, out),
             ExecutionMessage::Stable(cert) => self.on_stable(cert, out),
             ExecutionMessage::FetchState { sequence, have } if peer_ok => {
-                self.on_fetch_state(from, sequence, have)
+                self.on_fetch_state(from, sequence, have, out)
             }
             ExecutionMessage::State {
                 sequence,

@@ -46,6 +46,9 @@ pub struct ReplicaStats {
     pub divergences: u64,
     /// `FetchState` requests accepted from peers.
     pub state_requests: u64,
+    /// `FetchState` requests from a peer already answered often from the current
+    /// snapshot: left for the next checkpoint.
+    pub state_requests_deferred: u64,
     /// State transfers served (exports sent).
     pub state_transfers_served: u64,
     /// Exports or assemblies refused for exceeding [`super::MAX_TRANSFER_BYTES`].
