@@ -66,6 +66,13 @@ pub struct Replica {
     /// The highest view this replica sent a view-change for. In views below it the
     /// replica never votes or proposes (see `may_vote`).
     vc_floor: View,
+    /// The new-view message of the current view (none in view 0 or after a rejoin),
+    /// re-sent to peers that report a lower view.
+    new_view_message: Option<Signed<palisade_wire::agreement::NewView>>,
+    /// During a view change: the view each peer's latest status message reported.
+    peer_views: std::collections::BTreeMap<ReplicaId, View>,
+    /// The highest view each peer was asked about (see `ask_for_view`).
+    asked_views: std::collections::BTreeMap<ReplicaId, View>,
     /// View changes since the last delivered batch (the back-off exponent).
     successive_view_changes: u32,
     /// Something was delivered during this step (restart the request timer).
@@ -136,6 +143,9 @@ impl Replica {
             status_timer_armed: false,
             successive_view_changes: 0,
             vc_floor: 0,
+            new_view_message: None,
+            peer_views: std::collections::BTreeMap::new(),
+            asked_views: std::collections::BTreeMap::new(),
             progressed: false,
             null_digest,
             early: std::collections::BTreeMap::new(),

@@ -163,3 +163,68 @@ fn backup_alone_in_a_view_change_rejoins_the_view_the_others_commit_in() {
     }
     assert!(c.replicas[1].may_vote());
 }
+
+#[test]
+fn idle_backup_alone_in_a_view_change_rejoins_from_status_answers() {
+    let mut c = Cluster::new(1);
+    for id in 1..=4 {
+        c.submit(request(0, id, b"w"));
+    }
+    c.settle();
+    // Everything is delivered; replica 1 alone suspects the primary. With nothing left
+    // to commit, no commit certificate will ever show it the others' view.
+    c.input(1, palisade_agreement::Input::Timer(TimerKind::ViewChange));
+    c.settle();
+    assert_eq!(c.replicas[1].status(), Status::ViewChange);
+    assert_eq!(c.replicas[1].view(), 1);
+    // Its status (view 1) makes the others answer with theirs (view 0): 2f peers in
+    // view 0 and no support for view 1, so it rejoins view 0 without voting there.
+    assert_eq!(c.fire_all(TimerKind::Status), 1);
+    c.settle();
+    assert_eq!(c.replicas[1].view(), 0);
+    assert_eq!(c.replicas[1].status(), Status::Normal);
+    assert_eq!(c.replicas[1].stats().views_rejoined, 1);
+    assert!(!c.replicas[1].may_vote());
+    for i in [0, 2, 3] {
+        assert_eq!(c.replicas[i].view(), 0);
+    }
+    // And it keeps delivering what the others commit.
+    c.submit(request(1, 1, b"more"));
+    c.settle();
+    c.check_invariants();
+    assert_eq!(c.delivered_requests(1), c.delivered_requests(0));
+    assert_eq!(c.delivered[1].len(), 2);
+}
+
+#[test]
+fn replica_restarted_in_view_0_asks_for_and_installs_the_current_new_view() {
+    let mut c = Cluster::new(1);
+    c.silent.insert(0);
+    c.submit(request(0, 1, b"x"));
+    c.settle();
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    for i in 1..4 {
+        assert_eq!(c.replicas[i].view(), 1);
+    }
+    // Replica 0 restarts without a log (a fresh core in view 0) and gets work.
+    c.replicas[0] = palisade_agreement::Replica::new(common::config(1, 0), replica_key(0)).unwrap();
+    c.timers[0].clear();
+    c.silent.remove(&0);
+    c.input(0, palisade_agreement::Input::Tick(common::time(1_000)));
+    // The first vote of view 1 it sees makes it ask that peer (a status message saying
+    // view 0), which answers with view 1's new-view; it checks and installs it. No
+    // timer fires.
+    c.submit(request(1, 1, b"y"));
+    c.settle();
+    assert_eq!(c.replicas[0].view(), 1);
+    assert_eq!(c.replicas[0].stats().new_views_installed, 1);
+    assert_eq!(c.replicas[0].status(), Status::Normal);
+    assert!(c.replicas[0].may_vote());
+    c.submit(request(2, 1, b"z"));
+    c.settle();
+    for i in 1..4 {
+        assert!(c.delivered_requests(i).contains(&(2, 1)), "replica {i}");
+    }
+    assert!(c.delivered_requests(0).contains(&(2, 1)));
+}

@@ -315,11 +315,23 @@ fn bad_replica_messages_are_dropped_and_counted() {
     assert!(r
         .step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 9, d))))
         .is_empty());
+    // (A signed vote of a higher view is refused, but makes this replica ask its
+    // sender, once, where it is: it may have missed a view change.)
+    assert_eq!(
+        r.step(msg(2, AgreementMessage::Prepare(prepare(2, 5, 1, d)))),
+        vec![Output::Send {
+            to: 2,
+            message: AgreementMessage::Status {
+                view: 0,
+                last_delivered: 0
+            }
+        }]
+    );
     assert!(r
-        .step(msg(2, AgreementMessage::Prepare(prepare(2, 5, 1, d))))
+        .step(msg(2, AgreementMessage::Prepare(prepare(2, 5, 2, d))))
         .is_empty());
+    assert_eq!(r.stats().messages_wrong_view, 2);
     assert_eq!(r.stats().messages_outside_window, 1);
-    assert_eq!(r.stats().messages_wrong_view, 1);
     // A prepare from the primary; a sender id beyond n.
     assert!(r
         .step(msg(0, AgreementMessage::Prepare(prepare(0, 0, 1, d))))

@@ -27,6 +27,28 @@ impl Replica {
             return Err(Reject::Rule("message from an unknown replica"));
         }
         message.check_bounds()?;
+        // A signed vote of a view above ours (checked here only in that rare case).
+        let keys = &self.config.replica_keys;
+        let vote_view = match &message {
+            AgreementMessage::PrePrepare { pre_prepare, .. }
+                if pre_prepare.message.view > self.view =>
+            {
+                pre_prepare
+                    .verify_with(keys)
+                    .ok()
+                    .map(|()| pre_prepare.message.view)
+            }
+            AgreementMessage::Prepare(p) if p.message.view > self.view => {
+                p.verify_with(keys).ok().map(|()| p.message.view)
+            }
+            AgreementMessage::Commit(c) if c.message.view > self.view => {
+                c.verify_with(keys).ok().map(|()| c.message.view)
+            }
+            _ => None,
+        };
+        if let Some(view) = vote_view {
+            self.ask_for_view(from, view, out);
+        }
         match message {
             AgreementMessage::PrePrepare { pre_prepare, batch } => {
                 self.on_pre_prepare(pre_prepare, batch, out)
@@ -40,7 +62,11 @@ impl Replica {
                 self.on_fetch(from, sequence, digest, out)
             }
             AgreementMessage::BatchBody { sequence, batch } => self.on_body(sequence, batch, out),
-            AgreementMessage::Status { last_delivered, .. } => {
+            AgreementMessage::Status {
+                view,
+                last_delivered,
+            } => {
+                self.on_status_view(from, view, out);
                 self.on_status(from, last_delivered, out);
                 Ok(())
             }

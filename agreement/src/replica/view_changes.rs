@@ -21,6 +21,8 @@ impl Replica {
         }
         self.view = target;
         self.status = Status::ViewChange;
+        self.new_view_message = None;
+        self.peer_views.clear();
         self.early.retain(|(v, _), _| *v >= target);
         self.successive_view_changes = self.successive_view_changes.saturating_add(1);
         self.stats.view_changes_started += 1;
@@ -136,7 +138,10 @@ impl Replica {
             pre_prepares: pre_prepares.clone(),
             primary: self.config.id,
         })?;
-        out.push(Output::Broadcast(AgreementMessage::NewView(new_view)));
+        out.push(Output::Broadcast(AgreementMessage::NewView(
+            new_view.clone(),
+        )));
+        self.new_view_message = Some(new_view);
         self.install(plan, pre_prepares, out)
     }
 
@@ -181,6 +186,7 @@ impl Replica {
         }
         let pre_prepares = m.pre_prepares.clone();
         self.view = m.view;
+        self.new_view_message = Some(nv);
         self.install(plan, pre_prepares, out)
     }
 
@@ -308,6 +314,8 @@ impl Replica {
         self.stats.views_rejoined += 1;
         self.view = view;
         self.status = Status::Normal;
+        self.peer_views.clear();
+        self.new_view_message = None;
         for (_, slot) in self.log.slots_mut() {
             if slot
                 .pre_prepare
@@ -322,5 +330,88 @@ impl Replica {
             self.vc_timer_armed = false;
             out.push(Output::CancelTimer(TimerKind::ViewChange));
         }
+    }
+
+    /// The view part of a status message (Castro's thesis §5.2: status messages also
+    /// tell a replica in another view what it missed). Unsigned, so it only triggers
+    /// things that are safe whatever it says:
+    /// - a peer in a LOWER view (e.g. restarted without a log) gets this view's new-view
+    ///   message, which carries its own proof (2f+1 signed view-changes);
+    /// - a peer in a HIGHER view (e.g. alone in a view change nobody supports) gets our
+    ///   status, so it learns where the others are; a replica in a view change never
+    ///   answers, so two replicas cannot keep answering each other;
+    /// - when this replica is in an unsupported view change and 2f peers report one
+    ///   lower view, it rejoins that view without voting (`rejoin`): without this, a
+    ///   replica that suspected the primary alone while nothing is left to commit (so no
+    ///   commit certificate can show it the others' view) stays in its view change
+    ///   forever.
+    pub(super) fn on_status_view(
+        &mut self,
+        from: palisade_wire::agreement::ReplicaId,
+        view: View,
+        out: &mut Vec<Output>,
+    ) {
+        if from == self.config.id {
+            return;
+        }
+        if self.status == Status::Normal {
+            if view < self.view {
+                if let Some(nv) = self.new_view_message.as_ref() {
+                    out.push(Output::Send {
+                        to: from,
+                        message: AgreementMessage::NewView(nv.clone()),
+                    });
+                }
+            } else if view > self.view {
+                out.push(Output::Send {
+                    to: from,
+                    message: AgreementMessage::Status {
+                        view: self.view,
+                        last_delivered: self.last_delivered,
+                    },
+                });
+            }
+            return;
+        }
+        // In a view change: remember where each peer says it is (one entry per replica).
+        self.peer_views.insert(from, view);
+        if view >= self.view {
+            return;
+        }
+        let reporting = self.peer_views.values().filter(|v| **v == view).count();
+        if reporting >= self.config.f.saturating_mul(2) {
+            self.rejoin(view, out);
+        }
+    }
+
+    /// A peer votes in a view above ours while we think ours is current: we missed a
+    /// view change (restarted without a log, or lost the new-view). Ask that peer once
+    /// per view with a status message; a correct peer answers with the new-view message
+    /// (`on_status_view`), which we verify like any other. The view number is not
+    /// trusted for anything else, and one entry per peer bounds the memory.
+    pub(super) fn ask_for_view(
+        &mut self,
+        from: palisade_wire::agreement::ReplicaId,
+        view: View,
+        out: &mut Vec<Output>,
+    ) {
+        if self.status != Status::Normal || view <= self.view || from == self.config.id {
+            return;
+        }
+        if self
+            .asked_views
+            .get(&from)
+            .is_some_and(|asked| *asked >= view)
+        {
+            return;
+        }
+        self.asked_views.insert(from, view);
+        out.push(Output::Send {
+            to: from,
+            message: AgreementMessage::Status {
+                view: self.view,
+                last_delivered: self.last_delivered,
+            },
+        });
     }
 }
