@@ -120,8 +120,7 @@ fn execution_replica_lying_about_checkpoints() {
     check(Scenario::LyingCheckpoint, 0..30);
 }
 
-// Known gaps, kept as runnable tests for whoever fixes them (`cargo test -p palisade-sim
-// -- --ignored`). Each names a failing seed that replays with the binary.
+// Former known gaps (execution replica), fixed; each names the seeds that used to fail.
 
 /// Replies lost on the way to the client: the client retransmits, agreement re-delivers
 /// the batch's order, and execution re-sends its cached replies (seed 1 used to fail).
@@ -130,12 +129,10 @@ fn lost_replies_are_recovered() {
     check(Scenario::LossyReplies, 0..30);
 }
 
-/// One execution replica lost its store while another lags behind a garbage-collected
-/// checkpoint: the up-to-date replica answers state requests only at its next
-/// checkpoint, which never comes because one replica alone cannot answer clients.
-/// Fails at `cargo run -p palisade-sim --release -- --seed 9 --scenario chaos`.
+/// Loss, partitions and crashes with store loss at once. Seeds 9, 98, 107, 153 and 190
+/// used to deadlock: state requests were answered only at the responder's next
+/// checkpoint, and a replica that missed the stable certificate never asked for state.
 #[test]
-#[ignore = "known gap: state transfer waits for a checkpoint that needs progress"]
 fn everything_at_once() {
     let runs = check(Scenario::Chaos, 0..30);
     assert!(runs.iter().all(|r| r.messages_dropped > 0 && r.crashes > 0));
