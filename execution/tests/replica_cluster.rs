@@ -355,3 +355,38 @@ fn orders_that_cannot_be_fetched_any_more_lead_to_a_state_transfer() {
     assert_same_replies(&c, &[0, 1, 2], 13..=13);
     assert_same_digests(&mut c);
 }
+
+#[test]
+fn a_replica_that_missed_every_stable_checkpoint_asks_all_peers_for_state() {
+    let mut c = Cluster::new();
+    for k in 1..=2 {
+        c.order(workload(k));
+    }
+    // Replica 2 is down for 3..8: it misses the checkpoints at 4 and 8, so it knows of
+    // no stable checkpoint, while the delivery log drops everything up to 8.
+    c.online[2] = false;
+    for k in 3..=8 {
+        c.order(workload(k));
+    }
+    c.online[2] = true;
+    c.order(workload(9));
+    assert_eq!(c.replicas[2].last_applied(), 2);
+    assert!(c.replicas[2].stable_checkpoint().is_none());
+    // Fetching 3.. brings only 9 again; after the third round it asks every peer for a
+    // state beyond 2. They answer at once from their snapshots at 8, with its
+    // certificate; replica 2 installs it and fetches 9.
+    for _ in 1..=3 {
+        c.fire(2, ExecTimer::FetchOrders);
+    }
+    let s = c.replicas[2].stats().clone();
+    assert_eq!(s.state_transfers_completed, 1, "{s:?}");
+    assert_eq!(
+        c.replicas[2].stable_checkpoint().map(|s| s.sequence),
+        Some(8)
+    );
+    assert_eq!(c.replicas[2].last_applied(), 9);
+    assert_same_replies(&c, &[0, 1, 2], 9..=9);
+    c.order(workload(10));
+    assert_same_replies(&c, &[0, 1, 2], 10..=10);
+    assert_same_digests(&mut c);
+}

@@ -573,3 +573,68 @@ fn a_replica_on_redb_restarts_with_its_exactly_once_table_and_digest() {
     assert_eq!(r.stats().duplicate_requests, 4);
     assert_eq!(r.stats().duplicates_without_reply, 4);
 }
+
+fn state_chunks_to(out: &[ReplicaOutput], peer: u32) -> Vec<(u64, Vec<u8>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            ReplicaOutput::ToExecution {
+                to: Some(p),
+                message: ExecutionMessage::State { sequence, data, .. },
+            } if *p == peer => Some((*sequence, data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_state_request_after_a_checkpoint_is_answered_at_once_from_its_snapshot() {
+    let mut r = replica(0);
+    r.step(order(1, vec![create(0, 1, "a")]));
+    for s in 2..=K {
+        r.step(order(s, vec![]));
+    }
+    // Later batches change the state; no further checkpoint comes.
+    r.step(order(K + 1, vec![create(0, 2, "b"), create(1, 1, "c")]));
+    let ask = |sequence| ReplicaInput::Message {
+        from: 2,
+        message: ExecutionMessage::FetchState {
+            sequence,
+            have: vec![],
+        },
+    };
+    let out = r.step(ask(K));
+    let chunks = state_chunks_to(&out, 2);
+    assert_eq!(chunks.len(), 1, "answered at once: {out:?}");
+    assert_eq!(chunks[0].0, K);
+    let snapshot: palisade_wire::checkpoint::ReplicaSnapshot =
+        postcard::from_bytes(&chunks[0].1).unwrap();
+    // The state AT K: one file, client 0's request 1 only.
+    assert_eq!(snapshot.checkpoint.last_applied, K);
+    assert_eq!(snapshot.checkpoint.live_ids, vec![1, 2]);
+    assert_eq!(snapshot.clients.len(), 1);
+    assert_eq!(snapshot.clients[0].executed, vec![1]);
+    // Not stable here yet: the certificate follows once it forms (nothing else now).
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        ReplicaOutput::ToExecution {
+            message: ExecutionMessage::Stable(_),
+            ..
+        }
+    )));
+    // A request for a state beyond the snapshot waits for the next checkpoint.
+    assert!(state_chunks_to(&r.step(ask(K + 1)), 2).is_empty());
+    // Re-asks are answered a bounded number of times per snapshot, then deferred.
+    for _ in 0..3 {
+        assert_eq!(state_chunks_to(&r.step(ask(K)), 2).len(), 1);
+    }
+    assert!(state_chunks_to(&r.step(ask(K)), 2).is_empty());
+    assert_eq!(r.stats().state_requests_deferred, 1);
+    assert_eq!(r.stats().state_transfers_served, 4);
+    // The deferred request is answered at the next checkpoint, with the state there.
+    for s in K + 2..2 * K {
+        r.step(order(s, vec![]));
+    }
+    let chunks = state_chunks_to(&r.step(order(2 * K, vec![])), 2);
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0].0, 2 * K);
+}
