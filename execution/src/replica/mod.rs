@@ -37,19 +37,34 @@
 //! counted; the reply cache is not durable, so after a restart a duplicate of an earlier
 //! request gets no reply from this replica (its peers' caches still answer).
 //!
-//! **State transfer** (TOCS §5.3.2, simplified): the asker sends `FetchState` with its
-//! Merkle leaves to the signers of the stable checkpoint it cannot reach; each answers at
-//! its NEXT checkpoint boundary (no old snapshots are kept), exporting the difference
-//! right after computing that checkpoint, cut into `State` chunks of at most
-//! [`STATE_CHUNK_BYTES`](palisade_wire::execution::STATE_CHUNK_BYTES). The asker
+//! **State transfer** (TOCS §5.3.2, simplified): at every checkpoint a replica freezes
+//! its state ([`FileSystem::snapshot`](crate::FileSystem::snapshot): for redb an open
+//! read transaction, O(pages changed since) thanks to copy-on-write; plus the Merkle
+//! leaves and the exactly-once table at that point) and keeps the snapshots of its
+//! latest stable checkpoint and of its newer own checkpoints (at most four). The asker
+//! sends `FetchState` with its Merkle leaves to the signers of the stable checkpoint it
+//! cannot reach — or, if it knows of no stable checkpoint beyond its state while orders
+//! cannot be fetched (it missed the certificate), to every peer. A responder answers at
+//! once from its newest snapshot at or above the asked sequence, preferring a stable
+//! one, with that checkpoint's certificate if it is stable (else when it forms); it
+//! answers a peer at most four times per snapshot, and otherwise — or without a
+//! snapshot — at its next checkpoint. The difference is cut into `State` chunks of at
+//! most [`STATE_CHUNK_BYTES`](palisade_wire::execution::STATE_CHUNK_BYTES). The asker
 //! reassembles per responder (at most [`MAX_TRANSFER_BYTES`] each) and installs only once
-//! it holds a certificate for that sequence whose digest the snapshot reproduces
-//! (the table is checked by the combined digest, the file system by
-//! `import_checkpoint`); it then fetches orders from `sequence + 1`.
+//! it holds a certificate for that sequence whose digest the snapshot reproduces (the
+//! table is checked by the combined digest, the file system by `import_checkpoint`),
+//! storing file system and table in one commit; it then fetches orders from
+//! `sequence + 1`.
 //!
-//! Other limits: a state transfer completes only when the cluster reaches its next
-//! checkpoint, so it needs ongoing traffic (K more batches); a batch whose commit fails
-//! (storage error) stays buffered and is retried on the next input.
+//! **Lost replies** (TOCS §4.1): a client that retransmits a delivered request makes
+//! agreement re-send that batch's ORDER; a replica that already executed it re-sends its
+//! cached replies. A batch the agreement log already dropped (a stable checkpoint covers
+//! it) is not re-sent by agreement, so its lost replies stay lost (an agreement-side
+//! gap: it would need to forward the retransmitted request itself).
+//!
+//! Other limits: a batch whose commit fails (storage error) stays buffered and is
+//! retried on the next input (the snapshots are dropped then, so that the durable store
+//! can reopen); the reply cache is not durable.
 
 mod clients;
 mod core;
