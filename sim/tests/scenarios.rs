@@ -21,6 +21,14 @@ fn check(scenario: Scenario, seeds: std::ops::Range<u64>) -> Vec<RunStats> {
                     c.ops_per_client * c.clients as u64,
                     "seed {seed}: not every request completed"
                 );
+                // Once the network healed, every correct agreement replica ends in the
+                // same view, in normal operation: none is left alone in a view change
+                // or behind a view change it missed (replay: palisade-sim --seed N
+                // --scenario X --verbose).
+                assert_eq!(
+                    stats.agreement_lagging, 0,
+                    "seed {seed} scenario {scenario}: correct agreement replicas end in different views or in a view change"
+                );
                 runs.push(stats);
             }
             Err(failure) => failures.push(failure.to_string()),
@@ -156,6 +164,7 @@ fn client_crash_and_restart_with_a_larger_id_base() {
                     config.ops_per_client * config.clients as u64,
                     "seed {seed}: every request not abandoned completes"
                 );
+                assert_eq!(stats.agreement_lagging, 0, "seed {seed}");
                 restarts += stats.client_restarts;
                 abandoned += stats.requests_abandoned;
             }
