@@ -4,6 +4,9 @@
 //! the primary alone, rejoin the view the others still run instead of staying in a
 //! view change forever (TOCS §4.5.2 needs f+1 to start one).
 
+// Test support: the equivocation filter below is a helper, not a #[test] function.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::cell::RefCell;

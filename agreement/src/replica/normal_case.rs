@@ -412,9 +412,7 @@ impl Replica {
                 .or_default()
                 .push(c.clone());
         }
-        let Some(commits) = groups.into_values().find(|g| g.len() >= quorum) else {
-            return None;
-        };
+        let commits = groups.into_values().find(|g| g.len() >= quorum)?;
         let cert = order_certificate(&commits, &self.config);
         let view = cert.as_ref().map(|c| c.view);
         if let Some(slot) = self.log.slot_mut(sequence) {
