@@ -32,8 +32,9 @@ struct Pending {
     proposed: bool,
 }
 
-/// Per-client windows plus the pending queue. Memory is bounded: at most 2×window ids
-/// per known client, and at most `max_pending` requests.
+/// Per-client windows plus the pending queue. Memory is bounded: at most window
+/// remembered ids and window pending requests per known client, and at most
+/// `max_pending` requests in all.
 #[derive(Debug)]
 pub struct ClientTable {
     window: u64,

@@ -37,8 +37,10 @@ pub struct Config {
     /// Interval of status messages while this replica waits for something (see
     /// [`crate::TimerKind::Status`]); keep it well below `view_change_timeout`.
     pub status_interval: Duration,
-    /// Request ids accepted per client above (and remembered below) the highest id
-    /// ordered for that client.
+    /// Per client: most requests admitted and not yet ordered, and how many ids below
+    /// the highest ordered one are remembered (ids further below are duplicates). Ids
+    /// above the window are admitted: the window slides up when they are ordered, so a
+    /// client restarted with a larger id base is served (see [`crate::client_table`]).
     pub client_window: u64,
     /// Most admitted-but-unordered requests held in total; beyond that new requests are
     /// refused (the client retries), so no client can make a replica allocate without

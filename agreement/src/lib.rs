@@ -17,7 +17,17 @@
 //!
 //! - status messages and retransmission, so a replica that lost messages catches up
 //!   (commit certificates and bodies, or a stable checkpoint proof and a
-//!   [`Output::StateTransfer`]) before it suspects the primary.
+//!   [`Output::StateTransfer`]) before it suspects the primary; status messages also
+//!   carry views: a replica in a lower view gets the current new-view message, and one
+//!   alone in a view change learns where the others are;
+//! - 2f+1 commits complete a slot without the matching pre-prepare, including a commit
+//!   from a replica that sent this one a conflicting commit (an equivocating primary);
+//! - a view change that gathers no f+1 support is abandoned for the lower view that
+//!   2f+1 commits (or 2f peers' status) show still running; the replica then follows
+//!   that view WITHOUT voting in it, so that its view-change message stays truthful
+//!   ([`Replica::may_vote`]);
+//! - the per-client window of request ids slides forward when a client restarts with a
+//!   larger base (ids below the window are duplicates, IPsec-style).
 //!
 //! Limits, on purpose or not yet done:
 //! - no durable log (no `Persist` effect): a restarted replica rejoins from the others'

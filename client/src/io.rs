@@ -30,7 +30,7 @@ pub enum ClientInput {
 /// The effects of one step, in the order they must happen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientOutput {
-    /// The submission got this request id (1, 2, 3, ...).
+    /// The submission got this request id (`first_request_id`, then one more each time).
     Accepted {
         request_id: u64,
     },

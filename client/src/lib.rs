@@ -9,7 +9,9 @@
 //! the runtime and the deterministic simulator drive the very same code.
 //!
 //! What it does:
-//! - keeps a window of requests in flight (request ids 1, 2, 3, ...); a submission beyond
+//! - keeps a window of requests in flight (request ids b, b+1, b+2, ... from
+//!   `ClientConfig::first_request_id` = b, so a restarted client never reuses an id); a
+//!   submission beyond
 //!   the window is answered `Busy`;
 //! - signs every request with the client's ed25519 key and sends it to EVERY agreement
 //!   replica: PBFT clients multicast so that a faulty primary cannot hide a request from

@@ -31,8 +31,11 @@
 //!   execution are never noticed when no later order follows (found by `partitions`);
 //! - replies are not lost by default: execution ignores re-delivered orders of executed
 //!   sequences, so a client whose replies were all lost waits forever (the
-//!   `lossy-replies` scenario shows it); clients are never crashed (a restarted gateway
-//!   would reuse request ids);
+//!   `lossy-replies` scenario shows it);
+//! - gateways crash and restart only with `SimConfig::client_crashes` (a test in
+//!   `tests/scenarios.rs` turns it on): their in-flight requests are abandoned and the
+//!   new incarnation numbers requests from `incarnation * 2^40 + 1` ([`client_node`]),
+//!   as the runtime does with a clock-derived `ClientConfig::first_request_id`;
 //! - execution replicas run over [`durable::DurableStore`] (a shared `MemStore`) so that
 //!   a crash keeps the committed state; one restarted from its store has an empty
 //!   exactly-once table and so a different digest until its state transfer, and is
