@@ -1013,6 +1013,10 @@ impl<S: Store> ExecutionReplica<S> {
                 }
                 Err(e) => {
                     self.stats.bad_state += 1;
+                    if matches!(e, ExecError::Storage(_)) {
+                        // As after a failed batch: let the durable store reopen.
+                        self.snapshots.clear();
+                    }
                     tracing::warn!(from = peer, sequence, error = %e, "transferred state refused");
                 }
             }
