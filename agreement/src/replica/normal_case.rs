@@ -27,27 +27,28 @@ impl Replica {
             return Err(Reject::Rule("message from an unknown replica"));
         }
         message.check_bounds()?;
-        // A signed vote of a view above ours (checked here only in that rare case).
+        // A signed vote of a view above ours: we may have missed a view change. The
+        // signature is checked only when we would ask (once per peer and view), so a
+        // peer cannot make us verify its messages for views we drop anyway.
         let keys = &self.config.replica_keys;
         let vote_view = match &message {
-            AgreementMessage::PrePrepare { pre_prepare, .. }
-                if pre_prepare.message.view > self.view =>
-            {
-                pre_prepare
-                    .verify_with(keys)
-                    .ok()
-                    .map(|()| pre_prepare.message.view)
-            }
-            AgreementMessage::Prepare(p) if p.message.view > self.view => {
-                p.verify_with(keys).ok().map(|()| p.message.view)
-            }
-            AgreementMessage::Commit(c) if c.message.view > self.view => {
-                c.verify_with(keys).ok().map(|()| c.message.view)
-            }
-            _ => None,
+            AgreementMessage::PrePrepare { pre_prepare, .. } => pre_prepare.message.view,
+            AgreementMessage::Prepare(p) => p.message.view,
+            AgreementMessage::Commit(c) => c.message.view,
+            _ => 0,
         };
-        if let Some(view) = vote_view {
-            self.ask_for_view(from, view, out);
+        if self.should_ask_for_view(from, vote_view) {
+            let signed = match &message {
+                AgreementMessage::PrePrepare { pre_prepare, .. } => {
+                    pre_prepare.verify_with(keys).is_ok()
+                }
+                AgreementMessage::Prepare(p) => p.verify_with(keys).is_ok(),
+                AgreementMessage::Commit(c) => c.verify_with(keys).is_ok(),
+                _ => false,
+            };
+            if signed {
+                self.ask_for_view(from, vote_view, out);
+            }
         }
         match message {
             AgreementMessage::PrePrepare { pre_prepare, batch } => {

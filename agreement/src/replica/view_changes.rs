@@ -395,14 +395,7 @@ impl Replica {
         view: View,
         out: &mut Vec<Output>,
     ) {
-        if self.status != Status::Normal || view <= self.view || from == self.config.id {
-            return;
-        }
-        if self
-            .asked_views
-            .get(&from)
-            .is_some_and(|asked| *asked >= view)
-        {
+        if !self.should_ask_for_view(from, view) {
             return;
         }
         self.asked_views.insert(from, view);
@@ -413,5 +406,21 @@ impl Replica {
                 last_delivered: self.last_delivered,
             },
         });
+    }
+
+    /// True if a verified vote of `view` from `from` should make us ask (see
+    /// `ask_for_view`).
+    pub(super) fn should_ask_for_view(
+        &self,
+        from: palisade_wire::agreement::ReplicaId,
+        view: View,
+    ) -> bool {
+        self.status == Status::Normal
+            && view > self.view
+            && from != self.config.id
+            && self
+                .asked_views
+                .get(&from)
+                .is_none_or(|asked| *asked < view)
     }
 }
