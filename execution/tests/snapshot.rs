@@ -66,3 +66,12 @@ fn a_redb_snapshot_outlives_later_batches() {
     let store = RedbStore::open(dir.path()).unwrap();
     snapshot_outlives_later_batches(H::new(store, FsConfig::default()), mem());
 }
+
+#[test]
+fn replicas_with_snapshots_can_move_to_their_own_thread() {
+    // The runtime runs each replica on a dedicated thread: its kept snapshots (a redb
+    // read transaction, a MemStore copy) must not make it !Send.
+    fn send<T: Send>() {}
+    send::<palisade_execution::ExecutionReplica<RedbStore>>();
+    send::<palisade_execution::ExecutionReplica<MemStore>>();
+}
