@@ -118,6 +118,9 @@ pub struct Simulation {
     network: Network,
     oracle: Oracle,
     digests: DigestBook,
+    /// A restarted execution replica counts against g until it executed (or installed)
+    /// this sequence: the highest any other replica had applied when it restarted.
+    exec_catch_up: BTreeMap<u32, Sequence>,
     /// Accepted results not yet checkable: (client, request id, sequence, result).
     pending_checks: Vec<(ClientId, u64, Sequence, Vec<u8>)>,
     healed_at: Option<Duration>,
@@ -225,6 +228,7 @@ impl Simulation {
             execution,
             crashed: BTreeSet::new(),
             digests: DigestBook::default(),
+            exec_catch_up: BTreeMap::new(),
             pending_checks: Vec::new(),
             healed_at: None,
             finish_at: None,
@@ -482,6 +486,14 @@ impl Simulation {
             }
             NodeId::Execution(e) => {
                 let wipe = self.config.wipe_on_restart;
+                let target = self
+                    .execution
+                    .iter()
+                    .filter(|n| n.id != e)
+                    .map(|n| n.replica.last_applied())
+                    .max()
+                    .unwrap_or(0);
+                self.exec_catch_up.insert(e, target);
                 if let Some(n) = self.execution.get_mut(e as usize) {
                     n.restart(wipe).map_err(internal)?;
                 }
@@ -596,9 +608,15 @@ impl Simulation {
         }
         // No exemption for a restarted replica: its store holds the exactly-once table
         // too, so its digest at every sequence must equal its peers'. It stops counting
-        // against g (the fault budget) once it reached a sequence others recorded.
-        if node.recovering && self.digests.get(sequence).is_some() {
+        // against g (the fault budget) once it caught up with where the others were
+        // when it restarted — not at its first execution: a wiped replica re-executing
+        // sequence 1 has not recovered, and crashing a second one then would leave
+        // fewer than g+1 replicas with the latest stable state.
+        if node.recovering
+            && sequence >= self.exec_catch_up.get(&e).copied().unwrap_or(0)
+        {
             node.recovering = false;
+            self.exec_catch_up.remove(&e);
         }
         self.digests.record(e, sequence, digest)
     }
