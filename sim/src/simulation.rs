@@ -612,9 +612,7 @@ impl Simulation {
         // when it restarted — not at its first execution: a wiped replica re-executing
         // sequence 1 has not recovered, and crashing a second one then would leave
         // fewer than g+1 replicas with the latest stable state.
-        if node.recovering
-            && sequence >= self.exec_catch_up.get(&e).copied().unwrap_or(0)
-        {
+        if node.recovering && sequence >= self.exec_catch_up.get(&e).copied().unwrap_or(0) {
             node.recovering = false;
             self.exec_catch_up.remove(&e);
         }
