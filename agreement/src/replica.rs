@@ -215,6 +215,17 @@ impl Replica {
             }
             Input::Timer(kind) => (Source::Local, self.on_timer(kind, &mut out)),
             Input::Tick(now) => {
+                if self.now.is_none() {
+                    // The first clock reading: this replica just started, possibly
+                    // restarted without a log while the others moved on. Tell them where
+                    // it is, so that they send the current new-view and what it missed
+                    // (status messages, Castro's thesis §5.2) instead of it waiting for
+                    // traffic it may never see. Peers in the same place ignore it.
+                    out.push(Output::Broadcast(AgreementMessage::Status {
+                        view: self.view,
+                        last_delivered: self.last_delivered,
+                    }));
+                }
                 self.now = Some(now);
                 (Source::Local, Ok(()))
             }

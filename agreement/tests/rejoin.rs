@@ -231,3 +231,27 @@ fn replica_restarted_in_view_0_asks_for_and_installs_the_current_new_view() {
     }
     assert!(c.delivered_requests(0).contains(&(2, 1)));
 }
+
+#[test]
+fn replica_restarted_into_an_idle_cluster_catches_up_from_its_first_clock_reading() {
+    let mut c = Cluster::new(1);
+    c.silent.insert(0);
+    c.submit(request(0, 1, b"x"));
+    c.settle();
+    c.fire_all(TimerKind::ViewChange);
+    c.settle();
+    c.submit(request(1, 1, b"y"));
+    c.settle();
+    assert_eq!(c.delivered[1].len(), 2);
+    // Replica 0 restarts without a log; nothing else happens in the cluster.
+    c.replicas[0] = palisade_agreement::Replica::new(common::config(1, 0), replica_key(0)).unwrap();
+    c.timers[0].clear();
+    c.silent.remove(&0);
+    c.input(0, palisade_agreement::Input::Tick(common::time(1_000)));
+    c.settle();
+    // Its announcement brought it view 1's new-view and the committed batches.
+    assert_eq!(c.replicas[0].view(), 1);
+    assert_eq!(c.replicas[0].status(), Status::Normal);
+    assert_eq!(c.delivered_requests(0), c.delivered_requests(1));
+    c.check_invariants();
+}

@@ -19,6 +19,15 @@ fn replica(id: u32, tweak: impl Fn(&mut Config)) -> Replica {
     let mut c = config(1, id);
     tweak(&mut c);
     let mut r = Replica::new(c, replica_key(id as usize)).unwrap();
+    // On its first clock reading a replica announces itself (a restarted one learns
+    // what it missed); later readings are silent.
+    assert_eq!(
+        r.step(Input::Tick(time(1_000))),
+        vec![Output::Broadcast(AgreementMessage::Status {
+            view: 0,
+            last_delivered: 0
+        })]
+    );
     assert!(r.step(Input::Tick(time(1_000))).is_empty());
     r
 }
