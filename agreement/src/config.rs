@@ -24,6 +24,14 @@ pub struct Config {
     /// How long the primary waits for a batch to fill before proposing it anyway.
     /// Zero proposes every admitted request at once.
     pub batch_delay: Duration,
+    /// Most batches the primary keeps proposed but not yet committed here; while that
+    /// many are in flight, requests queue up and go out together once one commits
+    /// (TOCS §5.1: the primary batches when the number of requests in progress exceeds
+    /// a sliding window). Self-clocking: at low load a request is proposed at once, at
+    /// high load batches grow to whatever arrived meanwhile, so the per-batch
+    /// signatures are shared by many requests. Zero: no limit (batching by
+    /// `batch_delay` alone).
+    pub max_batches_in_flight: u64,
     /// K: a checkpoint every K sequence numbers (TOCS §4.3).
     pub checkpoint_interval: u64,
     /// L: sequence numbers accepted above the low watermark; 2K by default, so the
@@ -78,6 +86,7 @@ impl Config {
             max_batch_requests: 256,
             max_batch_bytes: 3 * 1024 * 1024,
             batch_delay: Duration::from_millis(1),
+            max_batches_in_flight: 0,
             checkpoint_interval: 64,
             window: 128,
             max_timestamp_skew: Duration::from_secs(1),

@@ -208,6 +208,7 @@ impl Replica {
     /// Processes one input; returns its effects in the order they must happen.
     pub fn step(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
+        let delivered_before = self.last_delivered;
         let (source, result) = match input {
             Input::ClientRequest(request) => (Source::Client, self.on_request(request, &mut out)),
             Input::Message { from, message } => {
@@ -240,6 +241,14 @@ impl Replica {
         if let Err(reject) = result {
             tracing::debug!(replica = self.config.id, view = self.view, %reject, "input dropped");
             self.count(source, &reject);
+        }
+        if self.config.max_batches_in_flight > 0 && self.last_delivered > delivered_before {
+            // The in-flight window moved: what queued behind it goes out now, as one
+            // batch (it has waited a whole round already; no batch delay on top).
+            if let Err(reject) = self.propose(true, &mut out) {
+                tracing::debug!(replica = self.config.id, %reject, "proposal after delivery failed");
+                self.count(Source::Local, &reject);
+            }
         }
         self.refresh_request_timer(&mut out);
         out
@@ -310,6 +319,13 @@ impl Replica {
                 return Ok(());
             }
             let (count, bytes) = self.clients.unproposed();
+            if self.window_full(count, bytes) {
+                // A delivery calls this again (see `step`); a fired batch timer is spent.
+                if timer_fired {
+                    self.batcher.disarm();
+                }
+                return Ok(());
+            }
             match self.batcher.decide(count, bytes, timer_fired) {
                 BatchDecision::Wait => return Ok(()),
                 BatchDecision::ArmTimer(after) => {
@@ -324,6 +340,20 @@ impl Replica {
             timer_fired = false;
         }
         Ok(())
+    }
+
+    /// True if `config.max_batches_in_flight` batches are proposed and not yet delivered
+    /// and the queued requests do not fill a batch: they wait for a delivery.
+    fn window_full(&self, count: usize, bytes: usize) -> bool {
+        let limit = self.config.max_batches_in_flight;
+        let in_flight = self
+            .next_sequence
+            .saturating_sub(1)
+            .saturating_sub(self.last_delivered);
+        limit > 0
+            && in_flight >= limit
+            && count < self.batcher.max_requests()
+            && bytes < self.batcher.max_bytes()
     }
 
     /// True if an accepted batch above the last delivered one has no body here yet.

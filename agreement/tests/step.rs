@@ -186,6 +186,53 @@ fn primary_proposes_one_pre_prepare_with_its_timestamp() {
 }
 
 #[test]
+fn primary_with_a_full_in_flight_window_queues_requests_until_a_delivery() {
+    let mut p = replica(0, |c| {
+        c.batch_delay = Duration::ZERO;
+        c.max_batches_in_flight = 1;
+    });
+    let first = request(2, 1, b"a");
+    let out = p.step(Input::ClientRequest(first.clone()));
+    let expected = batch_at(time(1_000), vec![first]);
+    assert!(out.contains(&Output::Broadcast(pre_prepare(0, 0, 1, &expected))));
+    // Sequence 1 is in flight: the next requests wait, whatever the batch delay says.
+    let (second, third) = (request(2, 2, b"b"), request(2, 3, b"c"));
+    for r in [&second, &third] {
+        let out = p.step(Input::ClientRequest(r.clone()));
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::Broadcast(AgreementMessage::PrePrepare { .. }))),
+            "proposed while the window was full: {out:?}"
+        );
+    }
+    assert_eq!(p.stats().batches_proposed, 1);
+    // Sequence 1 prepares and commits (2f+1 with the primary's own votes).
+    let d = expected.digest().unwrap();
+    for i in [1, 2] {
+        p.step(msg(i, AgreementMessage::Prepare(prepare(i, 0, 1, d))));
+    }
+    let mut out = Vec::new();
+    for i in [1, 2] {
+        out.extend(p.step(msg(i, AgreementMessage::Commit(commit(i, 1, d)))));
+    }
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Deliver { batch, .. } if batch.sequence == 1)));
+    // The delivery frees the window: both queued requests go out as one batch.
+    let proposals: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(AgreementMessage::PrePrepare { pre_prepare, batch }) => {
+                Some((pre_prepare.message.sequence, batch.requests.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposals, vec![(2, vec![second, third])]);
+    assert_eq!(p.stats().batches_proposed, 2);
+}
+
+#[test]
 fn backup_only_arms_its_request_timer_on_a_request() {
     let mut r = replica(2, |_| {});
     let out = r.step(Input::ClientRequest(request(0, 1, b"x")));
