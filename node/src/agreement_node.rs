@@ -55,6 +55,15 @@ pub fn replica_config(cfg: &NodeConfig) -> Config {
     );
     c.checkpoint_interval = cfg.checkpoint_interval;
     c.window = (2 * cfg.checkpoint_interval).clamp(cfg.checkpoint_interval, 4096);
+    // Batching by an in-flight window instead of a delay (TOCS §5.1): a request is
+    // proposed at once when no batch is in flight (low latency for one client), and
+    // under load everything that arrived while a batch was being agreed goes out as the
+    // next batch. Measured with a 1 ms delay and no window, 32 concurrent clients got
+    // ~3 requests per batch, and the per-batch signatures (pre-prepare, 2f+1 prepares
+    // and commits at every replica, the ORDER certificate at every execution replica)
+    // were most of the CPU.
+    c.batch_delay = Duration::ZERO;
+    c.max_batches_in_flight = 1;
     c
 }
 

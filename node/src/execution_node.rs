@@ -24,6 +24,7 @@ use tracing::{debug, info, info_span, warn};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::handle::{NodeHandle, Probe};
+use crate::redundant_orders::RedundantOrders;
 use crate::timers::Timers;
 
 /// Messages queued for the replica thread.
@@ -95,6 +96,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         probe: probe.clone(),
         stop: stop.clone(),
         divergent: false,
+        redundant: RedundantOrders::default(),
     };
     info!(node = %cfg.node_id(), addr = ?net.local_addr(), last_applied = worker.replica.last_applied(),
         data = %dir.display(), "execution node started");
@@ -148,6 +150,8 @@ struct Worker {
     probe: Arc<Probe>,
     stop: Arc<AtomicBool>,
     divergent: bool,
+    /// Drops the routine second copy of an executed order (see [`RedundantOrders`]).
+    redundant: RedundantOrders,
 }
 
 impl Worker {
@@ -180,9 +184,16 @@ impl Worker {
     fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
         let input = match (from, envelope) {
             (
-                NodeId::Agreement(_),
+                NodeId::Agreement(i),
                 Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
-            ) => ReplicaInput::Order { batch, certificate },
+            ) => {
+                let last = self.replica.last_applied();
+                if self.redundant.is_redundant(i, batch.sequence, last) {
+                    Probe::bump(&self.probe.redundant_orders);
+                    return;
+                }
+                ReplicaInput::Order { batch, certificate }
+            }
             (NodeId::Execution(j), Envelope::Execution(message)) => {
                 ReplicaInput::Message { from: j, message }
             }

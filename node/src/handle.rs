@@ -21,6 +21,9 @@ pub struct Probe {
     /// Messages dropped because of who sent them or what they were (counted here, logged
     /// at debug level).
     pub refused: AtomicU64,
+    /// Execution: routine second copies of executed orders dropped by the runtime
+    /// (`redundant_orders`). Agreement: unused.
+    pub redundant_orders: AtomicU64,
 }
 
 impl Probe {

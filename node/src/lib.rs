@@ -7,7 +7,8 @@
 //!   of ORDER-certified batches to every execution replica, FetchOrders, stable
 //!   checkpoints.
 //! - [`execution_node`]: `ExecutionReplica<RedbStore>` on a dedicated thread (blocking
-//!   store work never runs on the async workers).
+//!   store work never runs on the async workers); [`redundant_orders`] drops the routine
+//!   second copy of an executed order before it costs a certificate check.
 //! - [`gateway_node`]: the gateway's `ReplicatedFileService` (BFT client) behind NFS.
 //! - [`cluster`]: a whole `separate` configuration in one process (what
 //!   `palisade up --mode separate` and the integration tests run).
@@ -22,6 +23,7 @@ pub mod gateway_node;
 pub mod handle;
 pub mod hex;
 pub mod node;
+pub mod redundant_orders;
 pub mod timers;
 
 pub use cluster::{LocalCluster, LocalClusterOptions};
