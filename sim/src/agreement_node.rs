@@ -104,6 +104,16 @@ impl AgreementNode {
         Ok(())
     }
 
+    /// The first clock reading after a (re)start, as the node runtime gives at once:
+    /// the core then announces itself to its peers (a status message), so that one
+    /// restarted into an idle cluster still learns the current view and what it missed.
+    pub fn start(&mut self, now: Duration) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let tick = Input::Tick(self.clock(now));
+        self.step(tick, now, &mut effects);
+        effects
+    }
+
     pub fn is_correct(&self) -> bool {
         self.fault.is_none()
     }

@@ -480,9 +480,15 @@ impl Simulation {
         match node {
             NodeId::Agreement(a) => {
                 let committed = self.oracle.applied();
-                if let Some(n) = self.agreement.get_mut(a as usize) {
-                    n.restart(committed).map_err(internal)?;
-                }
+                let now = self.now;
+                let effects = match self.agreement.get_mut(a as usize) {
+                    Some(n) => {
+                        n.restart(committed).map_err(internal)?;
+                        n.start(now)
+                    }
+                    None => Vec::new(),
+                };
+                self.apply(node, effects)?;
             }
             NodeId::Execution(e) => {
                 let wipe = self.config.wipe_on_restart;
