@@ -29,22 +29,23 @@
 //!   request a client retransmits after it was delivered
 //!   ([`agreement_node::AgreementNode`]): without it, orders lost on the way to
 //!   execution are never noticed when no later order follows (found by `partitions`);
-//! - replies are not lost by default: execution ignores re-delivered orders of executed
-//!   sequences, so a client whose replies were all lost waits forever (the
-//!   `lossy-replies` scenario shows it);
+//! - an execution replica that receives a re-delivered, certified order of a sequence it
+//!   already executed re-sends that batch's cached replies, so lost replies are recovered
+//!   (the `lossy-replies` scenario). Open gap: a retransmission that arrives after a stable
+//!   checkpoint let agreement collect the batch from its delivery log triggers no
+//!   re-send (about 2 seeds in 1000 of `lossy-replies`, e.g. 453 and 694);
 //! - gateways crash and restart only with `SimConfig::client_crashes` (a test in
 //!   `tests/scenarios.rs` turns it on): their in-flight requests are abandoned and the
 //!   new incarnation numbers requests from `incarnation * 2^40 + 1` ([`client_node`]),
 //!   as the runtime does with a clock-derived `ClientConfig::first_request_id`;
 //! - execution replicas run over [`durable::DurableStore`] (a shared `MemStore`) so that
-//!   a crash keeps the committed state; one restarted from its store has an empty
-//!   exactly-once table and so a different digest until its state transfer, and is
-//!   exempt from the digest invariant until its digest agrees again;
-//! - a node down or still recovering counts against f or g: no second crash of its
-//!   kind is injected meanwhile;
-//! - the `chaos` scenario (loss, partitions, crashes with store loss at once) exposes a
-//!   liveness gap of state transfer: a replica answers `FetchState` only at its next
-//!   checkpoint, which never comes when it is the only up-to-date replica.
+//!   a crash keeps the committed state, the exactly-once table included: a replica
+//!   restarted from its store has the same digest at once and is checked like any other;
+//! - a node down or still recovering counts against f or g (a restarted execution replica
+//!   until it reaches where its peers were at its restart): no second crash of its kind
+//!   is injected meanwhile;
+//! - the `chaos` scenario (loss, partitions, crashes with store loss at once) exercises
+//!   state transfer served from the snapshot each replica keeps of its checkpoints.
 //!
 //! Usage: `cargo run -p palisade-sim --release -- --seed 1234 --scenario byzantine-primary`,
 //! `--seeds 0..200 --scenario all`, and `--ops N` for a longer soak.
