@@ -120,13 +120,16 @@ impl XDR for Vec<u8> {
     fn deserialize<R: Read>(&mut self, src: &mut R) -> std::io::Result<()> {
         let mut length: u32 = 0;
         length.deserialize(src)?;
-        // PALISADE PATCH (see PATCHES.md): read the bytes that are there instead of
-        // allocating the (up to 4 GiB) length the peer claims.
-        self.clear();
-        let read = src.take(u64::from(length)).read_to_end(self)?;
-        if read != length as usize {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        // PALISADE PATCH (see PATCHES.md): an opaque cannot be longer than the RPC record
+        // that carries it (at most MAX_RECORD_BYTES), so a larger claim is refused before
+        // anything is allocated (stock 0.11 allocated up to 4 GiB); a smaller one is
+        // allocated once and read in place.
+        if length as usize > crate::rpcwire::MAX_RECORD_BYTES {
+            return Err(std::io::ErrorKind::InvalidData.into());
         }
+        self.clear();
+        self.resize(length as usize, 0);
+        src.read_exact(self)?;
         // read padding
         let pad = ((4 - length % 4) % 4) as usize;
         let mut zeros: [u8; 4] = [0, 0, 0, 0];
