@@ -1,5 +1,5 @@
 //! [`Envelope`]: the one message type that travels on an authenticated link between any
-//! two Palisade nodes (gateway, agreement, execution). The link layer (`palisade-net`)
+//! two Palisade nodes (gateway, agreement, filter, execution). The link layer (`palisade-net`)
 //! authenticates *who* sent it; each variant still carries its own signatures, checked by
 //! the receiving core before the message touches state (DESIGN §3).
 
@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agreement::{AgreementMessage, Bounded, Request, Signed, VerifyError};
 use crate::execution::{ExecutionMessage, Reply};
+use crate::firewall::FirewallMessage;
 
 /// Everything on a link.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -18,8 +19,13 @@ pub enum Envelope {
     /// To, from and between execution replicas: ordered batches, checkpoints, stable
     /// certificates, fetches, state transfer.
     Execution(ExecutionMessage),
-    /// Execution replica → client (gateway): a signed reply.
+    /// Execution replica → client (gateway): a signed reply (the `separate`
+    /// configuration).
     Reply(Signed<Reply>),
+    /// Up through the privacy firewall: shares from execution replicas to the bottom
+    /// row, certified replies and stable checkpoints from row to row, to agreement nodes,
+    /// and (certified replies) from agreement nodes to the gateway.
+    Firewall(FirewallMessage),
 }
 
 impl Envelope {
@@ -30,6 +36,7 @@ impl Envelope {
             Envelope::Request(_) => "request",
             Envelope::Execution(_) => "execution",
             Envelope::Reply(_) => "reply",
+            Envelope::Firewall(_) => "firewall",
         }
     }
 }
@@ -41,6 +48,7 @@ impl Bounded for Envelope {
             Envelope::Request(r) => r.message.check_bounds(),
             Envelope::Execution(m) => m.check_bounds(),
             Envelope::Reply(r) => r.message.check_bounds(),
+            Envelope::Firewall(m) => m.check_bounds(),
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   ordered batch plus ORDER certificate that agreement hands to execution.
 //! - [`execution`]: execution-cluster messages: replies, checkpoint certificates, state
 //!   transfer.
+//! - [`firewall`]: what crosses the privacy firewall upward: signature shares, certified
+//!   replies with Merkle paths, stable-checkpoint certificates.
 //! - [`envelope`]: the one message type on an authenticated link between nodes.
 //! - [`codec`]: the canonical encoding and its errors.
 
@@ -23,6 +25,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod envelope;
 pub mod execution;
+pub mod firewall;
 pub mod fs;
 
 pub use codec::{decode, encode, WireError, MAX_MESSAGE_BYTES};
