@@ -1,0 +1,53 @@
+//! Palisade's privacy-firewall cryptography (Yin et al., SOSP 2003, §4; issue 4).
+//!
+//! - [`threshold`]: the [`ThresholdSigner`] / [`ThresholdVerifier`] seam, key dealing and
+//!   key bytes. Execution replicas sign *shares*; the bottom filter row combines g+1 into
+//!   one signature that everyone above checks against one public key.
+//! - [`merkle`]: RFC 6962 Merkle tree hash (BLAKE3) over a batch's replies, audit paths
+//!   and their check, so one signature certifies a whole batch.
+//! - [`certify`]: certified replies and stable certificates — cut, check, cache.
+//! - [`seal`]: sealed request and reply bodies (AES-256-GCM-SIV).
+//!
+//! # Choices
+//!
+//! - **Threshold BLS via `blsttc`** ([`SchemeKind::Blst`], the default). A BLS threshold
+//!   signature is unique whichever g+1 shares made it, which is what makes the bytes that
+//!   leave the firewall a function of the agreed order and the state alone (DESIGN §1).
+//!   `blsttc` keeps `threshold_crypto`'s API (key sets, shares, Lagrange combination) on
+//!   top of `blst`, the audited, constant-time, assembly-optimised BLS12-381 library,
+//!   and builds on stable Rust. `threshold_crypto` 0.4 itself (pairing 0.16, rand 0.7,
+//!   unmaintained) is available behind the `threshold-crypto` cargo feature
+//!   ([`SchemeKind::ThresholdCrypto`]) for comparison; the bench measures both.
+//! - **Merkle tree per RFC 6962 with BLAKE3**: one signature per batch (the amortisation
+//!   DESIGN §5 asks for), a short audit path per reply, and no second-preimage confusion
+//!   between leaves and nodes (0x00 / 0x01 prefixes). BLAKE3 is the project's hash.
+//! - **AES-256-GCM-SIV** (RFC 8452) for sealed bodies: misuse-resistant, so deterministic
+//!   reply sealing (a nonce derived from the header) is safe; hardware AES and CLMUL are
+//!   used where the CPU has them.
+//! - Randomness only enters through explicit arguments (`deal`, `BodyKey::generate`,
+//!   `seal_request`), so pure cores that call this crate stay deterministic.
+//!
+//! Nothing here panics on hostile input: malformed keys, shares, signatures, paths and
+//! sealed bodies are [`CryptoError`]s or `false`.
+
+pub mod certify;
+pub mod error;
+pub mod merkle;
+pub mod seal;
+pub mod threshold;
+
+mod blst_scheme;
+
+pub use certify::{
+    certify_replies, reply_root_of, verify_certified_reply, verify_certified_reply_with,
+    verify_stable, VerifiedRoots,
+};
+pub use error::CryptoError;
+pub use merkle::{
+    audit_path, audit_paths, leaf_hash, node_hash, reply_root, root, root_from_path, EMPTY_ROOT,
+};
+pub use seal::BodyKey;
+pub use threshold::{
+    deal, deal_from_seed, scheme_of, signer_from_bytes, verifier_from_bytes, DealtKeys, SchemeKind,
+    ThresholdSigner, ThresholdVerifier, MAX_PARTIES,
+};

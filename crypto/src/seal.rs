@@ -1,0 +1,227 @@
+//! Sealed bodies (issue 4 §3; DESIGN §1 "deterministic replies"): request bodies are
+//! sealed by the gateway for the execution cluster, reply bodies by execution replicas for
+//! the gateway, so agreement nodes and filters carry them without reading them.
+//!
+//! AEAD: AES-256-GCM-SIV (RFC 8452). It is nonce-misuse resistant: sealing the same
+//! (nonce, header, plaintext) twice gives the same bytes and reveals only that equality,
+//! and distinct plaintexts under one nonce stay confidential up to equality. That is
+//! exactly what deterministic reply sealing needs: every correct replica must produce the
+//! same ciphertext for a reply (so g+1 of them sign the same leaf), and a replica cannot
+//! choose a nonce to leak bits through.
+//!
+//! Two subkeys are derived from the [`BodyKey`] with `blake3::derive_key` (one for
+//! requests, one for replies), plus a third key for reply nonces, so a request can never
+//! be replayed as a reply or the other way round.
+//!
+//! - Request: `nonce (12, random) ‖ ciphertext ‖ tag (16)`, AAD = domain ‖ client id.
+//! - Reply: `ciphertext ‖ tag (16)`; the nonce is the first 12 bytes of a BLAKE3 keyed
+//!   hash of (sequence, client, request id), which the gateway knows from the certified
+//!   reply; AAD = domain ‖ sequence ‖ client ‖ request id.
+
+use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use palisade_wire::agreement::{ClientId, Sequence};
+use zeroize::Zeroize;
+
+use crate::error::CryptoError;
+
+const NONCE: usize = 12;
+const TAG: usize = 16;
+
+const REQUEST_KEY_CONTEXT: &str = "palisade 2025 body key: request sealing (AES-256-GCM-SIV)";
+const REPLY_KEY_CONTEXT: &str = "palisade 2025 body key: reply sealing (AES-256-GCM-SIV)";
+const REPLY_NONCE_CONTEXT: &str = "palisade 2025 body key: reply nonce derivation";
+
+const REQUEST_AAD: &[u8] = b"palisade/seal/request\0";
+const REPLY_AAD: &[u8] = b"palisade/seal/reply\0";
+
+/// The key shared by gateways and execution replicas for sealed bodies: 32 secret bytes.
+/// `Debug` prints no key material; the bytes are zeroed on drop.
+#[derive(Clone)]
+pub struct BodyKey {
+    bytes: [u8; 32],
+    request: Aes256GcmSiv,
+    reply: Aes256GcmSiv,
+    reply_nonce_key: [u8; 32],
+}
+
+impl std::fmt::Debug for BodyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyKey(..)")
+    }
+}
+
+impl Drop for BodyKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+        self.reply_nonce_key.zeroize();
+    }
+}
+
+fn cipher(context: &str, key: &[u8; 32]) -> Aes256GcmSiv {
+    let mut sub = blake3::derive_key(context, key);
+    let c = Aes256GcmSiv::new(&sub.into());
+    sub.zeroize();
+    c
+}
+
+impl BodyKey {
+    /// The key with these bytes (as stored, hex-encoded, in configs).
+    pub fn from_bytes(b: [u8; 32]) -> BodyKey {
+        BodyKey {
+            request: cipher(REQUEST_KEY_CONTEXT, &b),
+            reply: cipher(REPLY_KEY_CONTEXT, &b),
+            reply_nonce_key: blake3::derive_key(REPLY_NONCE_CONTEXT, &b),
+            bytes: b,
+        }
+    }
+
+    /// A fresh key from a cryptographically secure RNG (rand 0.9, e.g. `rand::rng()`).
+    pub fn generate(rng: &mut impl rand::CryptoRng) -> BodyKey {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        let key = BodyKey::from_bytes(b);
+        b.zeroize();
+        key
+    }
+
+    /// The key's 32 bytes (for writing a config).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.bytes
+    }
+
+    /// Gateway: seal an FsOp encoding for the execution cluster. Random nonce (requests
+    /// need no determinism), the client id bound as associated data (the request id is
+    /// assigned after sealing; the client's signature binds the sealed payload to it).
+    pub fn seal_request(
+        &self,
+        client: ClientId,
+        plaintext: &[u8],
+        rng: &mut impl rand::CryptoRng,
+    ) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE];
+        rng.fill_bytes(&mut nonce);
+        let mut out = Vec::with_capacity(NONCE + plaintext.len() + TAG);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let aad = request_aad(client);
+        match self
+            .request
+            .encrypt_in_place_detached(&Nonce::from(nonce), &aad, &mut out[NONCE..])
+        {
+            Ok(tag) => {
+                out.extend_from_slice(&tag);
+                out
+            }
+            // Only for a plaintext over RFC 8452's 2^36-byte P_MAX, far beyond any wire
+            // bound; an empty result never opens.
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Execution replica: open a request sealed by [`BodyKey::seal_request`].
+    pub fn open_request(&self, client: ClientId, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < NONCE + TAG {
+            return Err(CryptoError::SealedTooShort(sealed.len()));
+        }
+        let (nonce, rest) = sealed.split_at(NONCE);
+        let nonce: [u8; NONCE] = nonce
+            .try_into()
+            .map_err(|_| CryptoError::SealedTooShort(sealed.len()))?;
+        open(&self.request, nonce, &request_aad(client), rest)
+    }
+
+    /// Execution replica: deterministic (nonce derived from sequence, client, request id)
+    /// so every correct replica produces identical bytes.
+    pub fn seal_reply(
+        &self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        let nonce = self.reply_nonce(sequence, client, request_id);
+        let aad = reply_aad(sequence, client, request_id);
+        let mut out = Vec::with_capacity(plaintext.len() + TAG);
+        out.extend_from_slice(plaintext);
+        match self
+            .reply
+            .encrypt_in_place_detached(&Nonce::from(nonce), &aad, &mut out)
+        {
+            Ok(tag) => {
+                out.extend_from_slice(&tag);
+                out
+            }
+            // Only for a plaintext over RFC 8452's P_MAX (2^36 bytes); never opens.
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Gateway: open a reply sealed by [`BodyKey::seal_reply`] for exactly this header.
+    pub fn open_reply(
+        &self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < TAG {
+            return Err(CryptoError::SealedTooShort(sealed.len()));
+        }
+        let nonce = self.reply_nonce(sequence, client, request_id);
+        open(
+            &self.reply,
+            nonce,
+            &reply_aad(sequence, client, request_id),
+            sealed,
+        )
+    }
+
+    fn reply_nonce(&self, sequence: Sequence, client: ClientId, request_id: u64) -> [u8; NONCE] {
+        let mut h = blake3::Hasher::new_keyed(&self.reply_nonce_key);
+        h.update(&sequence.to_le_bytes());
+        h.update(&client.to_le_bytes());
+        h.update(&request_id.to_le_bytes());
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&h.finalize().as_bytes()[..NONCE]);
+        nonce
+    }
+}
+
+fn request_aad(client: ClientId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(REQUEST_AAD.len() + 8);
+    aad.extend_from_slice(REQUEST_AAD);
+    aad.extend_from_slice(&client.to_le_bytes());
+    aad
+}
+
+fn reply_aad(sequence: Sequence, client: ClientId, request_id: u64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(REPLY_AAD.len() + 24);
+    aad.extend_from_slice(REPLY_AAD);
+    aad.extend_from_slice(&sequence.to_le_bytes());
+    aad.extend_from_slice(&client.to_le_bytes());
+    aad.extend_from_slice(&request_id.to_le_bytes());
+    aad
+}
+
+/// Open `ciphertext ‖ tag` (at least TAG bytes, checked by the callers).
+fn open(
+    cipher: &Aes256GcmSiv,
+    nonce: [u8; NONCE],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let split = sealed
+        .len()
+        .checked_sub(TAG)
+        .ok_or(CryptoError::SealedTooShort(sealed.len()))?;
+    let (ciphertext, tag) = sealed.split_at(split);
+    let tag: [u8; TAG] = tag
+        .try_into()
+        .map_err(|_| CryptoError::SealedTooShort(sealed.len()))?;
+    let mut out = ciphertext.to_vec();
+    cipher
+        .decrypt_in_place_detached(&Nonce::from(nonce), aad, &mut out, &Tag::from(tag))
+        .map_err(|_| CryptoError::OpenFailed)?;
+    Ok(out)
+}

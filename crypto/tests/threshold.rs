@@ -1,0 +1,249 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! Threshold signatures: round trips, refusals, and uniqueness across share subsets, for
+//! every compiled-in scheme.
+
+use palisade_crypto::*;
+use palisade_wire::firewall::{SignatureShare, ThresholdSignature};
+use std::sync::Arc;
+
+fn schemes() -> Vec<SchemeKind> {
+    let mut s = vec![SchemeKind::Blst];
+    if cfg!(feature = "threshold-crypto") {
+        s.push(SchemeKind::ThresholdCrypto);
+    }
+    s
+}
+
+struct Cluster {
+    verifier: Arc<dyn ThresholdVerifier>,
+    signers: Vec<Arc<dyn ThresholdSigner>>,
+}
+
+fn cluster(kind: SchemeKind, g: usize, seed: u8) -> Cluster {
+    let parties = 2 * g + 1;
+    let keys = deal_from_seed(kind, g, parties, [seed; 32]).unwrap();
+    assert_eq!(keys.shares.len(), parties);
+    let verifier = verifier_from_bytes(&keys.public).unwrap();
+    let signers = keys
+        .shares
+        .iter()
+        .enumerate()
+        .map(|(i, s)| signer_from_bytes(&keys.public, i as u32, s).unwrap())
+        .collect();
+    Cluster { verifier, signers }
+}
+
+fn shares(c: &Cluster, who: &[u32], msg: &[u8]) -> Vec<(u32, SignatureShare)> {
+    who.iter()
+        .map(|&i| (i, c.signers[i as usize].sign_share(msg)))
+        .collect()
+}
+
+/// All subsets of `0..n` of size `k`.
+fn subsets(n: u32, k: usize) -> Vec<Vec<u32>> {
+    (0u32..(1 << n))
+        .filter(|m| m.count_ones() as usize == k)
+        .map(|m| (0..n).filter(|i| m & (1 << i) != 0).collect())
+        .collect()
+}
+
+#[test]
+fn g_plus_one_of_2g_plus_one_combine_and_verify() {
+    for kind in schemes() {
+        for g in [1usize, 2] {
+            let c = cluster(kind, g, 7);
+            assert_eq!(c.verifier.threshold(), g);
+            assert_eq!(c.verifier.parties(), 2 * g + 1);
+            let msg = b"reply root of batch 17";
+            for (i, s) in c.signers.iter().enumerate() {
+                assert_eq!(s.index(), i as u32);
+                let share = s.sign_share(msg);
+                assert!(
+                    c.verifier.verify_share(i as u32, msg, &share),
+                    "{kind:?} g={g}"
+                );
+            }
+            let who: Vec<u32> = (0..=g as u32).collect();
+            let sig = c.verifier.combine(&shares(&c, &who, msg)).unwrap();
+            assert!(c.verifier.verify(msg, &sig), "{kind:?} g={g}");
+            assert!(!c.verifier.verify(b"another message", &sig));
+        }
+    }
+}
+
+#[test]
+fn signatures_are_unique_whichever_subset_combined_them() {
+    for kind in schemes() {
+        for g in [1usize, 2] {
+            let c = cluster(kind, g, 9);
+            let msg = b"stable checkpoint 64";
+            let n = (2 * g + 1) as u32;
+            let mut seen: Option<ThresholdSignature> = None;
+            // Every subset of size g+1, and the full set (only its first g+1 count).
+            let mut sets = subsets(n, g + 1);
+            sets.push((0..n).rev().collect());
+            for who in sets {
+                let sig = c.verifier.combine(&shares(&c, &who, msg)).unwrap();
+                assert!(c.verifier.verify(msg, &sig));
+                match &seen {
+                    None => seen = Some(sig),
+                    Some(first) => assert_eq!(first, &sig, "{kind:?} g={g} subset {who:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_message_wrong_signer_and_tampering_fail() {
+    for kind in schemes() {
+        let c = cluster(kind, 1, 3);
+        let msg = b"m";
+        let share = c.signers[0].sign_share(msg);
+        assert!(!c.verifier.verify_share(0, b"other", &share));
+        assert!(
+            !c.verifier.verify_share(1, msg, &share),
+            "share credited to another signer"
+        );
+        assert!(!c.verifier.verify_share(99, msg, &share));
+        let mut bad = share.clone();
+        bad.0[10] ^= 1;
+        assert!(!c.verifier.verify_share(0, msg, &bad));
+        assert!(!c
+            .verifier
+            .verify_share(0, msg, &SignatureShare(vec![1, 2, 3])));
+
+        // A wrong share combines (combine does not verify) but the result fails.
+        let mut s = shares(&c, &[0, 1], msg);
+        s[1].1 = c.signers[1].sign_share(b"other");
+        let sig = c.verifier.combine(&s).unwrap();
+        assert!(!c.verifier.verify(msg, &sig));
+
+        let good = c.verifier.combine(&shares(&c, &[0, 2], msg)).unwrap();
+        assert!(c.verifier.verify(msg, &good));
+        let mut tampered = good.clone();
+        tampered.0[5] ^= 0x40;
+        assert!(!c.verifier.verify(msg, &tampered));
+        assert!(!c.verifier.verify(msg, &ThresholdSignature(vec![])));
+        assert!(!c.verifier.verify(msg, &ThresholdSignature(vec![0xff; 96])));
+        // A share is not a combined signature.
+        assert!(!c.verifier.verify(msg, &ThresholdSignature(share.0.clone())));
+    }
+}
+
+#[test]
+fn combine_refuses_bad_input() {
+    for kind in schemes() {
+        let c = cluster(kind, 2, 4);
+        let msg = b"m";
+        let too_few = shares(&c, &[0, 1], msg);
+        assert!(matches!(
+            c.verifier.combine(&too_few),
+            Err(CryptoError::NotEnoughShares { got: 2, need: 3 })
+        ));
+        let dup = shares(&c, &[0, 1, 1], msg);
+        assert!(matches!(
+            c.verifier.combine(&dup),
+            Err(CryptoError::DuplicateSigner(1))
+        ));
+        let mut unknown = shares(&c, &[0, 1, 2], msg);
+        unknown[2].0 = 5;
+        assert!(matches!(
+            c.verifier.combine(&unknown),
+            Err(CryptoError::UnknownSigner(5))
+        ));
+        let mut garbage = shares(&c, &[0, 1, 2], msg);
+        garbage[1].1 = SignatureShare(vec![0xab; 96]);
+        assert!(matches!(
+            c.verifier.combine(&garbage),
+            Err(CryptoError::MalformedShare(1))
+        ));
+    }
+}
+
+#[test]
+fn dealing_is_deterministic_from_a_seed_and_fresh_from_an_rng() {
+    for kind in schemes() {
+        let a = deal_from_seed(kind, 1, 3, [1; 32]).unwrap();
+        let b = deal_from_seed(kind, 1, 3, [1; 32]).unwrap();
+        let other = deal_from_seed(kind, 1, 3, [2; 32]).unwrap();
+        assert_eq!(a.public, b.public);
+        assert_eq!(a.shares, b.shares);
+        assert_ne!(a.public, other.public);
+        let r1 = deal(kind, 1, 3, &mut rand::rng()).unwrap();
+        let r2 = deal(kind, 1, 3, &mut rand::rng()).unwrap();
+        assert_ne!(r1.public, r2.public);
+        assert_eq!(scheme_of(&r1.public).unwrap(), kind);
+        let dbg = format!("{r1:?}");
+        assert!(!dbg.contains(&format!("{:?}", r1.shares[0])));
+    }
+}
+
+#[test]
+fn malformed_and_mismatched_keys_are_refused() {
+    let keys = deal_from_seed(SchemeKind::Blst, 1, 3, [5; 32]).unwrap();
+    let other = deal_from_seed(SchemeKind::Blst, 1, 3, [6; 32]).unwrap();
+    assert!(verifier_from_bytes(&[]).is_err());
+    assert!(matches!(
+        verifier_from_bytes(&[9, 0, 0]),
+        Err(CryptoError::UnknownScheme(9))
+    ));
+    // Every truncation, and one extra byte, is refused.
+    for len in 0..keys.public.len() {
+        assert!(
+            verifier_from_bytes(&keys.public[..len]).is_err(),
+            "len {len}"
+        );
+    }
+    let mut long = keys.public.clone();
+    long.push(0);
+    assert!(verifier_from_bytes(&long).is_err());
+    // Parameters: g >= parties, zero parties, too many parties.
+    for (g, p) in [(3u32, 3u32), (0, 0), (1, 100_000)] {
+        let mut bad = keys.public.clone();
+        bad[1..5].copy_from_slice(&g.to_le_bytes());
+        bad[5..9].copy_from_slice(&p.to_le_bytes());
+        assert!(verifier_from_bytes(&bad).is_err());
+    }
+    // A point that is not on the curve.
+    let mut off_curve = keys.public.clone();
+    for b in &mut off_curve[9..20] {
+        *b = 0x5a;
+    }
+    assert!(verifier_from_bytes(&off_curve).is_err());
+    assert!(deal_from_seed(SchemeKind::Blst, 3, 3, [0; 32]).is_err());
+    assert!(deal_from_seed(SchemeKind::Blst, 1, MAX_PARTIES + 1, [0; 32]).is_err());
+
+    // Shares: wrong index, another dealing, truncated, wrong scheme tag.
+    assert!(signer_from_bytes(&keys.public, 1, &keys.shares[0]).is_err());
+    assert!(matches!(
+        signer_from_bytes(&keys.public, 0, &other.shares[0]),
+        Err(CryptoError::KeyMismatch(_))
+    ));
+    assert!(signer_from_bytes(&keys.public, 0, &keys.shares[0][..20]).is_err());
+    assert!(signer_from_bytes(&keys.public, 0, &[]).is_err());
+    let mut wrong_tag = keys.shares[0].clone();
+    wrong_tag[0] = 2;
+    assert!(signer_from_bytes(&keys.public, 0, &wrong_tag).is_err());
+    assert!(signer_from_bytes(&keys.public, 7, &keys.shares[0]).is_err());
+    let s = signer_from_bytes(&keys.public, 2, &keys.shares[2]).unwrap();
+    assert!(!format!("{s:?}").is_empty());
+}
+
+#[cfg(not(feature = "threshold-crypto"))]
+#[test]
+fn threshold_crypto_needs_its_feature() {
+    assert!(matches!(
+        deal_from_seed(SchemeKind::ThresholdCrypto, 1, 3, [0; 32]),
+        Err(CryptoError::SchemeUnavailable(SchemeKind::ThresholdCrypto))
+    ));
+    let mut public = deal_from_seed(SchemeKind::Blst, 1, 3, [0; 32])
+        .unwrap()
+        .public;
+    public[0] = 2;
+    assert!(matches!(
+        verifier_from_bytes(&public),
+        Err(CryptoError::SchemeUnavailable(SchemeKind::ThresholdCrypto))
+    ));
+}
