@@ -20,7 +20,9 @@
 //!   ([`SchemeKind::ThresholdCrypto`]) for comparison; the bench measures both.
 //! - **Merkle tree per RFC 6962 with BLAKE3**: one signature per batch (the amortisation
 //!   DESIGN §5 asks for), a short audit path per reply, and no second-preimage confusion
-//!   between leaves and nodes (0x00 / 0x01 prefixes). BLAKE3 is the project's hash.
+//!   between leaves and nodes (0x00 / 0x01 prefixes). BLAKE3 is the project's hash. The
+//!   signed root also binds the leaf count, so a certified reply has exactly one valid
+//!   form (see [`merkle`]).
 //! - **AES-256-GCM-SIV** (RFC 8452) for sealed bodies: misuse-resistant, so deterministic
 //!   reply sealing (a nonce derived from the header) is safe; hardware AES and CLMUL are
 //!   used where the CPU has them.
@@ -37,6 +39,8 @@ pub mod seal;
 pub mod threshold;
 
 mod blst_scheme;
+#[cfg(feature = "threshold-crypto")]
+mod tc_scheme;
 
 pub use certify::{
     certify_replies, reply_root_of, verify_certified_reply, verify_certified_reply_with,
@@ -44,7 +48,8 @@ pub use certify::{
 };
 pub use error::CryptoError;
 pub use merkle::{
-    audit_path, audit_paths, leaf_hash, node_hash, reply_root, root, root_from_path, EMPTY_ROOT,
+    audit_path, audit_paths, bind_count, leaf_hash, node_hash, reply_root, root, root_from_path,
+    tree_hash, EMPTY_TREE_HASH,
 };
 pub use seal::BodyKey;
 pub use threshold::{

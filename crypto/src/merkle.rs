@@ -1,10 +1,20 @@
 //! RFC 6962 §2.1 Merkle tree hash over a batch's replies, with BLAKE3 as the hash:
 //!
-//! - `MTH({}) = BLAKE3()` — the root of zero leaves is BLAKE3 of the empty string
-//!   ([`EMPTY_ROOT`]), as the RFC defines it for its hash;
+//! - `MTH({}) = BLAKE3()` — the tree hash of zero leaves is BLAKE3 of the empty string
+//!   ([`EMPTY_TREE_HASH`]), as the RFC defines it for its hash;
 //! - leaf: `BLAKE3(0x00 ‖ leaf data)`; node: `BLAKE3(0x01 ‖ left ‖ right)` (the prefixes
 //!   keep a leaf from ever passing for a node, RFC 6962 §2.1);
 //! - n > 1 leaves split at k, the largest power of two < n: the left subtree is perfect.
+//!
+//! **The root binds the leaf count.** An RFC 6962 tree hash does not commit to the number
+//! of leaves: leaf 0 of a 3-leaf tree has the same audit path and tree hash when read as
+//! leaf 0 of 4 leaves. RFC 6962 signs the tree size beside the hash (§3.5); we sign
+//! [`reply_root_message`](palisade_wire::firewall::reply_root_message)`(sequence, root)`
+//! only, so the root that is signed is
+//! `BLAKE3(0x02 ‖ "palisade/firewall/reply-root" ‖ count (u64 LE) ‖ MTH)` ([`root`]).
+//! Without this a compromised filter could rewrite `leaf_count` of a certified reply and
+//! still pass every check above it — a covert channel through the firewall (SOSP 2003
+//! §4: the bytes leaving must be a function of the agreed request and state alone).
 //!
 //! Audit paths are RFC 6962 §2.1.1 (siblings from the leaf up) and are checked with the
 //! algorithm of RFC 9162 §2.1.3.2, which also refuses a path of the wrong length for its
@@ -21,8 +31,12 @@ use palisade_wire::firewall::ReplyEntry;
 /// any other BLAKE3 input of the system.
 const LEAF_DOMAIN: &[u8] = b"palisade/firewall/reply-entry\0";
 
-/// The root of zero leaves: BLAKE3 of the empty string (RFC 6962 §2.1, `MTH({}) = HASH()`).
-pub const EMPTY_ROOT: Digest = Digest([
+/// Domain tag of the count-binding step of [`root`].
+const ROOT_DOMAIN: &[u8] = b"palisade/firewall/reply-root";
+
+/// The tree hash of zero leaves: BLAKE3 of the empty string (RFC 6962 §2.1,
+/// `MTH({}) = HASH()`). The *root* of zero leaves is `bind_count(0, EMPTY_TREE_HASH)`.
+pub const EMPTY_TREE_HASH: Digest = Digest([
     0xaf, 0x13, 0x49, 0xb9, 0xf5, 0xf9, 0xa1, 0xa6, 0xa0, 0x40, 0x4d, 0xea, 0x36, 0xdc, 0xc9, 0x49,
     0x9b, 0xcb, 0x25, 0xc9, 0xad, 0xc1, 0x12, 0xb7, 0xcc, 0x9a, 0x93, 0xca, 0xe4, 0x1f, 0x32, 0x62,
 ]);
@@ -57,7 +71,7 @@ fn parent_level(level: &[Digest]) -> Vec<Digest> {
         .map(|pair| match pair {
             [l, r] => node_hash(l, r),
             [single] => *single,
-            _ => EMPTY_ROOT, // chunks(2) yields one or two items; never reached
+            _ => EMPTY_TREE_HASH, // chunks(2) yields one or two items; never reached
         })
         .collect()
 }
@@ -95,17 +109,35 @@ fn path_in_levels(levels: &[Vec<Digest>], mut index: usize) -> Vec<Digest> {
     path
 }
 
-/// The RFC 6962 Merkle tree hash of `leaves` (already leaf hashes).
-pub fn root(leaves: &[Digest]) -> Digest {
+/// The plain RFC 6962 Merkle tree hash `MTH` of `leaves` (already leaf hashes), without
+/// the leaf count. What is signed is [`root`].
+pub fn tree_hash(leaves: &[Digest]) -> Digest {
     let mut level = match leaves.len() {
-        0 => return EMPTY_ROOT,
+        0 => return EMPTY_TREE_HASH,
         1 => return leaves[0],
         _ => parent_level(leaves),
     };
     while level.len() > 1 {
         level = parent_level(&level);
     }
-    level.first().copied().unwrap_or(EMPTY_ROOT)
+    level.first().copied().unwrap_or(EMPTY_TREE_HASH)
+}
+
+/// `BLAKE3(0x02 ‖ "palisade/firewall/reply-root" ‖ count (u64 LE) ‖ tree_hash)`: a root
+/// that commits to the number of leaves as well as to them.
+pub fn bind_count(count: u64, tree_hash: &Digest) -> Digest {
+    let mut h = blake3::Hasher::new();
+    h.update(&[0x02]);
+    h.update(ROOT_DOMAIN);
+    h.update(&count.to_le_bytes());
+    h.update(&tree_hash.0);
+    Digest(*h.finalize().as_bytes())
+}
+
+/// The root of `leaves` (already leaf hashes): the RFC 6962 tree hash bound to the leaf
+/// count ([`bind_count`]). Zero leaves: `bind_count(0, EMPTY_TREE_HASH)`, a fixed value.
+pub fn root(leaves: &[Digest]) -> Digest {
+    bind_count(leaves.len() as u64, &tree_hash(leaves))
 }
 
 /// The RFC 6962 §2.1.1 audit path of leaf `index`: sibling hashes from the leaf up.
@@ -126,8 +158,9 @@ pub fn audit_paths(leaves: &[Digest]) -> Vec<Vec<Digest>> {
         .collect()
 }
 
-/// The root that `path` leads to from `leaf` at `index` of `count` leaves (RFC 9162
-/// §2.1.3.2). `None` if `index >= count` or the path's length does not fit the shape.
+/// The [`root`] that `path` leads to from `leaf` at `index` of `count` leaves (RFC 9162
+/// §2.1.3.2, then bound to `count`). `None` if `index >= count` or the path's length does
+/// not fit the shape.
 pub fn root_from_path(leaf: Digest, index: u32, count: u32, path: &[Digest]) -> Option<Digest> {
     if index >= count {
         return None;
@@ -158,7 +191,7 @@ pub fn root_from_path(leaf: Digest, index: u32, count: u32, path: &[Digest]) -> 
     if s != 0 {
         return None; // path shorter than the tree is deep
     }
-    Some(r)
+    Some(bind_count(u64::from(count), &r))
 }
 
 /// The reply root of a batch: [`root`] over [`leaf_hash`] of each entry, in batch order.

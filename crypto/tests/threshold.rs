@@ -182,8 +182,14 @@ fn dealing_is_deterministic_from_a_seed_and_fresh_from_an_rng() {
 
 #[test]
 fn malformed_and_mismatched_keys_are_refused() {
-    let keys = deal_from_seed(SchemeKind::Blst, 1, 3, [5; 32]).unwrap();
-    let other = deal_from_seed(SchemeKind::Blst, 1, 3, [6; 32]).unwrap();
+    for kind in schemes() {
+        malformed_and_mismatched_keys_are_refused_for(kind);
+    }
+}
+
+fn malformed_and_mismatched_keys_are_refused_for(kind: SchemeKind) {
+    let keys = deal_from_seed(kind, 1, 3, [5; 32]).unwrap();
+    let other = deal_from_seed(kind, 1, 3, [6; 32]).unwrap();
     assert!(verifier_from_bytes(&[]).is_err());
     assert!(matches!(
         verifier_from_bytes(&[9, 0, 0]),
@@ -193,27 +199,32 @@ fn malformed_and_mismatched_keys_are_refused() {
     for len in 0..keys.public.len() {
         assert!(
             verifier_from_bytes(&keys.public[..len]).is_err(),
-            "len {len}"
+            "{kind:?} len {len}"
         );
     }
     let mut long = keys.public.clone();
     long.push(0);
     assert!(verifier_from_bytes(&long).is_err());
-    // Parameters: g >= parties, zero parties, too many parties.
-    for (g, p) in [(3u32, 3u32), (0, 0), (1, 100_000)] {
+    // Parameters: g >= parties, zero parties, too many parties, g differing from the
+    // commitment's degree.
+    for (g, p) in [(3u32, 3u32), (0, 0), (1, 100_000), (2, 5), (0, 3)] {
         let mut bad = keys.public.clone();
         bad[1..5].copy_from_slice(&g.to_le_bytes());
         bad[5..9].copy_from_slice(&p.to_le_bytes());
-        assert!(verifier_from_bytes(&bad).is_err());
+        assert!(
+            verifier_from_bytes(&bad).is_err(),
+            "{kind:?} g={g} parties={p}"
+        );
     }
-    // A point that is not on the curve.
+    // A point that is not on the curve (the last G1 point of the commitment).
     let mut off_curve = keys.public.clone();
-    for b in &mut off_curve[9..20] {
+    let n = off_curve.len();
+    for b in &mut off_curve[n - 48..n - 30] {
         *b = 0x5a;
     }
-    assert!(verifier_from_bytes(&off_curve).is_err());
-    assert!(deal_from_seed(SchemeKind::Blst, 3, 3, [0; 32]).is_err());
-    assert!(deal_from_seed(SchemeKind::Blst, 1, MAX_PARTIES + 1, [0; 32]).is_err());
+    assert!(verifier_from_bytes(&off_curve).is_err(), "{kind:?}");
+    assert!(deal_from_seed(kind, 3, 3, [0; 32]).is_err());
+    assert!(deal_from_seed(kind, 1, MAX_PARTIES + 1, [0; 32]).is_err());
 
     // Shares: wrong index, another dealing, truncated, wrong scheme tag.
     assert!(signer_from_bytes(&keys.public, 1, &keys.shares[0]).is_err());
@@ -224,11 +235,33 @@ fn malformed_and_mismatched_keys_are_refused() {
     assert!(signer_from_bytes(&keys.public, 0, &keys.shares[0][..20]).is_err());
     assert!(signer_from_bytes(&keys.public, 0, &[]).is_err());
     let mut wrong_tag = keys.shares[0].clone();
-    wrong_tag[0] = 2;
+    wrong_tag[0] = if kind == SchemeKind::Blst { 2 } else { 1 };
     assert!(signer_from_bytes(&keys.public, 0, &wrong_tag).is_err());
     assert!(signer_from_bytes(&keys.public, 7, &keys.shares[0]).is_err());
+    let mut long_share = keys.shares[0].clone();
+    long_share.push(0);
+    assert!(signer_from_bytes(&keys.public, 0, &long_share).is_err());
     let s = signer_from_bytes(&keys.public, 2, &keys.shares[2]).unwrap();
-    assert!(!format!("{s:?}").is_empty());
+    let dbg = format!("{s:?}");
+    assert!(dbg.contains("index: 2"), "{dbg}");
+}
+
+/// Hostile key bytes never panic, whatever they are.
+#[test]
+fn random_key_bytes_never_panic() {
+    use proptest::prelude::*;
+    let keys = deal_from_seed(SchemeKind::Blst, 1, 3, [8; 32]).unwrap();
+    proptest!(ProptestConfig::with_cases(256), |(bytes in proptest::collection::vec(any::<u8>(), 0..200), flip in 0usize..160)| {
+        let _ = verifier_from_bytes(&bytes);
+        let _ = signer_from_bytes(&keys.public, 0, &bytes);
+        let _ = signer_from_bytes(&bytes, 0, &keys.shares[0]);
+        let mut p = keys.public.clone();
+        let i = flip % p.len();
+        p[i] ^= 0x81;
+        if let Ok(v) = verifier_from_bytes(&p) {
+            let _ = v.verify(b"m", &ThresholdSignature(bytes.clone()));
+        }
+    });
 }
 
 #[cfg(not(feature = "threshold-crypto"))]
