@@ -64,9 +64,12 @@ impl BlstVerifier {
     }
 }
 
+/// Parse a share, accepting only the canonical encoding of its point (re-encoding gives
+/// the same bytes), so a share or signature has exactly one accepted byte form.
 fn parse_share(bytes: &[u8]) -> Option<blsttc::SignatureShare> {
     let arr: [u8; SIG] = bytes.try_into().ok()?;
-    blsttc::SignatureShare::from_bytes(arr).ok()
+    let share = blsttc::SignatureShare::from_bytes(arr).ok()?;
+    (share.to_bytes() == arr).then_some(share)
 }
 
 impl ThresholdVerifier for BlstVerifier {
@@ -110,8 +113,9 @@ impl ThresholdVerifier for BlstVerifier {
             return false;
         };
         match blsttc::Signature::from_bytes(arr) {
-            Ok(sig) => self.public_key.verify(&sig, message),
-            Err(_) => false,
+            // Only the canonical encoding: what crosses the firewall has one byte form.
+            Ok(sig) if sig.to_bytes() == arr => self.public_key.verify(&sig, message),
+            _ => false,
         }
     }
 }

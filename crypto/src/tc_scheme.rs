@@ -88,9 +88,12 @@ impl TcVerifier {
     }
 }
 
+/// Parse a share, accepting only the canonical encoding of its point (re-encoding gives
+/// the same bytes), so a share or signature has exactly one accepted byte form.
 fn parse_share(bytes: &[u8]) -> Option<threshold_crypto::SignatureShare> {
     let arr: [u8; SIG] = bytes.try_into().ok()?;
-    threshold_crypto::SignatureShare::from_bytes(arr).ok()
+    let share = threshold_crypto::SignatureShare::from_bytes(arr).ok()?;
+    (share.to_bytes() == arr).then_some(share)
 }
 
 impl ThresholdVerifier for TcVerifier {
@@ -134,8 +137,9 @@ impl ThresholdVerifier for TcVerifier {
             return false;
         };
         match threshold_crypto::Signature::from_bytes(arr) {
-            Ok(sig) => self.public_key.verify(&sig, message),
-            Err(_) => false,
+            // Only the canonical encoding: what crosses the firewall has one byte form.
+            Ok(sig) if sig.to_bytes() == arr => self.public_key.verify(&sig, message),
+            _ => false,
         }
     }
 }

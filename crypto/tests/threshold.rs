@@ -280,3 +280,53 @@ fn threshold_crypto_needs_its_feature() {
         Err(CryptoError::SchemeUnavailable(SchemeKind::ThresholdCrypto))
     ));
 }
+
+/// The BLS12-381 base field modulus p, big-endian.
+const P: [u8; 48] = [
+    0x1a, 0x01, 0x11, 0xea, 0x39, 0x7f, 0xe6, 0x9a, 0x4b, 0x1b, 0xa7, 0xb6, 0x43, 0x4b, 0xac, 0xd7,
+    0x64, 0x77, 0x4b, 0x84, 0xf3, 0x85, 0x12, 0xbf, 0x67, 0x30, 0xd2, 0xa0, 0xf6, 0xb0, 0xf6, 0x24,
+    0x1e, 0xab, 0xff, 0xfe, 0xb1, 0x53, 0xff, 0xff, 0xb9, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xaa, 0xab,
+];
+
+/// `x + p` over 48 big-endian bytes (x < p, so no overflow past 2^382).
+fn plus_p(x: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 48];
+    let mut carry = 0u16;
+    for i in (0..48).rev() {
+        let s = x[i] as u16 + P[i] as u16 + carry;
+        out[i] = s as u8;
+        carry = s >> 8;
+    }
+    assert_eq!(carry, 0);
+    out
+}
+
+/// A compressed G2 point is x = (c1, c0), 48 bytes each, c1 first with the flag bits.
+/// Writing c0 + p instead of c0 names the same point to a decoder that reduces mod p; such
+/// a second byte form would let a filter change a certified reply's bytes undetected, so
+/// it must be refused — as a share and as a combined signature.
+#[test]
+fn non_canonical_point_encodings_are_refused() {
+    for kind in schemes() {
+        let c = cluster(kind, 1, 12);
+        let msg = b"canonical";
+        let share = c.signers[0].sign_share(msg);
+        let sig = c.verifier.combine(&shares(&c, &[0, 1], msg)).unwrap();
+        assert!(c.verifier.verify(msg, &sig));
+        for bytes in [&share.0, &sig.0] {
+            let mut alt = bytes[..48].to_vec();
+            alt.extend_from_slice(&plus_p(&bytes[48..]));
+            assert_ne!(&alt, bytes);
+            assert!(!c
+                .verifier
+                .verify_share(0, msg, &SignatureShare(alt.clone())));
+            assert!(!c.verifier.verify(msg, &ThresholdSignature(alt.clone())));
+            let mut s = shares(&c, &[0, 1], msg);
+            s[0].1 = SignatureShare(alt);
+            assert!(matches!(
+                c.verifier.combine(&s),
+                Err(CryptoError::MalformedShare(0))
+            ));
+        }
+    }
+}
