@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::target::{parse_host_port, SpawnKind};
+use crate::suite::cases::Group;
+use crate::target::{parse_host_port, parse_named_target, External, SpawnKind};
 
 /// Drives an NFSv3 endpoint through fixed workloads and reports medians.
 ///
@@ -29,6 +30,12 @@ pub enum Cmd {
     /// All workloads on every target in one run; Markdown table with ratios
     /// to the first target (e.g. --spawn memfs,unreplicated).
     Compare(BenchArgs),
+    /// The whole matrix (Andrew phases, churn, seq/rand I/O, backup, latency)
+    /// on every target; writes DIR/report.md, DIR/results.json and SVG plots.
+    Suite(SuiteArgs),
+    /// Checks that a suite's output directory holds a well-formed report
+    /// (its form, not its figures); exit 1 with the problems otherwise.
+    CheckReport(CheckArgs),
     /// Serve the in-memory baseline file system (used by --spawn memfs).
     #[command(hide = true)]
     ServeMemfs(ServeArgs),
@@ -126,6 +133,69 @@ pub struct ServeArgs {
     /// Test hook: flip the byte at this file offset in every READ reply.
     #[arg(long, hide = true)]
     pub corrupt_read_at: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// Start these as child processes on free loopback ports (comma-separated):
+    /// memfs, unreplicated, separate, firewall.
+    #[arg(long = "spawn", value_name = "KIND", value_delimiter = ',')]
+    pub spawn: Vec<SpawnKind>,
+    /// An external endpoint `[NAME=]HOST:PORT[:EXPORT][,mount=PORT]`, e.g.
+    /// `ganesha=127.0.0.1:20490:/srv/export,mount=20491`; may be repeated.
+    #[arg(long = "target", value_name = "TARGET", value_parser = parse_named_target)]
+    pub targets: Vec<External>,
+    /// Export path for spawned targets and external ones that name none.
+    #[arg(long, default_value = "/")]
+    pub export: String,
+    /// Directory for report.md, results.json and the plots (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// CI smoke test: tiny sizes, one run, no progress bar (well under two
+    /// minutes for three spawned targets). Not a measurement.
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// The report for people: Andrew ×1 and ×10, 100 MB backup, 4 depths,
+    /// 1 warm-up and 5 runs. Takes a long time on slow configurations.
+    #[arg(long)]
+    pub full: bool,
+    /// Only these workload families (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "GROUP")]
+    pub only: Vec<Group>,
+    /// Andrew scales (comma-separated; 1 = about 1,000 files / 20 MB, 10 the
+    /// larger variant) instead of the mode's.
+    #[arg(long, value_delimiter = ',')]
+    pub scale: Vec<f64>,
+    /// Churn concurrency levels (comma-separated) instead of the mode's.
+    #[arg(long, value_delimiter = ',')]
+    pub clients: Vec<usize>,
+    /// Calls in flight for seq/rand I/O (comma-separated) instead of the mode's.
+    #[arg(long, value_delimiter = ',')]
+    pub depths: Vec<usize>,
+    /// Bytes of the 100 MB backup instead of the mode's.
+    #[arg(long, value_parser = parse_size)]
+    pub backup_size: Option<u64>,
+    /// Measured runs per case and target instead of the mode's.
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// Unmeasured runs before them instead of the mode's.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Seed of every generated shape and pattern (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Path of the `palisade` binary for spawned Palisade targets.
+    #[arg(long, value_name = "PATH")]
+    pub palisade_bin: Option<PathBuf>,
+    /// Seconds a spawned server may take to start answering.
+    #[arg(long, default_value_t = 60)]
+    pub ready_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The suite's --out directory.
+    pub dir: PathBuf,
 }
 
 /// Parses a byte count with an optional binary (KiB, MiB, GiB) or decimal

@@ -13,8 +13,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use nfs3_client::nfs3_types::nfs3::{
     createhow3, diropargs3, fattr3, filename3, nfs_fh3, nfsstat3, sattr3, set_size3, stable_how,
     CREATE3args, GETATTR3args, LOOKUP3args, MKDIR3args, Nfs3Result, READ3args, REMOVE3args,
-    RMDIR3args, WRITE3args,
+    RENAME3args, RMDIR3args, WRITE3args,
 };
+use nfs3_client::nfs3_types::rpc::{auth_unix, opaque_auth};
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::{TokioConnector, TokioIo};
 use nfs3_client::{Nfs3Connection, Nfs3ConnectionBuilder};
@@ -26,6 +27,9 @@ use tokio::net::TcpStream;
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub export: String,
+    /// MOUNT's port when it differs from NFS's (nfs-ganesha serves MOUNT on
+    /// its own port); `None` means the NFS port, as nfsserve serves both.
+    pub mount_port: Option<u16>,
 }
 
 impl Endpoint {
@@ -40,6 +44,7 @@ impl Endpoint {
         Ok(Endpoint {
             addr,
             export: export.to_string(),
+            mount_port: None,
         })
     }
 }
@@ -48,6 +53,21 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.addr, self.export)
     }
+}
+
+/// AUTH_UNIX (RFC 5531 appendix A) with this process's uid and gid, as a kernel
+/// client sends: servers such as nfs-ganesha refuse AUTH_NONE for data
+/// operations (AUTH_TOOWEAK), and nfsserve accepts either.
+fn credential() -> opaque_auth<'static> {
+    // SAFETY: getuid(2) and getgid(2) cannot fail and touch no memory of ours.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    opaque_auth::auth_unix(&auth_unix {
+        stamp: 0,
+        machinename: Opaque::borrowed(b"palisade-bench"),
+        uid,
+        gid,
+        gids: vec![gid],
+    })
 }
 
 /// Turns a non-OK `nfsstat3` into an error naming the call.
@@ -70,7 +90,8 @@ impl Client {
     pub async fn connect(ep: &Endpoint) -> Result<Client> {
         let conn = Nfs3ConnectionBuilder::new(TokioConnector, ep.addr.ip().to_string(), &ep.export)
             .connect_from_privileged_port(false)
-            .mount_port(ep.addr.port())
+            .credential(credential())
+            .mount_port(ep.mount_port.unwrap_or(ep.addr.port()))
             .nfs3_port(ep.addr.port())
             .mount()
             .await
@@ -249,6 +270,26 @@ impl Client {
             .await
             .with_context(|| format!("REMOVE {name}"))?;
         check_status(&format!("REMOVE {name}"), res).map(|_| ())
+    }
+
+    /// RENAME within or across directories (RFC 1813 section 3.3.14).
+    pub async fn rename(
+        &mut self,
+        from_dir: &nfs_fh3,
+        from: &str,
+        to_dir: &nfs_fh3,
+        to: &str,
+    ) -> Result<()> {
+        self.ops += 1;
+        let res = self
+            .conn
+            .rename(&RENAME3args {
+                from: dirop(from_dir, from),
+                to: dirop(to_dir, to),
+            })
+            .await
+            .with_context(|| format!("RENAME {from} -> {to}"))?;
+        check_status(&format!("RENAME {from} -> {to}"), res).map(|_| ())
     }
 
     /// RMDIR (RFC 1813 section 3.3.13).

@@ -8,11 +8,16 @@
 //! measures (`--spawn memfs,unreplicated`) as child processes, so every
 //! target pays the same process and loopback costs.
 //!
+//! `suite` runs the whole matrix of issue 5 (Andrew-style phases, metadata
+//! churn, sequential and random I/O, a 100 MB backup, single-operation
+//! latency) on every target and writes a Markdown report with SVG plots.
+//!
 //! Layout: `cli` (arguments), `target` (endpoints and the spawner),
 //! `workload/*` (one file per workload), `client` (NFS calls), `pattern`
-//! (the verified data), `runner` (warm-up, repeats, interleaving), `stats`,
-//! `report`, `machine` (load recorded with the results),
-//! and `memfs` (the in-memory baseline server).
+//! (the verified data), `rng` (seeded choices), `runner` (warm-up, repeats,
+//! interleaving for `compare`), `suite/*` (the matrix, report, plots),
+//! `stats`, `report`, `machine` (the machine and its load), and `memfs`
+//! (the in-memory baseline server).
 
 mod cli;
 mod client;
@@ -20,8 +25,10 @@ mod machine;
 mod memfs;
 mod pattern;
 mod report;
+mod rng;
 mod runner;
 mod stats;
+mod suite;
 mod target;
 mod workload;
 
@@ -35,7 +42,7 @@ use clap::Parser;
 use cli::{BenchArgs, Cli, Cmd};
 use report::Report;
 use runner::{Measured, Plan};
-use target::{SpawnOptions, Target, TargetSpec};
+use target::{External, SpawnOptions, Target, TargetSpec};
 use workload::{Params, Workload};
 
 /// Upper bounds that keep a typo from exhausting memory: the whole
@@ -79,6 +86,8 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::SeqRead(a) => bench(a, vec![Workload::SeqRead]).await,
         Cmd::SmallFiles(a) => bench(a, vec![Workload::SmallFiles]).await,
         Cmd::All(a) | Cmd::Compare(a) => bench(a, Workload::ALL.to_vec()).await,
+        Cmd::Suite(a) => suite::run(a).await,
+        Cmd::CheckReport(a) => suite::check_report(&a),
         Cmd::ServeMemfs(a) => {
             memfs::serve(&a.listen, memfs::MemFs::new(a.max_bytes, a.corrupt_read_at)).await
         }
@@ -142,15 +151,16 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
     };
 
     let mut specs: Vec<TargetSpec> = a.spawn.iter().map(|k| TargetSpec::Spawn(*k)).collect();
-    specs.extend(a.targets.iter().map(|(host, port)| TargetSpec::External {
-        host: host.clone(),
-        port: *port,
-    }));
+    specs.extend(
+        a.targets
+            .iter()
+            .map(|(host, port)| TargetSpec::External(External::plain(host.clone(), *port))),
+    );
     if specs.is_empty() {
-        specs.push(TargetSpec::External {
-            host: a.host.clone(),
-            port: a.port,
-        });
+        specs.push(TargetSpec::External(External::plain(
+            a.host.clone(),
+            a.port,
+        )));
     }
     let opts = SpawnOptions {
         palisade_bin: a.palisade_bin.clone(),

@@ -14,6 +14,12 @@ fn mix(seed: u64, word_index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A seed for the `index`-th file of a tree generated from `seed`: each file
+/// gets its own pattern, so a server that swaps two files' contents fails.
+pub fn derive_seed(seed: u64, index: u64) -> u64 {
+    mix(seed ^ 0xA5A5_5A5A_F00D_CAFE, index)
+}
+
 /// The byte the pattern holds at `offset`.
 fn byte_at(seed: u64, offset: u64) -> u8 {
     let word = mix(seed, offset / 8).to_le_bytes();

@@ -26,6 +26,9 @@ pub enum SpawnKind {
     Unreplicated,
     /// `palisade up --mode separate` (gateway, 4 agreement and 3 execution nodes).
     Separate,
+    /// `palisade up --mode firewall` (separate plus (h+1)² filters between
+    /// agreement and execution).
+    Firewall,
 }
 
 impl SpawnKind {
@@ -34,6 +37,45 @@ impl SpawnKind {
             SpawnKind::Memfs => "memfs",
             SpawnKind::Unreplicated => "unreplicated",
             SpawnKind::Separate => "separate",
+            SpawnKind::Firewall => "firewall",
+        }
+    }
+
+    /// What the report says this target is.
+    pub fn description(self) -> String {
+        match self {
+            SpawnKind::Memfs => {
+                "spawned: nfsserve's in-memory demo (`palisade-bench serve-memfs`)".to_string()
+            }
+            k => format!(
+                "spawned: `palisade up --mode {}` on loopback, fresh data dir",
+                k.name()
+            ),
+        }
+    }
+}
+
+/// An endpoint someone else runs: `[NAME=]HOST:PORT[:EXPORT][,mount=PORT]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct External {
+    /// The report's name for it (default `HOST:PORT`).
+    pub name: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// Its own export path (default: `--export`).
+    pub export: Option<String>,
+    /// MOUNT's port when it is not the NFS port (nfs-ganesha).
+    pub mount_port: Option<u16>,
+}
+
+impl External {
+    pub fn plain(host: String, port: u16) -> External {
+        External {
+            name: None,
+            host,
+            port,
+            export: None,
+            mount_port: None,
         }
     }
 }
@@ -41,17 +83,85 @@ impl SpawnKind {
 /// What to run against, before it is started.
 #[derive(Debug, Clone)]
 pub enum TargetSpec {
-    External { host: String, port: u16 },
+    External(External),
     Spawn(SpawnKind),
 }
 
 impl TargetSpec {
     pub fn name(&self) -> String {
         match self {
-            TargetSpec::External { host, port } => format!("{host}:{port}"),
+            TargetSpec::External(e) => e
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", e.host, e.port)),
             TargetSpec::Spawn(k) => k.name().to_string(),
         }
     }
+
+    /// What the report says this target is.
+    pub fn description(&self, export: &str) -> String {
+        match self {
+            TargetSpec::External(e) => format!(
+                "external: {}:{} export {}{}",
+                e.host,
+                e.port,
+                e.export.as_deref().unwrap_or(export),
+                e.mount_port
+                    .map(|p| format!(", MOUNT on port {p}"))
+                    .unwrap_or_default()
+            ),
+            TargetSpec::Spawn(k) => k.description(),
+        }
+    }
+}
+
+/// Parses `[NAME=]HOST:PORT[:EXPORT][,mount=PORT]`, e.g.
+/// `ganesha=127.0.0.1:20490:/tmp/export,mount=20491` or `[::1]:2049`.
+pub fn parse_named_target(s: &str) -> Result<External, String> {
+    let (name, rest) = match s.split_once('=') {
+        Some((n, r)) if !n.contains(':') && !n.contains(',') => {
+            let n = n.trim();
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "bad target name {n:?} in {s:?} (letters, digits, - _ .)"
+                ));
+            }
+            (Some(n.to_string()), r)
+        }
+        _ => (None, s),
+    };
+    let (addr, options) = match rest.split_once(',') {
+        Some((a, o)) => (a, Some(o)),
+        None => (rest, None),
+    };
+    let mut mount_port = None;
+    if let Some(o) = options {
+        for opt in o.split(',') {
+            match opt.split_once('=') {
+                Some(("mount", p)) => {
+                    mount_port = Some(p.parse().map_err(|_| format!("bad mount port in {s:?}"))?)
+                }
+                _ => return Err(format!("unknown target option {opt:?} in {s:?}")),
+            }
+        }
+    }
+    // The export, when given, starts at the first ":/".
+    let (hp, export) = match addr.find(":/") {
+        Some(i) => (&addr[..i], Some(addr[i + 1..].to_string())),
+        None => (addr, None),
+    };
+    let (host, port) = parse_host_port(hp)?;
+    Ok(External {
+        name,
+        host,
+        port,
+        export,
+        mount_port,
+    })
 }
 
 /// Parses `HOST:PORT` (IPv6 as `[::1]:PORT`).
@@ -88,8 +198,11 @@ impl Target {
     /// Starts (if needed) and connects to `spec`.
     pub async fn start(spec: &TargetSpec, export: &str, opts: &SpawnOptions) -> Result<Target> {
         match spec {
-            TargetSpec::External { host, port } => {
-                let endpoint = Endpoint::resolve(host, *port, export).await?;
+            TargetSpec::External(e) => {
+                let mut endpoint =
+                    Endpoint::resolve(&e.host, e.port, e.export.as_deref().unwrap_or(export))
+                        .await?;
+                endpoint.mount_port = e.mount_port;
                 Ok(Target {
                     name: spec.name(),
                     endpoint,
@@ -101,6 +214,7 @@ impl Target {
                 let endpoint = Endpoint {
                     addr: server.addr,
                     export: export.to_string(),
+                    mount_port: None,
                 };
                 server.wait_ready(&endpoint, opts.ready_timeout).await?;
                 Ok(Target {
@@ -199,7 +313,7 @@ impl SpawnedServer {
                 c.args(["serve-memfs", "--listen", &listen]);
                 c
             }
-            SpawnKind::Unreplicated | SpawnKind::Separate => {
+            SpawnKind::Unreplicated | SpawnKind::Separate | SpawnKind::Firewall => {
                 let bin = find_palisade(opts.palisade_bin.as_deref())?;
                 let data = dir.path().join("data");
                 std::fs::create_dir(&data).context("creating the server's data dir")?;
@@ -357,5 +471,32 @@ mod tests {
         assert!(parse_host_port("nohost").is_err());
         assert!(parse_host_port("h:99999").is_err());
         assert!(parse_host_port(":1").is_err());
+    }
+
+    #[test]
+    fn named_targets() {
+        assert_eq!(
+            parse_named_target("127.0.0.1:11111").unwrap(),
+            External::plain("127.0.0.1".into(), 11111)
+        );
+        let g = parse_named_target("ganesha=127.0.0.1:20490:/tmp/x y,mount=20491").unwrap();
+        assert_eq!(g.name.as_deref(), Some("ganesha"));
+        assert_eq!((g.host.as_str(), g.port), ("127.0.0.1", 20490));
+        assert_eq!(g.export.as_deref(), Some("/tmp/x y"));
+        assert_eq!(g.mount_port, Some(20491));
+        let v6 = parse_named_target("k=[::1]:2049:/").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 2049));
+        assert_eq!(v6.export.as_deref(), Some("/"));
+        assert_eq!(TargetSpec::External(v6).name(), "k");
+        for bad in [
+            "=h:1",
+            "a b=h:1",
+            "h",
+            "n=h:x",
+            "h:1,mount=x",
+            "h:1,speed=3",
+        ] {
+            assert!(parse_named_target(bad).is_err(), "{bad}");
+        }
     }
 }

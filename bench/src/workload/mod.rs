@@ -1,13 +1,23 @@
-//! The workloads: each runs once against an endpoint and returns one
-//! [`Sample`]. Repetition, warm-up and statistics live in `runner`.
+//! The workloads: each runs once against an endpoint. `seq_write`,
+//! `seq_read` and `small_files` return a [`Sample`] for `compare` (repetition
+//! in `runner`); the suite's workloads (`andrew`, `churn`, `rw`, `backup`,
+//! `latency`) return an [`outcome::Outcome`] of named figures.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod andrew;
+pub mod backup;
+pub mod churn;
+pub mod io;
+pub mod latency;
+pub mod outcome;
+pub mod rw;
 pub mod seq_read;
 pub mod seq_write;
 pub mod small_files;
+pub mod tree;
 
 /// Which workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
