@@ -140,13 +140,20 @@ impl DeliveryLog {
     /// (which the caller verified): every correct execution replica that needs state up
     /// to there can now get it by state transfer.
     pub fn collect(&mut self, stable: &CheckpointCertificate) {
-        if stable.sequence <= self.collected {
+        self.collect_through(stable.sequence);
+    }
+
+    /// Releases every batch at or below `sequence`, a stable execution checkpoint the
+    /// caller verified by other means: in the firewall configuration a threshold-signed
+    /// `StableCertificate`, which names no state digest (SOSP 2003 §4).
+    pub fn collect_through(&mut self, sequence: Sequence) {
+        if sequence <= self.collected {
             return;
         }
-        self.collected = stable.sequence;
-        let keep = self.entries.split_off(&stable.sequence.saturating_add(1));
+        self.collected = sequence;
+        let keep = self.entries.split_off(&sequence.saturating_add(1));
         let gone = std::mem::replace(&mut self.entries, keep);
-        if stable.sequence == Sequence::MAX {
+        if sequence == Sequence::MAX {
             // split_off(MAX) kept MAX itself; nothing can be above it.
             self.entries.clear();
         }
@@ -154,7 +161,7 @@ impl DeliveryLog {
             self.bytes = self.bytes.saturating_sub(entry_bytes(b));
         }
         self.stats.collected += gone.len() as u64;
-        if stable.sequence == Sequence::MAX {
+        if sequence == Sequence::MAX {
             self.bytes = 0;
         }
     }
@@ -288,6 +295,21 @@ mod tests {
         assert_eq!(sequences(&log.fetch(1)), vec![7, 8, 9, 10]);
         log.collect(&stable(Sequence::MAX));
         assert!(log.is_empty());
+    }
+
+    #[test]
+    fn collect_through_a_sequence_without_a_certificate() {
+        let mut log = DeliveryLog::default();
+        for s in 1..=5 {
+            let (b, c) = entry(s, 10);
+            log.record(b, c);
+        }
+        log.collect_through(3);
+        assert_eq!(log.range(), Some((4, 5)));
+        assert_eq!(log.collected(), 3);
+        log.collect_through(2);
+        assert_eq!(log.collected(), 3);
+        assert_eq!(log.stats().collected, 3);
     }
 
     #[test]
