@@ -90,6 +90,7 @@ fn draw_lines(
         chart
             .configure_mesh()
             .x_labels(n)
+            .y_labels(5)
             .x_label_formatter(&fmt)
             .y_label_formatter(&|v| num(*v))
             .light_line_style(WHITE)
@@ -120,7 +121,7 @@ fn draw_lines(
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .draw()
             .map_err(e)?;
     } else {
