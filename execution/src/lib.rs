@@ -16,8 +16,10 @@
 //!   [`FsSnapshot`] keeps the state of a checkpoint readable while execution moves on.
 //!
 //! - [`replica`]: the execution replica core — [`ExecutionReplica`] verifies ORDER
-//!   certificates, executes batches in order exactly once per request, signs replies,
-//!   makes checkpoints stable and catches up by fetching orders or state.
+//!   certificates, executes batches in order exactly once per request, signs replies
+//!   (ed25519 per reply, or a threshold share per batch for the privacy firewall), opens
+//!   sealed requests and seals replies, makes checkpoints stable and catches up by
+//!   fetching orders or state.
 //!
 //! Module map: `exec` (dispatch and helpers), `ops_attr`, `ops_data`, `ops_dir` (the
 //! operations), `overlay` (a batch's pending changes), `digest`, `checkpoint`, `names`.
@@ -48,6 +50,7 @@ pub use mem_store::{MemSnapshot, MemStore};
 pub use redb_store::{RedbSnapshot, RedbStore};
 pub use replica::{
     ExecTimer, ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats,
+    ReplyMode,
 };
 pub use snapshot::FsSnapshot;
 pub use store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};

@@ -1,9 +1,12 @@
 //! [`ExecutionReplica`]: the step function and its handlers (see the module overview).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use palisade_crypto::ThresholdSigner;
 use palisade_wire::agreement::{
     Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed, MAX_BATCH_REQUESTS,
 };
@@ -11,14 +14,17 @@ use palisade_wire::checkpoint::{ClientRecord, ReplicaSnapshot};
 use palisade_wire::execution::{
     CheckpointCertificate, ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply, MAX_FETCH_HAVE,
 };
+use palisade_wire::firewall::ReplyEntry;
 use palisade_wire::fs::{FsError, FsOp, FsResult};
 
 use super::clients::{ExecutedTable, ReplyCache, StagedClients};
+use super::firewall::{batch_messages, stable_share, BatchKeys, FirewallCache};
 use super::transfer::{chunk, Transfer};
 use super::votes::CheckpointVotes;
 use super::{
-    ExecTimer, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats, CLIENT_WINDOW,
-    FETCH_ATTEMPTS_BEFORE_TRANSFER, MAX_BACKOFF, REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES,
+    ExecTimer, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats, ReplyMode, CLIENT_WINDOW,
+    FETCH_ATTEMPTS_BEFORE_TRANSFER, FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES, MAX_BACKOFF,
+    REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES,
 };
 use crate::{ExecError, FileSystem, FsSnapshot, StateDigest, StateView, Store};
 
@@ -60,7 +66,10 @@ pub struct ExecutionReplica<S: Store> {
     key: SigningKey,
     fs: FileSystem<S>,
     executed: ExecutedTable,
+    /// `Signed` mode: recent signed replies, per client.
     replies: ReplyCache,
+    /// `Threshold` mode: recent batches' share and reply bodies, per sequence.
+    firewall: FirewallCache,
     /// Verified batches above `last_applied`, at most `max_ahead` beyond it.
     buffered: BTreeMap<Sequence, OrderedBatch>,
     fetch: Fetch,
@@ -101,6 +110,16 @@ fn combined(fs: &[u8; 32], table: &ExecutedTable) -> Digest {
     Digest::of(b"palisade/execution/replica-state", &bytes)
 }
 
+/// The (client, request id) of each request of `batch`, in order.
+fn batch_keys(batch: &OrderedBatch) -> BatchKeys {
+    batch
+        .batch
+        .requests
+        .iter()
+        .map(|r| (r.message.client, r.message.request_id))
+        .collect()
+}
+
 enum Slot {
     /// A new request; its result is `ops[i]`, or `Inval` if the payload did not decode.
     Fresh(ClientId, u64, Option<usize>),
@@ -136,6 +155,12 @@ impl<S: Store> ExecutionReplica<S> {
                 "checkpoint_interval and max_ahead must be positive",
             ));
         }
+        if let ReplyMode::Threshold(signer) = &config.replies {
+            // Filters check a share against the key share of the replica it names.
+            if signer.index() != config.id {
+                return Err(config_error("threshold signer index is not the replica id"));
+            }
+        }
         // The exactly-once table is committed with every batch: reopened from its data
         // directory, a replica knows exactly what the batches it holds executed, and its
         // digest equals its peers' at the same sequence. A stored table this replica
@@ -157,6 +182,7 @@ impl<S: Store> ExecutionReplica<S> {
             fs,
             executed,
             replies: ReplyCache::new(REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES),
+            firewall: FirewallCache::new(FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES),
             buffered: BTreeMap::new(),
             fetch: Fetch::default(),
             votes: CheckpointVotes::default(),
@@ -292,6 +318,10 @@ impl<S: Store> ExecutionReplica<S> {
     ) {
         let seq = batch.sequence;
         self.stats.duplicate_orders += 1;
+        if matches!(self.config.replies, ReplyMode::Threshold(_)) {
+            self.redeliver_to_firewall(batch, certificate, out);
+            return;
+        }
         let mut seen = BTreeSet::new();
         let cached: Vec<Signed<Reply>> = batch
             .batch
@@ -331,6 +361,43 @@ impl<S: Store> ExecutionReplica<S> {
                 reply,
             });
         }
+    }
+
+    /// `Threshold` mode: re-sends the cached share and reply bodies of an executed batch
+    /// (the filters that lost them, or a gateway that retransmitted, get them again),
+    /// once the certificate verified. A batch that produced no messages, or whose
+    /// messages left the cache, is ignored.
+    fn redeliver_to_firewall(
+        &mut self,
+        batch: &OrderedBatch,
+        certificate: &OrderCertificate,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let seq = batch.sequence;
+        let keys = batch_keys(batch);
+        if self.firewall.get(seq, &keys).is_none() {
+            tracing::debug!(
+                sequence = seq,
+                "re-delivered order, nothing cached for the firewall: ignored"
+            );
+            return;
+        }
+        if let Err(e) = certificate.verify(batch, &self.config.agreement_keys, self.config.f) {
+            self.stats.bad_certificates += 1;
+            tracing::debug!(sequence = seq, error = %e, "re-delivered order: certificate refused");
+            return;
+        }
+        let Some(cached) = self.firewall.get(seq, &keys) else {
+            return;
+        };
+        self.stats.orders_redelivered += 1;
+        self.stats.firewall_messages_resent += cached.len() as u64;
+        tracing::debug!(
+            sequence = seq,
+            messages = cached.len(),
+            "re-delivered order: re-sending the share and reply bodies"
+        );
+        out.extend(cached.iter().cloned().map(ReplicaOutput::ToFirewall));
     }
 
     /// Executes buffered batches while the next one is there, then updates the timers.
@@ -394,7 +461,22 @@ impl<S: Store> ExecutionReplica<S> {
                 continue;
             }
             staged.insert(&self.executed, client, id);
-            match palisade_wire::decode::<FsOp>(&request.message.payload) {
+            // Sealed by the gateway for the execution cluster (issue 4 §3). A payload
+            // that does not open is answered like one that does not decode; every
+            // replica holds the same key, so every replica decides alike.
+            let payload: Cow<'_, [u8]> = match &self.config.body_key {
+                None => Cow::Borrowed(&request.message.payload),
+                Some(key) => match key.open_request(client, &request.message.payload) {
+                    Ok(plain) => Cow::Owned(plain),
+                    Err(e) => {
+                        self.stats.unsealable_requests += 1;
+                        tracing::debug!(client, id, error = %e, "payload does not open: Inval");
+                        slots.push(Slot::Fresh(client, id, None));
+                        continue;
+                    }
+                },
+            };
+            match palisade_wire::decode::<FsOp>(&payload) {
                 Ok(op) => {
                     ops.push(op);
                     slots.push(Slot::Fresh(client, id, Some(ops.len() - 1)));
@@ -412,6 +494,12 @@ impl<S: Store> ExecutionReplica<S> {
             .apply_batch_with_clients(&batch.context(), &ops, staged.records())?;
         self.executed.apply(staged);
         self.stats.batches_executed += 1;
+        let signer = match &self.config.replies {
+            ReplyMode::Signed => None,
+            ReplyMode::Threshold(signer) => Some(Arc::clone(signer)),
+        };
+        let sequence = batch.sequence;
+        let mut entries = Vec::new();
         for slot in slots {
             match slot {
                 Slot::Fresh(client, id, op) => {
@@ -421,7 +509,23 @@ impl<S: Store> ExecutionReplica<S> {
                         None => FsResult::Err(FsError::Inval),
                     };
                     self.stats.requests_executed += 1;
-                    self.reply(batch.sequence, client, id, &result, out);
+                    let body = self.reply_body(sequence, client, id, &result);
+                    if signer.is_some() {
+                        entries.push(ReplyEntry {
+                            client,
+                            request_id: id,
+                            body,
+                        });
+                    } else {
+                        self.reply(sequence, client, id, body, out);
+                    }
+                }
+                Slot::Duplicate(client, id) if signer.is_some() => {
+                    // Its reply was certified with the batch that executed it; the
+                    // filters answer a retransmission from their cache. No entry here:
+                    // the table says "duplicate" on every correct replica alike.
+                    self.stats.duplicate_requests += 1;
+                    tracing::debug!(client, id, "duplicate request: no reply entry");
                 }
                 Slot::Duplicate(client, id) => {
                     self.stats.duplicate_requests += 1;
@@ -445,7 +549,50 @@ impl<S: Store> ExecutionReplica<S> {
                 }
             }
         }
+        if let Some(signer) = signer {
+            self.certify_batch(signer.as_ref(), batch, entries, out);
+        }
         Ok(())
+    }
+
+    /// The reply body of one request: the canonical `FsResult`, sealed for the gateway
+    /// when a body key is configured (deterministically, so every correct replica
+    /// produces the same bytes; issue 4 §3).
+    fn reply_body(
+        &self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        result: &FsResult,
+    ) -> Vec<u8> {
+        let bytes = result_bytes(result);
+        match &self.config.body_key {
+            Some(key) => key.seal_reply(sequence, client, request_id, &bytes),
+            None => bytes,
+        }
+    }
+
+    /// `Threshold` mode: this replica's share over the batch's reply root and the reply
+    /// bodies, to the bottom filter row, kept for re-delivered orders. A batch without
+    /// entries sends nothing (see the module overview).
+    fn certify_batch(
+        &mut self,
+        signer: &dyn ThresholdSigner,
+        batch: &OrderedBatch,
+        entries: Vec<ReplyEntry>,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        if entries.is_empty() {
+            self.stats.batches_without_replies += 1;
+            return;
+        }
+        let count = entries.len() as u64;
+        let messages = batch_messages(signer, batch.sequence, self.config.id, entries);
+        self.stats.reply_shares_sent += 1;
+        self.stats.replies_sent += count;
+        out.extend(messages.iter().cloned().map(ReplicaOutput::ToFirewall));
+        self.firewall
+            .insert(batch.sequence, batch_keys(batch), messages);
     }
 
     fn reply(
@@ -453,14 +600,14 @@ impl<S: Store> ExecutionReplica<S> {
         sequence: Sequence,
         client: ClientId,
         request_id: u64,
-        result: &FsResult,
+        result: Vec<u8>,
         out: &mut Vec<ReplicaOutput>,
     ) {
         let reply = Reply {
             sequence,
             client,
             request_id,
-            result: result_bytes(result),
+            result,
             replica: self.config.id,
         };
         match Signed::sign(&self.key, reply) {
@@ -568,14 +715,35 @@ impl<S: Store> ExecutionReplica<S> {
             to: None,
             message: ExecutionMessage::Checkpoint(signed.clone()),
         });
-        out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Checkpoint(
-            signed.clone(),
-        )));
+        if matches!(self.config.replies, ReplyMode::Signed) {
+            // In the firewall configuration no state digest goes up (SOSP 2003 §4): a
+            // digest is a function of file state.
+            out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Checkpoint(
+                signed.clone(),
+            )));
+        }
         // Keep this checkpoint's state readable (TOCS §5.3.2), so a later FetchState is
         // answered at once; then serve the requests that waited for it.
         self.keep_snapshot();
         self.serve_state_requests(out);
+        // Peers' votes may have made this checkpoint stable before this replica reached
+        // it; then adopt_stable below is not called again, so share here.
+        let stable_before = self.stable.get(&sequence).map(|c| c.state_digest);
         self.add_vote(signed, out);
+        if stable_before == Some(digest) {
+            self.send_stable_share(sequence, out);
+        }
+    }
+
+    /// `Threshold` mode: this replica's share of `stable_message(sequence)` to the bottom
+    /// filter row, which combines g+1 into the `StableCertificate` agreement collects on.
+    fn send_stable_share(&mut self, sequence: Sequence, out: &mut Vec<ReplicaOutput>) {
+        let ReplyMode::Threshold(signer) = &self.config.replies else {
+            return;
+        };
+        let message = stable_share(signer.as_ref(), sequence, self.config.id);
+        self.stats.stable_shares_sent += 1;
+        out.push(ReplicaOutput::ToFirewall(message));
     }
 
     /// Adds a verified checkpoint; forms a stable certificate if g+1 now match.
@@ -620,7 +788,8 @@ impl<S: Store> ExecutionReplica<S> {
         self.adopt_stable(cert, false, out);
     }
 
-    /// A new stable checkpoint: tell agreement (if formed here), hand it to peers we
+    /// A new stable checkpoint: tell agreement (if formed here; `Signed` mode) or send a
+    /// stable share (if our own digest is the stable one; `Threshold` mode), hand it to peers we
     /// served that state, check our own digest, and catch up if it is beyond us.
     fn adopt_stable(
         &mut self,
@@ -631,10 +800,18 @@ impl<S: Store> ExecutionReplica<S> {
         let sequence = cert.sequence;
         self.stats.stable_checkpoints += 1;
         tracing::debug!(sequence, "checkpoint stable");
-        if formed_here {
-            out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Stable(
-                cert.clone(),
-            )));
+        match &self.config.replies {
+            ReplyMode::Signed if formed_here => {
+                out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Stable(
+                    cert.clone(),
+                )));
+            }
+            ReplyMode::Signed => {}
+            // Only a replica that holds the certified state vouches for it.
+            ReplyMode::Threshold(_) if self.own.get(&sequence) == Some(&cert.state_digest) => {
+                self.send_stable_share(sequence, out);
+            }
+            ReplyMode::Threshold(_) => {}
         }
         let served = self.served.remove(&sequence).unwrap_or_default();
         self.served = self.served.split_off(&sequence);
@@ -998,6 +1175,7 @@ impl<S: Store> ExecutionReplica<S> {
                     self.keep_snapshot();
                     self.buffered = self.buffered.split_off(&sequence.saturating_add(1));
                     self.replies.clear();
+                    self.firewall.clear();
                     self.own.insert(sequence, expected);
                     self.fetch = Fetch::default();
                     out.push(ReplicaOutput::CancelTimer(ExecTimer::FetchState));

@@ -8,16 +8,32 @@
 //!   [`FileSystem::apply_batch`](crate::FileSystem::apply_batch);
 //! - executes each (client, request id) at most once (a faulty primary can order a request
 //!   twice) with a deterministic, bounded table that is part of the checkpointed state,
-//!   and re-sends a cached reply for a duplicate;
+//!   and (`Signed` mode) re-sends a cached reply for a duplicate;
 //! - answers a re-delivered ORDER of a sequence it already executed (agreement re-sends
 //!   one when a client retransmits a delivered request whose replies were lost) by
-//!   re-sending its cached replies of that batch, after verifying the certificate;
-//! - signs a `Reply` per executed request;
-//! - every K sequences signs a checkpoint, collects g+1 matching ones into a
-//!   [`CheckpointCertificate`](palisade_wire::execution::CheckpointCertificate) (a stable
-//!   checkpoint) for agreement's garbage collection, and detects its own divergence;
-//! - catches up by state transfer (TOCS §5.3.2) when it cannot reach a stable checkpoint
-//!   by fetching orders, verified against the certified digest before anything changes.
+//!   re-sending its cached replies of that batch (or, in `Threshold` mode, its cached
+//!   share and reply bodies), after verifying the certificate;
+//! - answers each executed request, in one of two [`ReplyMode`]s:
+//!   - `Signed` (the `separate` configuration): one ed25519-signed `Reply` per request,
+//!     straight to the client, which waits for g+1 matching ones;
+//!   - `Threshold` (the firewall configuration, SOSP 2003 §4; DESIGN §5 "one signature
+//!     per batch"): one threshold-signature share per executed batch, over the RFC 6962
+//!     Merkle root of the batch's replies, plus the reply bodies, all to the bottom
+//!     filter row ([`ReplicaOutput::ToFirewall`]), which combines g+1 shares and sends
+//!     each reply up with its Merkle path and the one combined signature;
+//! - with a [`BodyKey`] (issue 4 §3), opens every request payload sealed by the gateway
+//!   and seals every reply body for it, deterministically (the nonce is derived from
+//!   sequence, client and request id), so every correct replica sends identical bytes
+//!   and a compromised one has no bits of its own choosing in a reply;
+//! - every K sequences signs a checkpoint and exchanges it with its peers; g+1 matching
+//!   make a stable checkpoint. In `Signed` mode the replica reports its checkpoints and
+//!   the [`CheckpointCertificate`](palisade_wire::execution::CheckpointCertificate) it
+//!   formed to agreement for garbage collection; in `Threshold` mode nothing carrying a
+//!   state digest goes up: a replica whose own digest is in the stable checkpoint sends
+//!   its threshold share of `stable_message(n)` to the bottom filter row instead;
+//! - detects its own divergence, and catches up by state transfer (TOCS §5.3.2) when it
+//!   cannot reach a stable checkpoint by fetching orders, verified against the certified
+//!   digest before anything changes.
 //!
 //! It reads no clock, opens no socket and draws no randomness: the runtime or the
 //! simulator feeds [`ReplicaInput`]s and carries out the [`ReplicaOutput`]s (DESIGN §3).
@@ -62,21 +78,39 @@
 //! it) is not re-sent by agreement, so its lost replies stay lost (an agreement-side
 //! gap: it would need to forward the retransmitted request itself).
 //!
+//! **The firewall configuration** (`Threshold` mode). Per executed batch the replica
+//! builds one [`ReplyEntry`](palisade_wire::firewall::ReplyEntry) per request it
+//! executed in that batch, in batch order; a duplicate (already in the exactly-once
+//! table, which is replicated state) gets none, so every correct replica builds the same
+//! entries. It signs its share of `reply_root_message(sequence, root)` and sends a
+//! `ReplyShare` (the leaf hashes and the share), then one `ReplyBody` per entry. A batch
+//! with no entry (a null batch, or only duplicates) produces no output at all: there is
+//! nothing to certify, and a share over the empty root would only be one more message a
+//! filter must check. Those messages are cached per sequence (bounded by
+//! [`FIREWALL_CACHE_BATCHES`] and [`FIREWALL_CACHE_BYTES`]) so that a re-delivered ORDER
+//! re-sends them, as `Signed` mode re-sends cached replies. `FetchOrders` still goes out
+//! as [`ReplicaOutput::ToAgreement`]: in the firewall deployment the runtime routes
+//! "agreement" to the bottom filter row, which answers from the orders it forwarded.
+//!
 //! Other limits: a batch whose commit fails (storage error) stays buffered and is
 //! retried on the next input (the snapshots are dropped then, so that the durable store
 //! can reopen); the reply cache is not durable.
 
 mod clients;
 mod core;
+mod firewall;
 mod stats;
 mod transfer;
 mod votes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
+use palisade_crypto::{BodyKey, ThresholdSigner};
 use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch, Signed};
 use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::firewall::FirewallMessage;
 
 pub use self::core::ExecutionReplica;
 pub use self::stats::ReplicaStats;
@@ -90,6 +124,12 @@ pub const CLIENT_WINDOW: u64 = 1024;
 pub const REPLY_CACHE_ENTRIES: usize = 256;
 /// Most reply bytes cached per client (a READ reply carries up to 1 MiB).
 pub const REPLY_CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Most executed batches whose firewall messages (share and bodies) are cached for
+/// re-delivered orders (`Threshold` mode).
+pub const FIREWALL_CACHE_BATCHES: usize = 1024;
+/// Most bytes of reply bodies cached for re-delivered orders (`Threshold` mode); the
+/// newest batch is kept whatever its size.
+pub const FIREWALL_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Largest encoded state a replica exports or assembles in one transfer. A larger state
 /// is refused (counted in [`ReplicaStats::state_too_large`]); the asker then cannot catch
 /// up by state transfer.
@@ -122,6 +162,25 @@ pub struct ReplicaConfig {
     /// How long a gap may persist before orders (or state) are fetched; doubled per
     /// unanswered round.
     pub fetch_timeout: Duration,
+    /// Some: request payloads arrive sealed for the execution cluster and reply bodies
+    /// leave sealed for the gateway (issue 4 §3). None: plaintext (tests, simulator
+    /// scenarios).
+    pub body_key: Option<BodyKey>,
+    /// How executed requests are answered.
+    pub replies: ReplyMode,
+}
+
+/// How an execution replica answers the requests it executed.
+#[derive(Clone, Debug)]
+pub enum ReplyMode {
+    /// `separate` configuration: one ed25519-signed `Reply` per request, to the client.
+    Signed,
+    /// Firewall configuration (SOSP 2003 §4; DESIGN §5 "one signature per batch"): one
+    /// threshold share per executed batch over the Merkle root of its replies, to the
+    /// bottom filter row, plus the reply bodies; and a threshold share of
+    /// `stable_message(n)` when a checkpoint becomes stable, instead of the ed25519
+    /// `CheckpointCertificate` to agreement. The signer's index must be this replica's id.
+    Threshold(Arc<dyn ThresholdSigner>),
 }
 
 /// The timers a replica asks for. At most one of each kind is armed; a new `SetTimer` of
@@ -155,7 +214,7 @@ pub enum ReplicaInput {
 /// The effects of one step, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplicaOutput {
-    /// A signed reply to a client.
+    /// A signed reply to a client (`Signed` mode).
     Reply {
         to: ClientId,
         reply: Signed<Reply>,
@@ -165,8 +224,13 @@ pub enum ReplicaOutput {
         to: Option<ExecReplicaId>,
         message: ExecutionMessage,
     },
-    /// To every agreement node: `Checkpoint`, `Stable(cert)`, `FetchOrders`.
+    /// To every agreement node: `Checkpoint`, `Stable(cert)` (both `Signed` mode only),
+    /// `FetchOrders` (in the firewall deployment the runtime routes these to the bottom
+    /// filter row, which answers from the orders it forwarded).
     ToAgreement(ExecutionMessage),
+    /// To every bottom-row filter (`Threshold` mode): `ReplyShare`, `ReplyBody`,
+    /// `StableShare`.
+    ToFirewall(FirewallMessage),
     SetTimer {
         kind: ExecTimer,
         after: Duration,

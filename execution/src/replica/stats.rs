@@ -8,10 +8,20 @@ pub struct ReplicaStats {
     pub batches_executed: u64,
     /// Requests executed (each exactly once).
     pub requests_executed: u64,
-    /// Signed replies sent for newly executed requests.
+    /// Replies sent for newly executed requests: signed replies (`Signed` mode) or reply
+    /// bodies under a share (`Threshold` mode).
     pub replies_sent: u64,
-    /// Cached replies re-sent for requests ordered again.
+    /// Cached replies re-sent for requests ordered again (`Signed` mode).
     pub replies_resent: u64,
+    /// `Threshold` mode: batches certified (one `ReplyShare` each).
+    pub reply_shares_sent: u64,
+    /// `Threshold` mode: executed batches with no reply to certify (null, or only
+    /// duplicates): nothing sent.
+    pub batches_without_replies: u64,
+    /// `Threshold` mode: stable-checkpoint shares sent.
+    pub stable_shares_sent: u64,
+    /// `Threshold` mode: cached shares and bodies re-sent for re-delivered orders.
+    pub firewall_messages_resent: u64,
     /// Requests ordered again after they were executed (not executed twice).
     pub duplicate_requests: u64,
     /// Duplicates (executed, or below their client's window) with no cached reply to
@@ -19,10 +29,13 @@ pub struct ReplicaStats {
     pub duplicates_without_reply: u64,
     /// Requests whose payload is not an `FsOp` (answered `Inval`).
     pub undecodable_requests: u64,
+    /// Requests whose sealed payload does not open with the body key (answered `Inval`).
+    pub unsealable_requests: u64,
     /// Orders for sequences already executed or already buffered.
     pub duplicate_orders: u64,
     /// Re-delivered orders of executed sequences (certificate verified) that made this
-    /// replica re-send cached replies (counted in `replies_resent`).
+    /// replica re-send cached replies (counted in `replies_resent`) or cached firewall
+    /// messages (counted in `firewall_messages_resent`).
     pub orders_redelivered: u64,
     /// Orders beyond `last_applied + max_ahead`, dropped.
     pub orders_too_far_ahead: u64,

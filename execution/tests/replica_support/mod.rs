@@ -1,22 +1,26 @@
-//! Shared helpers of the replica tests: deterministic keys, real PBFT ORDER certificates
-//! (commits signed with the agreement keys), signed requests, and a small in-process
-//! cluster of execution replicas (g = 1) with an agreement-side `DeliveryLog`.
+//! Shared helpers of the replica tests: deterministic keys (ed25519, a dealt threshold key
+//! set and a body key), real PBFT ORDER certificates (commits signed with the agreement
+//! keys), signed requests, and a small in-process cluster of execution replicas (g = 1)
+//! with an agreement-side `DeliveryLog`, in either reply mode.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use palisade_agreement::DeliveryLog;
+use palisade_crypto::{BodyKey, DealtKeys, SchemeKind, ThresholdSigner, ThresholdVerifier};
 use palisade_execution::{
     ExecTimer, ExecutionReplica, FileSystem, FsConfig, MemStore, ReplicaConfig, ReplicaInput,
-    ReplicaOutput,
+    ReplicaOutput, ReplyMode,
 };
 use palisade_wire::agreement::{
     Batch, ClientId, Commit, OrderCertificate, OrderedBatch, PbftCertificate, Request, Sequence,
     Signed,
 };
 use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::firewall::FirewallMessage;
 use palisade_wire::fs::{CreateHow, FsOp, FsResult, SetAttr, Timestamp, ROOT_ID};
 
 pub const F: usize = 1;
@@ -63,12 +67,58 @@ pub fn config(id: ExecReplicaId) -> ReplicaConfig {
         checkpoint_interval: K,
         max_ahead: MAX_AHEAD,
         fetch_timeout: TIMEOUT,
+        body_key: None,
+        replies: ReplyMode::Signed,
+    }
+}
+
+/// The execution cluster's threshold key set (g+1 of 2g+1 sign), dealt from a fixed seed.
+pub fn dealt() -> DealtKeys {
+    palisade_crypto::deal_from_seed(SchemeKind::Blst, G, 2 * G + 1, [9; 32]).unwrap()
+}
+
+pub fn threshold_signer(id: ExecReplicaId) -> Arc<dyn ThresholdSigner> {
+    let keys = dealt();
+    palisade_crypto::signer_from_bytes(&keys.public, id, &keys.shares[id as usize]).unwrap()
+}
+
+pub fn threshold_verifier() -> Arc<dyn ThresholdVerifier> {
+    palisade_crypto::verifier_from_bytes(&dealt().public).unwrap()
+}
+
+/// The key gateways and execution replicas share for sealed bodies.
+pub fn body_key() -> BodyKey {
+    BodyKey::from_bytes([5; 32])
+}
+
+/// The firewall configuration: sealed bodies, a threshold share per batch.
+pub fn threshold_config(id: ExecReplicaId) -> ReplicaConfig {
+    ReplicaConfig {
+        body_key: Some(body_key()),
+        replies: ReplyMode::Threshold(threshold_signer(id)),
+        ..config(id)
     }
 }
 
 pub fn replica(id: ExecReplicaId) -> ExecutionReplica<MemStore> {
+    replica_with(config(id))
+}
+
+pub fn threshold_replica(id: ExecReplicaId) -> ExecutionReplica<MemStore> {
+    replica_with(threshold_config(id))
+}
+
+pub fn replica_with(config: ReplicaConfig) -> ExecutionReplica<MemStore> {
+    let id = config.id;
     let fs = FileSystem::open(MemStore::new(), FsConfig::default()).unwrap();
-    ExecutionReplica::new(config(id), exec_key(id as usize), fs).unwrap()
+    ExecutionReplica::new(config, exec_key(id as usize), fs).unwrap()
+}
+
+/// A request whose payload the gateway sealed with [`body_key`].
+pub fn sealed_request(client: ClientId, request_id: u64, op: &FsOp) -> Signed<Request> {
+    let plain = palisade_wire::encode(op).unwrap();
+    let sealed = body_key().seal_request(client, &plain, &mut rand::rng());
+    request_raw(client, request_id, sealed)
 }
 
 pub fn request(client: ClientId, request_id: u64, op: &FsOp) -> Signed<Request> {
@@ -140,6 +190,16 @@ pub fn order(sequence: Sequence, requests: Vec<Signed<Request>>) -> ReplicaInput
     }
 }
 
+/// The firewall messages of one step, in order.
+pub fn firewall(out: &[ReplicaOutput]) -> Vec<FirewallMessage> {
+    out.iter()
+        .filter_map(|o| match o {
+            ReplicaOutput::ToFirewall(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn replies(out: &[ReplicaOutput]) -> Vec<Signed<Reply>> {
     out.iter()
         .filter_map(|o| match o {
@@ -157,6 +217,18 @@ pub fn result(reply: &Signed<Reply>) -> FsResult {
 /// appends to file 2 (created by batch 1), client 1 makes `d{k}` and stats the root.
 /// Request ids: client 0 uses 2k-1 and 2k, client 1 the same.
 pub fn workload(k: u64) -> Vec<Signed<Request>> {
+    workload_with(k, request)
+}
+
+/// [`workload`] with payloads sealed with [`body_key`] (the firewall configuration).
+pub fn sealed_workload(k: u64) -> Vec<Signed<Request>> {
+    workload_with(k, sealed_request)
+}
+
+fn workload_with(
+    k: u64,
+    request: fn(ClientId, u64, &FsOp) -> Signed<Request>,
+) -> Vec<Signed<Request>> {
     let name = |p: &str| format!("{p}{k}").into_bytes();
     vec![
         request(
@@ -208,6 +280,8 @@ pub struct Cluster {
     /// Replies per replica, by (client, request id), in the order sent.
     pub replies: Vec<Replies>,
     pub to_agreement: Vec<Vec<ExecutionMessage>>,
+    /// What each replica sent to the bottom filter row (`Threshold` mode), in order.
+    pub to_firewall: Vec<Vec<FirewallMessage>>,
     pub timers: Vec<BTreeMap<ExecTimer, Duration>>,
     /// Rewrites messages a replica sends to its peers (a Byzantine sender).
     pub tamper: Option<Tamper>,
@@ -224,13 +298,23 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new() -> Cluster {
+        Cluster::with(replica)
+    }
+
+    /// The firewall configuration: sealed bodies, threshold shares.
+    pub fn threshold() -> Cluster {
+        Cluster::with(threshold_replica)
+    }
+
+    pub fn with(make: fn(ExecReplicaId) -> ExecutionReplica<MemStore>) -> Cluster {
         let n = 2 * G + 1;
         Cluster {
-            replicas: (0..n as u32).map(replica).collect(),
+            replicas: (0..n as u32).map(make).collect(),
             online: vec![true; n],
             log: DeliveryLog::default(),
             replies: vec![BTreeMap::new(); n],
             to_agreement: vec![Vec::new(); n],
+            to_firewall: vec![Vec::new(); n],
             timers: vec![BTreeMap::new(); n],
             tamper: None,
             hold_from: None,
@@ -252,6 +336,31 @@ impl Cluster {
         for r in 0..self.replicas.len() {
             self.queue.push_back((
                 r as u32,
+                ReplicaInput::Order {
+                    batch: b.clone(),
+                    certificate: certificate.clone(),
+                },
+            ));
+        }
+        self.run();
+        sequence
+    }
+
+    /// Agreement delivers the next batch to the replicas `targets` only (the others
+    /// miss it and must fetch it from the log).
+    pub fn order_to(
+        &mut self,
+        requests: Vec<Signed<Request>>,
+        targets: &[ExecReplicaId],
+    ) -> Sequence {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        let b = batch(sequence, requests);
+        let certificate = certificate(&b);
+        self.log.record(b.clone(), certificate.clone());
+        for r in targets {
+            self.queue.push_back((
+                *r,
                 ReplicaInput::Order {
                     batch: b.clone(),
                     certificate: certificate.clone(),
@@ -340,6 +449,9 @@ impl Cluster {
                         _ => {}
                     }
                     self.to_agreement[from as usize].push(message);
+                }
+                ReplicaOutput::ToFirewall(message) => {
+                    self.to_firewall[from as usize].push(message);
                 }
                 ReplicaOutput::SetTimer { kind, after } => {
                     self.timers[from as usize].insert(kind, after);
