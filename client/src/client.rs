@@ -4,14 +4,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use palisade_crypto::VerifiedRoots;
 use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
 use palisade_wire::execution::{ExecReplicaId, Reply};
+use palisade_wire::firewall::{reply_root_message, CertifiedReply};
 
-use crate::config::ClientConfig;
+use crate::config::{Acceptance, ClientConfig};
 use crate::io::{ClientInput, ClientOutput, ClientTimer};
 use crate::retransmit::Backoff;
 use crate::stats::ClientStats;
 use crate::votes::{Vote, Votes};
+
+/// Verified (sequence, root, signature) triples remembered (`Certified` acceptance). A
+/// client's window of requests in flight spreads over few batches; a handful suffices.
+pub const VERIFIED_ROOTS: usize = 32;
 
 /// A request in flight: what was sent, when it is due again, and the replies so far.
 #[derive(Debug)]
@@ -34,6 +40,8 @@ pub struct Client {
     timer_due: Option<Duration>,
     /// Execution replicas caught sending two different replies to one request.
     faulty: BTreeSet<ExecReplicaId>,
+    /// Batch certificates verified recently (`Certified` acceptance).
+    verified: VerifiedRoots,
     stats: ClientStats,
 }
 
@@ -48,6 +56,7 @@ impl Client {
             outstanding: BTreeMap::new(),
             timer_due: None,
             faulty: BTreeSet::new(),
+            verified: VerifiedRoots::new(VERIFIED_ROOTS),
             stats: ClientStats::default(),
         }
     }
@@ -76,6 +85,7 @@ impl Client {
         match input {
             ClientInput::Submit { payload } => self.on_submit(payload, now, &mut out),
             ClientInput::Reply(reply) => self.on_reply(reply, &mut out),
+            ClientInput::Certified(reply) => self.on_certified(reply, &mut out),
             ClientInput::Timer(ClientTimer::Retransmit) => {
                 // The runtime's timer is spent once it fired.
                 self.timer_due = None;
@@ -143,6 +153,11 @@ impl Client {
     fn on_reply(&mut self, signed: Signed<Reply>, out: &mut Vec<ClientOutput>) {
         // Cheap checks first, so replies nobody waits for cost no signature check.
         let client = self.config.id;
+        if !matches!(self.config.acceptance, Acceptance::Matching) {
+            self.stats.replies_wrong_mode += 1;
+            tracing::debug!(client, "signed reply, but certified replies are expected");
+            return;
+        }
         if signed.message.client != client {
             self.stats.replies_wrong_client += 1;
             tracing::debug!(
@@ -195,6 +210,70 @@ impl Client {
                 result,
             });
         }
+    }
+
+    /// A reply certified by the execution cluster (SOSP 2003 §4): it completes its request
+    /// alone once its Merkle path leads to a root that the combined threshold signature
+    /// signs. Cheap checks first (client, outstanding, bounds, path), then the signature
+    /// — once per batch, thanks to the cache of verified roots.
+    fn on_certified(&mut self, reply: CertifiedReply, out: &mut Vec<ClientOutput>) {
+        let client = self.config.id;
+        let Acceptance::Certified(verifier) = &self.config.acceptance else {
+            self.stats.replies_wrong_mode += 1;
+            tracing::debug!(client, "certified reply, but signed replies are expected");
+            return;
+        };
+        if reply.entry.client != client {
+            self.stats.replies_wrong_client += 1;
+            tracing::debug!(
+                client,
+                to = reply.entry.client,
+                "certified reply for another client"
+            );
+            return;
+        }
+        let request_id = reply.entry.request_id;
+        if !self.outstanding.contains_key(&request_id) {
+            self.stats.replies_unknown_request += 1;
+            tracing::debug!(
+                client,
+                request_id,
+                "certified reply for no outstanding request"
+            );
+            return;
+        }
+        // Bounds and the Merkle path (hashing only).
+        let root = match palisade_crypto::reply_root_of(&reply) {
+            Ok(root) => root,
+            Err(e) => {
+                self.stats.bad_certificates += 1;
+                tracing::debug!(client, request_id, error = %e, "certified reply: bad bounds or Merkle path");
+                return;
+            }
+        };
+        let sequence = reply.sequence;
+        if self.verified.contains(sequence, &root, &reply.signature) {
+            self.stats.certificates_cached += 1;
+        } else if verifier.verify(&reply_root_message(sequence, &root), &reply.signature) {
+            self.verified.insert(sequence, root, &reply.signature);
+        } else {
+            self.stats.bad_certificates += 1;
+            tracing::debug!(
+                client,
+                request_id,
+                sequence,
+                "certified reply: signature refused"
+            );
+            return;
+        }
+        self.outstanding.remove(&request_id);
+        self.stats.replies_counted += 1;
+        self.stats.completed += 1;
+        out.push(ClientOutput::Complete {
+            request_id,
+            sequence,
+            result: reply.entry.body,
+        });
     }
 
     fn on_retransmit_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {

@@ -1,13 +1,27 @@
 //! Static configuration of one BFT client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
+use palisade_crypto::ThresholdVerifier;
 use palisade_wire::agreement::ClientId;
 
+/// What makes a result acceptable.
+#[derive(Clone, Debug)]
+pub enum Acceptance {
+    /// g+1 matching ed25519-signed replies (the `separate` configuration).
+    Matching,
+    /// One reply certified by the execution cluster's threshold signature (the firewall
+    /// configuration, SOSP 2003 §4): its Merkle path leads to a batch root that the
+    /// combined signature of g+1 execution replicas signs.
+    Certified(Arc<dyn ThresholdVerifier>),
+}
+
 /// What a client needs to know: its id, the execution cluster's keys (replica `i` signs
-/// with `exec_keys[i]`; there are 2g+1 of them), how many agreement replicas to send to,
-/// how many requests it may keep in flight, and when to retransmit.
+/// with `exec_keys[i]`; there are 2g+1 of them) or its threshold public key (in
+/// `acceptance`), how many agreement replicas to send to, how many requests it may keep
+/// in flight, and when to retransmit.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     pub id: ClientId,
@@ -30,6 +44,8 @@ pub struct ClientConfig {
     /// (microseconds since the epoch at start), the simulator a deterministic base that
     /// grows with each restart. Agreement's window then slides up to the new ids.
     pub first_request_id: u64,
+    /// Which replies complete a request: g+1 matching signed ones, or one certified one.
+    pub acceptance: Acceptance,
 }
 
 impl ClientConfig {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use palisade_wire::agreement::{ReplicaId, Request, Signed};
 use palisade_wire::execution::Reply;
+use palisade_wire::firewall::CertifiedReply;
 
 /// The client's only timer. At most one is armed; a new `SetTimer` replaces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,8 +22,13 @@ pub enum ClientInput {
     /// [`ClientOutput::Accepted`] and the request id, or [`ClientOutput::Busy`] when the
     /// window is full, or [`ClientOutput::Refused`] when the payload can never be sent.
     Submit { payload: Vec<u8> },
-    /// A reply from an execution replica, as received (not yet verified).
+    /// A reply from an execution replica, as received (not yet verified); used with
+    /// [`crate::Acceptance::Matching`].
     Reply(Signed<Reply>),
+    /// A reply certified by the execution cluster's threshold signature, as received
+    /// through the firewall and an agreement node (not yet verified); used with
+    /// [`crate::Acceptance::Certified`].
+    Certified(CertifiedReply),
     /// A timer set by [`ClientOutput::SetTimer`] fired.
     Timer(ClientTimer),
 }
@@ -49,8 +55,9 @@ pub enum ClientOutput {
         to: Option<ReplicaId>,
         request: Signed<Request>,
     },
-    /// g+1 execution replicas agreed on this result (the encoding of an `FsResult`) for
-    /// the request, executed in the batch at `sequence`.
+    /// g+1 execution replicas agreed on this result (the encoding of an `FsResult`, or
+    /// its sealed form when the execution cluster seals reply bodies) for the request,
+    /// executed in the batch at `sequence`.
     Complete {
         request_id: u64,
         sequence: u64,

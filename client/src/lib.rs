@@ -3,7 +3,8 @@
 //! TOCS §4.1).
 //!
 //! A [`Client`] is a pure state machine ("sans-IO", DESIGN §3): [`ClientInput`]s in (a
-//! submission, a reply from an execution replica, a timer), [`ClientOutput`]s out (send a
+//! submission, a reply from an execution replica or a certified reply from the firewall,
+//! a timer), [`ClientOutput`]s out (send a
 //! signed request, a completed result, set or cancel its timer). It reads no clock (the
 //! runtime passes the time in as data), opens no socket and draws no random numbers, so
 //! the runtime and the deterministic simulator drive the very same code.
@@ -18,10 +19,17 @@
 //!   the backups, who then suspect it (TOCS §4.1, §4.4);
 //! - retransmits outstanding requests when their retransmission time passes, with a
 //!   bounded exponential back-off ([`retransmit`]);
-//! - accepts a result once g+1 distinct execution replicas sent matching, correctly
-//!   signed replies ([`Reply::matches`]): at most g are faulty, so one of them is correct
-//!   ([`votes`]);
-//! - counts and drops replies for unknown or finished requests, badly signed ones, and
+//! - accepts a result, depending on [`Acceptance`]:
+//!   - `Matching` (the `separate` configuration): once g+1 distinct execution replicas
+//!     sent matching, correctly signed replies ([`Reply::matches`]): at most g are
+//!     faulty, so one of them is correct ([`votes`]);
+//!   - `Certified` (the firewall configuration, SOSP 2003 §4): on one reply whose Merkle
+//!     path (RFC 6962 §2.1.1) leads to a batch root signed by the execution cluster's
+//!     combined threshold signature — g+1 replicas' shares, checked against one public
+//!     key; verified roots are cached ([`palisade_crypto::VerifiedRoots`]), so a batch
+//!     costs one signature check;
+//! - counts and drops replies for unknown or finished requests, badly signed or badly
+//!   certified ones, replies of the kind the configured acceptance does not use, and
 //!   marks a replica that sends two different replies for one request as faulty: its
 //!   replies never count towards that result.
 //!
@@ -35,6 +43,6 @@ pub mod stats;
 pub mod votes;
 
 pub use client::Client;
-pub use config::ClientConfig;
+pub use config::{Acceptance, ClientConfig};
 pub use io::{ClientInput, ClientOutput, ClientTimer};
 pub use stats::ClientStats;

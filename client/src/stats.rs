@@ -10,7 +10,7 @@ pub struct ClientStats {
     pub busy: u64,
     /// Submissions refused outright (oversized payload, unsignable).
     pub refused: u64,
-    /// Requests whose result was accepted (g+1 matching replies).
+    /// Requests whose result was accepted (g+1 matching replies, or one certified reply).
     pub completed: u64,
     /// Request retransmissions (each a send to every agreement replica).
     pub retransmissions: u64,
@@ -28,4 +28,13 @@ pub struct ClientStats {
     /// A replica sent a reply that differs from the one it sent before for the same
     /// request: proof that the replica is faulty. It is excluded for that request.
     pub replies_conflicting: u64,
+    /// Replies of the kind the configured [`crate::Acceptance`] does not use (a signed
+    /// reply to a client that accepts certified ones, or the reverse).
+    pub replies_wrong_mode: u64,
+    /// Certified replies refused: broken bounds, a Merkle path that leads nowhere, or a
+    /// combined signature that does not verify on its batch root.
+    pub bad_certificates: u64,
+    /// Certified replies whose (sequence, root, signature) was verified before: accepted
+    /// without a second signature check (the replies of one batch cost one check).
+    pub certificates_cached: u64,
 }

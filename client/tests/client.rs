@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
+use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
 use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
 use palisade_wire::execution::Reply;
 
@@ -33,6 +33,7 @@ fn client_from(window: usize, first_request_id: u64) -> Client {
         window,
         retransmit_after: Duration::from_millis(100),
         first_request_id,
+        acceptance: Acceptance::Matching,
     };
     Client::new(config, client_key())
 }
