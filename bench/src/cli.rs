@@ -36,6 +36,8 @@ pub enum Cmd {
     /// Checks that a suite's output directory holds a well-formed report
     /// (its form, not its figures); exit 1 with the problems otherwise.
     CheckReport(CheckArgs),
+    /// Writes DIR/report.md and the plots again from DIR/results.json.
+    Render(CheckArgs),
     /// Serve the in-memory baseline file system (used by --spawn memfs).
     #[command(hide = true)]
     ServeMemfs(ServeArgs),

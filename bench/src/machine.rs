@@ -2,10 +2,10 @@
 //! at start and end, recorded with the results so a noisy run can be told
 //! from a regression (these machines are shared).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A snapshot of the machine's load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Load {
     /// CPUs available to this process.
     pub cpus: usize,
@@ -32,14 +32,14 @@ impl Load {
 }
 
 /// Load at the start and the end of the measurements.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Environment {
     pub start: Load,
     pub end: Load,
 }
 
 /// The machine the figures come from, for the report's "Machine" section.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu_model: String,
     pub cpus: usize,

@@ -88,6 +88,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::All(a) | Cmd::Compare(a) => bench(a, Workload::ALL.to_vec()).await,
         Cmd::Suite(a) => suite::run(a).await,
         Cmd::CheckReport(a) => suite::check_report(&a),
+        Cmd::Render(a) => suite::render(&a),
         Cmd::ServeMemfs(a) => {
             memfs::serve(&a.listen, memfs::MemFs::new(a.max_bytes, a.corrupt_read_at)).await
         }

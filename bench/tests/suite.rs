@@ -222,6 +222,24 @@ fn check_report_names_what_is_wrong() {
     assert!(stderr.contains("churn.svg"), "{stderr}");
     assert!(stderr.contains("cells, header has"), "{stderr}");
 
+    // `render` rebuilds the report and the plots from results.json.
+    let render = bench(&["render", out_dir.to_str().unwrap()]);
+    assert!(
+        render.status.success(),
+        "{}",
+        String::from_utf8_lossy(&render.stderr)
+    );
+    let ok = bench(&["check-report", out_dir.to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("report.md")).unwrap(),
+        md
+    );
+
     let missing = bench(&["check-report", dir.path().join("nothing").to_str().unwrap()]);
     assert!(!missing.status.success());
 }

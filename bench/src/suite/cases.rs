@@ -118,7 +118,7 @@ impl Case {
 }
 
 /// The sizes of one mode, before command-line overrides.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preset {
     pub andrew_scales: Vec<f64>,
     pub churn_clients: Vec<usize>,

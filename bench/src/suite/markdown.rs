@@ -82,7 +82,12 @@ fn table(r: &SuiteResults, left_headers: &[&str], rows: &[Row]) -> String {
         for t in &others {
             cells.push(match (fig(t), base) {
                 (Some(f), Some(b)) if b > 0.0 && f.median.is_finite() => {
-                    format!("{:.2}×", f.median / b)
+                    let q = f.median / b;
+                    if q < 0.1 {
+                        format!("{q:.3}×")
+                    } else {
+                        format!("{q:.2}×")
+                    }
                 }
                 _ => "–".to_string(),
             });

@@ -278,8 +278,8 @@ pub async fn run(a: SuiteArgs) -> Result<()> {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let r = SuiteResults {
-        tool: "palisade-bench",
-        version: env!("CARGO_PKG_VERSION"),
+        tool: "palisade-bench".to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
         mode: mode.name().to_string(),
         command: command_line(),
         date: format!("{} UTC", results::utc_date(now)),
@@ -299,15 +299,32 @@ pub async fn run(a: SuiteArgs) -> Result<()> {
         cases: results,
     };
     r.write_json(&a.out.join("results.json"))?;
-    let plots = plots::draw_all(&r, &a.out)?;
-    let md = markdown::render(&r, &plots);
-    std::fs::write(a.out.join("report.md"), &md)
-        .with_context(|| format!("writing {}", a.out.join("report.md").display()))?;
+    let plots = write_report(&r, &a.out)?;
     eprintln!(
-        "[suite] wrote {} ({} plots) in {:.0} s",
+        "[suite] wrote {} ({plots} plots) in {:.0} s",
         a.out.join("report.md").display(),
-        plots.len(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Draws the plots and writes `report.md` into `dir`; returns the number of plots.
+fn write_report(r: &SuiteResults, dir: &std::path::Path) -> Result<usize> {
+    let plots = plots::draw_all(r, dir)?;
+    let md = markdown::render(r, &plots);
+    std::fs::write(dir.join("report.md"), &md)
+        .with_context(|| format!("writing {}", dir.join("report.md").display()))?;
+    Ok(plots.len())
+}
+
+/// `render DIR`: the report and plots again from `DIR/results.json` (after a
+/// change to the report's form, without measuring again).
+pub fn render(a: &CheckArgs) -> Result<()> {
+    let r = SuiteResults::read_json(&a.dir.join("results.json"))?;
+    let plots = write_report(&r, &a.dir)?;
+    eprintln!(
+        "[suite] wrote {} ({plots} plots) from results.json",
+        a.dir.join("report.md").display()
     );
     Ok(())
 }

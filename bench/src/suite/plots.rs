@@ -65,6 +65,8 @@ fn draw_lines(
         .flat_map(|(_, v)| v.iter().copied())
         .filter(|v| v.is_finite() && *v > 0.0);
     let y_max = ys.clone().fold(0.0f64, f64::max).max(1e-9) * 1.15;
+    // Headroom above the data for the legend: a third more (linear), five times (log).
+    let y_max_linear = y_max * 1.3;
     let y_min = ys.fold(f64::INFINITY, f64::min);
     let labels = lines.x_labels.clone();
     let fmt = move |x: &f64| {
@@ -85,7 +87,7 @@ fn draw_lines(
     if log_y {
         let lo = if y_min.is_finite() { y_min / 1.5 } else { 1.0 };
         let mut chart = builder
-            .build_cartesian_2d(x_range, (lo..y_max.max(lo * 2.0)).log_scale())
+            .build_cartesian_2d(x_range, (lo..(y_max * 5.0).max(lo * 2.0)).log_scale())
             .map_err(e)?;
         chart
             .configure_mesh()
@@ -121,12 +123,12 @@ fn draw_lines(
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .draw()
             .map_err(e)?;
     } else {
         let mut chart = builder
-            .build_cartesian_2d(x_range, 0f64..y_max)
+            .build_cartesian_2d(x_range, 0f64..y_max_linear)
             .map_err(e)?;
         chart
             .configure_mesh()
@@ -168,6 +170,20 @@ fn draw_lines(
     Ok(())
 }
 
+/// True when the largest positive value is more than 20 times the smallest:
+/// on a linear axis the slow targets would lie flat on zero.
+fn wide(lines: &Lines) -> bool {
+    let ys = lines
+        .series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    lo.is_finite() && hi / lo > 20.0
+}
+
 fn targets(r: &SuiteResults) -> Vec<String> {
     r.targets.iter().map(|t| t.name.clone()).collect()
 }
@@ -207,13 +223,17 @@ fn churn(r: &SuiteResults, dir: &Path) -> Result<Option<Plot>> {
     let path = dir.join(&file);
     let root = SVGBackend::new(&path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
+    let log = wide(&lines);
     draw_lines(
         &root,
-        "Small-file churn: NFS calls/s against concurrent clients",
+        &format!(
+            "Small-file churn: NFS calls/s against concurrent clients{}",
+            if log { " (log scale)" } else { "" }
+        ),
         "concurrent clients",
         "ops/s",
         &lines,
-        false,
+        log,
     )?;
     root.present().map_err(e)?;
     Ok(Some(Plot {
@@ -259,13 +279,19 @@ fn rw(r: &SuiteResults, dir: &Path, kind: RwKind) -> Result<Option<Plot>> {
                 })
                 .collect(),
         };
+        let log = wide(&lines);
         draw_lines(
             panel,
-            &format!("{} {}", kind.name(), size_label(u64::from(*size))),
+            &format!(
+                "{} {}{}",
+                kind.name(),
+                size_label(u64::from(*size)),
+                if log { " (log)" } else { "" }
+            ),
             "calls in flight",
             "MB/s",
             &lines,
-            false,
+            log,
         )?;
     }
     root.present().map_err(e)?;

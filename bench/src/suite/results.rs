@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cases::{Case, Preset};
 use crate::machine::{Environment, Machine};
@@ -14,7 +14,7 @@ use crate::stats::Summary;
 use crate::workload::outcome::{LatencyCurve, Outcome, Unit};
 
 /// A target as the report describes it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetInfo {
     pub name: String,
     /// How it was reached: "spawned: palisade up --mode separate", or
@@ -23,7 +23,7 @@ pub struct TargetInfo {
 }
 
 /// One figure of one case on one target, over the measured runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figure {
     pub name: String,
     pub unit: Unit,
@@ -34,7 +34,7 @@ pub struct Figure {
 }
 
 /// One case on one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
     pub id: String,
     pub case: Case,
@@ -42,7 +42,7 @@ pub struct CaseResult {
     pub figures: Vec<Figure>,
     /// The latency curves of the run whose first figure is the median one
     /// (latency workload only), for the plots.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency: Vec<LatencyCurve>,
     pub runs: Vec<Outcome>,
 }
@@ -98,10 +98,10 @@ impl CaseResult {
 }
 
 /// Everything one suite run produced.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SuiteResults {
-    pub tool: &'static str,
-    pub version: &'static str,
+    pub tool: String,
+    pub version: String,
     pub mode: String,
     /// The command line that produced these results.
     pub command: String,
@@ -137,6 +137,13 @@ impl SuiteResults {
             }
         }
         out
+    }
+
+    /// Reads a `results.json` written by [`SuiteResults::write_json`].
+    pub fn read_json(path: &Path) -> Result<SuiteResults> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     pub fn write_json(&self, path: &Path) -> Result<()> {
