@@ -106,8 +106,10 @@ fn command_line() -> String {
 }
 
 fn git_commit() -> Option<String> {
+    // `-dirty` when the work tree differs from HEAD: the binaries may then hold
+    // code no commit has.
     let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
@@ -152,6 +154,7 @@ fn headline(o: &Outcome) -> String {
 /// Runs the suite.
 pub async fn run(a: SuiteArgs) -> Result<()> {
     let started = Instant::now();
+    let commit = git_commit();
     let (mode, preset) = preset(&a)?;
     let groups = if a.only.is_empty() {
         Group::ALL.to_vec()
@@ -283,7 +286,7 @@ pub async fn run(a: SuiteArgs) -> Result<()> {
         mode: mode.name().to_string(),
         command: command_line(),
         date: format!("{} UTC", results::utc_date(now)),
-        commit: git_commit(),
+        commit,
         seed,
         warmup: preset.warmup,
         repeat: preset.repeat,
