@@ -13,6 +13,18 @@
 //!   at sequence 1 (the core keeps no durable log).
 //! - Bounds how often one peer can make it retransmit (`Status`, `FetchBatch`,
 //!   `FetchOrders`): the core leaves that to the runtime.
+//!
+//! **Firewall configuration** (Yin et al., SOSP 2003, §4). The downstream of orders is
+//! the top filter row instead of the execution replicas, and `FetchOrders` is answered
+//! to top filters. From the top filters come the only two things that ever cross the
+//! firewall upward: a `CertifiedReply`, relayed to its gateway once per (client,
+//! request id) — by replicas 0..=f, the same f+1 that push orders, so that one correct
+//! node relays; the gateway checks the threshold signature — and a threshold-signed
+//! `StableCertificate`, verified here against the execution cluster's key set, which then
+//! does what a verified ed25519 checkpoint certificate does in `separate`. It names no
+//! state digest (not even a hash of file state leaves the execution cluster), so the
+//! checkpoint fed to PBFT carries a digest derived from the sequence alone
+//! ([`firewall_state_digest`]): agreement only needs 2f+1 replicas to name one value.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,9 +33,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica, TimerKind};
+use palisade_crypto::ThresholdVerifier;
 use palisade_net::{Envelope, Inbound, Network, NodeId};
-use palisade_wire::agreement::{AgreementMessage, Digest, Sequence};
+use palisade_wire::agreement::{AgreementMessage, Bounded, Digest, Sequence};
 use palisade_wire::execution::ExecutionMessage;
+use palisade_wire::firewall::{CertifiedReply, FirewallMessage, StableCertificate};
 use palisade_wire::fs::Timestamp;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
@@ -44,6 +58,21 @@ const MAX_RESEND: usize = 8;
 const MAX_DELIVERED: usize = 256 * 1024;
 /// Interval at which a restored resume point is vouched for again until it is stable.
 const RESUME_RETRY: Duration = Duration::from_millis(300);
+/// Most remembered relayed certified replies (firewall configuration).
+const MAX_RELAYED: usize = 256 * 1024;
+
+/// How many agreement replicas push orders downstream and relay certified replies to
+/// gateways: replicas `0..=f`, so that one of them is correct.
+pub fn reply_relays(f: usize) -> u32 {
+    u32::try_from(f.saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+/// The checkpoint digest agreement replicas vouch for in the firewall configuration: a
+/// function of the sequence alone, because the threshold-signed stable certificate names
+/// no state digest (and must not: it crosses the firewall).
+pub fn firewall_state_digest(sequence: Sequence) -> Digest {
+    Digest::of(b"palisade/firewall/stable", &sequence.to_le_bytes())
+}
 
 /// The agreement replica's settings derived from a node config.
 pub fn replica_config(cfg: &NodeConfig) -> Config {
@@ -84,6 +113,24 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
     let (net, inbound) = Network::start(cfg.network_config().await?).await?;
     let net = Arc::new(net);
     let probe = Arc::new(Probe::default());
+    let firewall = match (cfg.is_firewall(), &cfg.threshold) {
+        (false, _) => None,
+        (true, Some(verifier)) => Some(verifier.clone()),
+        (true, None) => {
+            return Err(NodeError::Config {
+                file: cfg.path.clone(),
+                field: "threshold_public".into(),
+                problem: "missing: the firewall configuration needs the threshold key set".into(),
+            })
+        }
+    };
+    let downstream = if firewall.is_some() {
+        cfg.top_filters()
+    } else {
+        (0..cfg.execution.len() as u32)
+            .map(NodeId::Execution)
+            .collect()
+    };
     let driver = Driver {
         me: cfg.id as u32,
         replica,
@@ -92,9 +139,10 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         agreement: (0..cfg.agreement.len() as u32)
             .map(NodeId::Agreement)
             .collect(),
-        execution: (0..cfg.execution.len() as u32)
-            .map(NodeId::Execution)
-            .collect(),
+        downstream,
+        firewall,
+        clients: cfg.clients.len() as u64,
+        relayed: BTreeMap::new(),
         exec_keys: cfg.execution_keys(),
         g: cfg.g,
         timers: Timers::default(),
@@ -104,7 +152,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         resume,
         stable: 0,
         delivered: BTreeMap::new(),
-        sends_orders: (cfg.id as usize) <= cfg.f,
+        sends_orders: (cfg.id as u32) < reply_relays(cfg.f),
     };
     info!(node = %cfg.node_id(), addr = ?net.local_addr(), "agreement node started");
     let task = tokio::spawn(driver.run(inbound));
@@ -115,6 +163,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         thread: None,
         stop: Arc::new(AtomicBool::new(false)),
         probe,
+        filter_stats: None,
     })
 }
 
@@ -173,7 +222,17 @@ struct Driver {
     log: DeliveryLog,
     net: Arc<Network>,
     agreement: Vec<NodeId>,
-    execution: Vec<NodeId>,
+    /// Where orders go and whose `FetchOrders` we answer: the execution replicas
+    /// (`separate`) or the top filter row (firewall).
+    downstream: Vec<NodeId>,
+    /// Firewall configuration: the execution cluster's threshold key set (checks
+    /// `StableCertificate`s from the top filters).
+    firewall: Option<Arc<dyn ThresholdVerifier>>,
+    /// Number of clients (gateways): ids `0..clients`.
+    clients: u64,
+    /// Firewall: (client, request id) → sequence of the certified replies relayed to
+    /// gateways, so each is relayed once per arrival of its request.
+    relayed: BTreeMap<(u64, u64), Sequence>,
     exec_keys: Vec<ed25519_dalek::VerifyingKey>,
     g: usize,
     timers: Timers<TimerKind>,
@@ -183,10 +242,11 @@ struct Driver {
     resume: Option<(Sequence, Digest)>,
     /// Highest stable execution checkpoint fed to the replica.
     stable: Sequence,
-    /// Whether this node pushes every delivered batch to the execution replicas. Only
-    /// replicas 0..=f do: at least one of any f+1 is correct, so every order reaches
-    /// execution, with a fraction of the traffic (an order carries the batch's payload —
-    /// up to megabytes of WRITE data — and every copy is encrypted, sent, decrypted and
+    /// Whether this node pushes every delivered batch downstream (and, in the firewall
+    /// configuration, relays certified replies to gateways). Only replicas 0..=f do: at
+    /// least one of any f+1 is correct, so every order reaches execution, with a
+    /// fraction of the traffic (an order carries the batch's payload — up to megabytes
+    /// of WRITE data — and every copy is encrypted, sent, decrypted and
     /// decoded). The others still keep the delivery log and answer `FetchOrders`, so an
     /// execution replica that misses an order (all f+1 senders slow) still gets it.
     sends_orders: bool,
@@ -280,17 +340,25 @@ impl Driver {
                     // duplicate, so an execution cluster that lost that batch's order (and
                     // saw no later one, so it cannot notice the gap) would never execute
                     // it. Re-send the order and a few after it from the delivery log.
+                    // (Through the firewall, the filters answer a re-sent order of an
+                    // executed sequence with their cached certified replies; the gateway
+                    // lost ours, so relay the next copy again.)
                     if self.allowed(from) {
+                        self.relayed.remove(&key);
                         for m in self.log.fetch(sequence).into_iter().take(MAX_RESEND) {
-                            self.net
-                                .send_many(self.execution.iter().copied(), &Envelope::Execution(m));
+                            self.net.send_many(
+                                self.downstream.iter().copied(),
+                                &Envelope::Execution(m),
+                            );
                         }
                     }
                     return;
                 }
                 self.step(Input::ClientRequest(request));
             }
-            (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Stable(cert))) => {
+            (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Stable(cert)))
+                if self.firewall.is_none() =>
+            {
                 if cert.sequence <= self.stable {
                     return;
                 }
@@ -298,25 +366,22 @@ impl Driver {
                     warn!(node = self.me, %from, error = %e, "bad stable checkpoint certificate");
                     return self.refuse(from, "bad stable certificate");
                 }
-                self.stable = cert.sequence;
-                Probe::put(&self.probe.stable, cert.sequence);
-                self.log.collect(&cert);
-                let stable = cert.sequence;
-                self.delivered.retain(|_, s| *s > stable);
-                if let Some(f) = &self.resume_file {
-                    if let Err(e) = write_resume(f, cert.sequence, &cert.state_digest) {
-                        warn!(node = self.me, file = %f.display(), error = %e, "cannot record the resume point");
-                    }
-                }
-                self.step(Input::StableCheckpoint {
-                    sequence: cert.sequence,
-                    state_digest: cert.state_digest,
-                });
+                self.on_stable(cert.sequence, cert.state_digest);
+            }
+            (NodeId::Filter(_), Envelope::Firewall(FirewallMessage::Stable(cert)))
+                if self.is_downstream(from) =>
+            {
+                self.on_firewall_stable(from, cert);
+            }
+            (NodeId::Filter(_), Envelope::Firewall(FirewallMessage::CertifiedReply(reply)))
+                if self.is_downstream(from) =>
+            {
+                self.relay(from, reply);
             }
             (
-                NodeId::Execution(_),
+                NodeId::Execution(_) | NodeId::Filter(_),
                 Envelope::Execution(ExecutionMessage::FetchOrders { from: seq }),
-            ) => {
+            ) if self.is_downstream(from) => {
                 if !self.allowed(from) {
                     return self.refuse(from, "FetchOrders over the rate limit");
                 }
@@ -327,9 +392,100 @@ impl Driver {
                 }
             }
             // Execution replicas' individual checkpoint votes are for each other.
-            (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Checkpoint(_))) => {}
+            (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Checkpoint(_)))
+                if self.firewall.is_none() => {}
             (from, e) => self.refuse(from, e.kind()),
         }
+    }
+
+    fn is_downstream(&self, node: NodeId) -> bool {
+        self.downstream.contains(&node)
+    }
+
+    /// A stable execution checkpoint at `sequence`, verified: collect the delivery log,
+    /// record the resume point, and vouch for it in PBFT (TOCS §4.3).
+    fn on_stable(&mut self, sequence: Sequence, state_digest: Digest) {
+        if sequence <= self.stable {
+            return;
+        }
+        self.stable = sequence;
+        Probe::put(&self.probe.stable, sequence);
+        self.log.collect_through(sequence);
+        self.delivered.retain(|_, s| *s > sequence);
+        self.relayed.retain(|_, s| *s > sequence);
+        if let Some(f) = &self.resume_file {
+            if let Err(e) = write_resume(f, sequence, &state_digest) {
+                warn!(node = self.me, file = %f.display(), error = %e, "cannot record the resume point");
+            }
+        }
+        self.step(Input::StableCheckpoint {
+            sequence,
+            state_digest,
+        });
+    }
+
+    /// A threshold-signed stable certificate from a top filter (firewall configuration).
+    fn on_firewall_stable(&mut self, from: NodeId, cert: StableCertificate) {
+        let Some(verifier) = self.firewall.clone() else {
+            return self.refuse(from, "stable certificate without a firewall");
+        };
+        if cert.sequence <= self.stable {
+            // Every top filter sends each one: the later copies are routine.
+            return;
+        }
+        if let Err(e) = FirewallMessage::Stable(cert.clone()).check_bounds() {
+            warn!(node = self.me, %from, error = %e, "malformed stable certificate");
+            return self.refuse(from, "malformed stable certificate");
+        }
+        if !self.allowed(from) {
+            return self.refuse(from, "stable certificates over the rate limit");
+        }
+        if let Err(e) = palisade_crypto::verify_stable(verifier.as_ref(), &cert) {
+            warn!(node = self.me, %from, error = %e, "bad threshold stable certificate");
+            return self.refuse(from, "bad threshold stable certificate");
+        }
+        self.on_stable(cert.sequence, firewall_state_digest(cert.sequence));
+    }
+
+    /// Relays a certified reply from a top filter to its gateway, once per (client,
+    /// request id) (each top filter sends every one). The gateway checks the Merkle path
+    /// and the threshold signature; here only what routing needs: the bounds and that
+    /// the client exists.
+    fn relay(&mut self, from: NodeId, reply: CertifiedReply) {
+        if !self.sends_orders {
+            // Replicas 0..=f relay (one of them is correct); the rest stay quiet.
+            return;
+        }
+        let key = (reply.entry.client, reply.entry.request_id);
+        if reply.entry.client >= self.clients {
+            return self.refuse(from, "certified reply for an unknown client");
+        }
+        let message = FirewallMessage::CertifiedReply(reply);
+        if let Err(e) = message.check_bounds() {
+            debug!(node = self.me, %from, error = %e, "malformed certified reply");
+            return self.refuse(from, "malformed certified reply");
+        }
+        let FirewallMessage::CertifiedReply(reply) = message else {
+            return;
+        };
+        if self.relayed.contains_key(&key) {
+            return;
+        }
+        self.relayed.insert(key, reply.sequence);
+        if self.relayed.len() > MAX_RELAYED {
+            // Bounded: forget the oldest (a late copy of one of them is relayed again,
+            // which the gateway drops as a duplicate).
+            let cut = reply.sequence.saturating_sub(self.replica.config().window);
+            self.relayed.retain(|_, s| *s > cut);
+            if self.relayed.len() > MAX_RELAYED {
+                self.relayed.clear();
+            }
+        }
+        Probe::bump(&self.probe.forwarded_up);
+        self.net.send(
+            NodeId::Client(key.0),
+            &Envelope::Firewall(FirewallMessage::CertifiedReply(reply)),
+        );
     }
 
     fn step(&mut self, input: Input) {
@@ -395,7 +551,7 @@ impl Driver {
                 self.log.record(batch.clone(), certificate.clone());
                 if self.sends_orders {
                     self.net.send_many(
-                        self.execution.iter().copied(),
+                        self.downstream.iter().copied(),
                         &Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
                     );
                 }

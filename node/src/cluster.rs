@@ -1,17 +1,23 @@
-//! [`LocalCluster`]: the whole `separate` configuration in one process on loopback — a
-//! gateway, 3f+1 agreement nodes and 2g+1 execution nodes (f = g = 1), each with its own
-//! links and config file, exactly as `palisade node` would run them one per process.
+//! [`LocalCluster`]: a whole replicated configuration in one process on loopback, each
+//! node with its own links and config file, exactly as `palisade node` would run them one
+//! per process ([`ClusterMode`]):
 //!
-//! Keys and configs are generated into `<data>/keys` on first start and reused after;
+//! - `Firewall` (the default of `palisade up`): a gateway, 3f+1 agreement nodes, (h+1)²
+//!   filters in h+1 rows and 2g+1 execution nodes, f = g = h = 1 — 12 nodes;
+//! - `Separate`: a gateway, 3f+1 agreement and 2g+1 execution nodes (f = g = 1) — 8.
+//!
+//! Keys and configs are generated into `<data>/keys` on first start and reused after (a
+//! data directory made for one mode is refused by the other, with a clear error);
 //! execution replicas keep their file systems in `<data>/exec-<i>`, agreement nodes their
-//! resume point in `<data>/agreement-<i>`.
+//! resume point in `<data>/agreement-<i>`. Filters keep no durable state.
 //!
 //! **Restart.** The agreement core keeps no durable log, so a cluster restarted as a
 //! whole must resume after the execution replicas' state, at a stable checkpoint.
 //! [`LocalCluster::shutdown`] therefore first *quiesces*: it waits for the execution
 //! replicas to agree on their last sequence and, if that is not a checkpoint boundary,
 //! sends no-op requests (GETATTR of the root, each its own batch) until it is one and the
-//! checkpoint is stable at every agreement node, which records it. On restart the
+//! checkpoint is stable at every agreement node, which records it (through the firewall:
+//! the threshold-signed stable certificate that the filters pass up). On restart the
 //! agreement nodes vouch for that checkpoint and resume after it.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -28,27 +34,67 @@ use crate::error::NodeError;
 use crate::gateway_node::GatewayNode;
 use crate::handle::{NodeHandle, Probe};
 
-/// Nodes of a local cluster with f = g = 1 and one gateway.
-const NODES: u16 = 4 + 3 + 1;
 /// K of the local cluster.
 pub const LOCAL_CHECKPOINT_INTERVAL: u64 = 64;
+/// Most link ports a local cluster uses (the firewall configuration's 12 nodes).
+const MAX_NODES: u16 = 12;
+
+/// Which replicated configuration a local cluster runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClusterMode {
+    /// Agreement → privacy firewall (2 rows of 2 filters) → execution, threshold-signed
+    /// replies and sealed bodies: f = g = h = 1.
+    #[default]
+    Firewall,
+    /// Agreement → execution, no firewall: f = g = 1.
+    Separate,
+}
+
+impl ClusterMode {
+    /// The `h` keygen is given.
+    fn h(self) -> Option<usize> {
+        match self {
+            ClusterMode::Firewall => Some(1),
+            ClusterMode::Separate => None,
+        }
+    }
+
+    /// Link ports (nodes) of the local cluster.
+    pub fn nodes(self) -> u16 {
+        match self {
+            ClusterMode::Firewall => 4 + 4 + 3 + 1,
+            ClusterMode::Separate => 4 + 3 + 1,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ClusterMode::Firewall => "firewall",
+            ClusterMode::Separate => "separate",
+        }
+    }
+}
 
 /// Where and how a local cluster runs.
 #[derive(Clone, Debug)]
 pub struct LocalClusterOptions {
+    pub mode: ClusterMode,
     pub data: PathBuf,
     /// NFS + MOUNT listen address of the gateway.
     pub nfs_listen: SocketAddr,
-    /// First of the 8 consecutive link ports, used when keys are generated; `None`
-    /// finds a free block. Ignored when `<data>/keys` exists (its configs fix the ports).
+    /// First of the consecutive link ports (8 separate, 12 firewall), used when keys are
+    /// generated; `None` finds a free block. Ignored when `<data>/keys` exists (its
+    /// configs fix the ports).
     pub base_port: Option<u16>,
     pub export_name: Option<String>,
 }
 
 /// A running local cluster.
 pub struct LocalCluster {
+    mode: ClusterMode,
     keys: PathBuf,
     agreement: Vec<Option<NodeHandle>>,
+    filters: Vec<Option<NodeHandle>>,
     execution: Vec<Option<NodeHandle>>,
     gateway: Option<GatewayNode>,
     checkpoint_interval: u64,
@@ -56,14 +102,14 @@ pub struct LocalCluster {
 
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
-/// A block of `NODES` consecutive free loopback ports (probed by binding them).
-fn free_port_block() -> Result<u16, NodeError> {
+/// A block of `nodes` consecutive free loopback ports (probed by binding them).
+fn free_port_block(nodes: u16) -> Result<u16, NodeError> {
     let start = 20_000 + (std::process::id() % 500) as u16 * 40;
     for _ in 0..400 {
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % 1000;
-        let base = start.wrapping_add(block.wrapping_mul(NODES)) % 40_000 + 20_000;
+        let base = start.wrapping_add(block.wrapping_mul(MAX_NODES)) % 40_000 + 20_000;
         let all_free =
-            (0..NODES).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok());
+            (0..nodes).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok());
         if all_free {
             return Ok(base);
         }
@@ -80,11 +126,12 @@ impl LocalCluster {
         if !keys.join(file_name(Role::Gateway, 0)).exists() {
             let base_port = match opts.base_port {
                 Some(p) => p,
-                None => free_port_block()?,
+                None => free_port_block(opts.mode.nodes())?,
             };
             keygen(&KeygenOptions {
                 f: 1,
                 g: 1,
+                h: opts.mode.h(),
                 clients: 1,
                 out: keys.clone(),
                 base_port,
@@ -92,13 +139,32 @@ impl LocalCluster {
                 layout: Layout::Loopback,
                 checkpoint_interval: LOCAL_CHECKPOINT_INTERVAL,
             })?;
-            info!(keys = %keys.display(), base_port, "generated keys and node configs");
+            info!(keys = %keys.display(), base_port, mode = opts.mode.name(),
+                "generated keys and node configs");
         }
         let load = |role, id| NodeConfig::load(&keys.join(file_name(role, id)));
         let gateway_cfg = load(Role::Gateway, 0)?;
+        let found = if gateway_cfg.is_firewall() {
+            ClusterMode::Firewall
+        } else {
+            ClusterMode::Separate
+        };
+        if found != opts.mode {
+            return Err(NodeError::Other(format!(
+                "the data directory {} holds a `{}` cluster (its keys are in {}); run it \
+                 with `--mode {}`, or use another data directory for `{}`",
+                opts.data.display(),
+                found.name(),
+                keys.display(),
+                found.name(),
+                opts.mode.name()
+            )));
+        }
         let mut cluster = LocalCluster {
+            mode: opts.mode,
             keys: keys.clone(),
             agreement: Vec::new(),
+            filters: Vec::new(),
             execution: Vec::new(),
             gateway: None,
             checkpoint_interval: gateway_cfg.checkpoint_interval,
@@ -106,6 +172,10 @@ impl LocalCluster {
         for i in 0..gateway_cfg.execution.len() as u64 {
             let h = crate::execution_node::start(&load(Role::Execution, i)?).await?;
             cluster.execution.push(Some(h));
+        }
+        for i in 0..gateway_cfg.filters.len() as u64 {
+            let h = crate::filter_node::start(&load(Role::Filter, i)?).await?;
+            cluster.filters.push(Some(h));
         }
         for i in 0..gateway_cfg.agreement.len() as u64 {
             let h = crate::agreement_node::start(&load(Role::Agreement, i)?).await?;
@@ -134,12 +204,26 @@ impl LocalCluster {
         &self.keys
     }
 
+    pub fn mode(&self) -> ClusterMode {
+        self.mode
+    }
+
     pub fn agreement(&self, i: usize) -> Option<&NodeHandle> {
         self.agreement.get(i).and_then(|h| h.as_ref())
     }
 
     pub fn execution(&self, i: usize) -> Option<&NodeHandle> {
         self.execution.get(i).and_then(|h| h.as_ref())
+    }
+
+    /// Filter `i` (flat id `row * (h+1) + column`); None in `separate`.
+    pub fn filter(&self, i: usize) -> Option<&NodeHandle> {
+        self.filters.get(i).and_then(|h| h.as_ref())
+    }
+
+    /// Number of filters (0 in `separate`).
+    pub fn filters(&self) -> usize {
+        self.filters.len()
     }
 
     /// The highest view any live agreement node is in.
@@ -167,6 +251,13 @@ impl LocalCluster {
     /// Stops execution node `i`.
     pub async fn kill_execution(&mut self, i: usize) {
         if let Some(h) = self.execution.get_mut(i).and_then(Option::take) {
+            h.stop().await;
+        }
+    }
+
+    /// Stops filter `i`.
+    pub async fn kill_filter(&mut self, i: usize) {
+        if let Some(h) = self.filters.get_mut(i).and_then(Option::take) {
             h.stop().await;
         }
     }
@@ -233,6 +324,9 @@ impl LocalCluster {
             gw.shutdown().await;
         }
         for h in self.agreement.iter_mut().filter_map(Option::take) {
+            h.stop().await;
+        }
+        for h in self.filters.iter_mut().filter_map(Option::take) {
             h.stop().await;
         }
         for h in self.execution.iter_mut().filter_map(Option::take) {

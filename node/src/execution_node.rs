@@ -7,6 +7,14 @@
 //! channel makes the link readers wait: TCP flow control pushes back on the senders).
 //! The thread sleeps until the next message or the earliest timer, steps the replica and
 //! carries out its outputs (the link layer's sends never block).
+//!
+//! **Routing in the firewall configuration** (SOSP 2003 §4). Orders are taken only from
+//! the bottom filter row; `ToFirewall` (reply shares, bodies, stable shares) and
+//! `FetchOrders` go to the bottom filters; checkpoint votes and state transfer stay among
+//! the execution replicas. Nothing else leaves this node: the link layer knows no other
+//! peer (`NodeConfig::link_peers`), and the driver drops, with a warning, any output that
+//! would go elsewhere. In `separate`, orders come from agreement nodes, signed replies go
+//! to clients and checkpoints to agreement, as before.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -15,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use palisade_execution::{
     ExecTimer, ExecutionReplica, FileSystem, FsConfig, RedbStore, ReplicaConfig, ReplicaInput,
-    ReplicaOutput,
+    ReplicaOutput, ReplyMode,
 };
 use palisade_net::{Envelope, Inbound, Network, NodeId};
 use palisade_wire::execution::ExecutionMessage;
@@ -34,6 +42,10 @@ const IDLE: Duration = Duration::from_millis(100);
 
 /// The execution replica's settings derived from a node config.
 pub fn replica_config(cfg: &NodeConfig) -> ReplicaConfig {
+    let replies = match &cfg.threshold_signer {
+        Some(signer) => ReplyMode::Threshold(signer.clone()),
+        None => ReplyMode::Signed,
+    };
     ReplicaConfig {
         id: cfg.id as u32,
         g: cfg.g,
@@ -44,6 +56,8 @@ pub fn replica_config(cfg: &NodeConfig) -> ReplicaConfig {
         checkpoint_interval: cfg.checkpoint_interval,
         max_ahead: 4 * cfg.checkpoint_interval,
         fetch_timeout: Duration::from_millis(200),
+        body_key: cfg.body_key.clone(),
+        replies,
     }
 }
 
@@ -54,6 +68,13 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         field: "data_dir".into(),
         problem: "an execution replica needs a data directory".into(),
     })?;
+    if cfg.is_firewall() && cfg.threshold_signer.is_none() {
+        return Err(NodeError::Config {
+            file: cfg.path.clone(),
+            field: "threshold_share".into(),
+            problem: "an execution replica of the firewall configuration needs its share".into(),
+        });
+    }
     let rcfg = replica_config(cfg);
     let key = cfg.signing_key.clone();
     let open_dir = dir.clone();
@@ -92,6 +113,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         execution: (0..cfg.execution.len() as u32)
             .map(NodeId::Execution)
             .collect(),
+        bottom_filters: cfg.bottom_filters(),
         timers: Timers::default(),
         probe: probe.clone(),
         stop: stop.clone(),
@@ -119,12 +141,13 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         thread: Some(thread),
         stop,
         probe,
+        filter_stats: None,
     })
 }
 
 /// Hands one message to the thread, waiting (asynchronously) while its queue is full.
 /// False once the thread is gone or the node stops.
-async fn forward(tx: &SyncSender<Inbound>, mut m: Inbound, stop: &AtomicBool) -> bool {
+pub(crate) async fn forward(tx: &SyncSender<Inbound>, mut m: Inbound, stop: &AtomicBool) -> bool {
     loop {
         match tx.try_send(m) {
             Ok(()) => return true,
@@ -146,6 +169,9 @@ struct Worker {
     net: Arc<Network>,
     agreement: Vec<NodeId>,
     execution: Vec<NodeId>,
+    /// Firewall configuration: the bottom filter row, this node's only way out (empty in
+    /// `separate`).
+    bottom_filters: Vec<NodeId>,
     timers: Timers<ExecTimer>,
     probe: Arc<Probe>,
     stop: Arc<AtomicBool>,
@@ -181,12 +207,28 @@ impl Worker {
         // Dropping the replica closes the store (redb releases its file lock).
     }
 
+    fn firewall(&self) -> bool {
+        !self.bottom_filters.is_empty()
+    }
+
+    /// Who may send us orders, and their index for [`RedundantOrders`]: agreement
+    /// replicas in `separate`, the bottom filters (by column) in the firewall
+    /// configuration.
+    fn order_sender(&self, from: NodeId) -> Option<u32> {
+        match from {
+            NodeId::Agreement(i) if !self.firewall() => Some(i),
+            NodeId::Filter(_) => self
+                .bottom_filters
+                .iter()
+                .position(|p| *p == from)
+                .and_then(|c| u32::try_from(c).ok()),
+            _ => None,
+        }
+    }
+
     fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
-        let input = match (from, envelope) {
-            (
-                NodeId::Agreement(i),
-                Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
-            ) => {
+        let input = match (self.order_sender(from), from, envelope) {
+            (Some(i), _, Envelope::Execution(ExecutionMessage::Order { batch, certificate })) => {
                 let last = self.replica.last_applied();
                 if self.redundant.is_redundant(i, batch.sequence, last) {
                     Probe::bump(&self.probe.redundant_orders);
@@ -194,10 +236,10 @@ impl Worker {
                 }
                 ReplicaInput::Order { batch, certificate }
             }
-            (NodeId::Execution(j), Envelope::Execution(message)) => {
+            (_, NodeId::Execution(j), Envelope::Execution(message)) => {
                 ReplicaInput::Message { from: j, message }
             }
-            (from, e) => {
+            (_, from, e) => {
                 Probe::bump(&self.probe.refused);
                 debug!(node = self.me, %from, kind = e.kind(), "message refused");
                 return;
@@ -231,7 +273,16 @@ impl Worker {
     fn carry_out(&mut self, output: ReplicaOutput) {
         match output {
             ReplicaOutput::Reply { to, reply } => {
-                self.net.send(NodeId::Client(to), &Envelope::Reply(reply));
+                if self.firewall() {
+                    // Never straight to a client past the firewall.
+                    warn!(
+                        node = self.me,
+                        client = to,
+                        "signed reply in the firewall configuration; not sent"
+                    );
+                } else {
+                    self.net.send(NodeId::Client(to), &Envelope::Reply(reply));
+                }
             }
             ReplicaOutput::ToExecution {
                 to: Some(j),
@@ -251,10 +302,36 @@ impl Worker {
                 self.net.send_many(to, &Envelope::Execution(message));
             }
             ReplicaOutput::ToAgreement(message) => {
-                self.net.send_many(
-                    self.agreement.iter().copied(),
-                    &Envelope::Execution(message),
-                );
+                if !self.firewall() {
+                    self.net.send_many(
+                        self.agreement.iter().copied(),
+                        &Envelope::Execution(message),
+                    );
+                } else if matches!(message, ExecutionMessage::FetchOrders { .. }) {
+                    // The bottom filters answer from the orders they forwarded.
+                    self.net.send_many(
+                        self.bottom_filters.iter().copied(),
+                        &Envelope::Execution(message),
+                    );
+                } else {
+                    warn!(
+                        node = self.me,
+                        "checkpoint traffic for agreement in the firewall configuration; not sent"
+                    );
+                }
+            }
+            ReplicaOutput::ToFirewall(message) => {
+                if self.firewall() {
+                    self.net.send_many(
+                        self.bottom_filters.iter().copied(),
+                        &Envelope::Firewall(message),
+                    );
+                } else {
+                    warn!(
+                        node = self.me,
+                        "firewall message in the separate configuration; not sent"
+                    );
+                }
             }
             ReplicaOutput::SetTimer { kind, after } => self.timers.set(kind, after),
             ReplicaOutput::CancelTimer(kind) => self.timers.cancel(kind),

@@ -1,9 +1,16 @@
 //! The gateway node: a [`ReplicatedFileService`] (the BFT client) on this gateway's
 //! links, served over NFSv3 + MOUNT.
+//!
+//! In the firewall configuration the client accepts one reply certified by the execution
+//! cluster's threshold signature (relayed by agreement nodes from the top filter row);
+//! in `separate`, g+1 matching ed25519-signed replies from execution nodes. With a body
+//! key (always in the firewall configuration) it seals every operation for the
+//! execution cluster and opens every result.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use palisade_client::Acceptance;
 use palisade_gateway::{
     default_client_config, ClientCommands, NfsServer, NfsStatsSnapshot, ReplicatedFileService,
     ReplicatedStats, DEFAULT_EXPORT_NAME,
@@ -36,8 +43,17 @@ impl GatewayNode {
             })?;
         let (net, inbound) = Network::start(cfg.network_config().await?).await?;
         let net = Arc::new(net);
-        let client =
+        let mut client =
             default_client_config(cfg.id, cfg.g, cfg.execution_keys(), cfg.agreement.len());
+        if cfg.is_firewall() {
+            let verifier = cfg.threshold.clone().ok_or_else(|| NodeError::Config {
+                file: cfg.path.clone(),
+                field: "threshold_public".into(),
+                problem: "a gateway of the firewall configuration needs the threshold key set"
+                    .into(),
+            })?;
+            client.acceptance = Acceptance::Certified(verifier);
+        }
         let agreement = (0..cfg.agreement.len() as u32)
             .map(NodeId::Agreement)
             .collect();
@@ -47,6 +63,7 @@ impl GatewayNode {
             net,
             inbound,
             agreement,
+            cfg.body_key.clone(),
         ));
         let server = match NfsServer::bind(
             service.clone(),

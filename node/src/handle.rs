@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use palisade_firewall::FilterStats;
 use palisade_net::{NetStatsSnapshot, Network, NodeId};
 use tokio::task::JoinHandle;
 
@@ -24,6 +25,13 @@ pub struct Probe {
     /// Execution: routine second copies of executed orders dropped by the runtime
     /// (`redundant_orders`). Agreement: unused.
     pub redundant_orders: AtomicU64,
+    /// Filter: orders forwarded down (first copies).
+    pub forwarded_down: AtomicU64,
+    /// Filter: certified replies and stable certificates forwarded up. Agreement
+    /// (firewall): certified replies relayed to gateways.
+    pub forwarded_up: AtomicU64,
+    /// Filter: inputs its core dropped, all reasons (by reason: `NodeHandle::filter_stats`).
+    pub dropped: AtomicU64,
 }
 
 impl Probe {
@@ -46,6 +54,8 @@ pub struct NodeHandle {
     pub(crate) thread: Option<std::thread::JoinHandle<()>>,
     pub(crate) stop: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) probe: Arc<Probe>,
+    /// Filter nodes: a copy of the core's counters after its latest step.
+    pub(crate) filter_stats: Option<Arc<Mutex<FilterStats>>>,
 }
 
 impl NodeHandle {
@@ -63,6 +73,13 @@ impl NodeHandle {
 
     pub fn net_stats(&self) -> NetStatsSnapshot {
         self.net.stats()
+    }
+
+    /// A filter node's counters (forwarded, dropped by reason, bad shares by replica);
+    /// None for other nodes.
+    pub fn filter_stats(&self) -> Option<FilterStats> {
+        let s = self.filter_stats.as_ref()?;
+        s.lock().ok().map(|s| s.clone())
     }
 
     /// Stops the node: closes its links and ends its task (an execution node's thread

@@ -26,6 +26,23 @@ pub fn decode32(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Decodes hex of any even length (key sets, shares); `None` if the text is anything else
+/// or longer than `max` bytes.
+pub fn decode(text: &str, max: usize) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.is_ascii() || !text.len().is_multiple_of(2) || text.len() / 2 > max {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -35,5 +52,11 @@ mod tests {
         assert_eq!(super::decode32("zz"), None);
         assert_eq!(super::decode32(&"g".repeat(64)), None);
         assert_eq!(super::decode32(&"é".repeat(32)), None);
+        let v = vec![0u8, 1, 0xfe, 0x7f, 9];
+        assert_eq!(super::decode(&super::encode(&v), 5), Some(v));
+        assert_eq!(super::decode("abc", 5), None);
+        assert_eq!(super::decode("zz", 5), None);
+        assert_eq!(super::decode("0011", 1), None);
+        assert_eq!(super::decode("", 1), Some(vec![]));
     }
 }

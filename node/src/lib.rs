@@ -4,14 +4,18 @@
 //!
 //! - [`config`]: per-node TOML config files, and `keygen`, which writes them.
 //! - [`agreement_node`]: PBFT `Replica` + `DeliveryLog`: ticks, timers, sends, delivery
-//!   of ORDER-certified batches to every execution replica, FetchOrders, stable
-//!   checkpoints.
+//!   of ORDER-certified batches downstream (execution replicas, or the top filter row),
+//!   FetchOrders, stable checkpoints; through the firewall also the relay of certified
+//!   replies to gateways and threshold-signed stable certificates.
+//! - [`filter_node`]: a `palisade_firewall::Filter` (SOSP 2003 §4) on its own thread,
+//!   between the row (or agreement cluster) above and the row (or execution cluster)
+//!   below.
 //! - [`execution_node`]: `ExecutionReplica<RedbStore>` on a dedicated thread (blocking
 //!   store work never runs on the async workers); [`redundant_orders`] drops the routine
 //!   second copy of an executed order before it costs a certificate check.
 //! - [`gateway_node`]: the gateway's `ReplicatedFileService` (BFT client) behind NFS.
-//! - [`cluster`]: a whole `separate` configuration in one process (what
-//!   `palisade up --mode separate` and the integration tests run).
+//! - [`cluster`]: a whole firewall or `separate` configuration in one process (what
+//!   `palisade up` and the integration tests run).
 //! - [`node`]: start any one node from its config file (`palisade node --config FILE`).
 
 pub mod agreement_node;
@@ -19,6 +23,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod execution_node;
+pub mod filter_node;
 pub mod gateway_node;
 pub mod handle;
 pub mod hex;
@@ -26,7 +31,7 @@ pub mod node;
 pub mod redundant_orders;
 pub mod timers;
 
-pub use cluster::{LocalCluster, LocalClusterOptions};
+pub use cluster::{ClusterMode, LocalCluster, LocalClusterOptions};
 pub use config::{keygen, KeygenOptions, Layout, NodeConfig, Role};
 pub use error::NodeError;
 pub use gateway_node::GatewayNode;

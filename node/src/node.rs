@@ -25,6 +25,7 @@ impl RunningNode {
             Role::Agreement => RunningNode::Replica(crate::agreement_node::start(cfg).await?),
             Role::Execution => RunningNode::Replica(crate::execution_node::start(cfg).await?),
             Role::Gateway => RunningNode::Gateway(GatewayNode::start(cfg, None, None).await?),
+            Role::Filter => RunningNode::Replica(crate::filter_node::start(cfg).await?),
         })
     }
 

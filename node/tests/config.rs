@@ -12,6 +12,7 @@ fn generate(dir: &Path, layout: Layout) -> Vec<std::path::PathBuf> {
     keygen(&KeygenOptions {
         f: 1,
         g: 1,
+        h: None,
         clients: 2,
         out: dir.to_path_buf(),
         base_port: 7100,
