@@ -2,7 +2,8 @@
 # Builds the `palisade:local` container image from scratch: the release binary plus exactly
 # the shared libraries `ldd` lists for it (there is no image registry to pull a base from).
 # Also generates, once, the node configs docker-compose.yml mounts (./palisade-keys, one
-# file per node, mode 0600; delete the directory to get fresh keys).
+# file per node, mode 0600, the firewall configuration f = g = h = 1; delete the directory
+# to get fresh keys).
 # Usage: scripts/docker-image.sh [TAG]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ DOCKERFILE
 docker build -q -t "$tag" "$ctx"
 echo "built $tag"
 if [ ! -e palisade-keys/gateway-0.toml ]; then
-  target/release/palisade keygen --f 1 --g 1 --clients 1 --layout docker \
+  target/release/palisade keygen --f 1 --g 1 --h 1 --clients 1 --layout docker \
     --base-port 7000 --nfs-port 11111 --out palisade-keys
   echo "generated node configs in palisade-keys/"
 fi

@@ -13,10 +13,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use nfs_checks::{pattern, Endpoint, Nfs};
-use palisade_node::{LocalCluster, LocalClusterOptions, Probe};
+use palisade_node::{ClusterMode, LocalCluster, LocalClusterOptions, Probe};
 
 async fn start(dir: &Path) -> (LocalCluster, Endpoint) {
     let cluster = LocalCluster::start(&LocalClusterOptions {
+        mode: ClusterMode::Separate,
         data: dir.to_path_buf(),
         nfs_listen: "127.0.0.1:0".parse().unwrap(),
         base_port: None,

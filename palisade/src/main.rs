@@ -1,11 +1,13 @@
 //! `palisade`: the command-line entry point of Palisade.
 //!
-//! - `palisade up` brings up a Palisade NFS export: `--mode separate` (the default) runs a
-//!   gateway, 4 agreement and 3 execution nodes in this process on loopback, with keys
-//!   generated into `<data>/keys` on first start; `--mode unreplicated` runs one gateway
-//!   with a local durable file system; `--mode firewall` comes in a later issue and is
-//!   refused with exit code 2.
-//! - `palisade keygen` writes one config file (keys, peers, addresses) per node.
+//! - `palisade up` brings up a Palisade NFS export: `--mode firewall` (the default) runs
+//!   a gateway, 4 agreement nodes, 4 filters in 2 rows and 3 execution nodes (f, g and h
+//!   all 1) in this process on loopback, with keys generated into `<data>/keys` on first
+//!   start; `--mode separate` the same without the filters (signed replies straight from
+//!   the execution nodes); `--mode unreplicated` one gateway with a local durable file
+//!   system.
+//! - `palisade keygen` writes one config file (keys, peers, addresses) per node; `--h N`
+//!   makes the firewall configuration ((N+1)² filters and a threshold key set).
 //! - `palisade node --config FILE` runs one node of any role.
 
 use std::net::SocketAddr;
@@ -15,7 +17,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use palisade_gateway::{FsConfig, Gateway, GatewayOptions, DEFAULT_EXPORT_NAME};
-use palisade_node::{KeygenOptions, Layout, LocalCluster, LocalClusterOptions, RunningNode};
+use palisade_node::{
+    ClusterMode, KeygenOptions, Layout, LocalCluster, LocalClusterOptions, RunningNode,
+};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -36,7 +40,7 @@ enum Command {
     Up(UpArgs),
     /// Generate keys and one config file per node (files are mode 0600).
     Keygen(KeygenArgs),
-    /// Run one node (agreement, execution or gateway) from its config file.
+    /// Run one node (agreement, filter, execution or gateway) from its config file.
     Node(NodeArgs),
 }
 
@@ -48,6 +52,10 @@ struct KeygenArgs {
     /// Execution faults tolerated (2g+1 execution nodes).
     #[arg(long, default_value_t = 1)]
     g: usize,
+    /// Filter faults tolerated: the firewall configuration, (h+1)² filters in h+1 rows
+    /// and a threshold key set for the execution cluster. Without it: `separate`.
+    #[arg(long)]
+    h: Option<usize>,
     /// Number of gateways (BFT clients).
     #[arg(long, default_value_t = 1)]
     clients: usize,
@@ -83,8 +91,8 @@ struct NodeArgs {
 
 #[derive(Args)]
 struct UpArgs {
-    /// Which configuration to run (default: the most complete one available).
-    #[arg(long, value_enum, default_value_t = Mode::Separate)]
+    /// Which configuration to run (default: the most complete one, the firewall).
+    #[arg(long, value_enum, default_value_t = Mode::Firewall)]
     mode: Mode,
     /// Data directory (created if missing).
     #[arg(long, default_value = "./palisade-data")]
@@ -99,7 +107,8 @@ struct UpArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
-    /// Agreement + privacy firewall + execution (not available yet).
+    /// A gateway, 4 agreement nodes, 2 rows of 2 filters and 3 execution nodes on
+    /// loopback (f = g = h = 1): threshold-signed replies, sealed bodies.
     Firewall,
     /// A gateway, 4 agreement and 3 execution nodes on loopback (f = g = 1), no firewall.
     Separate,
@@ -114,9 +123,6 @@ enum Mode {
 /// (`RUST_LOG=info,nfsserve=debug` shows them).
 const DEFAULT_LOG: &str = "info,nfsserve::nfs_handlers=off";
 
-/// Exit code for "this mode does not exist yet" (also clap's usage-error code).
-const EXIT_UNAVAILABLE: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -127,13 +133,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Up(args) => match args.mode {
-            Mode::Firewall => {
-                eprintln!(
-                    "error: mode `firewall` is not available yet; use `--mode separate` or `--mode unreplicated`"
-                );
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-            Mode::Separate => up_separate(&args),
+            Mode::Firewall => up_cluster(&args, ClusterMode::Firewall),
+            Mode::Separate => up_cluster(&args, ClusterMode::Separate),
             Mode::Unreplicated => up_unreplicated(&args),
         },
         Command::Keygen(args) => run_keygen(&args),
@@ -165,6 +166,7 @@ fn run_keygen(args: &KeygenArgs) -> Result<()> {
     let files = palisade_node::keygen(&KeygenOptions {
         f: args.f,
         g: args.g,
+        h: args.h,
         clients: args.clients,
         out: args.out.clone(),
         base_port: args.base_port,
@@ -203,24 +205,30 @@ fn run_node(args: &NodeArgs) -> Result<()> {
     })
 }
 
-fn up_separate(args: &UpArgs) -> Result<()> {
+fn up_cluster(args: &UpArgs, mode: ClusterMode) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     prepare_data_dir(&args.data)?;
     runtime()?.block_on(async {
         let cluster = LocalCluster::start(&LocalClusterOptions {
+            mode,
             data: args.data.clone(),
             nfs_listen: listen,
             base_port: None,
             export_name: Some(args.export_name.clone()),
         })
         .await
-        .context("cannot start the separate cluster")?;
+        .with_context(|| format!("cannot start the {} cluster", mode.name()))?;
         let addr = cluster
             .nfs_addr()
             .context("the gateway has no NFS address")?;
         let commands = palisade_gateway::ClientCommands::for_addr(addr);
+        let nodes = match mode {
+            ClusterMode::Firewall => "4 agreement nodes, 2 rows of 2 filters, 3 execution nodes",
+            ClusterMode::Separate => "4 agreement, 3 execution nodes",
+        };
         println!(
-            "palisade: separate cluster (4 agreement, 3 execution nodes, keys in {}) ready on {}",
+            "palisade: {} cluster ({nodes}, keys in {}) ready on {}",
+            mode.name(),
             cluster.keys_dir().display(),
             addr
         );

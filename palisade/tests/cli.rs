@@ -23,14 +23,19 @@ fn run(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// A data directory holds one configuration: a `separate` one is refused by the
+/// (default) firewall mode with an error that says which mode it is.
 #[test]
-fn the_firewall_mode_is_refused_with_exit_code_2() {
+fn a_data_directory_of_another_mode_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let (code, err) = run(&["keygen", "--out", keys.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
     let data = dir.path().to_str().unwrap();
-    let (code, err) = run(&["up", "--mode", "firewall", "--data", data]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not available yet"), "{err}");
-    assert!(err.contains("firewall"), "{err}");
+    let (code, err) = run(&["up", "--data", data, "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds a `separate` cluster"), "{err}");
+    assert!(err.contains("--mode separate"), "{err}");
 }
 
 #[test]
@@ -113,11 +118,16 @@ fn up_serves_prints_client_commands_and_stops_on_sigterm() {
     up_serves_and_stops("unreplicated", "state.redb");
 }
 
-/// The default mode is `separate`: keys are generated into <data>/keys, the execution
-/// replicas keep their state in <data>/exec-<i>.
+/// The default mode is the firewall: keys are generated into <data>/keys (filters
+/// included), the execution replicas keep their state in <data>/exec-<i>.
 #[test]
-fn up_separate_is_the_default_and_serves() {
+fn up_firewall_is_the_default_and_serves() {
     up_serves_and_stops("", "exec-2/state.redb");
+}
+
+#[test]
+fn up_separate_serves() {
+    up_serves_and_stops("separate", "exec-2/state.redb");
 }
 
 fn up_serves_and_stops(mode: &str, state_file: &str) {
@@ -195,6 +205,9 @@ fn up_serves_and_stops(mode: &str, state_file: &str) {
     assert!(rest.iter().any(|l| l == "palisade: stopped"), "{rest:?}");
     // The data directory holds the durable state and is reusable.
     assert!(data.join(state_file).exists(), "{state_file}");
+    if mode.is_empty() {
+        assert!(data.join("keys/filter-3.toml").exists());
+    }
 }
 
 #[test]
@@ -268,4 +281,43 @@ fn keygen_writes_private_configs_and_bad_configs_are_clear_errors() {
     let (code, err) = run(&["node", "--config", "/nonexistent/x.toml"]);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/x.toml"), "{err}");
+}
+
+/// `keygen --h 1`: the firewall configuration, with 4 filters; the body key is in the
+/// gateway's and execution replicas' files and in no other; a filter config given one is
+/// refused at start-up, naming the field.
+#[test]
+fn keygen_with_h_writes_the_firewall_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let (code, err) = run(&["keygen", "--h", "1", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 4 + 3 + 1 + 4, "{names:?}");
+    for n in &names {
+        let text = std::fs::read_to_string(out.join(n)).unwrap();
+        let sealed = n.starts_with("gateway") || n.starts_with("execution");
+        assert_eq!(text.contains("body_key"), sealed, "{n}");
+        assert!(text.contains("threshold_public"), "{n}");
+        assert_eq!(
+            text.contains("threshold_share"),
+            n.starts_with("execution"),
+            "{n}"
+        );
+    }
+    let gateway = std::fs::read_to_string(out.join("gateway-0.toml")).unwrap();
+    let key_line = gateway.lines().find(|l| l.starts_with("body_key")).unwrap();
+    let filter = out.join("filter-2.toml");
+    let text = std::fs::read_to_string(&filter).unwrap();
+    std::fs::write(&filter, format!("{key_line}\n{text}")).unwrap();
+    let (code, err) = run(&["node", "--config", filter.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("filter-2.toml") && err.contains("body_key"),
+        "{err}"
+    );
 }

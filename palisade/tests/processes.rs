@@ -1,8 +1,8 @@
-//! The `separate` configuration as separate processes, the way a deployment runs it:
-//! `palisade keygen`, then one `palisade node --config FILE` per node. A write workload
-//! runs through the gateway; the primary's process is killed (SIGKILL) in the middle of
-//! it; the view change completes, the workload completes, and every acknowledged write
-//! reads back equal.
+//! The replicated configurations as separate processes, the way a deployment runs them:
+//! `palisade keygen` (with `--h 1` for the firewall), then one `palisade node --config
+//! FILE` per node. A write workload runs through the gateway; the primary's process is
+//! killed (SIGKILL) in the middle of it; the view change completes, the workload
+//! completes, and every acknowledged write reads back equal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -29,12 +29,15 @@ fn palisade() -> Command {
     Command::new(env!("CARGO_BIN_EXE_palisade"))
 }
 
-/// Eight consecutive free loopback ports plus one for NFS.
-fn free_ports() -> (u16, u16) {
-    let start = 30_000 + (std::process::id() % 200) as u16 * 50;
-    for base in (start..60_000).step_by(16) {
-        if (0..9).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok()) {
-            return (base, base + 8);
+/// `nodes` consecutive free loopback ports plus one for NFS. Tests of this file run in
+/// parallel and probe before any node binds, so each call starts its search elsewhere.
+fn free_ports(nodes: u16) -> (u16, u16) {
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 30_000 + (std::process::id() % 200) as u16 * 50 + call * 16;
+    for base in (start..60_000).step_by(32) {
+        if (0..=nodes).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok()) {
+            return (base, base + nodes);
         }
     }
     panic!("no free ports");
@@ -56,39 +59,51 @@ fn node(keys: &Path, name: &str, log: &Path) -> Proc {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_primary_process_loses_no_acknowledged_write() {
+    kill_the_primary_process(false).await;
+}
+
+/// The same through the firewall: 4 filter processes between agreement and execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_firewall_killing_the_primary_process_loses_no_acknowledged_write() {
+    kill_the_primary_process(true).await;
+}
+
+async fn kill_the_primary_process(firewall: bool) {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
-    let (base, nfs_port) = free_ports();
-    let status = palisade()
-        .args(["keygen", "--out"])
-        .arg(&keys)
-        .args([
-            "--base-port",
-            &base.to_string(),
-            "--nfs-port",
-            &nfs_port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
+    let (base, nfs_port) = free_ports(if firewall { 12 } else { 8 });
+    let mut keygen = palisade();
+    keygen.args(["keygen", "--out"]).arg(&keys).args([
+        "--base-port",
+        &base.to_string(),
+        "--nfs-port",
+        &nfs_port.to_string(),
+    ]);
+    if firewall {
+        keygen.args(["--h", "1"]);
+    }
+    let status = keygen.stdout(Stdio::null()).status().unwrap();
     assert!(status.success());
-    let mut procs = Vec::new();
-    for name in [
-        "execution-0",
-        "execution-1",
-        "execution-2",
+    let mut names = vec!["execution-0", "execution-1", "execution-2"];
+    if firewall {
+        names.extend(["filter-0", "filter-1", "filter-2", "filter-3"]);
+    }
+    names.extend([
         "agreement-0",
         "agreement-1",
         "agreement-2",
         "agreement-3",
         "gateway-0",
-    ] {
+    ]);
+    let mut procs = Vec::new();
+    for name in names {
         procs.push((name, node(&keys, name, dir.path())));
     }
+    let primary = procs.iter().position(|(n, _)| *n == "agreement-0").unwrap();
     let ep = Endpoint::from_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, nfs_port)));
     // Wait for the gateway to serve.
     let mut up = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if tokio::net::TcpStream::connect(("127.0.0.1", nfs_port))
             .await
             .is_ok()
@@ -107,7 +122,7 @@ async fn killing_the_primary_process_loses_no_acknowledged_write() {
     for i in 0..60u64 {
         if i == 20 {
             // SIGKILL the primary of view 0 (agreement replica 0).
-            let (name, p) = &mut procs[3];
+            let (name, p) = &mut procs[primary];
             assert_eq!(*name, "agreement-0");
             p.0.kill().unwrap();
             p.0.wait().unwrap();
