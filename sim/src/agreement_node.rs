@@ -1,14 +1,25 @@
 //! A simulated agreement node: the PBFT [`Replica`] plus the [`DeliveryLog`] that answers
 //! execution replicas' fetches, exactly as the runtime composes them, with an optional
 //! Byzantine wrapper.
+//!
+//! In the firewall configuration ([`FirewallSide`]) its "downstream" is the top filter
+//! row instead of the execution replicas: replicas 0..=f push every delivered order to
+//! every top-row filter (at least one of any f+1 is correct), every node re-sends orders
+//! for a retransmitted delivered request and answers the top filters' `FetchOrders`. From
+//! the top row it takes certified replies, which replicas 0..=f relay to the client they
+//! name, and stable certificates, which garbage-collect its delivery log (one stable
+//! interval back, as the filters do) and feed the replica's checkpoint protocol.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica};
-use palisade_wire::agreement::{ClientId, ReplicaId, Sequence};
+use palisade_crypto::{verify_stable, ThresholdVerifier, VerifiedRoots};
+use palisade_wire::agreement::{Bounded, ClientId, Digest, ReplicaId, Sequence};
 use palisade_wire::execution::ExecutionMessage;
+use palisade_wire::firewall::{CertifiedReply, FirewallMessage, StableCertificate};
 use palisade_wire::fs::Timestamp;
 
 use crate::byzantine::ByzantineState;
@@ -58,6 +69,62 @@ pub struct AgreementNode {
     delivered_requests: BTreeMap<(ClientId, u64), Sequence>,
     /// Orders re-sent because a client retransmitted a delivered request.
     pub orders_resent: u64,
+    /// The firewall configuration's part, if that is the configuration.
+    pub firewall: Option<FirewallSide>,
+}
+
+/// An agreement node's side of the privacy firewall.
+#[derive(Debug)]
+pub struct FirewallSide {
+    /// The top filter row: where orders go, and the only senders of certified replies,
+    /// stable certificates and fetches it accepts.
+    pub top_row: Vec<NodeId>,
+    pub verifier: Arc<dyn ThresholdVerifier>,
+    pub n_clients: usize,
+    /// Whether this node pushes every delivered order and relays certified replies
+    /// (replicas 0..=f do).
+    pub pushes_orders: bool,
+    roots: VerifiedRoots,
+    /// (client, request id) whose certified reply was relayed since the client last
+    /// asked (a retransmission clears it, so a relayed reply lost on the way is relayed
+    /// again).
+    relayed: BTreeSet<(ClientId, u64)>,
+    /// Certified replies relayed to clients.
+    pub replies_relayed: u64,
+    /// Firewall messages refused (bounds, unknown client, bad signature, wrong sender).
+    pub refused: u64,
+}
+
+impl FirewallSide {
+    pub fn new(
+        top_row: Vec<NodeId>,
+        verifier: Arc<dyn ThresholdVerifier>,
+        n_clients: usize,
+        pushes_orders: bool,
+    ) -> FirewallSide {
+        FirewallSide {
+            top_row,
+            verifier,
+            n_clients,
+            pushes_orders,
+            roots: VerifiedRoots::new(1024),
+            relayed: BTreeSet::new(),
+            replies_relayed: 0,
+            refused: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.roots = VerifiedRoots::new(1024);
+        self.relayed.clear();
+    }
+}
+
+/// The state digest agreement's checkpoint protocol gets for a stable execution
+/// checkpoint in the firewall configuration: agreement only needs 2f+1 replicas to name
+/// the same value, and the real state digest never leaves the execution cluster.
+pub fn firewall_stable_digest(sequence: Sequence) -> Digest {
+    Digest::of(b"palisade/firewall/stable", &sequence.to_le_bytes())
 }
 
 /// Most (client, request id) → sequence entries kept (bounded like the delivery log).
@@ -89,7 +156,24 @@ impl AgreementNode {
             rejoin_after: None,
             delivered_requests: BTreeMap::new(),
             orders_resent: 0,
+            firewall: None,
         })
+    }
+
+    /// The firewall configuration: orders go to the top filter row.
+    pub fn with_firewall(mut self, side: FirewallSide) -> AgreementNode {
+        self.firewall = Some(side);
+        self
+    }
+
+    /// Where delivered and re-sent orders go.
+    fn downstream(&self) -> Vec<NodeId> {
+        match &self.firewall {
+            Some(fw) => fw.top_row.clone(),
+            None => (0..self.n_execution as u32)
+                .map(NodeId::Execution)
+                .collect(),
+        }
     }
 
     /// A crash and restart: PBFT state and the delivery log are not durable here, so the
@@ -101,6 +185,9 @@ impl AgreementNode {
         self.byzantine = ByzantineState::default();
         self.last_stable = 0;
         self.delivered_requests.clear();
+        if let Some(fw) = &mut self.firewall {
+            fw.reset();
+        }
         Ok(())
     }
 
@@ -143,6 +230,9 @@ impl AgreementNode {
                 let duplicates = self.replica.stats().requests_duplicate;
                 self.step(Input::ClientRequest(request), now, &mut effects);
                 if self.replica.stats().requests_duplicate > duplicates {
+                    if let Some(fw) = &mut self.firewall {
+                        fw.relayed.remove(&key);
+                    }
                     self.forward_retransmission(key, &mut effects);
                 }
             }
@@ -159,8 +249,11 @@ impl AgreementNode {
                     &mut effects,
                 );
             }
-            (NodeId::Execution(replica), Msg::Execution(message)) => {
+            (NodeId::Execution(replica), Msg::Execution(message)) if self.firewall.is_none() => {
                 self.on_execution(replica, message, now, &mut effects);
+            }
+            (NodeId::Filter(_), msg) if self.is_top_filter(from) => {
+                self.on_top_filter(from, msg, now, &mut effects);
             }
             // Anything else is misrouted: a real node would drop it at the link layer.
             _ => {}
@@ -215,6 +308,113 @@ impl AgreementNode {
         }
     }
 
+    fn is_top_filter(&self, node: NodeId) -> bool {
+        self.firewall
+            .as_ref()
+            .is_some_and(|fw| fw.top_row.contains(&node))
+    }
+
+    fn refuse(&mut self, why: &'static str, from: NodeId) {
+        if let Some(fw) = &mut self.firewall {
+            fw.refused += 1;
+        }
+        tracing::debug!(node = self.id, %from, why, "firewall message refused");
+    }
+
+    /// From a top-row filter: a certified reply to relay, a stable certificate, or a
+    /// fetch of orders. Anything else is refused.
+    fn on_top_filter(&mut self, from: NodeId, msg: Msg, now: Duration, effects: &mut Vec<Effect>) {
+        match msg {
+            Msg::Firewall(FirewallMessage::CertifiedReply(c)) => self.relay(from, c, effects),
+            Msg::Firewall(FirewallMessage::Stable(s)) => self.on_stable(from, s, now, effects),
+            Msg::Execution(ExecutionMessage::FetchOrders { from: sequence }) => {
+                for order in self.log.fetch(sequence) {
+                    effects.push(Effect::Send {
+                        to: from,
+                        msg: Msg::Execution(order),
+                    });
+                }
+            }
+            _ => self.refuse("unexpected message from a filter", from),
+        }
+    }
+
+    /// Relays a certified reply to the client it names, once per request (until the
+    /// client asks again). It checks the reply first — bounds, known client, Merkle path
+    /// and threshold signature (once per batch, [`VerifiedRoots`]) — so that a forging
+    /// top filter cannot take the one relay slot with garbage and starve the client.
+    fn relay(&mut self, from: NodeId, c: CertifiedReply, effects: &mut Vec<Effect>) {
+        let Some(fw) = &mut self.firewall else {
+            return;
+        };
+        if !fw.pushes_orders {
+            // Replicas 0..=f relay (one of them is correct), as they push orders.
+            return;
+        }
+        let key = (c.entry.client, c.entry.request_id);
+        if c.entry.client as usize >= fw.n_clients {
+            return self.refuse("certified reply for an unknown client", from);
+        }
+        if fw.relayed.contains(&key) {
+            return;
+        }
+        let c = FirewallMessage::CertifiedReply(c);
+        if c.check_bounds().is_err() {
+            return self.refuse("certified reply out of bounds", from);
+        }
+        let FirewallMessage::CertifiedReply(c) = c else {
+            return;
+        };
+        if fw.roots.verify(fw.verifier.as_ref(), &c).is_err() {
+            return self.refuse("certified reply that does not verify", from);
+        }
+        if fw.relayed.len() >= MAX_DELIVERED_INDEX {
+            fw.relayed.pop_first();
+        }
+        fw.relayed.insert(key);
+        fw.replies_relayed += 1;
+        effects.push(Effect::Send {
+            to: NodeId::Client(c.entry.client),
+            msg: Msg::Firewall(FirewallMessage::CertifiedReply(c)),
+        });
+    }
+
+    /// A threshold-signed stable certificate: what a verified ed25519 checkpoint
+    /// certificate does in the `separate` configuration.
+    fn on_stable(
+        &mut self,
+        from: NodeId,
+        s: StableCertificate,
+        now: Duration,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(fw) = &self.firewall else {
+            return;
+        };
+        if s.sequence <= self.last_stable {
+            return;
+        }
+        if verify_stable(fw.verifier.as_ref(), &s).is_err() {
+            return self.refuse("stable certificate that does not verify", from);
+        }
+        // Keep one stable interval back, as the filters do: a request whose reply was
+        // lost just before its batch became stable (replies cross four hops here, and
+        // checkpoints can come faster than a client retransmits) still has its order,
+        // which a retransmission re-sends down so the cached certified replies come up.
+        let keep_from = self.last_stable;
+        self.last_stable = s.sequence;
+        self.log.collect_through(keep_from);
+        self.delivered_requests.retain(|_, q| *q > keep_from);
+        self.step(
+            Input::StableCheckpoint {
+                sequence: s.sequence,
+                state_digest: firewall_stable_digest(s.sequence),
+            },
+            now,
+            effects,
+        );
+    }
+
     /// A client retransmitted a request this node already delivered: the core drops it as
     /// a duplicate, so without help an execution cluster that lost that batch's order
     /// (and saw no later one, so it cannot notice the gap) never executes it, and the
@@ -225,11 +425,12 @@ impl AgreementNode {
         let Some(sequence) = self.delivered_requests.get(&key).copied() else {
             return;
         };
+        let downstream = self.downstream();
         for order in self.log.fetch(sequence).into_iter().take(MAX_RESEND) {
             self.orders_resent += 1;
-            for e in 0..self.n_execution as u32 {
+            for to in &downstream {
                 effects.push(Effect::Send {
-                    to: NodeId::Execution(e),
+                    to: *to,
                     msg: Msg::Execution(order.clone()),
                 });
             }
@@ -274,9 +475,15 @@ impl AgreementNode {
                         self.delivered_requests
                             .insert((r.message.client, r.message.request_id), batch.sequence);
                     }
-                    for e in 0..self.n_execution as u32 {
+                    let pushes = self.firewall.as_ref().is_none_or(|fw| fw.pushes_orders);
+                    let downstream = if pushes {
+                        self.downstream()
+                    } else {
+                        Vec::new()
+                    };
+                    for to in downstream {
                         effects.push(Effect::Send {
-                            to: NodeId::Execution(e),
+                            to,
                             msg: Msg::Execution(ExecutionMessage::Order {
                                 batch: batch.clone(),
                                 certificate: certificate.clone(),

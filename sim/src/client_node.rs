@@ -7,12 +7,21 @@
 //! incarnation numbers its requests from a larger base, as the runtime does with a
 //! clock-derived `first_request_id`, so that agreement's and execution's exactly-once
 //! tables take them for new requests.
+//!
+//! In the firewall configuration ([`Sealing`]) the gateway seals every operation for the
+//! execution cluster before it submits it, accepts one certified reply (relayed by an
+//! agreement node, or — from a compromised top filter — straight from the top row) and
+//! opens the sealed result; the checker sees the plaintext.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput};
+use palisade_crypto::BodyKey;
 use palisade_wire::agreement::ClientId;
+use palisade_wire::firewall::FirewallMessage;
+
+use crate::crypto_memo::SealRng;
 
 use crate::effect::{Effect, SimTimer};
 use crate::message::{Msg, NodeId};
@@ -37,6 +46,16 @@ pub struct ClientNode {
     pub incarnation: u64,
     /// Requests abandoned by crashes (counted, not checked).
     pub abandoned: u64,
+    sealing: Option<Sealing>,
+    /// Accepted results whose sealed body did not open (the checker reports them).
+    pub unsealable: u64,
+}
+
+/// A gateway's body key and the nonce source for sealing requests.
+#[derive(Debug, Clone)]
+pub struct Sealing {
+    pub key: BodyKey,
+    pub rng: SealRng,
 }
 
 /// Request ids one incarnation may use before the next one's base: a restarted client
@@ -64,7 +83,15 @@ impl ClientNode {
             key,
             incarnation: 0,
             abandoned: 0,
+            sealing: None,
+            unsealable: 0,
         }
+    }
+
+    /// The firewall configuration: payloads sealed, results opened.
+    pub fn with_sealing(mut self, sealing: Sealing) -> ClientNode {
+        self.sealing = Some(sealing);
+        self
     }
 
     /// The gateway process dies: its in-flight requests are abandoned. (Its timers are
@@ -108,6 +135,10 @@ impl ClientNode {
                 let outputs = self.client.step(ClientInput::Reply(reply), now);
                 self.apply(outputs, rng)
             }
+            Msg::Firewall(FirewallMessage::CertifiedReply(c)) => {
+                let outputs = self.client.step(ClientInput::Certified(c), now);
+                self.apply(outputs, rng)
+            }
             _ => Vec::new(),
         }
     }
@@ -132,7 +163,10 @@ impl ClientNode {
         while self.to_submit > 0 {
             let op = self.workload.next_op(rng);
             let payload = match palisade_wire::encode(&op) {
-                Ok(p) => p,
+                Ok(p) => match &mut self.sealing {
+                    Some(s) => s.key.seal_request(self.id, &p, &mut s.rng),
+                    None => p,
+                },
                 Err(_) => break,
             };
             let outputs = self.client.step(ClientInput::Submit { payload }, now);
@@ -180,6 +214,18 @@ impl ClientNode {
                     result,
                 } => {
                     self.outstanding.remove(&request_id);
+                    let result = match &self.sealing {
+                        Some(s) => match s.key.open_reply(sequence, self.id, request_id, &result) {
+                            Ok(plain) => plain,
+                            Err(_) => {
+                                // Left sealed: the checker compares it with the plaintext
+                                // the committed order produces and reports it.
+                                self.unsealable += 1;
+                                result
+                            }
+                        },
+                        None => result,
+                    };
                     self.workload.completed(request_id, &result);
                     effects.push(Effect::Completed {
                         request_id,

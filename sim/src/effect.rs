@@ -26,6 +26,13 @@ pub enum Effect {
         to: NodeId,
         msg: Msg,
     },
+    /// A send held back `after` longer than the network's delay (a delaying Byzantine
+    /// filter).
+    SendLater {
+        to: NodeId,
+        msg: Msg,
+        after: Duration,
+    },
     SetTimer {
         timer: SimTimer,
         after: Duration,

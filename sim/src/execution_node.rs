@@ -1,17 +1,41 @@
 //! A simulated execution node: the real [`ExecutionReplica`] over a [`DurableStore`]
 //! (a `MemStore` that survives crashes), with an optional Byzantine wrapper.
+//!
+//! Its links are those of its configuration ([`ExecLinks`]): in the `separate` one it
+//! takes orders from agreement nodes and sends replies to clients and checkpoints and
+//! fetches to agreement; in the firewall one it takes orders from the bottom filter row
+//! only, and everything it sends up — shares, bodies, stable shares, fetches — goes to
+//! every bottom-row filter (the runtime routes "agreement" there too). Checkpoint votes
+//! and state transfer stay among execution replicas.
+
+use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use palisade_execution::replica::{ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput};
+use palisade_crypto::{leaf_hash, root, ThresholdSigner};
+use palisade_execution::replica::{
+    ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplyMode,
+};
 use palisade_execution::{FileSystem, FsConfig};
 use palisade_wire::agreement::{Digest, Signed};
 use palisade_wire::execution::{ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::firewall::{reply_root_message, FirewallMessage, ReplyShare};
 
 use crate::agreement_node::NodeError;
 use crate::durable::DurableStore;
 use crate::effect::{Effect, SimTimer};
+use crate::leak::Leaker;
 use crate::message::{Msg, NodeId};
 use crate::scenario::ExecFault;
+
+/// Where an execution node's messages go.
+#[derive(Clone, Debug)]
+pub enum ExecLinks {
+    /// The `separate` configuration: orders from, and checkpoints and fetches to, every
+    /// agreement node; replies straight to clients.
+    Separate { n_agreement: u32 },
+    /// The firewall configuration: the bottom filter row is the only way up.
+    Firewall { bottom: Vec<NodeId> },
+}
 
 pub struct ExecutionNode {
     pub id: ExecReplicaId,
@@ -21,21 +45,21 @@ pub struct ExecutionNode {
     store: DurableStore,
     config: ReplicaConfig,
     key: SigningKey,
-    n_agreement: u32,
+    links: ExecLinks,
     n_execution: u32,
     last_reported: u64,
-    /// Restarted from its store, which does not hold the exactly-once table, so its
-    /// digest legitimately differs from its peers' until it repairs itself by state
-    /// transfer (see `palisade_execution::replica`): exempt from the digest invariant
-    /// until its digest agrees with the others again.
+    /// Restarted and not yet caught up with its peers: counts against g (see
+    /// `Simulation::may_crash`).
     pub recovering: bool,
+    /// A leaking replica's memory and count of leaks.
+    pub leaker: Option<Leaker>,
 }
 
 impl ExecutionNode {
     pub fn new(
         config: ReplicaConfig,
         key: SigningKey,
-        n_agreement: usize,
+        links: ExecLinks,
         fault: Option<ExecFault>,
     ) -> Result<ExecutionNode, NodeError> {
         let store = DurableStore::new();
@@ -45,11 +69,12 @@ impl ExecutionNode {
             id: config.id,
             n_execution: config.exec_keys.len() as u32,
             replica,
+            leaker: (fault == Some(ExecFault::Leaking)).then(Leaker::default),
             fault,
             store,
             config,
             key,
-            n_agreement: n_agreement as u32,
+            links,
             last_reported: 0,
             recovering: false,
         })
@@ -73,12 +98,24 @@ impl ExecutionNode {
         self.fault.is_none()
     }
 
+    fn orders_from(&self, from: NodeId) -> bool {
+        match (&self.links, from) {
+            (ExecLinks::Separate { .. }, NodeId::Agreement(_)) => true,
+            (ExecLinks::Firewall { bottom }, NodeId::Filter(_)) => bottom.contains(&from),
+            _ => false,
+        }
+    }
+
     pub fn on_message(&mut self, from: NodeId, msg: Msg) -> Vec<Effect> {
         let input = match (from, msg) {
-            (
-                NodeId::Agreement(_),
-                Msg::Execution(ExecutionMessage::Order { batch, certificate }),
-            ) => ReplicaInput::Order { batch, certificate },
+            (_, Msg::Execution(ExecutionMessage::Order { batch, certificate }))
+                if self.orders_from(from) =>
+            {
+                if let Some(leaker) = &mut self.leaker {
+                    leaker.observe_order(&batch, self.config.body_key.as_ref());
+                }
+                ReplicaInput::Order { batch, certificate }
+            }
             (NodeId::Execution(peer), Msg::Execution(message)) => ReplicaInput::Message {
                 from: peer,
                 message,
@@ -95,9 +132,20 @@ impl ExecutionNode {
         }
     }
 
+    /// Every node "agreement" means for this replica.
+    fn up(&self) -> Vec<NodeId> {
+        match &self.links {
+            ExecLinks::Separate { n_agreement } => {
+                (0..*n_agreement).map(NodeId::Agreement).collect()
+            }
+            ExecLinks::Firewall { bottom } => bottom.clone(),
+        }
+    }
+
     fn step(&mut self, input: ReplicaInput) -> Vec<Effect> {
         let outputs = self.replica.step(input);
         let mut effects = Vec::new();
+        let mut firewall = Vec::new();
         for output in outputs {
             match output {
                 ReplicaOutput::Reply { to, reply } => {
@@ -123,13 +171,14 @@ impl ExecutionNode {
                 }
                 ReplicaOutput::ToAgreement(message) => {
                     let message = self.tamper(message);
-                    for a in 0..self.n_agreement {
+                    for to in self.up() {
                         effects.push(Effect::Send {
-                            to: NodeId::Agreement(a),
+                            to,
                             msg: Msg::Execution(message.clone()),
                         });
                     }
                 }
+                ReplicaOutput::ToFirewall(message) => firewall.push(message),
                 ReplicaOutput::SetTimer { kind, after } => effects.push(Effect::SetTimer {
                     timer: SimTimer::Execution(kind),
                     after,
@@ -140,15 +189,82 @@ impl ExecutionNode {
             }
         }
         let applied = self.replica.last_applied();
-        if applied != self.last_reported {
+        let digest = (applied != self.last_reported).then(|| Digest(self.replica.digest().0));
+        if let (Some(d), Some(leaker)) = (&digest, &mut self.leaker) {
+            leaker.observe_digest(d);
+        }
+        self.send_up(firewall, &mut effects);
+        if let Some(digest) = digest {
             self.last_reported = applied;
-            let digest = Digest(self.replica.digest().0);
             effects.push(Effect::Executed {
                 sequence: applied,
                 digest,
             });
         }
         effects
+    }
+
+    /// This step's messages toward the firewall, through the Byzantine wrappers.
+    fn send_up(&mut self, firewall: Vec<FirewallMessage>, effects: &mut Vec<Effect>) {
+        let firewall = if self.fault == Some(ExecFault::WrongReplies) {
+            self.wrong_bodies(firewall)
+        } else {
+            firewall
+        };
+        let up = self.up();
+        let sends: Vec<(NodeId, Msg)> = match &mut self.leaker {
+            Some(leaker) => leaker.leak(self.id, firewall, &up),
+            None => firewall
+                .into_iter()
+                .flat_map(|m| up.iter().map(move |to| (*to, Msg::Firewall(m.clone()))))
+                .collect(),
+        };
+        effects.extend(sends.into_iter().map(|(to, msg)| Effect::Send { to, msg }));
+    }
+
+    /// Through the firewall, a replica with wrong replies sends wrong bodies under a
+    /// share it signs honestly over their Merkle root: a different root from the correct
+    /// replicas', which g+1 shares never certify.
+    fn wrong_bodies(&self, firewall: Vec<FirewallMessage>) -> Vec<FirewallMessage> {
+        let ReplyMode::Threshold(signer) = &self.config.replies else {
+            return firewall;
+        };
+        let mut out: Vec<FirewallMessage> = firewall
+            .into_iter()
+            .map(|m| match m {
+                FirewallMessage::ReplyBody(mut b) => {
+                    b.entry.body.push(0xEE);
+                    FirewallMessage::ReplyBody(b)
+                }
+                other => other,
+            })
+            .collect();
+        let shares: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m, FirewallMessage::ReplyShare(_)))
+            .map(|(i, _)| i)
+            .collect();
+        for i in shares {
+            let Some(FirewallMessage::ReplyShare(s)) = out.get(i) else {
+                continue;
+            };
+            let sequence = s.sequence;
+            let leaves: Vec<Digest> = out
+                .iter()
+                .filter_map(|m| match m {
+                    FirewallMessage::ReplyBody(b) if b.sequence == sequence => {
+                        Some(leaf_hash(&b.entry))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let resigned = resign(signer, sequence, self.id, leaves);
+            if let Some(slot) = out.get_mut(i) {
+                *slot = resigned;
+            }
+        }
+        out
     }
 
     /// A replica sending wrong replies: a different result, properly signed.
@@ -180,4 +296,19 @@ impl ExecutionNode {
             (_, message) => message,
         }
     }
+}
+
+fn resign(
+    signer: &Arc<dyn ThresholdSigner>,
+    sequence: u64,
+    replica: ExecReplicaId,
+    leaves: Vec<Digest>,
+) -> FirewallMessage {
+    let share = signer.sign_share(&reply_root_message(sequence, &root(&leaves)));
+    FirewallMessage::ReplyShare(ReplyShare {
+        sequence,
+        replica,
+        leaves,
+        share,
+    })
 }

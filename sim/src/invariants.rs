@@ -25,6 +25,12 @@ pub enum Violation {
         request_id: u64,
         detail: String,
     },
+    /// Something other than a certified reply to an outstanding request, a verified
+    /// stable certificate or a fetch left the privacy firewall carrying what it learned
+    /// from the execution cluster ([`crate::confidentiality`]).
+    /// The text names the link (`sender -> receiver`) and the message.
+    #[error("firewall confidentiality: {0}")]
+    Leak(String),
     /// After the network healed, a request was not answered within the bound.
     #[error("liveness: {0}")]
     Liveness(String),
@@ -40,6 +46,7 @@ impl Violation {
             Violation::ConflictingCommit { .. } => "agreement-safety",
             Violation::Divergence { .. } => "execution-agreement",
             Violation::WrongResult { .. } => "accepted-result-correct",
+            Violation::Leak(_) => "firewall-confidentiality",
             Violation::Liveness(_) => "liveness-after-heal",
             Violation::Internal(_) => "simulator",
         }

@@ -1,28 +1,54 @@
-//! Palisade's deterministic whole-pipeline simulator (DESIGN §3; issue 3, item 3).
+//! Palisade's deterministic whole-pipeline simulator (DESIGN §3; issue 3, item 3; issue
+//! 4, item 5).
 //!
 //! One thread and one seed run the SAME pure cores the real nodes run — the BFT
 //! [`palisade_client::Client`] with a workload generator, 3f+1 PBFT
-//! [`palisade_agreement::Replica`]s each with a [`palisade_agreement::DeliveryLog`], and
-//! 2g+1 [`palisade_execution::replica::ExecutionReplica`]s over in-memory stores — in
+//! [`palisade_agreement::Replica`]s each with a [`palisade_agreement::DeliveryLog`],
+//! (h+1)² [`palisade_firewall::Filter`]s in the firewall configuration, and 2g+1
+//! [`palisade_execution::replica::ExecutionReplica`]s over in-memory stores — in
 //! simulated time: a queue of message deliveries, timer firings and fault events. The
 //! seed (ChaCha8, [`rng`]) decides every delay, loss, duplicate, partition, crash and
-//! Byzantine choice, so a seed replays exactly.
+//! Byzantine choice, and deals the run's keys, so a seed replays exactly.
+//!
+//! Two configurations ([`scenario::SimConfig::h`], [`topology`]):
+//! - `separate` (`h = None`): execution replicas reply to clients with ed25519-signed
+//!   replies; the client waits for g+1 matching ones;
+//! - firewall (`h = Some(h)`, Yin et al. SOSP 2003 §4): h+1 rows of h+1 filters between
+//!   agreement and execution ([`filter_node`]); execution replicas threshold-sign one share
+//!   per batch (BLS keys dealt from the seed, [`crypto_memo`]) and send shares, sealed
+//!   bodies and stable shares to the bottom row only; certified replies climb the rows,
+//!   replicas 0..=f of agreement relay them to the client, which accepts one certified
+//!   reply and opens its sealed body; stable certificates garbage-collect agreement's
+//!   log. The network has only the deployment's links: execution replicas reach the
+//!   bottom row and each other, nothing else. Every message between layers goes through
+//!   the simulated network, so loss, duplication, reordering and partitions hit filter
+//!   links too; filters crash and restart empty.
 //!
 //! Faults ([`scenario`]): message delay and reordering, loss, duplication, partitions
-//! that heal, crash and restart of any agreement or execution node (execution keeps its
-//! store, [`durable`]; or loses it and catches up by state transfer), and Byzantine
-//! behaviours as wrappers around a node's inputs or outputs ([`byzantine`],
-//! [`execution_node`]): an equivocating, censoring or badly timestamping primary, a backup
-//! voting for conflicting digests, an execution replica with wrong replies or a lying
-//! checkpoint digest.
+//! that heal, crash and restart of any agreement, filter or execution node (execution
+//! keeps its store, [`durable`]; or loses it and catches up by state transfer), and
+//! Byzantine behaviours as wrappers around a node's inputs or outputs ([`byzantine`],
+//! [`execution_node`], [`filter_fault`], [`leak`]): an equivocating, censoring or badly
+//! timestamping primary, a backup voting for conflicting digests, an execution replica
+//! with wrong replies or a lying checkpoint digest; filters that drop everything, delay,
+//! duplicate, forge certified replies and stable certificates, tamper with what they
+//! pass, forward uncertified shares, bodies and raw bytes "as if certified", or replay
+//! old certified replies; and leaking execution replicas that put secret bytes (request
+//! plaintext, their state digest) into extra bodies, bad shares, bodies for requests
+//! never made, raw bytes and floods.
 //!
-//! Invariants, checked after every step ([`invariants`], [`oracle`]): no two different
-//! batches committed at one sequence (over correct replicas' deliveries and every valid
-//! ORDER certificate, in any view); one state digest per sequence over correct execution
-//! replicas; every accepted result equals what the committed order produces on a
-//! reference file system with the same exactly-once rule; and, once the fault phase ends,
-//! every request completes within a bound of simulated time. A failure names the seed,
-//! the invariant and the command that replays it ([`simulation::Failure`]).
+//! Invariants, checked after every step ([`invariants`], [`oracle`],
+//! [`confidentiality`]): no two different batches committed at one sequence (over correct
+//! replicas' deliveries and every valid ORDER certificate, in any view); one state digest
+//! per sequence over correct execution replicas; every accepted result equals what the
+//! committed order produces on a reference file system with the same exactly-once rule;
+//! in the firewall configuration, on every message sent, **confidentiality**: what leaves
+//! the top row or goes from agreement to a client is a certified reply (path and
+//! signature verify) to a request ordered at its sequence, a verified stable certificate
+//! or a fetch — or else made up by a compromised filter that never received anything
+//! uncertified from below (information flow, see [`confidentiality`]); and, once the fault
+//! phase ends, every request completes within a bound of simulated time. A failure names
+//! the seed, the invariant and the command that replays it ([`simulation::Failure`]).
 //!
 //! Composition notes (what the runtime must mirror, or what differs from it):
 //! - an agreement node re-sends, from its delivery log, the orders of a batch whose
@@ -47,23 +73,58 @@
 //! - the `chaos` scenario (loss, partitions, crashes with store loss at once) exercises
 //!   state transfer served from the snapshot each replica keeps of its checkpoints.
 //!
+//! Firewall composition notes (what the runtime must mirror):
+//! - an agreement node relays a certified reply only after checking it (bounds, known
+//!   client, Merkle path, threshold signature once per batch), and a client's
+//!   retransmission of a delivered request clears its "relayed" mark: relaying unchecked
+//!   and once for good lets a forging top filter take the one relay slot with garbage
+//!   (which the invariant counts as a correct node sending garbage to a client), and a
+//!   relayed reply lost on the way would never be relayed again;
+//! - agreement collects its delivery log one stable interval back (through the previous
+//!   stable sequence), as the filters do, so that a retransmission soon after a stable
+//!   checkpoint still finds the order to re-send (seeds 9, 56, 65, 116, 119 … of
+//!   `firewall` at K = 4 lost a reply for good without it);
+//! - the firewall configuration runs with K = 8 ([`scenario::FIREWALL_CHECKPOINT_INTERVAL`]).
+//!   Open gap: a share or reply lost upward is recovered only when a client
+//!   retransmission re-sends the batch's order while agreement and the filters still
+//!   hold it, i.e. before the stable checkpoint after next; a batch whose replies were
+//!   never certified (one bottom filter missed the order, the other a share; a leaking
+//!   replica's bad share counts against the rest) and that falls out of every log first
+//!   is never answered. At K = 4 that was 3% of `firewall` seeds; at K = 8, 0 of 500 of
+//!   `firewall`, `byzantine-filters` and `leaking-replica`, and 3 of 500 of
+//!   `firewall-chaos` (seeds 41, 102, 165; with `--h 2`, seed 27 of 50). The fix belongs
+//!   to the filters (keep an order until its replies were certified, within `max_ahead`)
+//!   and the runtime's agreement node (keep orders for re-sends as long);
+//! - BLS verifications and combinations are memoized across the simulated nodes (pure
+//!   functions; see [`crypto_memo`]): a firewall seed costs a few BLS operations per
+//!   batch rather than one per node.
+//!
 //! Usage: `cargo run -p palisade-sim --release -- --seed 1234 --scenario byzantine-primary`,
-//! `--seeds 0..200 --scenario all`, and `--ops N` for a longer soak.
+//! `--seeds 0..200 --scenario all`, `--scenario firewall-chaos --h 2` (any scenario runs
+//! through the firewall with `--h N`; the firewall scenarios default to h = 1),
+//! `--trace` to print every message of a replayed seed, and `--ops N` for a longer soak.
 
 pub mod agreement_node;
 pub mod byzantine;
 pub mod client_node;
+pub mod confidentiality;
+pub mod crypto_memo;
 pub mod durable;
 pub mod effect;
 pub mod execution_node;
+pub mod filter_fault;
+pub mod filter_node;
+pub mod firewall_setup;
 pub mod invariants;
 pub mod keys;
+pub mod leak;
 pub mod message;
 pub mod network;
 pub mod oracle;
 pub mod rng;
 pub mod scenario;
 pub mod simulation;
+pub mod topology;
 pub mod workload;
 
 pub use invariants::Violation;

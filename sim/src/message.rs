@@ -1,7 +1,9 @@
 //! Who talks to whom in the simulated pipeline, and what travels.
 
 use palisade_wire::agreement::{AgreementMessage, ClientId, ReplicaId, Request, Signed};
+use palisade_wire::envelope::Envelope;
 use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::firewall::FirewallMessage;
 
 /// A simulated party.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -9,6 +11,9 @@ pub enum NodeId {
     Client(ClientId),
     Agreement(ReplicaId),
     Execution(ExecReplicaId),
+    /// A filter of the privacy firewall, by flat id `row * (h+1) + column` (as the
+    /// runtime's `NodeId::Filter`); see [`crate::topology::Topology`].
+    Filter(u32),
 }
 
 impl std::fmt::Display for NodeId {
@@ -17,6 +22,7 @@ impl std::fmt::Display for NodeId {
             NodeId::Client(c) => write!(f, "client{c}"),
             NodeId::Agreement(a) => write!(f, "agreement{a}"),
             NodeId::Execution(e) => write!(f, "execution{e}"),
+            NodeId::Filter(i) => write!(f, "filter{i}"),
         }
     }
 }
@@ -29,10 +35,19 @@ pub enum Msg {
     /// Agreement → agreement.
     Agreement(AgreementMessage),
     /// Agreement → execution (orders), execution → execution (checkpoints, state
-    /// transfer), execution → agreement (stable checkpoints, fetches).
+    /// transfer), execution → agreement (stable checkpoints, fetches); in the firewall
+    /// configuration orders and fetches pass through the filter rows.
     Execution(ExecutionMessage),
-    /// Execution → client.
+    /// Execution → client (the `separate` configuration).
     Reply(Signed<Reply>),
+    /// Up through the privacy firewall: shares and bodies (execution → bottom row),
+    /// certified replies and stable certificates (row → row → agreement), certified
+    /// replies (agreement → client).
+    Firewall(FirewallMessage),
+    /// Bytes that decode as no message: what a compromised node can put on a link it
+    /// has. The runtime's link layer drops them when they do not decode; the
+    /// confidentiality invariant still looks at where they went.
+    Opaque(Vec<u8>),
 }
 
 impl Msg {
@@ -43,6 +58,30 @@ impl Msg {
             Msg::Agreement(_) => "agreement",
             Msg::Execution(_) => "execution",
             Msg::Reply(_) => "reply",
+            Msg::Firewall(_) => "firewall",
+            Msg::Opaque(_) => "opaque",
+        }
+    }
+
+    /// The link-layer envelope carrying this message (`None`: opaque bytes).
+    pub fn into_envelope(self) -> Option<Envelope> {
+        match self {
+            Msg::Request(r) => Some(Envelope::Request(r)),
+            Msg::Agreement(m) => Some(Envelope::Agreement(m)),
+            Msg::Execution(m) => Some(Envelope::Execution(m)),
+            Msg::Reply(r) => Some(Envelope::Reply(r)),
+            Msg::Firewall(m) => Some(Envelope::Firewall(m)),
+            Msg::Opaque(_) => None,
+        }
+    }
+
+    pub fn from_envelope(envelope: Envelope) -> Msg {
+        match envelope {
+            Envelope::Request(r) => Msg::Request(r),
+            Envelope::Agreement(m) => Msg::Agreement(m),
+            Envelope::Execution(m) => Msg::Execution(m),
+            Envelope::Reply(r) => Msg::Reply(r),
+            Envelope::Firewall(m) => Msg::Firewall(m),
         }
     }
 }

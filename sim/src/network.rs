@@ -2,6 +2,11 @@
 //! duplication and partitions, all drawn from the run's seed. Faults apply only during
 //! the fault phase; afterwards the network "heals": every message arrives, once, late
 //! at most by the jitter.
+//!
+//! The links are those of the deployment ([`Topology`]): in the firewall configuration a
+//! message between nodes with no link (an execution replica to an agreement node or a
+//! client, say) never arrives, fault phase or not, and is counted in
+//! [`Network::no_link`].
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -9,6 +14,7 @@ use std::time::Duration;
 use crate::message::NodeId;
 use crate::rng::SimRng;
 use crate::scenario::SimConfig;
+use crate::topology::Topology;
 
 #[derive(Debug)]
 pub struct Network {
@@ -20,8 +26,11 @@ pub struct Network {
     /// One side of the current partition (clients are always on the other side).
     partition: Option<BTreeSet<NodeId>>,
     faulty: bool,
+    topology: Topology,
     pub dropped: u64,
     pub duplicated: u64,
+    /// Messages sent where the deployment has no link.
+    pub no_link: u64,
 }
 
 impl Network {
@@ -34,8 +43,10 @@ impl Network {
             lose_replies: config.lose_replies,
             partition: None,
             faulty: true,
+            topology: config.topology(),
             dropped: 0,
             duplicated: 0,
+            no_link: 0,
         }
     }
 
@@ -68,6 +79,10 @@ impl Network {
     /// The delays after which copies of one message from `from` to `to` arrive (empty:
     /// lost).
     pub fn plan(&mut self, rng: &mut SimRng, from: NodeId, to: NodeId) -> Vec<Duration> {
+        if !self.topology.linked(from, to) {
+            self.no_link += 1;
+            return Vec::new();
+        }
         let reply = matches!(to, NodeId::Client(_));
         let may_lose = self.faulty && (self.lose_replies || !reply);
         if may_lose && (self.separated(from, to) || rng.chance(self.loss_per_mille)) {

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use palisade_crypto::BodyKey;
 use palisade_execution::{FileSystem, FsConfig, MemStore};
 use palisade_wire::agreement::{ClientId, Digest, OrderedBatch, Sequence};
 use palisade_wire::fs::{FsError, FsOp, FsResult};
@@ -22,6 +23,8 @@ pub struct Oracle {
     /// (client, request id) → (sequence, result bytes), for every executed request.
     results: BTreeMap<(ClientId, u64), (Sequence, Vec<u8>)>,
     executed: BTreeSet<(ClientId, u64)>,
+    /// The firewall configuration: payloads are sealed for the execution cluster.
+    body_key: Option<BodyKey>,
 }
 
 /// Canonical result of a payload that does not decode (what replicas answer).
@@ -37,7 +40,16 @@ impl Oracle {
             committed: BTreeMap::new(),
             results: BTreeMap::new(),
             executed: BTreeSet::new(),
+            body_key: None,
         })
+    }
+
+    /// Request payloads are sealed with `key` (the firewall configuration): the
+    /// reference opens them as the execution replicas do; one that does not open
+    /// answers Inval, like one that does not decode.
+    pub fn with_body_key(mut self, key: BodyKey) -> Oracle {
+        self.body_key = Some(key);
+        self
     }
 
     pub fn applied(&self) -> Sequence {
@@ -102,12 +114,19 @@ impl Oracle {
             if !self.executed.insert(key) {
                 continue;
             }
-            match palisade_wire::decode::<FsOp>(&request.message.payload) {
-                Ok(op) => {
+            let opened = match &self.body_key {
+                Some(k) => k
+                    .open_request(request.message.client, &request.message.payload)
+                    .ok(),
+                None => Some(request.message.payload.clone()),
+            };
+            let op = opened.and_then(|p| palisade_wire::decode::<FsOp>(&p).ok());
+            match op {
+                Some(op) => {
                     slots.push((key, Some(ops.len())));
                     ops.push(op);
                 }
-                Err(_) => slots.push((key, None)),
+                None => slots.push((key, None)),
             }
         }
         let results = self
@@ -123,6 +142,11 @@ impl Oracle {
             self.results.insert(key, (batch.sequence, bytes));
         }
         Ok(())
+    }
+
+    /// The sequence at which the committed order executed a request, if it did.
+    pub fn executed_at(&self, client: ClientId, request_id: u64) -> Option<Sequence> {
+        self.results.get(&(client, request_id)).map(|(s, _)| *s)
     }
 
     /// Checks a result a client accepted, if the oracle got that far. `Ok(false)`: not

@@ -31,11 +31,60 @@ pub enum AgreementFault {
 /// What a Byzantine execution replica does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecFault {
-    /// Every reply carries a wrong (but correctly signed) result.
+    /// Every reply carries a wrong (but correctly signed) result. Through the firewall:
+    /// wrong reply bodies under a share it signs over their (wrong) Merkle root.
     WrongReplies,
     /// Every checkpoint it signs names a made-up state digest.
     LyingCheckpoints,
+    /// Tries to get file state out through the firewall ([`crate::leak`]): extra
+    /// messages carrying secret bytes (plaintext of the requests it executes and its
+    /// state digest), a share whose bytes are the secret, bodies for requests never made,
+    /// raw bytes, floods of many messages per step, and direct sends to agreement nodes
+    /// and clients (which the deployment has no link for). It executes honestly
+    /// otherwise.
+    Leaking,
 }
+
+/// What a Byzantine filter does ([`crate::filter_fault`]): each a wrapper around the
+/// honest [`palisade_firewall::Filter`] core's inputs or outputs, as a compromised
+/// filter node could.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterFault {
+    /// Drops everything: sends nothing at all.
+    Silent,
+    /// Holds every message it sends this much longer.
+    Delay(Duration),
+    /// Sends every message two or three times.
+    Duplicate,
+    /// Besides its honest outputs: for every request of an order it sees, a certified
+    /// reply with a garbage body and signature up; stable certificates with bad
+    /// signatures up; and orders whose batch no longer matches its certificate down.
+    Forge,
+    /// Flips a byte in every certified reply it sends up and every order it sends down.
+    Tamper,
+    /// Forwards everything it receives from below — shares, bodies, raw bytes — to
+    /// every peer above as it came ("as if certified"), besides its honest outputs.
+    ForwardUncertified,
+    /// Replays old certified replies and stable certificates, up (and, in the top row,
+    /// straight to the client a reply names).
+    Replay,
+}
+
+impl FilterFault {
+    /// Every behaviour, for the seed to choose from.
+    pub const ALL: [FilterFault; 7] = [
+        FilterFault::Silent,
+        FilterFault::Delay(Duration::from_millis(40)),
+        FilterFault::Duplicate,
+        FilterFault::Forge,
+        FilterFault::Tamper,
+        FilterFault::ForwardUncertified,
+        FilterFault::Replay,
+    ];
+}
+
+/// K in the firewall configuration (see [`SimConfig::with_h`]).
+pub const FIREWALL_CHECKPOINT_INTERVAL: u64 = 8;
 
 /// The scenarios the binary and the tests know by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +107,25 @@ pub enum Scenario {
     /// f+1 colluding agreement replicas: beyond what PBFT tolerates. The checker is
     /// expected to report a violation (it proves the checker can fail).
     Colluding,
+    /// Through the privacy firewall (h+1 rows of h+1 filters, threshold-signed replies,
+    /// sealed bodies): loss, duplication, reordering and crash-restarts of agreement,
+    /// filter and execution nodes.
+    Firewall,
+    /// Through the firewall, with h Byzantine filters (the seed picks where and how).
+    ByzantineFilters,
+    /// Through the firewall, with g leaking execution replicas.
+    LeakingReplica,
+    /// Through the firewall: loss, duplication, partitions, crashes, one Byzantine filter
+    /// and one leaking replica at once.
+    FirewallChaos,
+    /// h+1 faulty filters, one in each row, forwarding everything, and a leaking
+    /// replica: beyond what the firewall tolerates. The confidentiality invariant is
+    /// expected to report a leak (it proves the check can fail).
+    FirewallBreach,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 19] = [
         Scenario::Normal,
         Scenario::Lossy,
         Scenario::LossyReplies,
@@ -76,6 +140,11 @@ impl Scenario {
         Scenario::WrongReplies,
         Scenario::LyingCheckpoint,
         Scenario::Colluding,
+        Scenario::Firewall,
+        Scenario::ByzantineFilters,
+        Scenario::LeakingReplica,
+        Scenario::FirewallChaos,
+        Scenario::FirewallBreach,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,11 +163,34 @@ impl Scenario {
             Scenario::WrongReplies => "wrong-replies",
             Scenario::LyingCheckpoint => "lying-checkpoint",
             Scenario::Colluding => "colluding",
+            Scenario::Firewall => "firewall",
+            Scenario::ByzantineFilters => "byzantine-filters",
+            Scenario::LeakingReplica => "leaking-replica",
+            Scenario::FirewallChaos => "firewall-chaos",
+            Scenario::FirewallBreach => "firewall-breach",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Scenario> {
         Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The scenarios that break a fault bound on purpose and must fail (left out of
+    /// `all`).
+    pub fn breaks_bounds(self) -> bool {
+        matches!(self, Scenario::Colluding | Scenario::FirewallBreach)
+    }
+
+    /// The scenarios that run through the privacy firewall by default.
+    pub fn uses_firewall(self) -> bool {
+        matches!(
+            self,
+            Scenario::Firewall
+                | Scenario::ByzantineFilters
+                | Scenario::LeakingReplica
+                | Scenario::FirewallChaos
+                | Scenario::FirewallBreach
+        )
     }
 }
 
@@ -117,6 +209,11 @@ pub struct SimConfig {
     pub f: usize,
     /// Execution faults tolerated (2g+1 replicas).
     pub g: usize,
+    /// Filter faults tolerated: `Some(h)` runs the firewall configuration with h+1 rows
+    /// of h+1 filters between agreement and execution (threshold-signed replies, sealed
+    /// bodies, certified replies relayed by agreement nodes); `None` is the `separate`
+    /// configuration (signed replies straight to the client), unchanged.
+    pub h: Option<usize>,
     pub clients: usize,
     /// Operations each client submits in the run.
     pub ops_per_client: u64,
@@ -139,7 +236,8 @@ pub struct SimConfig {
     pub lose_replies: bool,
     /// Random partitions during the fault phase.
     pub partitions: bool,
-    /// Crash-and-restart episodes during the fault phase.
+    /// Crash-and-restart episodes during the fault phase (filters too, in the firewall
+    /// configuration: a filter restarts with no state at all).
     pub crashes: bool,
     /// Execution restarts lose their store (state transfer).
     pub wipe_on_restart: bool,
@@ -157,11 +255,21 @@ pub struct SimConfig {
     pub settle: Duration,
     /// K, shared by agreement and execution.
     pub checkpoint_interval: u64,
+    /// A client retransmits a request unanswered this long (doubling per retry).
+    pub client_retransmit: Duration,
     /// Fixed Byzantine behaviours (the seed picks the details where there are any).
     pub agreement_faults: Vec<(ReplicaId, AgreementFault)>,
     pub exec_faults: Vec<(ExecReplicaId, ExecFault)>,
+    /// Byzantine filters by flat id (`row * (h+1) + column`). Empty in a scenario that
+    /// has some: the seed picks them ([`SimConfig::byzantine_filters`]).
+    pub filter_faults: Vec<(u32, FilterFault)>,
+    /// How many Byzantine filters the seed picks (positions and behaviours) when
+    /// `filter_faults` is empty.
+    pub byzantine_filters: usize,
     /// Hard cap on processed events (a runaway run is reported, not looped forever).
     pub max_events: u64,
+    /// Print every send (with its fate) and crash to stderr, for replaying a failure.
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -172,6 +280,7 @@ impl SimConfig {
             scenario,
             f: 1,
             g: 1,
+            h: None,
             clients: 2,
             ops_per_client: 20,
             client_window: 2,
@@ -189,9 +298,13 @@ impl SimConfig {
             liveness_bound: Duration::from_secs(30),
             settle: Duration::from_millis(300),
             checkpoint_interval: 4,
+            client_retransmit: Duration::from_millis(250),
             agreement_faults: Vec::new(),
             exec_faults: Vec::new(),
+            filter_faults: Vec::new(),
+            byzantine_filters: 0,
             max_events: 2_000_000,
+            trace: false,
         };
         match scenario {
             Scenario::Normal => {}
@@ -231,8 +344,55 @@ impl SimConfig {
             Scenario::LyingCheckpoint => {
                 c.exec_faults = vec![(2, ExecFault::LyingCheckpoints)];
             }
+            Scenario::Firewall => {
+                c.loss_per_mille = 40;
+                c.duplicate_per_mille = 40;
+                c.jitter = Duration::from_millis(8);
+                c.crashes = true;
+            }
+            Scenario::ByzantineFilters => c.byzantine_filters = 1,
+            Scenario::LeakingReplica => c.exec_faults = vec![(0, ExecFault::Leaking)],
+            Scenario::FirewallChaos => {
+                c.loss_per_mille = 30;
+                c.duplicate_per_mille = 30;
+                c.jitter = Duration::from_millis(8);
+                c.partitions = true;
+                c.crashes = true;
+                c.byzantine_filters = 1;
+                c.exec_faults = vec![(1, ExecFault::Leaking)];
+            }
+            Scenario::FirewallBreach => c.exec_faults = vec![(0, ExecFault::Leaking)],
+        }
+        if scenario.uses_firewall() {
+            c = c.with_h(1);
         }
         c
+    }
+
+    /// The firewall configuration with `h` (h+1 rows of h+1 filters). A scenario's
+    /// seed-picked Byzantine filters grow with h (h of them in `byzantine-filters`); the
+    /// breach scenario puts one forwarding filter in every row.
+    ///
+    /// K becomes [`FIREWALL_CHECKPOINT_INTERVAL`]: filters and agreement nodes keep an
+    /// order until the stable checkpoint after the next one, and a lost share or reply is
+    /// recovered only by a client retransmission that re-sends the order before then (the
+    /// open gap in the crate docs). With K = 4 checkpoints came every ~100 ms of simulated
+    /// time, faster than a client's retransmissions (250 ms, doubling), and about 3% of
+    /// `firewall` seeds lost a reply for good.
+    pub fn with_h(mut self, h: usize) -> SimConfig {
+        self.h = Some(h);
+        self.checkpoint_interval = self.checkpoint_interval.max(FIREWALL_CHECKPOINT_INTERVAL);
+        let side = h as u32 + 1;
+        match self.scenario {
+            Scenario::ByzantineFilters => self.byzantine_filters = h,
+            Scenario::FirewallBreach => {
+                self.filter_faults = (0..side)
+                    .map(|row| (row * side + row % side, FilterFault::ForwardUncertified))
+                    .collect();
+            }
+            _ => {}
+        }
+        self
     }
 
     pub fn n_agreement(&self) -> usize {
@@ -241,5 +401,14 @@ impl SimConfig {
 
     pub fn n_execution(&self) -> usize {
         2 * self.g + 1
+    }
+
+    /// The deployment's shape.
+    pub fn topology(&self) -> crate::topology::Topology {
+        crate::topology::Topology {
+            h: self.h,
+            n_agreement: self.n_agreement(),
+            n_execution: self.n_execution(),
+        }
     }
 }

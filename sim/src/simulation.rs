@@ -1,21 +1,26 @@
 //! [`Simulation`]: one seeded run of the whole pipeline in one thread — clients,
-//! 3f+1 agreement nodes, 2g+1 execution replicas — over simulated time (a queue of
-//! message deliveries, timer firings and fault events), with the invariants checked
-//! after every step.
+//! 3f+1 agreement nodes, (in the firewall configuration) (h+1)² filters, 2g+1 execution
+//! replicas — over simulated time (a queue of message deliveries, timer firings and fault
+//! events), with the invariants checked after every step (the confidentiality invariant
+//! on every message sent, [`crate::confidentiality`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use palisade_agreement::Config;
-use palisade_client::ClientConfig;
-use palisade_execution::replica::ReplicaConfig;
+use palisade_client::{Acceptance, ClientConfig};
+use palisade_execution::replica::{ReplicaConfig, ReplyMode};
 use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch, ReplicaId, Sequence};
 
-use crate::agreement_node::AgreementNode;
+use crate::agreement_node::{AgreementNode, FirewallSide};
 use crate::byzantine::subset;
-use crate::client_node::ClientNode;
+use crate::client_node::{ClientNode, Sealing};
+use crate::confidentiality::Confidentiality;
+use crate::crypto_memo::{FirewallKeys, SealRng};
 use crate::effect::{Effect, SimTimer};
-use crate::execution_node::ExecutionNode;
+use crate::execution_node::{ExecLinks, ExecutionNode};
+use crate::filter_node::FilterNode;
+use crate::firewall_setup::{build_filters, filter_assignment};
 use crate::invariants::{DigestBook, Violation};
 use crate::keys;
 use crate::message::{Msg, NodeId};
@@ -23,6 +28,7 @@ use crate::network::Network;
 use crate::oracle::Oracle;
 use crate::rng::SimRng;
 use crate::scenario::{AgreementFault, Scenario, SimConfig};
+use crate::topology::Topology;
 
 /// Something scheduled at a simulated time.
 #[derive(Debug)]
@@ -31,6 +37,9 @@ enum Event {
         from: NodeId,
         to: NodeId,
         msg: Msg,
+        /// Carries what its sender learned from the execution cluster
+        /// ([`crate::confidentiality`]).
+        tainted: bool,
     },
     Timer {
         node: NodeId,
@@ -64,6 +73,23 @@ pub struct RunStats {
     /// Gateway restarts, and the in-flight requests they abandoned (never checked).
     pub client_restarts: u64,
     pub requests_abandoned: u64,
+    /// Firewall configuration: inputs the filters dropped (all reasons), bad shares they
+    /// recorded, certified replies agreement nodes relayed, firewall messages agreement
+    /// nodes refused, messages sent where no link exists, leaking messages sent,
+    /// Byzantine filters' made-up or misdirected messages, harmless forgeries that
+    /// crossed the boundary, messages that crossed it conforming, and the BLS operations
+    /// computed (after memoization) out of those asked for.
+    pub filter_drops: u64,
+    pub bad_shares: u64,
+    pub replies_relayed: u64,
+    pub firewall_refused: u64,
+    pub no_link: u64,
+    pub leaks_sent: u64,
+    pub filter_misdeeds: u64,
+    pub harmless_forgeries: u64,
+    pub crossed: u64,
+    pub bls_computed: u64,
+    pub bls_calls: u64,
 }
 
 /// A failed run: everything needed to replay it.
@@ -74,13 +100,21 @@ pub struct Failure {
     pub violation: Violation,
     pub at: Duration,
     pub events: u64,
+    /// The run's h (named in the replay command when it is not the scenario's default).
+    pub h: Option<usize>,
 }
 
 impl Failure {
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
+        let h = match self.h {
+            Some(h) if self.h != SimConfig::for_scenario(self.scenario).h => {
+                format!(" --h {h}")
+            }
+            _ => String::new(),
+        };
         format!(
-            "cargo run -p palisade-sim --release -- --seed {} --scenario {}",
+            "cargo run -p palisade-sim --release -- --seed {} --scenario {}{h}",
             self.seed, self.scenario
         )
     }
@@ -114,6 +148,11 @@ pub struct Simulation {
     clients: Vec<ClientNode>,
     agreement: Vec<AgreementNode>,
     execution: Vec<ExecutionNode>,
+    filters: Vec<FilterNode>,
+    topology: Topology,
+    /// The firewall configuration's keys and confidentiality checker.
+    firewall_keys: Option<FirewallKeys>,
+    confidentiality: Option<Confidentiality>,
     crashed: BTreeSet<NodeId>,
     network: Network,
     oracle: Oracle,
@@ -145,6 +184,17 @@ impl Simulation {
         if config.agreement_faults.is_empty() {
             config.agreement_faults = byzantine_assignment(&config, &mut rng);
         }
+        let topology = config.topology();
+        // Firewall only (the `separate` configuration's seeds replay as before).
+        let firewall_keys = match topology.h {
+            Some(_) => {
+                if config.filter_faults.is_empty() {
+                    config.filter_faults = filter_assignment(&config, &topology, &mut rng);
+                }
+                Some(FirewallKeys::from_seed(seed, config.g).map_err(internal)?)
+            }
+            None => None,
+        };
         let k = config.checkpoint_interval;
 
         let mut agreement = Vec::with_capacity(n);
@@ -161,16 +211,23 @@ impl Simulation {
                 .iter()
                 .find(|(r, _)| *r == i)
                 .map(|(_, f)| f.clone());
-            agreement.push(
-                AgreementNode::new(
-                    c,
-                    keys::agreement_key(i),
-                    exec_keys.clone(),
-                    config.g,
-                    fault,
-                )
-                .map_err(internal)?,
-            );
+            let mut node = AgreementNode::new(
+                c,
+                keys::agreement_key(i),
+                exec_keys.clone(),
+                config.g,
+                fault,
+            )
+            .map_err(internal)?;
+            if let Some(fk) = &firewall_keys {
+                node = node.with_firewall(FirewallSide::new(
+                    topology.top_row(),
+                    fk.verifier(),
+                    config.clients,
+                    i as usize <= config.f,
+                ));
+            }
+            agreement.push(node);
         }
         let mut execution = Vec::with_capacity(m);
         for e in 0..m as u32 {
@@ -184,15 +241,37 @@ impl Simulation {
                 checkpoint_interval: k,
                 max_ahead: 4 * k,
                 fetch_timeout: Duration::from_millis(60),
+                body_key: firewall_keys.as_ref().map(|fk| fk.body_key.clone()),
+                replies: match &firewall_keys {
+                    Some(fk) => match fk.signers.get(e as usize) {
+                        Some(signer) => ReplyMode::Threshold(signer.clone()),
+                        None => return Err(internal("no threshold signer for a replica")),
+                    },
+                    None => ReplyMode::Signed,
+                },
             };
             let fault = config
                 .exec_faults
                 .iter()
                 .find(|(r, _)| *r == e)
                 .map(|(_, f)| *f);
-            execution
-                .push(ExecutionNode::new(c, keys::execution_key(e), n, fault).map_err(internal)?);
+            let links = if topology.firewall() {
+                ExecLinks::Firewall {
+                    bottom: topology.bottom(),
+                }
+            } else {
+                ExecLinks::Separate {
+                    n_agreement: n as u32,
+                }
+            };
+            execution.push(
+                ExecutionNode::new(c, keys::execution_key(e), links, fault).map_err(internal)?,
+            );
         }
+        let filters = match &firewall_keys {
+            Some(fk) => build_filters(&config, &topology, fk).map_err(Violation::Internal)?,
+            None => Vec::new(),
+        };
         let clients = (0..config.clients as ClientId)
             .map(|id| {
                 let c = ClientConfig {
@@ -201,21 +280,39 @@ impl Simulation {
                     exec_keys: exec_keys.clone(),
                     agreement_replicas: n,
                     window: config.client_window,
-                    retransmit_after: Duration::from_millis(250),
+                    retransmit_after: config.client_retransmit,
                     first_request_id: 1,
+                    acceptance: match &firewall_keys {
+                        Some(fk) => Acceptance::Certified(fk.verifier()),
+                        None => Acceptance::Matching,
+                    },
                 };
-                ClientNode::new(
+                let node = ClientNode::new(
                     c,
                     keys::client_key(id),
                     config.ops_per_client,
                     config.think_time,
-                )
+                );
+                match &firewall_keys {
+                    Some(fk) => node.with_sealing(Sealing {
+                        key: fk.body_key.clone(),
+                        rng: SealRng::new(seed, id),
+                    }),
+                    None => node,
+                }
             })
             .collect();
+        let mut oracle = Oracle::new().map_err(internal)?;
+        if let Some(fk) = &firewall_keys {
+            oracle = oracle.with_body_key(fk.body_key.clone());
+        }
+        let confidentiality = firewall_keys
+            .as_ref()
+            .map(|fk| Confidentiality::new(topology, fk.verifier()));
         let mut sim = Simulation {
             seed,
             network: Network::new(&config),
-            oracle: Oracle::new().map_err(internal)?,
+            oracle,
             config,
             rng,
             now: Duration::ZERO,
@@ -226,6 +323,10 @@ impl Simulation {
             clients,
             agreement,
             execution,
+            filters,
+            topology,
+            firewall_keys,
+            confidentiality,
             crashed: BTreeSet::new(),
             digests: DigestBook::default(),
             exec_catch_up: BTreeMap::new(),
@@ -257,6 +358,7 @@ impl Simulation {
             let nodes: Vec<NodeId> = (0..self.agreement.len() as u32)
                 .map(NodeId::Agreement)
                 .chain((0..self.execution.len() as u32).map(NodeId::Execution))
+                .chain(self.topology.filters())
                 .collect();
             let mut t = self.rng.between(20_000, 100_000);
             while t < phase {
@@ -273,21 +375,22 @@ impl Simulation {
             }
         }
         if self.config.crashes {
-            // At most f agreement and g execution nodes down at once (crash faults count
-            // against the same bounds as Byzantine ones).
-            for kind in 0..2 {
-                let count = if kind == 0 {
-                    self.agreement.len()
-                } else {
-                    self.execution.len()
+            // At most f agreement, g execution and h filter nodes down at once (crash
+            // faults count against the same bounds as Byzantine ones).
+            let kinds = if self.topology.firewall() { 3 } else { 2 };
+            for kind in 0..kinds {
+                let count = match kind {
+                    0 => self.agreement.len(),
+                    1 => self.execution.len(),
+                    _ => self.filters.len(),
                 };
                 let mut t = self.rng.between(20_000, 150_000);
                 while t < phase {
                     let i = self.rng.below(count as u64) as u32;
-                    let node = if kind == 0 {
-                        NodeId::Agreement(i)
-                    } else {
-                        NodeId::Execution(i)
+                    let node = match kind {
+                        0 => NodeId::Agreement(i),
+                        1 => NodeId::Execution(i),
+                        _ => NodeId::Filter(i),
                     };
                     let down = self.rng.between(50_000, 300_000);
                     let back = (t + down).min(phase);
@@ -321,6 +424,7 @@ impl Simulation {
                 violation,
                 at: self.now,
                 events: self.stats.events,
+                h: self.config.h,
             }),
         }
     }
@@ -348,9 +452,19 @@ impl Simulation {
 
     fn handle(&mut self, event: Event) -> Result<(), Violation> {
         match event {
-            Event::Deliver { from, to, msg } => {
+            Event::Deliver {
+                from,
+                to,
+                msg,
+                tainted,
+            } => {
                 if self.crashed.contains(&to) {
                     return Ok(());
+                }
+                if tainted {
+                    if let Some(c) = &mut self.confidentiality {
+                        c.on_deliver(to);
+                    }
                 }
                 let now = self.now;
                 let effects = match to {
@@ -364,6 +478,10 @@ impl Simulation {
                     },
                     NodeId::Execution(e) => match self.execution.get_mut(e as usize) {
                         Some(node) => node.on_message(from, msg),
+                        None => Vec::new(),
+                    },
+                    NodeId::Filter(i) => match self.filters.get_mut(i as usize) {
+                        Some(node) => node.on_message(from, msg, now, &mut self.rng),
                         None => Vec::new(),
                     },
                 };
@@ -397,12 +515,17 @@ impl Simulation {
                         Some(n) => n.on_timer(&timer),
                         None => Vec::new(),
                     },
+                    // Filters arm no timers: they read the clock as a tick per input.
+                    NodeId::Filter(_) => Vec::new(),
                 };
                 self.apply(node, effects)
             }
             Event::Crash(node) => {
                 if !self.may_crash(node) {
                     return Ok(());
+                }
+                if self.config.trace {
+                    eprintln!("{:?} crash {node}", self.now);
                 }
                 self.crashed.insert(node);
                 self.timers.remove(&node);
@@ -464,6 +587,14 @@ impl Simulation {
                 let recovering = self.execution.iter().filter(|e| e.recovering).count();
                 down + recovering + self.config.exec_faults.len() < self.config.g
             }
+            NodeId::Filter(_) => {
+                let down = self
+                    .crashed
+                    .iter()
+                    .filter(|n| matches!(n, NodeId::Filter(_)))
+                    .count();
+                down + self.config.filter_faults.len() < self.config.h.unwrap_or(0)
+            }
             NodeId::Client(c) => {
                 // Not one that finished: its run is over (and nothing would restart it
                 // before the heal anyway).
@@ -511,6 +642,11 @@ impl Simulation {
                 };
                 self.apply(node, effects)?;
             }
+            NodeId::Filter(i) => {
+                if let Some(n) = self.filters.get_mut(i as usize) {
+                    n.restart();
+                }
+            }
         }
         Ok(())
     }
@@ -519,18 +655,8 @@ impl Simulation {
     fn apply(&mut self, node: NodeId, effects: Vec<Effect>) -> Result<(), Violation> {
         for effect in effects {
             match effect {
-                Effect::Send { to, msg } => {
-                    for delay in self.network.plan(&mut self.rng, node, to) {
-                        self.push(
-                            delay,
-                            Event::Deliver {
-                                from: node,
-                                to,
-                                msg: msg.clone(),
-                            },
-                        );
-                    }
-                }
+                Effect::Send { to, msg } => self.send(node, to, msg, Duration::ZERO)?,
+                Effect::SendLater { to, msg, after } => self.send(node, to, msg, after)?,
                 Effect::SetTimer { timer, after } => {
                     let generation = self.next_generation;
                     self.next_generation += 1;
@@ -574,6 +700,64 @@ impl Simulation {
         Ok(())
     }
 
+    /// Whether `node` is a correct (not Byzantine) node.
+    fn is_correct(&self, node: NodeId) -> bool {
+        match node {
+            NodeId::Client(_) => true,
+            NodeId::Agreement(a) => self
+                .agreement
+                .get(a as usize)
+                .is_some_and(AgreementNode::is_correct),
+            NodeId::Execution(e) => self
+                .execution
+                .get(e as usize)
+                .is_some_and(ExecutionNode::is_correct),
+            NodeId::Filter(i) => self
+                .filters
+                .get(i as usize)
+                .is_some_and(FilterNode::is_correct),
+        }
+    }
+
+    /// One message through the network, `extra` later than its delay; in the firewall
+    /// configuration checked first by the confidentiality invariant.
+    fn send(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        msg: Msg,
+        extra: Duration,
+    ) -> Result<(), Violation> {
+        let mut tainted = false;
+        if self.topology.firewall() && self.topology.linked(from, to) {
+            let correct = self.is_correct(from);
+            if let Some(c) = &mut self.confidentiality {
+                tainted = c.on_send(from, to, &msg, correct)?;
+            }
+        }
+        let planned = self.network.plan(&mut self.rng, from, to);
+        if self.config.trace {
+            eprintln!(
+                "{:?} {from} -> {to} {}: {} copies",
+                self.now,
+                trace_detail(&msg),
+                planned.len()
+            );
+        }
+        for delay in planned {
+            self.push(
+                delay.saturating_add(extra),
+                Event::Deliver {
+                    from,
+                    to,
+                    msg: msg.clone(),
+                    tainted,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Agreement safety: every batch a correct replica delivered, and every batch a
     /// faulty one delivered with a certificate that verifies, goes into the committed
     /// order; two different ones at one sequence is a violation.
@@ -596,7 +780,11 @@ impl Simulation {
                 return Ok(());
             }
         }
-        self.oracle.commit(batch, &format!("agreement{a}"))
+        self.oracle.commit(batch, &format!("agreement{a}"))?;
+        if let Some(c) = &mut self.confidentiality {
+            c.observe_order(batch);
+        }
+        Ok(())
     }
 
     /// Execution agreement: correct replicas have one digest per sequence.
@@ -654,9 +842,20 @@ impl Simulation {
                     .iter()
                     .filter(|c| !c.done())
                     .map(|c| {
+                        let at: Vec<String> = c
+                            .outstanding
+                            .iter()
+                            .map(|r| match self.oracle.executed_at(c.id, *r) {
+                                Some(s) => format!("{r} at sequence {s}"),
+                                None => format!("{r} never executed"),
+                            })
+                            .collect();
                         format!(
-                            "client {} ({} unsent, outstanding {:?})",
-                            c.id, c.to_submit, c.outstanding
+                            "client {} ({} unsent, outstanding {:?}: {})",
+                            c.id,
+                            c.to_submit,
+                            c.outstanding,
+                            at.join(", ")
                         )
                     })
                     .collect();
@@ -698,6 +897,17 @@ impl Simulation {
                 e.replica.last_applied(),
                 e.replica.stats()
             ));
+        }
+        for f in &self.filters {
+            lines.push(format!("  {}", f.describe()));
+        }
+        for a in &self.agreement {
+            if let Some(fw) = &a.firewall {
+                lines.push(format!(
+                    "  agreement{} firewall: relayed {}, refused {}",
+                    a.id, fw.replies_relayed, fw.refused
+                ));
+            }
         }
         for c in &self.clients {
             lines.push(format!("  client{}: {:?}", c.id, c.client.stats()));
@@ -758,6 +968,39 @@ impl Simulation {
             .iter()
             .map(|c| c.client.stats().replies_conflicting)
             .sum();
+        stats.filter_drops = self
+            .filters
+            .iter()
+            .map(|f| f.filter.stats().total_dropped())
+            .sum();
+        stats.bad_shares = self
+            .filters
+            .iter()
+            .map(|f| f.filter.stats().bad_shares.values().sum::<u64>())
+            .sum();
+        for a in &self.agreement {
+            if let Some(fw) = &a.firewall {
+                stats.replies_relayed += fw.replies_relayed;
+                stats.firewall_refused += fw.refused;
+            }
+        }
+        stats.no_link = self.network.no_link;
+        stats.leaks_sent = self
+            .execution
+            .iter()
+            .filter_map(|e| e.leaker.as_ref())
+            .map(|l| l.sent)
+            .sum();
+        stats.filter_misdeeds = self.filters.iter().map(FilterNode::misdeeds).sum();
+        if let Some(c) = &self.confidentiality {
+            stats.harmless_forgeries = c.stats.harmless_forgeries;
+            stats.crossed = c.stats.crossed;
+        }
+        if let Some(fk) = &self.firewall_keys {
+            let counters = fk.verifier.counters();
+            stats.bls_calls = counters.calls;
+            stats.bls_computed = counters.computed;
+        }
         stats
     }
 }
@@ -810,6 +1053,40 @@ fn byzantine_assignment(config: &SimConfig, rng: &mut SimRng) -> Vec<(ReplicaId,
     }
 }
 
+/// What a trace line says about a message (`SimConfig::trace`).
+fn trace_detail(msg: &Msg) -> String {
+    use palisade_wire::execution::ExecutionMessage as E;
+    use palisade_wire::firewall::FirewallMessage as F;
+    match msg {
+        Msg::Request(r) => format!("request {}/{}", r.message.client, r.message.request_id),
+        Msg::Execution(E::Order { batch, .. }) => {
+            let ids: Vec<String> = batch
+                .batch
+                .requests
+                .iter()
+                .map(|r| format!("{}/{}", r.message.client, r.message.request_id))
+                .collect();
+            format!("order {} [{}]", batch.sequence, ids.join(" "))
+        }
+        Msg::Execution(E::FetchOrders { from }) => format!("fetch-orders {from}"),
+        Msg::Execution(_) => "other".into(),
+        Msg::Firewall(F::CertifiedReply(c)) => format!(
+            "certified-reply {} {}/{}",
+            c.sequence, c.entry.client, c.entry.request_id
+        ),
+        Msg::Firewall(F::ReplyShare(c)) => format!("reply-share {} r{}", c.sequence, c.replica),
+        Msg::Firewall(F::ReplyBody(c)) => format!(
+            "reply-body {} {}/{}",
+            c.sequence, c.entry.client, c.entry.request_id
+        ),
+        Msg::Firewall(F::Stable(c)) => format!("stable {}", c.sequence),
+        Msg::Firewall(F::StableShare(c)) => format!("stable-share {}", c.sequence),
+        Msg::Reply(r) => format!("reply {}/{}", r.message.client, r.message.request_id),
+        Msg::Agreement(_) => "pbft".into(),
+        Msg::Opaque(b) => format!("{} bytes", b.len()),
+    }
+}
+
 /// Runs one seed of `config`.
 pub fn run(seed: u64, config: SimConfig) -> Result<RunStats, Failure> {
     match Simulation::new(seed, config.clone()) {
@@ -820,6 +1097,7 @@ pub fn run(seed: u64, config: SimConfig) -> Result<RunStats, Failure> {
             violation,
             at: Duration::ZERO,
             events: 0,
+            h: config.h,
         }),
     }
 }
