@@ -3,6 +3,20 @@
 //! multicast to every agreement replica, and its result is the one g+1 execution
 //! replicas agree on (Yin et al., SOSP 2003, §3; Castro–Liskov TOCS §4.1).
 //!
+//! Two configurations (DESIGN §1):
+//! - `separate`: execution replicas answer with ed25519-signed replies
+//!   (`Envelope::Reply` from execution nodes) and the core waits for g+1 matching ones
+//!   ([`Acceptance::Matching`]);
+//! - firewall: replies come up through the filter rows and an agreement node as
+//!   `Envelope::Firewall(CertifiedReply)`, each certified by the execution cluster's
+//!   combined threshold signature ([`Acceptance::Certified`]); one such reply completes a
+//!   request.
+//!
+//! With a [`BodyKey`] (issue 4 §3), every operation is sealed for the execution cluster
+//! before it becomes a request (agreement nodes and filters see only ciphertext), and
+//! every agreed result is opened before it is decoded. Sealing and opening happen in the
+//! caller's task, not in the driver, so that they run in parallel across NFS calls.
+//!
 //! One driver task owns the client core: it submits operations, feeds replies and the
 //! retransmission timer, and carries out the core's sends over the authenticated links.
 //! When the core's window of requests in flight is full (`Busy`), operations wait in a
@@ -16,8 +30,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ed25519_dalek::SigningKey;
-use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
+use palisade_client::{
+    Acceptance, Client, ClientConfig, ClientInput, ClientOutput, ClientStats, ClientTimer,
+};
+use palisade_crypto::BodyKey;
 use palisade_net::{Envelope, Inbound, Network, NodeId};
+use palisade_wire::agreement::ClientId;
+use palisade_wire::firewall::FirewallMessage;
 use palisade_wire::fs::{FsError, FsOp, FsResult};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -38,7 +57,11 @@ struct Counters {
     busy: AtomicU64,
     refused: AtomicU64,
     undecodable_results: AtomicU64,
+    unsealable_results: AtomicU64,
     unexpected_messages: AtomicU64,
+    /// The client core's own counters (what it refused, by reason), copied after each
+    /// step that received something.
+    client: Mutex<ClientStats>,
 }
 
 /// A copy of the service's counters.
@@ -54,16 +77,29 @@ pub struct ReplicatedStats {
     pub refused: u64,
     /// Agreed results that did not decode as an `FsResult`; answered `Io`.
     pub undecodable_results: u64,
-    /// Link messages that are not replies from execution replicas; dropped.
+    /// Agreed results that did not open with the body key; answered `Io`.
+    pub unsealable_results: u64,
+    /// Link messages that are neither signed replies from execution nodes nor certified
+    /// replies from agreement nodes; dropped. (Replies of the kind the configured
+    /// acceptance does not use reach the core, which counts them.)
     pub unexpected_messages: u64,
 }
 
+/// A result the client core accepted, before it is opened and decoded.
+struct Agreed {
+    request_id: u64,
+    sequence: u64,
+    result: Vec<u8>,
+}
+
 enum Command {
-    Call(Vec<u8>, oneshot::Sender<FsResult>),
+    Call(Vec<u8>, oneshot::Sender<Agreed>),
 }
 
 /// The replicated file service of one gateway (one BFT client id).
 pub struct ReplicatedFileService {
+    id: ClientId,
+    body_key: Option<BodyKey>,
     tx: mpsc::Sender<Command>,
     closed: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -73,14 +109,18 @@ pub struct ReplicatedFileService {
 
 impl ReplicatedFileService {
     /// Starts the driver. `net` is this gateway's network (its node id is the client id)
-    /// and `inbound` its receiving end; `agreement` and `execution` are the replicas' ids.
+    /// and `inbound` its receiving end; `agreement` are the agreement replicas' ids.
+    /// `body_key`: seal operations for the execution cluster and open its results (it
+    /// must then hold the same key); `None` sends and accepts plaintext.
     pub fn start(
         config: ClientConfig,
         key: SigningKey,
         net: Arc<Network>,
         inbound: mpsc::Receiver<Inbound>,
         agreement: Vec<NodeId>,
+        body_key: Option<BodyKey>,
     ) -> ReplicatedFileService {
+        let id = config.id;
         let (tx, rx) = mpsc::channel(COMMANDS);
         let counters = Arc::new(Counters::default());
         let driver = Driver {
@@ -96,11 +136,22 @@ impl ReplicatedFileService {
         };
         let task = tokio::spawn(driver.run(rx, inbound));
         ReplicatedFileService {
+            id,
+            body_key,
             tx,
             closed: AtomicBool::new(false),
             task: Mutex::new(Some(task)),
             net,
             counters,
+        }
+    }
+
+    /// The client core's counters: replies counted, and refused by reason (bad
+    /// signatures or certificates, unknown requests, wrong kind, ...).
+    pub fn client_stats(&self) -> ClientStats {
+        match self.counters.client.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 
@@ -113,6 +164,7 @@ impl ReplicatedFileService {
             busy: l(&c.busy),
             refused: l(&c.refused),
             undecodable_results: l(&c.undecodable_results),
+            unsealable_results: l(&c.unsealable_results),
             unexpected_messages: l(&c.unexpected_messages),
         }
     }
@@ -144,10 +196,7 @@ impl FileService for ReplicatedFileService {
         if self.closed.load(Ordering::SeqCst) {
             return Err(FsError::Io);
         }
-        let payload = palisade_wire::encode(&op).map_err(|e| {
-            warn!(error = %e, "operation does not encode; answering IO");
-            FsError::Io
-        })?;
+        let payload = self.payload(&op)?;
         let (reply_tx, reply_rx) = oneshot::channel();
         if self
             .tx
@@ -157,7 +206,55 @@ impl FileService for ReplicatedFileService {
         {
             return Err(FsError::Io);
         }
-        reply_rx.await.unwrap_or(Err(FsError::Io))
+        // A dropped sender: the driver stopped, or the core refused the operation.
+        let agreed = reply_rx.await.map_err(|_| FsError::Io)?;
+        self.answer(agreed)
+    }
+}
+
+impl ReplicatedFileService {
+    /// The request payload of `op`: its canonical encoding, sealed for the execution
+    /// cluster when a body key is set (random nonce; the client id is bound to it).
+    fn payload(&self, op: &FsOp) -> Result<Vec<u8>, FsError> {
+        let bytes = palisade_wire::encode(op).map_err(|e| {
+            warn!(error = %e, "operation does not encode; answering IO");
+            FsError::Io
+        })?;
+        Ok(match &self.body_key {
+            Some(key) => key.seal_request(self.id, &bytes, &mut rand::rng()),
+            None => bytes,
+        })
+    }
+
+    /// The answer to an operation from its agreed result: opened with the body key (the
+    /// execution cluster sealed it for this client, this request and its sequence), then
+    /// decoded. Either failing is `Io`, counted.
+    fn answer(&self, agreed: Agreed) -> FsResult {
+        let Agreed {
+            request_id,
+            sequence,
+            result,
+        } = agreed;
+        let plain = match &self.body_key {
+            Some(key) => match key.open_reply(sequence, self.id, request_id, &result) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.counters
+                        .unsealable_results
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(client = self.id, request_id, sequence, error = %e, "agreed result does not open");
+                    return Err(FsError::Io);
+                }
+            },
+            None => result,
+        };
+        palisade_wire::decode::<FsResult>(&plain).unwrap_or_else(|e| {
+            self.counters
+                .undecodable_results
+                .fetch_add(1, Ordering::Relaxed);
+            warn!(client = self.id, request_id, sequence, error = %e, "agreed result does not decode");
+            Err(FsError::Io)
+        })
     }
 }
 
@@ -166,8 +263,8 @@ struct Driver {
     client: Client,
     net: Arc<Network>,
     agreement: Vec<NodeId>,
-    pending: HashMap<u64, oneshot::Sender<FsResult>>,
-    waiting: VecDeque<(Vec<u8>, oneshot::Sender<FsResult>)>,
+    pending: HashMap<u64, oneshot::Sender<Agreed>>,
+    waiting: VecDeque<(Vec<u8>, oneshot::Sender<Agreed>)>,
     retransmit_at: Option<Instant>,
     epoch: Instant,
     counters: Arc<Counters>,
@@ -230,7 +327,8 @@ impl Driver {
                 self.pending.insert(id, reply);
             } else if refused {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
-                let _ = reply.send(Err(FsError::Io));
+                // Dropping the sender answers the caller `Io`.
+                drop(reply);
             } else if busy {
                 self.counters.busy.fetch_add(1, Ordering::Relaxed);
                 self.waiting.push_front((payload, reply));
@@ -245,19 +343,33 @@ impl Driver {
     }
 
     fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
-        match (from, envelope) {
-            (NodeId::Execution(_), Envelope::Reply(reply)) => {
-                self.step(ClientInput::Reply(reply));
-                if !self.waiting.is_empty() {
-                    self.submit_waiting();
-                }
+        let input = match (from, envelope) {
+            (NodeId::Execution(_), Envelope::Reply(reply)) => ClientInput::Reply(reply),
+            // Firewall configuration: certified replies leave the top filter row to the
+            // agreement nodes, which pass them on; the signature, not the sender, is
+            // what the core checks.
+            (NodeId::Agreement(_), Envelope::Firewall(FirewallMessage::CertifiedReply(c))) => {
+                ClientInput::Certified(c)
             }
             (from, e) => {
                 self.counters
                     .unexpected_messages
                     .fetch_add(1, Ordering::Relaxed);
                 debug!(client = self.id, %from, kind = e.kind(), "unexpected message dropped");
+                return;
             }
+        };
+        self.step(input);
+        if !self.waiting.is_empty() {
+            self.submit_waiting();
+        }
+    }
+
+    fn publish_client_stats(&self) {
+        let stats = self.client.stats().clone();
+        match self.counters.client.lock() {
+            Ok(mut s) => *s = stats,
+            Err(p) => *p.into_inner() = stats,
         }
     }
 
@@ -269,7 +381,11 @@ impl Driver {
     }
 
     fn step(&mut self, input: ClientInput) {
-        for o in self.client_step(input) {
+        let outputs = self.client_step(input);
+        // Before any caller is answered, so that its answer never runs ahead of the
+        // counters it can read.
+        self.publish_client_stats();
+        for o in outputs {
             self.carry_out(o);
         }
     }
@@ -292,14 +408,14 @@ impl Driver {
                 sequence,
                 result,
             } => {
-                let answer = palisade_wire::decode::<FsResult>(&result).unwrap_or_else(|e| {
-                    self.counters.undecodable_results.fetch_add(1, Ordering::Relaxed);
-                    warn!(client = self.id, request_id, sequence, error = %e, "agreed result does not decode");
-                    Err(FsError::Io)
-                });
                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = self.pending.remove(&request_id) {
-                    let _ = reply.send(answer);
+                    // Opened and decoded in the caller's task (`answer`).
+                    let _ = reply.send(Agreed {
+                        request_id,
+                        sequence,
+                        result,
+                    });
                 }
             }
             ClientOutput::SetTimer {
@@ -322,8 +438,10 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Default settings of a gateway's client core: a window of 256 requests, retransmission
-/// after 1 s (the client backs off from there).
+/// Default settings of a gateway's client core in the `separate` configuration (g+1
+/// matching signed replies): a window of 256 requests, retransmission after 1 s (the
+/// client backs off from there). The firewall configuration sets `acceptance` to
+/// [`Acceptance::Certified`] with the execution cluster's threshold public key.
 pub fn default_client_config(
     id: u64,
     g: usize,
@@ -341,5 +459,6 @@ pub fn default_client_config(
         first_request_id: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2)),
+        acceptance: Acceptance::Matching,
     }
 }
