@@ -8,7 +8,7 @@ use palisade_wire::firewall::{SignatureShare, ThresholdSignature};
 use std::sync::Arc;
 
 fn schemes() -> Vec<SchemeKind> {
-    let mut s = vec![SchemeKind::Blst];
+    let mut s = vec![SchemeKind::Blst, SchemeKind::BlsMinSig];
     if cfg!(feature = "threshold-crypto") {
         s.push(SchemeKind::ThresholdCrypto);
     }
@@ -235,7 +235,7 @@ fn malformed_and_mismatched_keys_are_refused_for(kind: SchemeKind) {
     assert!(signer_from_bytes(&keys.public, 0, &keys.shares[0][..20]).is_err());
     assert!(signer_from_bytes(&keys.public, 0, &[]).is_err());
     let mut wrong_tag = keys.shares[0].clone();
-    wrong_tag[0] = if kind == SchemeKind::Blst { 2 } else { 1 };
+    wrong_tag[0] = if kind == SchemeKind::Blst { 3 } else { 1 };
     assert!(signer_from_bytes(&keys.public, 0, &wrong_tag).is_err());
     assert!(signer_from_bytes(&keys.public, 7, &keys.shares[0]).is_err());
     let mut long_share = keys.shares[0].clone();
@@ -250,18 +250,28 @@ fn malformed_and_mismatched_keys_are_refused_for(kind: SchemeKind) {
 #[test]
 fn random_key_bytes_never_panic() {
     use proptest::prelude::*;
-    let keys = deal_from_seed(SchemeKind::Blst, 1, 3, [8; 32]).unwrap();
-    proptest!(ProptestConfig::with_cases(256), |(bytes in proptest::collection::vec(any::<u8>(), 0..200), flip in 0usize..160)| {
-        let _ = verifier_from_bytes(&bytes);
-        let _ = signer_from_bytes(&keys.public, 0, &bytes);
-        let _ = signer_from_bytes(&bytes, 0, &keys.shares[0]);
-        let mut p = keys.public.clone();
-        let i = flip % p.len();
-        p[i] ^= 0x81;
-        if let Ok(v) = verifier_from_bytes(&p) {
-            let _ = v.verify(b"m", &ThresholdSignature(bytes.clone()));
-        }
-    });
+    for kind in [SchemeKind::Blst, SchemeKind::BlsMinSig] {
+        let keys = deal_from_seed(kind, 1, 3, [8; 32]).unwrap();
+        proptest!(ProptestConfig::with_cases(256), |(bytes in proptest::collection::vec(any::<u8>(), 0..200), flip in 0usize..400)| {
+            let _ = verifier_from_bytes(&bytes);
+            let _ = signer_from_bytes(&keys.public, 0, &bytes);
+            let _ = signer_from_bytes(&bytes, 0, &keys.shares[0]);
+            let mut p = keys.public.clone();
+            let i = flip % p.len();
+            p[i] ^= 0x81;
+            if let Ok(v) = verifier_from_bytes(&p) {
+                let _ = v.verify(b"m", &ThresholdSignature(bytes.clone()));
+            }
+        });
+    }
+}
+
+#[test]
+fn the_default_scheme_is_min_sig_and_deals() {
+    assert_eq!(DEFAULT_SCHEME, SchemeKind::BlsMinSig);
+    assert_eq!(SchemeKind::default(), DEFAULT_SCHEME);
+    let keys = deal(SchemeKind::default(), 1, 3, &mut rand::rng()).unwrap();
+    assert_eq!(scheme_of(&keys.public).unwrap(), DEFAULT_SCHEME);
 }
 
 #[cfg(not(feature = "threshold-crypto"))]
@@ -304,10 +314,14 @@ fn plus_p(x: &[u8]) -> Vec<u8> {
 /// A compressed G2 point is x = (c1, c0), 48 bytes each, c1 first with the flag bits.
 /// Writing c0 + p instead of c0 names the same point to a decoder that reduces mod p; such
 /// a second byte form would let a filter change a certified reply's bytes undetected, so
-/// it must be refused — as a share and as a combined signature.
+/// it must be refused — as a share and as a combined signature. (Schemes with signatures
+/// in G2; `BlsMinSig`'s G1 encodings are tested in `tests/minsig.rs`.)
 #[test]
 fn non_canonical_point_encodings_are_refused() {
-    for kind in schemes() {
+    for kind in schemes()
+        .into_iter()
+        .filter(|k| *k != SchemeKind::BlsMinSig)
+    {
         let c = cluster(kind, 1, 12);
         let msg = b"canonical";
         let share = c.signers[0].sign_share(msg);
