@@ -1,75 +1,145 @@
 //! Costs of the firewall's cryptography: the threshold-signature operations (sign a share,
-//! verify a share, combine g+1, verify the combination) for each compiled-in scheme, sealing
-//! and opening request and reply bodies, and the Merkle root of a batch.
+//! verify a share, combine g+1, verify the combination) for every compiled-in scheme side
+//! by side, plus the firewall's per-reply critical path (one combination at the bottom
+//! row, then three checks of the combined signature: bottom row, top row, gateway);
+//! sealing and opening request and reply bodies, and the Merkle root of a batch.
 //!
-//! `cargo bench -p palisade-crypto` (blst only) or
-//! `cargo bench -p palisade-crypto --features threshold-crypto` (both schemes). Kept quick:
+//! `cargo bench -p palisade-crypto --bench threshold -- threshold` (BlsMinSig and blsttc)
+//! or add `--features threshold-crypto` (all three schemes). Each group is one operation
+//! with one entry per scheme, so one run compares them under the same load. Kept quick:
 //! small samples and short measurement windows; report medians from one run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use palisade_crypto::{
     deal_from_seed, leaf_hash, root, signer_from_bytes, verifier_from_bytes, BodyKey, SchemeKind,
+    ThresholdSigner, ThresholdVerifier,
 };
 use palisade_wire::agreement::Digest;
-use palisade_wire::firewall::{reply_root_message, ReplyEntry};
+use palisade_wire::firewall::{reply_root_message, ReplyEntry, SignatureShare, ThresholdSignature};
 
 const G: usize = 1;
 
 fn schemes() -> Vec<(SchemeKind, &'static str)> {
-    let mut s = vec![(SchemeKind::Blst, "blst")];
+    let mut s = vec![
+        (SchemeKind::BlsMinSig, "bls_min_sig"),
+        (SchemeKind::Blst, "blsttc"),
+    ];
     if cfg!(feature = "threshold-crypto") {
         s.push((SchemeKind::ThresholdCrypto, "threshold_crypto"));
     }
     s
 }
 
+/// One scheme's dealt keys, g+1 signers, their shares on the message and the combination.
+struct Fixture {
+    name: &'static str,
+    verifier: Arc<dyn ThresholdVerifier>,
+    signers: Vec<Arc<dyn ThresholdSigner>>,
+    shares: Vec<(u32, SignatureShare)>,
+    combined: ThresholdSignature,
+}
+
+fn fixture(kind: SchemeKind, name: &'static str, message: &[u8]) -> Fixture {
+    let keys = deal_from_seed(kind, G, 2 * G + 1, [3; 32]).unwrap();
+    let verifier = verifier_from_bytes(&keys.public).unwrap();
+    let signers: Vec<_> = (0..=G as u32)
+        .map(|i| signer_from_bytes(&keys.public, i, &keys.shares[i as usize]).unwrap())
+        .collect();
+    let shares: Vec<_> = signers
+        .iter()
+        .map(|s| (s.index(), s.sign_share(message)))
+        .collect();
+    let combined = verifier.combine(&shares).unwrap();
+    assert!(verifier.verify(message, &combined));
+    Fixture {
+        name,
+        verifier,
+        signers,
+        shares,
+        combined,
+    }
+}
+
+fn quick<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(2));
+    group
+}
+
 fn threshold(c: &mut Criterion) {
     let message = reply_root_message(17, &Digest([0x5a; 32]));
-    for (kind, name) in schemes() {
-        let keys = deal_from_seed(kind, G, 2 * G + 1, [3; 32]).unwrap();
-        let verifier = verifier_from_bytes(&keys.public).unwrap();
-        let signers: Vec<_> = (0..=G as u32)
-            .map(|i| signer_from_bytes(&keys.public, i, &keys.shares[i as usize]).unwrap())
-            .collect();
-        let shares: Vec<_> = signers
-            .iter()
-            .map(|s| (s.index(), s.sign_share(&message)))
-            .collect();
-        let combined = verifier.combine(&shares).unwrap();
-        assert!(verifier.verify(&message, &combined));
+    let fixtures: Vec<Fixture> = schemes()
+        .into_iter()
+        .map(|(kind, name)| fixture(kind, name, &message))
+        .collect();
 
-        let mut group = c.benchmark_group(format!("threshold/{name}"));
-        group.sample_size(20);
-        group.warm_up_time(Duration::from_millis(300));
-        group.measurement_time(Duration::from_secs(2));
-        group.bench_function("sign_share", |b| {
-            b.iter(|| signers[0].sign_share(black_box(&message)))
+    let mut group = quick(c, "threshold/sign_share");
+    for f in &fixtures {
+        group.bench_function(f.name, |b| {
+            b.iter(|| f.signers[0].sign_share(black_box(&message)))
         });
-        group.bench_function("verify_share", |b| {
-            b.iter(|| assert!(verifier.verify_share(0, black_box(&message), &shares[0].1)))
-        });
-        group.bench_function(format!("combine_{}_shares", G + 1), |b| {
-            b.iter(|| verifier.combine(black_box(&shares)).unwrap())
-        });
-        group.bench_function("verify_combined", |b| {
-            b.iter(|| assert!(verifier.verify(black_box(&message), &combined)))
-        });
-        group.finish();
     }
+    group.finish();
+
+    let mut group = quick(c, "threshold/verify_share");
+    for f in &fixtures {
+        group.bench_function(f.name, |b| {
+            b.iter(|| {
+                assert!(f
+                    .verifier
+                    .verify_share(0, black_box(&message), &f.shares[0].1))
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = quick(c, &format!("threshold/combine_{}_shares", G + 1));
+    for f in &fixtures {
+        group.bench_function(f.name, |b| {
+            b.iter(|| f.verifier.combine(black_box(&f.shares)).unwrap())
+        });
+    }
+    group.finish();
+
+    let mut group = quick(c, "threshold/verify_combined");
+    for f in &fixtures {
+        group.bench_function(f.name, |b| {
+            b.iter(|| assert!(f.verifier.verify(black_box(&message), &f.combined)))
+        });
+    }
+    group.finish();
+
+    // SOSP 2003 §4: the bottom row combines g+1 shares and checks the result, the top row
+    // and the gateway check it again (each once per batch, through `VerifiedRoots`).
+    let mut group = quick(c, "threshold/reply_path_combine_and_3_verifies");
+    for f in &fixtures {
+        group.bench_function(f.name, |b| {
+            b.iter(|| {
+                let sig = f.verifier.combine(black_box(&f.shares)).unwrap();
+                for _ in 0..3 {
+                    assert!(f.verifier.verify(black_box(&message), &sig));
+                }
+            })
+        });
+    }
+    group.finish();
 }
 
 fn seal(c: &mut Criterion) {
     let key = BodyKey::from_bytes([7; 32]);
     let mut rng = rand::rng();
-    let mut group = c.benchmark_group("seal");
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_millis(300));
-    group.measurement_time(Duration::from_secs(2));
+    let mut group = quick(c, "seal");
     for (size, label) in [(4 * 1024usize, "4KiB"), (1024 * 1024, "1MiB")] {
         let body = vec![0xa5u8; size];
         let request = key.seal_request(1, &body, &mut rng);
@@ -100,10 +170,7 @@ fn merkle(c: &mut Criterion) {
         })
         .collect();
     let leaves: Vec<Digest> = entries.iter().map(leaf_hash).collect();
-    let mut group = c.benchmark_group("merkle");
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_millis(300));
-    group.measurement_time(Duration::from_secs(2));
+    let mut group = quick(c, "merkle");
     group.bench_function("root_of_64_leaves", |b| b.iter(|| root(black_box(&leaves))));
     group.bench_function("leaf_hashes_and_root_of_64_replies", |b| {
         b.iter(|| palisade_crypto::reply_root(black_box(&entries)))
