@@ -19,7 +19,11 @@
 //! to top filters. From the top filters come the only two things that ever cross the
 //! firewall upward: a `CertifiedReply`, relayed to its gateway once per (client,
 //! request id) — by replicas 0..=f, the same f+1 that push orders, so that one correct
-//! node relays; the gateway checks the threshold signature — and a threshold-signed
+//! node relays. It is verified first (Merkle path, then the threshold signature once per
+//! batch through a bounded `VerifiedRoots` cache): otherwise a forging top filter could
+//! take the one relay slot of a request with garbage, and a correct node would hand a
+//! gateway bytes that no execution quorum produced. The gateway checks again — it trusts
+//! no agreement node. And a threshold-signed
 //! `StableCertificate`, verified here against the execution cluster's key set, which then
 //! does what a verified ed25519 checkpoint certificate does in `separate`. It names no
 //! state digest (not even a hash of file state leaves the execution cluster), so the
@@ -54,6 +58,8 @@ const TICK: Duration = Duration::from_millis(5);
 const FETCH_RATE: f64 = 200.0;
 /// Most orders re-sent for one retransmitted request.
 const MAX_RESEND: usize = 8;
+/// Verified (sequence, root, signature) triples remembered for relaying.
+const VERIFIED_ROOTS: usize = 64;
 /// Most remembered delivered requests.
 const MAX_DELIVERED: usize = 256 * 1024;
 /// Interval at which a restored resume point is vouched for again until it is stable.
@@ -143,6 +149,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         firewall,
         clients: cfg.clients.len() as u64,
         relayed: BTreeMap::new(),
+        verified_roots: palisade_crypto::VerifiedRoots::new(VERIFIED_ROOTS),
         exec_keys: cfg.execution_keys(),
         g: cfg.g,
         timers: Timers::default(),
@@ -233,6 +240,9 @@ struct Driver {
     /// Firewall: (client, request id) → sequence of the certified replies relayed to
     /// gateways, so each is relayed once per arrival of its request.
     relayed: BTreeMap<(u64, u64), Sequence>,
+    /// Firewall: (sequence, root, signature) triples already verified, so a batch's
+    /// certified replies cost one pairing check here.
+    verified_roots: palisade_crypto::VerifiedRoots,
     exec_keys: Vec<ed25519_dalek::VerifyingKey>,
     g: usize,
     timers: Timers<TimerKind>,
@@ -448,9 +458,8 @@ impl Driver {
     }
 
     /// Relays a certified reply from a top filter to its gateway, once per (client,
-    /// request id) (each top filter sends every one). The gateway checks the Merkle path
-    /// and the threshold signature; here only what routing needs: the bounds and that
-    /// the client exists.
+    /// request id) (each top filter sends every one), after checking its bounds, that the
+    /// client exists, and its Merkle path and threshold signature (see the module doc).
     fn relay(&mut self, from: NodeId, reply: CertifiedReply) {
         if !self.sends_orders {
             // Replicas 0..=f relay (one of them is correct); the rest stay quiet.
@@ -470,6 +479,13 @@ impl Driver {
         };
         if self.relayed.contains_key(&key) {
             return;
+        }
+        let Some(verifier) = self.firewall.clone() else {
+            return self.refuse(from, "certified reply outside the firewall configuration");
+        };
+        if let Err(e) = self.verified_roots.verify(verifier.as_ref(), &reply) {
+            warn!(node = self.me, %from, error = %e, "certified reply does not verify");
+            return self.refuse(from, "forged certified reply");
         }
         self.relayed.insert(key, reply.sequence);
         if self.relayed.len() > MAX_RELAYED {

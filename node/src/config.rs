@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use palisade_crypto::{BodyKey, SchemeKind, ThresholdSigner, ThresholdVerifier};
+use palisade_crypto::{BodyKey, ThresholdSigner, ThresholdVerifier};
 use palisade_net::{NetworkConfig, NodeId, NoiseKeypair, PeerInfo};
 use serde::{Deserialize, Serialize};
 
@@ -659,7 +659,7 @@ pub fn keygen(opts: &KeygenOptions) -> Result<Vec<PathBuf>, NodeError> {
     let mut rng = rand::rng();
     let threshold = match opts.h {
         Some(_) => Some(
-            palisade_crypto::deal(SchemeKind::Blst, opts.g, m, &mut rng)
+            palisade_crypto::deal(palisade_crypto::DEFAULT_SCHEME, opts.g, m, &mut rng)
                 .map_err(|e| NodeError::Other(format!("keygen: threshold keys: {e}")))?,
         ),
         None => None,

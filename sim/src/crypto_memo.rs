@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use palisade_crypto::{
-    deal_from_seed, signer_from_bytes, verifier_from_bytes, BodyKey, CryptoError, SchemeKind,
-    ThresholdSigner, ThresholdVerifier,
+    deal_from_seed, signer_from_bytes, verifier_from_bytes, BodyKey, CryptoError, ThresholdSigner,
+    ThresholdVerifier,
 };
 use palisade_wire::firewall::{SignatureShare, ThresholdSignature};
 
@@ -131,10 +131,15 @@ pub struct FirewallKeys {
 }
 
 impl FirewallKeys {
-    /// Deals g+1-of-2g+1 BLS keys (`SchemeKind::Blst`) and a body key from `seed`.
+    /// Deals g+1-of-2g+1 BLS keys (`palisade_crypto::DEFAULT_SCHEME`) and a body key from `seed`.
     pub fn from_seed(seed: u64, g: usize) -> Result<FirewallKeys, CryptoError> {
         let parties = 2 * g + 1;
-        let dealt = deal_from_seed(SchemeKind::Blst, g, parties, derive(seed, 0xF1))?;
+        let dealt = deal_from_seed(
+            palisade_crypto::DEFAULT_SCHEME,
+            g,
+            parties,
+            derive(seed, 0xF1),
+        )?;
         let verifier = Arc::new(MemoVerifier::new(verifier_from_bytes(&dealt.public)?));
         let signers = dealt
             .shares
