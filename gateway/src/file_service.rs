@@ -20,6 +20,15 @@ use palisade_wire::fs::{FsOp, FsResult};
 #[async_trait]
 pub trait FileService: Send + Sync + 'static {
     async fn call(&self, op: FsOp) -> FsResult;
+
+    /// Whether a GETATTR is cheap enough to make just for the optional weak cache
+    /// consistency attributes of NFSv3 replies (RFC 1813 §2.6). True for a local file
+    /// system; a replicated service, where every call is one more ordered request (a
+    /// round of agreement, execution and reply certification), answers false, and the
+    /// NFS front end then sends only the operation itself (see `PalisadeNfs`).
+    fn cheap_getattr(&self) -> bool {
+        true
+    }
 }
 
 /// Lets a service be shared (e.g. between the NFS adapter and its owner, which shuts it
@@ -28,5 +37,8 @@ pub trait FileService: Send + Sync + 'static {
 impl<T: FileService + ?Sized> FileService for Arc<T> {
     async fn call(&self, op: FsOp) -> FsResult {
         (**self).call(op).await
+    }
+    fn cheap_getattr(&self) -> bool {
+        (**self).cheap_getattr()
     }
 }

@@ -128,6 +128,43 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         }
     }
 
+    /// One LOOKUP operation answers both: the file system's LOOKUP reply carries the
+    /// object's attributes (nfsserve's default would send a GETATTR after it).
+    async fn lookup_attr(
+        &self,
+        dirid: fileid3,
+        filename: &filename3,
+    ) -> Result<(fileid3, Option<fattr3>), nfsstat3> {
+        let op = FsOp::Lookup {
+            dir: dirid,
+            name: filename.0.clone(),
+        };
+        match self.run(op).await? {
+            FsReply::Lookup { id, attr } => Ok((id, Some(self.fattr(&attr)))),
+            other => Err(self.unexpected("lookup", &other)),
+        }
+    }
+
+    /// One READ operation answers both (its reply carries the file's attributes).
+    async fn read_attr(
+        &self,
+        id: fileid3,
+        offset: u64,
+        count: u32,
+    ) -> Result<(Vec<u8>, bool, Option<fattr3>), nfsstat3> {
+        match self.run(FsOp::Read { id, offset, count }).await? {
+            FsReply::Read { data, eof, attr } => Ok((data, eof, Some(self.fattr(&attr)))),
+            other => Err(self.unexpected("read", &other)),
+        }
+    }
+
+    /// The optional pre-/post-operation attributes (RFC 1813 §2.6) only where a GETATTR
+    /// is cheap: through a replicated service each would be one more ordered request,
+    /// and a small CREATE would cost three rounds instead of one.
+    fn wcc_attributes(&self) -> bool {
+        self.service.cheap_getattr()
+    }
+
     async fn getattr(&self, id: fileid3) -> Result<fattr3, nfsstat3> {
         match self.run(FsOp::GetAttr { id }).await? {
             FsReply::Attr(attr) => Ok(self.fattr(&attr)),

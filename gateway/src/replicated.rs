@@ -210,6 +210,12 @@ impl FileService for ReplicatedFileService {
         let agreed = reply_rx.await.map_err(|_| FsError::Io)?;
         self.answer(agreed)
     }
+
+    /// Every GETATTR is an ordered request here: not worth making for optional
+    /// cache-consistency attributes.
+    fn cheap_getattr(&self) -> bool {
+        false
+    }
 }
 
 impl ReplicatedFileService {

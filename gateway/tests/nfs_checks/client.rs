@@ -98,6 +98,11 @@ impl Nfs {
         Self { conn, root }
     }
 
+    /// The raw connection, for checks that read parts of a reply these helpers drop.
+    pub fn conn(&mut self) -> &mut Nfs3Connection<TokioIo<TcpStream>> {
+        &mut self.conn
+    }
+
     pub async fn getattr(&mut self, obj: &nfs_fh3) -> Result<fattr3, Status> {
         let args = GETATTR3args {
             object: obj.clone(),

@@ -264,15 +264,21 @@ pub async fn nfsproc3_lookup(
     }
     let dirid = dirid.unwrap();
 
-    let dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): the directory's attributes only when cheap, and
+    // the object's from `lookup_attr` (one call where the file system can).
+    let dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
-    match context.vfs.lookup(dirid, &dirops.name).await {
-        Ok(fid) => {
-            let obj_attr = match context.vfs.getattr(fid).await {
-                Ok(v) => nfs::post_op_attr::attributes(v),
-                Err(_) => nfs::post_op_attr::Void,
+    match context.vfs.lookup_attr(dirid, &dirops.name).await {
+        Ok((fid, attr)) => {
+            let obj_attr = match attr {
+                Some(v) => nfs::post_op_attr::attributes(v),
+                None => nfs::post_op_attr::Void,
             };
 
             debug!("lookup success {:?} --> {:?}", xid, obj_attr);
@@ -356,14 +362,14 @@ pub async fn nfsproc3_read(
     }
     let id = id.unwrap();
 
-    let obj_attr = match context.vfs.getattr(id).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
-    };
-    match context.vfs.read(id, args.offset, args.count).await {
-        Ok((bytes, eof)) => {
+    // PALISADE PATCH (see PATCHES.md): data and attributes from one `read_attr` call.
+    match context.vfs.read_attr(id, args.offset, args.count).await {
+        Ok((bytes, eof, attr)) => {
             let res = READ3resok {
-                file_attributes: obj_attr,
+                file_attributes: match attr {
+                    Some(v) => nfs::post_op_attr::attributes(v),
+                    None => nfs::post_op_attr::Void,
+                },
                 count: bytes.len() as u32,
                 eof,
                 data: bytes,
@@ -376,7 +382,7 @@ pub async fn nfsproc3_read(
             error!("read error {:?} --> {:?}", xid, stat);
             make_success_reply(xid).serialize(output)?;
             stat.serialize(output)?;
-            obj_attr.serialize(output)?;
+            nfs::post_op_attr::Void.serialize(output)?;
         },
     }
     Ok(())
@@ -1174,16 +1180,21 @@ pub async fn nfsproc3_write(
     let id = id.unwrap();
 
     // get the object attributes before the write
-    let pre_obj_attr = match context.vfs.getattr(id).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(_) => nfs::pre_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_obj_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(id).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(_) => nfs::pre_op_attr::Void,
+        }
     };
 
     match context.vfs.write(id, args.offset, &args.data).await {
@@ -1299,22 +1310,27 @@ pub async fn nfsproc3_create(
     let dirid = dirid.unwrap();
 
     // get the object attributes before the write
-    let pre_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            error!("Cannot stat directory");
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                error!("Cannot stat directory");
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
     let mut target_attributes = nfs::sattr3::default();
 
@@ -1330,9 +1346,14 @@ pub async fn nfsproc3_create(
                 // file exists. Fail with NFS3ERR_EXIST.
                 // Re-read dir attributes
                 // for post op attr
-                let post_dir_attr = match context.vfs.getattr(dirid).await {
-                    Ok(v) => nfs::post_op_attr::attributes(v),
-                    Err(_) => nfs::post_op_attr::Void,
+                // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+                let post_dir_attr = if !context.vfs.wcc_attributes() {
+                    nfs::post_op_attr::Void
+                } else {
+                    match context.vfs.getattr(dirid).await {
+                        Ok(v) => nfs::post_op_attr::attributes(v),
+                        Err(_) => nfs::post_op_attr::Void,
+                    }
                 };
 
                 make_success_reply(xid).serialize(output)?;
@@ -1370,9 +1391,14 @@ pub async fn nfsproc3_create(
     }
 
     // Re-read dir attributes for post op attr
-    let post_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let post_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
     let wcc_res = nfs::wcc_data {
         before: pre_dir_attr,
@@ -1478,24 +1504,30 @@ pub async fn nfsproc3_setattr(
     }
     let id = id.unwrap();
 
-    let ctime;
+    let mut ctime = nfs::nfstime3::default();
 
-    let pre_op_attr = match context.vfs.getattr(id).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            ctime = v.ctime;
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): the pre-operation attributes only when cheap or
+    // when the guard needs the ctime.
+    let pre_op_attr = if !context.vfs.wcc_attributes() && matches!(args.guard, sattrguard3::Void) {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(id).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                ctime = v.ctime;
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
     // handle the guard
     match args.guard {
@@ -1591,31 +1623,41 @@ pub async fn nfsproc3_remove(
     let dirid = dirid.unwrap();
 
     // get the object attributes before the write
-    let pre_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            error!("Cannot stat directory");
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                error!("Cannot stat directory");
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
 
     // delete!
     let res = context.vfs.remove(dirid, &dirops.name).await;
 
     // Re-read dir attributes for post op attr
-    let post_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let post_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
     let wcc_res = nfs::wcc_data {
         before: pre_dir_attr,
@@ -1716,54 +1758,74 @@ pub async fn nfsproc3_rename(
     let to_dirid = to_dirid.unwrap();
 
     // get the object attributes before the write
-    let pre_from_dir_attr = match context.vfs.getattr(from_dirid).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            error!("Cannot stat directory");
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_from_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(from_dirid).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                error!("Cannot stat directory");
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
 
     // get the object attributes before the write
-    let pre_to_dir_attr = match context.vfs.getattr(to_dirid).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            error!("Cannot stat directory");
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_to_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(to_dirid).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                error!("Cannot stat directory");
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
 
     // rename!
     let res = context.vfs.rename(from_dirid, &fromdirops.name, to_dirid, &todirops.name).await;
 
     // Re-read dir attributes for post op attr
-    let post_from_dir_attr = match context.vfs.getattr(from_dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let post_from_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(from_dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
-    let post_to_dir_attr = match context.vfs.getattr(to_dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let post_to_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(to_dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
     let from_wcc_res = nfs::wcc_data {
         before: pre_from_dir_attr,
@@ -1865,30 +1927,40 @@ pub async fn nfsproc3_mkdir(
     let dirid = dirid.unwrap();
 
     // get the object attributes before the write
-    let pre_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            error!("Cannot stat directory");
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                error!("Cannot stat directory");
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
 
     let res = context.vfs.mkdir(dirid, &args.dirops.name).await;
 
     // Re-read dir attributes for post op attr
-    let post_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let post_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
     let wcc_res = nfs::wcc_data {
         before: pre_dir_attr,
@@ -1991,22 +2063,27 @@ pub async fn nfsproc3_symlink(
     let dirid = dirid.unwrap();
 
     // get the object attributes before the write
-    let pre_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(stat) => {
-            error!("Cannot stat directory");
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::wcc_data::default().serialize(output)?;
-            return Ok(());
-        },
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let pre_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(stat) => {
+                error!("Cannot stat directory");
+                make_success_reply(xid).serialize(output)?;
+                stat.serialize(output)?;
+                nfs::wcc_data::default().serialize(output)?;
+                return Ok(());
+            },
+        }
     };
 
     let res = context
@@ -2015,9 +2092,14 @@ pub async fn nfsproc3_symlink(
         .await;
 
     // Re-read dir attributes for post op attr
-    let post_dir_attr = match context.vfs.getattr(dirid).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(_) => nfs::post_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
+    let post_dir_attr = if !context.vfs.wcc_attributes() {
+        nfs::post_op_attr::Void
+    } else {
+        match context.vfs.getattr(dirid).await {
+            Ok(v) => nfs::post_op_attr::attributes(v),
+            Err(_) => nfs::post_op_attr::Void,
+        }
     };
     let wcc_res = nfs::wcc_data {
         before: pre_dir_attr,

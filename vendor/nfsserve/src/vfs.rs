@@ -106,6 +106,33 @@ pub trait NFSFileSystem: Sync {
     /// This method should be fast as it is used very frequently.
     async fn lookup(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3>;
 
+    /// LOOKUP with the found object's attributes (RFC 1813 §3.3.3 returns both). The
+    /// default is `lookup` then `getattr`; a file system whose lookup already yields the
+    /// attributes answers with one call.
+    async fn lookup_attr(&self, dirid: fileid3, filename: &filename3) -> Result<(fileid3, Option<fattr3>), nfsstat3> {
+        let id = self.lookup(dirid, filename).await?;
+        Ok((id, self.getattr(id).await.ok()))
+    }
+
+    /// READ with the file's attributes (RFC 1813 §3.3.6 returns both). The default is
+    /// `getattr` then `read`; a file system whose read already yields the attributes
+    /// answers with one call.
+    async fn read_attr(&self, id: fileid3, offset: u64, count: u32) -> Result<(Vec<u8>, bool, Option<fattr3>), nfsstat3> {
+        let attr = self.getattr(id).await.ok();
+        let (data, eof) = self.read(id, offset, count).await?;
+        Ok((data, eof, attr))
+    }
+
+    /// Whether handlers should call `getattr` just to fill the optional weak cache
+    /// consistency data (RFC 1813 §2.6: `pre_op_attr`, and the directory `post_op_attr`
+    /// of LOOKUP, CREATE, MKDIR, SYMLINK, REMOVE, RMDIR and RENAME). Both are optional in
+    /// NFSv3; a client that gets none revalidates its cache with a GETATTR when it needs
+    /// to. A file system where every call is costly (one replicated, ordered operation
+    /// each) answers false, and those calls are not made.
+    fn wcc_attributes(&self) -> bool {
+        true
+    }
+
     /// Returns the attributes of an id.
     /// This method should be fast as it is used very frequently.
     async fn getattr(&self, id: fileid3) -> Result<fattr3, nfsstat3>;
