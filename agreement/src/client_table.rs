@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use ed25519_dalek::VerifyingKey;
 use palisade_wire::agreement::{ClientId, Request, Signed};
 
 /// Why a request was not admitted.
@@ -30,6 +31,12 @@ struct Pending {
     request: Signed<Request>,
     /// Set while the request sits in a batch proposed in the current view.
     proposed: bool,
+    /// Whether its client signature was checked. A request that came over its own
+    /// client's authenticated link is admitted unchecked (`admit_from_link`): the link
+    /// already proves who sent it. It is checked only when it must convince someone
+    /// else — before this replica proposes it as primary (`take_batch`) — or when it is
+    /// about to make this replica suspect the primary (`drop_forged`).
+    verified: bool,
 }
 
 /// Per-client windows plus the pending queue. Memory is bounded: at most window
@@ -75,6 +82,20 @@ impl ClientTable {
 
     /// Admits a request whose signature was already checked.
     pub fn admit(&mut self, request: Signed<Request>) -> Result<(), AdmitError> {
+        self.admit_checked(request, true)
+    }
+
+    /// Admits a request that arrived over the authenticated link of the client it names,
+    /// without checking its signature (see `Pending::verified`).
+    pub fn admit_from_link(&mut self, request: Signed<Request>) -> Result<(), AdmitError> {
+        self.admit_checked(request, false)
+    }
+
+    fn admit_checked(
+        &mut self,
+        request: Signed<Request>,
+        verified: bool,
+    ) -> Result<(), AdmitError> {
         let (client, id) = (request.message.client, request.message.request_id);
         if id == 0 {
             return Err(AdmitError::OutOfWindow(client, id));
@@ -104,6 +125,7 @@ impl ClientTable {
             Pending {
                 request,
                 proposed: false,
+                verified,
             },
         );
         self.queue.push_back((client, id));
@@ -208,8 +230,20 @@ impl ClientTable {
 
     /// Takes up to `max_requests` unproposed requests, stopping before `max_bytes` of
     /// payload is exceeded (but always taking at least one), and marks them proposed.
-    pub fn take_batch(&mut self, max_requests: usize, max_bytes: usize) -> Vec<Signed<Request>> {
+    /// The next batch to propose, in admission order, bounded by `max_requests` and
+    /// `max_bytes` (one oversized request still goes alone). Requests not yet verified
+    /// are checked against `client_keys` first: a correct primary proposes only
+    /// requests whose signatures hold (TOCS §4.2), which is what lets backups that hold
+    /// the identical bytes skip the check. Returns the batch and how many pending
+    /// requests were dropped for a bad signature.
+    pub fn take_batch(
+        &mut self,
+        max_requests: usize,
+        max_bytes: usize,
+        client_keys: &[VerifyingKey],
+    ) -> (Vec<Signed<Request>>, usize) {
         let mut batch = Vec::new();
+        let mut forged = 0usize;
         let mut bytes = 0usize;
         while batch.len() < max_requests {
             let Some(key) = self.queue.front().copied() else {
@@ -223,6 +257,15 @@ impl ClientTable {
                 self.queue.pop_front();
                 continue;
             }
+            if !p.verified {
+                if p.request.verify_with(client_keys).is_err() {
+                    self.queue.pop_front();
+                    self.remove_pending(key);
+                    forged += 1;
+                    continue;
+                }
+                p.verified = true;
+            }
             let size = p.request.message.payload.len();
             if !batch.is_empty() && bytes.saturating_add(size) > max_bytes {
                 break;
@@ -233,7 +276,35 @@ impl ClientTable {
             batch.push(p.request.clone());
             self.sub_unproposed(size);
         }
-        batch
+        (batch, forged)
+    }
+
+    /// Checks every pending request admitted unchecked and drops those whose signature
+    /// does not hold; returns how many were dropped. A backup calls this before its
+    /// request timer makes it suspect the primary: a correct primary never proposes a
+    /// forged request, so such a request must not count as one the primary ignores.
+    pub fn drop_forged(&mut self, client_keys: &[VerifyingKey]) -> usize {
+        let mut forged = Vec::new();
+        for (key, p) in self.pending.iter_mut().filter(|(_, p)| !p.verified) {
+            if p.request.verify_with(client_keys).is_ok() {
+                p.verified = true;
+            } else {
+                forged.push(*key);
+            }
+        }
+        for key in &forged {
+            self.remove_pending(*key);
+        }
+        forged.len()
+    }
+
+    /// Removes one pending request (its queue entry is skipped lazily).
+    fn remove_pending(&mut self, key: (ClientId, u64)) {
+        if let Some(p) = self.pending.remove(&key) {
+            if !p.proposed {
+                self.sub_unproposed(p.request.message.payload.len());
+            }
+        }
     }
 
     /// Number and payload bytes of unproposed requests (to decide whether a batch is
@@ -328,12 +399,12 @@ mod tests {
         t.admit(req(1, 3, 10)).unwrap();
         assert_eq!(t.admit(req(1, 4, 10)), Err(AdmitError::QueueFull));
         assert_eq!(t.unproposed(), (3, 30));
-        let b = t.take_batch(10, 25);
+        let b = t.take_batch(10, 25, &[]).0;
         assert_eq!(b.len(), 2);
         assert_eq!(t.unproposed(), (1, 10));
-        let b = t.take_batch(10, 1);
+        let b = t.take_batch(10, 1, &[]).0;
         assert_eq!(b.len(), 1, "one oversized request still goes alone");
-        assert!(t.take_batch(10, 100).is_empty());
+        assert!(t.take_batch(10, 100, &[]).0.is_empty());
         t.reset_proposed();
         assert_eq!(t.unproposed(), (3, 30));
     }

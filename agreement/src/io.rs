@@ -30,6 +30,16 @@ pub enum Input {
     /// A request from a client (gateway). Clients send every request to all replicas,
     /// so a faulty primary cannot hide it from the backups (TOCS §4.1, §4.4).
     ClientRequest(Signed<Request>),
+    /// A request that arrived over the authenticated link of the very client it names
+    /// (the runtime checked the link's identity). The link proves who sent it, so it is
+    /// admitted without checking its signature; the signature is checked only where it
+    /// must convince a third party: by the primary before it proposes the request, and
+    /// by a backup about to suspect the primary over it. Backups that hold the identical
+    /// bytes then accept the primary's batch without checking (they already know the
+    /// client sent it), and execution trusts the 2f+1 commits (see
+    /// `palisade_wire::agreement::OrderCertificate::verify`). In the normal case this
+    /// makes one signature check per request instead of one per replica.
+    LinkRequest(Signed<Request>),
     /// A message from replica `from` (as the authenticated link says). Its signature is
     /// checked regardless: `from` only decides where fetch replies go.
     Message {

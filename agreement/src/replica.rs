@@ -211,6 +211,9 @@ impl Replica {
         let delivered_before = self.last_delivered;
         let (source, result) = match input {
             Input::ClientRequest(request) => (Source::Client, self.on_request(request, &mut out)),
+            Input::LinkRequest(request) => {
+                (Source::Client, self.on_link_request(request, &mut out))
+            }
             Input::Message { from, message } => {
                 (Source::Replica, self.on_message(from, message, &mut out))
             }
@@ -303,6 +306,26 @@ impl Replica {
         self.propose(false, out)
     }
 
+    /// See [`Input::LinkRequest`]: bounds only; the signature is checked later, once.
+    fn on_link_request(
+        &mut self,
+        request: Signed<Request>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Reject> {
+        use palisade_wire::agreement::Bounded;
+        request.message.check_bounds()?;
+        if usize::try_from(request.message.client)
+            .map_or(true, |c| c >= self.config.client_keys.len())
+        {
+            return Err(Reject::Invalid(
+                palisade_wire::agreement::VerifyError::UnknownSigner(request.message.client),
+            ));
+        }
+        self.clients.admit_from_link(request)?;
+        self.stats.requests_admitted += 1;
+        self.propose(false, out)
+    }
+
     /// The primary proposes as many batches as the batcher and the high watermark allow.
     fn propose(&mut self, mut timer_fired: bool, out: &mut Vec<Output>) -> Result<(), Reject> {
         while self.status == Status::Normal && self.is_primary() && self.may_vote() {
@@ -370,9 +393,24 @@ impl Replica {
     }
 
     fn propose_batch(&mut self, out: &mut Vec<Output>) -> Result<(), Reject> {
-        let requests = self
-            .clients
-            .take_batch(self.batcher.max_requests(), self.batcher.max_bytes());
+        let (requests, forged) = self.clients.take_batch(
+            self.batcher.max_requests(),
+            self.batcher.max_bytes(),
+            &self.config.client_keys,
+        );
+        if forged > 0 {
+            self.stats.requests_invalid += forged as u64;
+            tracing::warn!(
+                replica = self.config.id,
+                forged,
+                "pending requests with bad client signatures dropped before proposing"
+            );
+        }
+        if requests.is_empty() {
+            // Every candidate was forged: nothing to propose (an empty batch is only for
+            // view changes).
+            return Ok(());
+        }
         // The primary fixes the batch's timestamp (DESIGN §1): its clock, but never
         // below an earlier batch's, so time never goes backwards in the order.
         let timestamp = self.now.unwrap_or_default().max(self.last_timestamp);
@@ -419,6 +457,21 @@ impl Replica {
             }
             TimerKind::ViewChange => {
                 self.vc_timer_armed = false;
+                if self.status == Status::Normal {
+                    // Requests admitted from a link were not checked: a forged one is
+                    // never proposed by a correct primary, so it must not make us
+                    // suspect one. Drop those and give the primary a fresh timeout.
+                    let forged = self.clients.drop_forged(&self.config.client_keys);
+                    if forged > 0 {
+                        self.stats.requests_invalid += forged as u64;
+                        tracing::warn!(
+                            replica = self.config.id,
+                            forged,
+                            "pending requests with bad client signatures dropped"
+                        );
+                        return Ok(());
+                    }
+                }
                 let next = self.view.saturating_add(1);
                 self.start_view_change(next, out)
             }

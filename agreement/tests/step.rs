@@ -729,3 +729,116 @@ fn hostile_run(seed: u64) {
         assert!(s.requests_out_of_window + s.requests_invalid > 0);
     }
 }
+
+/// A request signed with another client's key, claiming to be client 0's.
+fn forged_request(id: u64) -> Signed<Request> {
+    let mut forged = Signed::sign(
+        &client_key(1),
+        Request {
+            client: 0,
+            request_id: id,
+            payload: b"forged".to_vec(),
+        },
+    )
+    .unwrap();
+    forged.signer = 0;
+    forged
+}
+
+#[test]
+fn primary_checks_a_link_request_once_before_proposing_it() {
+    let mut p = replica(0, |c| c.batch_delay = Duration::ZERO);
+    // A request over its client's own link is admitted unchecked, then checked once,
+    // when it is proposed: a good one goes out exactly as a checked request would.
+    let good = request(0, 1, b"x");
+    let out = p.step(Input::LinkRequest(good.clone()));
+    let expected = batch_at(time(1_000), vec![good]);
+    assert_eq!(out[0], Output::Broadcast(pre_prepare(0, 0, 1, &expected)));
+    // A forged one is admitted, found out at proposal, dropped and counted: no batch.
+    let out = p.step(Input::LinkRequest(forged_request(2)));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Broadcast(AgreementMessage::PrePrepare { .. }))),
+        "proposed a forged request: {out:?}"
+    );
+    assert_eq!(p.stats().requests_invalid, 1);
+    assert_eq!(p.stats().requests_admitted, 2);
+    assert_eq!(p.stats().batches_proposed, 1);
+    assert_eq!(
+        p.pending_requests(),
+        1,
+        "only the proposed good request waits"
+    );
+    // Bounds and the client's identity are still checked on arrival.
+    let huge = request(0, 3, &vec![0; MAX_REQUEST_PAYLOAD + 1]);
+    assert!(p.step(Input::LinkRequest(huge)).is_empty());
+    let unknown = Signed::sign(
+        &client_key(9),
+        Request {
+            client: 9,
+            request_id: 1,
+            payload: vec![],
+        },
+    )
+    .unwrap();
+    assert!(p.step(Input::LinkRequest(unknown)).is_empty());
+    assert_eq!(p.stats().requests_invalid, 3);
+}
+
+#[test]
+fn a_backup_drops_forged_link_requests_instead_of_suspecting_the_primary() {
+    let mut r = replica(2, |_| {});
+    let out = r.step(Input::LinkRequest(forged_request(1)));
+    assert!(out.contains(&Output::SetTimer {
+        kind: TimerKind::ViewChange,
+        after: Duration::from_millis(500)
+    }));
+    // The request timer fires: the forged request is found out and dropped; the primary
+    // (which rightly never proposed it) is not suspected, and nothing waits any more.
+    let out = r.step(Input::Timer(TimerKind::ViewChange));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Broadcast(AgreementMessage::ViewChange(_)))),
+        "suspected the primary over a forged request: {out:?}"
+    );
+    assert_eq!(r.stats().view_changes_started, 0);
+    assert_eq!(r.stats().requests_invalid, 1);
+    assert_eq!(r.pending_requests(), 0);
+    assert_eq!(r.status(), Status::Normal);
+    // A genuine request that the primary ignores still leads to a view change.
+    r.step(Input::LinkRequest(request(0, 2, b"y")));
+    let out = r.step(Input::Timer(TimerKind::ViewChange));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Broadcast(AgreementMessage::ViewChange(_)))),
+        "a censored genuine request must expose the primary: {out:?}"
+    );
+    assert_eq!(r.stats().view_changes_started, 1);
+}
+
+#[test]
+fn a_backup_accepts_a_batch_of_link_requests_it_holds_without_their_signatures() {
+    // The backup holds the client's request from the client's own link; the primary's
+    // batch carries the identical bytes, so the backup prepares it. A batch carrying a
+    // request the backup does not hold must have a valid signature on it.
+    let mut r = replica(1, |_| {});
+    let mut unsigned = request(0, 1, b"x");
+    // The client's link vouches for these bytes, whatever the signature says.
+    unsigned.signature = forged_request(1).signature;
+    r.step(Input::LinkRequest(unsigned.clone()));
+    let held = batch_at(time(1_000), vec![unsigned]);
+    let out = r.step(msg(0, pre_prepare(0, 0, 1, &held)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Broadcast(AgreementMessage::Prepare(_)))),
+        "no prepare for a batch of held requests: {out:?}"
+    );
+    let not_held = batch_at(time(1_000), vec![forged_request(5)]);
+    let out = r.step(msg(0, pre_prepare(0, 0, 2, &not_held)));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::Broadcast(AgreementMessage::Prepare(_)))),
+        "prepared a forged request it never received: {out:?}"
+    );
+    assert_eq!(r.stats().messages_invalid, 1);
+}

@@ -93,18 +93,27 @@ fn bad_certificates_and_signatures_are_dropped_and_counted() {
         })
         .is_empty());
     assert_eq!(r.stats().bad_certificates, 2);
-    // A request signed by the wrong client key, in a correctly certified batch.
-    let mut forged = create(0, 1, "a");
-    forged.signature = create(1, 1, "a").signature;
-    let fb = batch(1, vec![forged]);
-    let fc = certificate(&fb);
+    // A correctly certified batch that is out of bounds (an oversized payload). Client
+    // signatures are agreement's to check (2f+1 commits vouch for them); bounds are
+    // checked here too.
+    let huge = Signed::sign(
+        &client_key(0),
+        palisade_wire::agreement::Request {
+            client: 0,
+            request_id: 1,
+            payload: vec![0; palisade_wire::agreement::MAX_REQUEST_PAYLOAD + 1],
+        },
+    )
+    .unwrap();
+    let hb = batch(1, vec![huge]);
+    let hc = certificate(&hb);
     assert!(r
         .step(ReplicaInput::Order {
-            batch: fb,
-            certificate: fc
+            batch: hb,
+            certificate: hc
         })
         .is_empty());
-    assert_eq!(r.stats().bad_request_signatures, 1);
+    assert_eq!(r.stats().malformed_batches, 1);
     assert_eq!(r.last_applied(), 0);
     // The genuine batch still executes afterwards.
     let c = certificate(&b);

@@ -364,7 +364,14 @@ impl Driver {
                     }
                     return;
                 }
-                self.step(Input::ClientRequest(request));
+                // Over its own client's authenticated (Noise) link, the link proves who
+                // sent it: the core then checks the signature once, as primary, instead
+                // of at every replica (see `Input::LinkRequest`).
+                if from == NodeId::Client(request.message.client) {
+                    self.step(Input::LinkRequest(request));
+                } else {
+                    self.step(Input::ClientRequest(request));
+                }
             }
             (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Stable(cert)))
                 if self.firewall.is_none() =>

@@ -196,11 +196,12 @@ impl Cluster {
     }
 
     /// A client sends its request to every replica (TOCS §4.1, after a timeout; we do it
-    /// at once so backups can suspect a primary that hides it).
+    /// at once so backups can suspect a primary that hides it), over its own
+    /// authenticated link, as the runtime does (`Input::LinkRequest`).
     pub fn submit(&mut self, request: Signed<Request>) {
         for i in 0..self.n() as ReplicaId {
             if !self.silent.contains(&i) {
-                self.input(i, Input::ClientRequest(request.clone()));
+                self.input(i, Input::LinkRequest(request.clone()));
             }
         }
     }

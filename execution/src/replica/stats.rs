@@ -41,8 +41,9 @@ pub struct ReplicaStats {
     pub orders_too_far_ahead: u64,
     /// Orders whose certificate did not verify, dropped.
     pub bad_certificates: u64,
-    /// Orders carrying a request with a bad client signature (or out of bounds), dropped.
-    pub bad_request_signatures: u64,
+    /// Certified orders whose batch is out of bounds (too many requests, an oversized
+    /// payload), dropped.
+    pub malformed_batches: u64,
     /// Batches that could not be committed (storage failure); retried later.
     pub storage_errors: u64,
     /// Replies or checkpoints that could not be signed (encoding failure).
