@@ -49,6 +49,7 @@ mod config;
 mod filter;
 mod io;
 mod log;
+mod reply_relay;
 mod shares;
 mod stable;
 pub mod stats;
@@ -56,6 +57,7 @@ pub mod stats;
 pub use config::{ConfigError, FilterConfig};
 pub use filter::Filter;
 pub use io::{FilterInput, FilterOutput};
+pub use reply_relay::{RelayDecision, ReplyRelay};
 pub use stable::MAX_PENDING_PER_REPLICA as MAX_STABLE_SHARES_PER_REPLICA;
 pub use stats::FilterStats;
 

@@ -10,13 +10,14 @@
 //! name, and stable certificates, which garbage-collect its delivery log (one stable
 //! interval back, as the filters do) and feed the replica's checkpoint protocol.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica};
-use palisade_crypto::{verify_stable, ThresholdVerifier, VerifiedRoots};
+use palisade_crypto::{verify_stable, ThresholdVerifier};
+use palisade_firewall::{RelayDecision, ReplyRelay};
 use palisade_wire::agreement::{Bounded, ClientId, Digest, ReplicaId, Sequence};
 use palisade_wire::execution::ExecutionMessage;
 use palisade_wire::firewall::{CertifiedReply, FirewallMessage, StableCertificate};
@@ -84,11 +85,10 @@ pub struct FirewallSide {
     /// Whether this node pushes every delivered order and relays certified replies
     /// (replicas 0..=f do).
     pub pushes_orders: bool,
-    roots: VerifiedRoots,
-    /// (client, request id) whose certified reply was relayed since the client last
-    /// asked (a retransmission clears it, so a relayed reply lost on the way is relayed
-    /// again).
-    relayed: BTreeSet<(ClientId, u64)>,
+    /// Which certified replies were relayed since their client last asked (a
+    /// retransmission clears them, so a relayed reply lost on the way is relayed
+    /// again), once per signature, at most one signature per top filter.
+    relayed: ReplyRelay,
     /// Certified replies relayed to clients.
     pub replies_relayed: u64,
     /// Firewall messages refused (bounds, unknown client, bad signature, wrong sender).
@@ -103,19 +103,17 @@ impl FirewallSide {
         pushes_orders: bool,
     ) -> FirewallSide {
         FirewallSide {
+            relayed: ReplyRelay::new(top_row.len(), MAX_DELIVERED_INDEX),
             top_row,
             verifier,
             n_clients,
             pushes_orders,
-            roots: VerifiedRoots::new(1024),
-            relayed: BTreeSet::new(),
             replies_relayed: 0,
             refused: 0,
         }
     }
 
     fn reset(&mut self) {
-        self.roots = VerifiedRoots::new(1024);
         self.relayed.clear();
     }
 }
@@ -238,7 +236,7 @@ impl AgreementNode {
                 self.step(input, now, &mut effects);
                 if self.replica.stats().requests_duplicate > duplicates {
                     if let Some(fw) = &mut self.firewall {
-                        fw.relayed.remove(&key);
+                        fw.relayed.forget(key.0, key.1);
                     }
                     self.forward_retransmission(key, &mut effects);
                 }
@@ -346,10 +344,10 @@ impl AgreementNode {
         }
     }
 
-    /// Relays a certified reply to the client it names, once per request (until the
-    /// client asks again). It checks the reply first — bounds, known client, Merkle path
-    /// and threshold signature (once per batch, [`VerifiedRoots`]) — so that a forging
-    /// top filter cannot take the one relay slot with garbage and starve the client.
+    /// Relays a certified reply to the client it names, once per request and signature
+    /// (until the client asks again), as the real node does: bounds and a known client
+    /// are checked here, the signature by the client ([`ReplyRelay`] says why), and a
+    /// forging top filter cannot take a request's relay slot with garbage.
     fn relay(&mut self, from: NodeId, c: CertifiedReply, effects: &mut Vec<Effect>) {
         let Some(fw) = &mut self.firewall else {
             return;
@@ -358,12 +356,8 @@ impl AgreementNode {
             // Replicas 0..=f relay (one of them is correct), as they push orders.
             return;
         }
-        let key = (c.entry.client, c.entry.request_id);
         if c.entry.client as usize >= fw.n_clients {
             return self.refuse("certified reply for an unknown client", from);
-        }
-        if fw.relayed.contains(&key) {
-            return;
         }
         let c = FirewallMessage::CertifiedReply(c);
         if c.check_bounds().is_err() {
@@ -372,13 +366,16 @@ impl AgreementNode {
         let FirewallMessage::CertifiedReply(c) = c else {
             return;
         };
-        if fw.roots.verify(fw.verifier.as_ref(), &c).is_err() {
-            return self.refuse("certified reply that does not verify", from);
+        match fw.relayed.offer(&c) {
+            RelayDecision::Relay => {}
+            RelayDecision::AlreadyRelayed => return,
+            RelayDecision::TooManySignatures => {
+                return self.refuse("more certified reply signatures than top filters", from)
+            }
+            RelayDecision::Malformed => {
+                return self.refuse("certified reply with a broken audit path", from)
+            }
         }
-        if fw.relayed.len() >= MAX_DELIVERED_INDEX {
-            fw.relayed.pop_first();
-        }
-        fw.relayed.insert(key);
         fw.replies_relayed += 1;
         effects.push(Effect::Send {
             to: NodeId::Client(c.entry.client),

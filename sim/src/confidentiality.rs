@@ -20,9 +20,12 @@
 //! garbage while the row below it is correct leaks nothing (counted as a harmless
 //! forgery), but one that forwards what a compromised filter below passed up is caught.
 //!
-//! Correct nodes get no such allowance: every upward message of a correct filter (in any
-//! row) and every message a correct agreement node sends a client must conform, tainted
-//! or not. That checks the filter core itself.
+//! Correct filters get no such allowance: every upward message of a correct filter (in
+//! any row) must conform, tainted or not. That checks the filter core itself. A correct
+//! agreement node is a conduit: it relays certified replies to clients without checking
+//! their signatures (the filter rows did, and the client does; see
+//! `palisade_firewall::ReplyRelay`), so what it relays is judged like anything else that
+//! crosses: a forgery it passes on is a leak only if it carries taint.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -137,9 +140,7 @@ impl Confidentiality {
     ) -> Result<bool, Violation> {
         let source_tainted = self.is_tainted(from);
         let boundary = self.topology.crosses_boundary(from, to);
-        let strict = correct
-            && matches!(from, NodeId::Filter(_) | NodeId::Agreement(_))
-            && self.topology.upward(from, to);
+        let strict = correct && matches!(from, NodeId::Filter(_)) && self.topology.upward(from, to);
         if !(source_tainted || boundary || strict) {
             return Ok(false);
         }
@@ -268,6 +269,13 @@ mod tests {
         // From a correct filter it would be a bug of the filter: a leak.
         assert!(c.on_send(top, agreement, &forged, true).is_err());
         assert!(c.on_send(bottom, top, &forged, true).is_err());
+        // A correct agreement node passing that harmless forgery on to the client (it
+        // does not check signatures; the client does) leaks nothing either.
+        assert_eq!(
+            c.on_send(agreement, NodeId::Client(0), &forged, true),
+            Ok(false)
+        );
+        assert_eq!(c.stats.harmless_forgeries, 2);
 
         // An execution replica's body is tainted; the compromised bottom filter that
         // receives it becomes tainted, passes it up (tainted), and a compromised top filter
@@ -292,6 +300,13 @@ mod tests {
         c.on_deliver(top);
         assert!(matches!(
             c.on_send(top, agreement, &forged, false),
+            Err(Violation::Leak(_))
+        ));
+        // An agreement node that received tainted bytes and relays anything uncertified
+        // to a client leaks, correct or not.
+        c.on_deliver(agreement);
+        assert!(matches!(
+            c.on_send(agreement, NodeId::Client(0), &forged, true),
             Err(Violation::Leak(_))
         ));
         assert!(c
