@@ -296,3 +296,124 @@ proptest! {
         prop_assert_eq!(r.fs.leaf_hashes().unwrap(), leaves);
     }
 }
+
+/// A backend that counts the bytes redb writes.
+#[derive(Debug)]
+struct Counting {
+    inner: InMemoryBackend,
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StorageBackend for Counting {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.written.fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.inner.write(offset, data)
+    }
+}
+
+/// Full 64 KiB blocks must cost about their size on disk, not a 128 KiB redb page each
+/// (a leaf holding a whole 64 KiB value would need one).
+#[test]
+fn full_blocks_are_written_at_about_their_size() {
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let w2 = Arc::clone(&written);
+    let store = RedbStore::open_with_backend(move || {
+        Ok(Counting {
+            inner: InMemoryBackend::new(),
+            written: Arc::clone(&w2),
+        })
+    })
+    .unwrap();
+    let mut h = H::new(store, FsConfig::default());
+    let f = h.create(ROOT_ID, "big");
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let before = written.load(Ordering::SeqCst);
+    for i in 0..16u64 {
+        h.write(f, i << 20, &data).unwrap();
+    }
+    let bytes = written.load(Ordering::SeqCst) - before;
+    let payload = 16u64 << 20;
+    assert!(
+        bytes < payload + payload / 4,
+        "{bytes} bytes written for {payload} bytes of data"
+    );
+    for i in [0u64, 7, 15] {
+        assert_eq!(h.read(f, i << 20, 1 << 20).0, data);
+    }
+    // Shrinking into a block drops its tail; growing again reads zeros there.
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(65_000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(1 << 20),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    let (back, _) = h.read(f, 0, 1 << 20);
+    assert_eq!(&back[..65_000], &data[..65_000]);
+    assert!(back[65_000..].iter().all(|&b| b == 0));
+}
+
+/// A block stored whole (before blocks were split into a head and a tail) reads whole.
+#[test]
+fn a_block_stored_whole_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = {
+        let mut h = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+        let f = h.create(ROOT_ID, "old");
+        h.write(f, 0, &[1u8; 65_536]).unwrap();
+        f
+    };
+    // Rewrite the block the way the earlier layout stored it: all of it in "blocks",
+    // nothing in "block_tails".
+    let whole: Vec<u8> = (0..65_536u32).map(|i| (i % 253) as u8).collect();
+    {
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let blocks: redb::TableDefinition<(u64, u64), &[u8]> =
+                redb::TableDefinition::new("blocks");
+            let tails: redb::TableDefinition<(u64, u64), &[u8]> =
+                redb::TableDefinition::new("block_tails");
+            let metas: redb::TableDefinition<(u64, u64), ([u8; 32], u32)> =
+                redb::TableDefinition::new("block_metas");
+            tx.open_table(blocks)
+                .unwrap()
+                .insert((f, 0), whole.as_slice())
+                .unwrap();
+            tx.open_table(tails).unwrap().remove((f, 0)).unwrap();
+            tx.open_table(metas)
+                .unwrap()
+                .insert((f, 0), (*blake3::hash(&whole).as_bytes(), 65_536))
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let mut h = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+    assert_eq!(h.read(f, 0, 65_536).0, whole);
+    // Overwriting part of it stores the new layout; the rest of the old bytes stay.
+    h.write(f, 65_500, &[9u8; 36]).unwrap();
+    let (back, _) = h.read(f, 0, 65_536);
+    assert_eq!(&back[..65_500], &whole[..65_500]);
+    assert_eq!(&back[65_500..], &[9u8; 36]);
+}
