@@ -35,6 +35,7 @@ use redb::{
     StorageError, TableDefinition,
 };
 
+use crate::deferred_sync::{DeferredSync, SyncHandle, SyncWaiter};
 use crate::store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};
 use crate::ExecError;
 
@@ -66,13 +67,15 @@ const META_KEY: &str = "state";
 /// to a 4 KiB leaf. A block stored whole by an earlier version (no tail) reads the same.
 const HEAD_MAX: usize = 64 * 1024 - 128;
 
-type Opener = Box<dyn Fn() -> Result<Database, ExecError> + Send + Sync>;
+/// An open database and, if its fsyncs are deferred, the handle for their waiters.
+type Opened = (Database, Option<SyncHandle>);
+type Opener = Box<dyn Fn() -> Result<Opened, ExecError> + Send + Sync>;
 
 /// A durable store in one redb database file.
 pub struct RedbStore {
     /// `None` after a failed commit until a reopen succeeds (retried on every access, so
     /// the store recovers once the disk has room again).
-    db: Mutex<Option<Database>>,
+    db: Mutex<Option<Opened>>,
     opener: Opener,
 }
 
@@ -114,7 +117,30 @@ impl RedbStore {
         let path = dir.join("state.redb");
         Self::with_opener(Box::new(move || {
             let p = path.clone();
-            guarded_open(move || Database::create(p))
+            Ok((guarded_open(move || Database::create(p))?, None))
+        }))
+    }
+
+    /// [`RedbStore::open`] with deferred commit fsyncs ([`DeferredSync`]): a commit
+    /// returns before its fsync, and is durable only once a [`Store::sync_waiter`] taken
+    /// after it returns `Ok`. For a caller that answers nothing before that (the
+    /// unreplicated gateway's executor), so the next batch executes during the fsync.
+    pub fn open_deferred_sync(dir: &Path) -> Result<RedbStore, ExecError> {
+        std::fs::create_dir_all(dir).map_err(storage)?;
+        let path = dir.join("state.redb");
+        Self::with_opener(Box::new(move || {
+            // As `Database::create` opens it.
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(storage)?;
+            let backend = redb::backends::FileBackend::new(file).map_err(open_error)?;
+            let (backend, handle) = DeferredSync::new(backend);
+            let db = guarded_open(move || Database::builder().create_with_backend(backend))?;
+            Ok((db, Some(handle)))
         }))
     }
 
@@ -127,7 +153,24 @@ impl RedbStore {
     {
         Self::with_opener(Box::new(move || {
             let backend = make().map_err(storage)?;
-            guarded_open(move || Database::builder().create_with_backend(backend))
+            Ok((
+                guarded_open(move || Database::builder().create_with_backend(backend))?,
+                None,
+            ))
+        }))
+    }
+
+    /// [`RedbStore::open_with_backend`] with deferred fsyncs, as
+    /// [`RedbStore::open_deferred_sync`] (tests use it to hold or fail an fsync).
+    pub fn open_with_backend_deferred_sync<B, F>(make: F) -> Result<RedbStore, ExecError>
+    where
+        B: StorageBackend,
+        F: Fn() -> Result<B, std::io::Error> + Send + Sync + 'static,
+    {
+        Self::with_opener(Box::new(move || {
+            let (backend, handle) = DeferredSync::new(make().map_err(storage)?);
+            let db = guarded_open(move || Database::builder().create_with_backend(backend))?;
+            Ok((db, Some(handle)))
         }))
     }
 
@@ -168,7 +211,7 @@ impl RedbStore {
             tracing::info!("database reopened");
         }
         match guard.as_ref() {
-            Some(db) => f(db),
+            Some((db, _)) => f(db),
             None => Err(ExecError::Storage("database not open".into())),
         }
     }
@@ -485,6 +528,14 @@ impl Store for RedbStore {
             out.push(record);
         }
         Ok(out)
+    }
+
+    fn sync_waiter(&self) -> Option<SyncWaiter> {
+        let guard = self.db.lock().unwrap_or_else(PoisonError::into_inner);
+        guard
+            .as_ref()
+            .and_then(|(_, handle)| handle.as_ref())
+            .map(SyncHandle::waiter)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
