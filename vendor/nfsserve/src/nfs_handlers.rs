@@ -1174,19 +1174,25 @@ pub async fn nfsproc3_write(
     let id = id.unwrap();
 
     // get the object attributes before the write
-    let pre_obj_attr = match context.vfs.getattr(id).await {
-        Ok(v) => {
-            let wccattr = nfs::wcc_attr {
-                size: v.size,
-                mtime: v.mtime,
-                ctime: v.ctime,
-            };
-            nfs::pre_op_attr::attributes(wccattr)
-        },
-        Err(_) => nfs::pre_op_attr::Void,
+    // PALISADE PATCH (see PATCHES.md): unless the file system declines (write_pre_op_attr).
+    let pre_obj_attr = if !context.vfs.write_pre_op_attr() {
+        nfs::pre_op_attr::Void
+    } else {
+        match context.vfs.getattr(id).await {
+            Ok(v) => {
+                let wccattr = nfs::wcc_attr {
+                    size: v.size,
+                    mtime: v.mtime,
+                    ctime: v.ctime,
+                };
+                nfs::pre_op_attr::attributes(wccattr)
+            },
+            Err(_) => nfs::pre_op_attr::Void,
+        }
     };
 
-    match context.vfs.write(id, args.offset, &args.data).await {
+    // PALISADE PATCH (see PATCHES.md): the decoded data is handed over, not borrowed.
+    match context.vfs.write_owned(id, args.offset, std::mem::take(&mut args.data)).await {
         Ok(fattr) => {
             debug!("write success {:?} --> {:?}", xid, fattr);
             let res = WRITE3resok {
