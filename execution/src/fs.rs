@@ -200,6 +200,13 @@ impl<S: Store> FileSystem<S> {
         }
     }
 
+    /// For a store with deferred fsyncs: a waiter that returns once every batch applied
+    /// so far is durable (see [`Store::sync_waiter`]); `None` if `apply_batch` returning
+    /// `Ok` already means durable.
+    pub fn sync_waiter(&self) -> Option<crate::SyncWaiter> {
+        self.store.sync_waiter()
+    }
+
     /// The sequence number of the last applied batch (persisted with each batch).
     pub fn last_applied(&self) -> u64 {
         self.last_applied

@@ -26,6 +26,7 @@
 
 mod checkpoint;
 mod config;
+mod deferred_sync;
 mod digest;
 mod error;
 mod exec;
@@ -42,6 +43,7 @@ mod snapshot;
 mod store;
 
 pub use config::FsConfig;
+pub use deferred_sync::{DeferredSync, SyncHandle, SyncWaiter};
 pub use digest::StateDigest;
 pub use error::ExecError;
 pub use exec::{IO_MAX, READDIR_MAX_ENTRIES};

@@ -80,13 +80,20 @@ impl Exec<'_> {
         while pos < end {
             let (index, in_block) = split(pos);
             let take = (BLOCK_SIZE - in_block as u64).min(end - pos) as usize;
-            let old = self
-                .ov
-                .block(id, index)?
-                .map(|b| b.data)
-                .unwrap_or_default();
-            let new_len = old.len().max(in_block + take);
-            growth += (new_len - old.len()) as u64;
+            // A write that covers a whole block replaces all of it: only the old
+            // length matters (for the space accounting), so its bytes are not read.
+            let (old_len, old) = if take as u64 == BLOCK_SIZE {
+                (self.block_len(id, index)?, None)
+            } else {
+                let old = self
+                    .ov
+                    .block(id, index)?
+                    .map(|b| b.data)
+                    .unwrap_or_default();
+                (old.len(), Some(old))
+            };
+            let new_len = old_len.max(in_block + take);
+            growth += (new_len - old_len) as u64;
             plan.push((index, in_block, take, pos, old));
             pos += take as u64;
         }
@@ -94,12 +101,26 @@ impl Exec<'_> {
         if meta.used_bytes.saturating_add(growth) > self.config.capacity_bytes {
             return Err(FsError::NoSpc.into());
         }
-        for (index, in_block, take, pos, mut bytes) in plan {
-            if bytes.len() < in_block + take {
-                bytes.resize(in_block + take, 0);
-            }
+        for (index, in_block, take, pos, old) in plan {
             let src_at = (pos - offset) as usize;
-            bytes[in_block..in_block + take].copy_from_slice(&data[src_at..src_at + take]);
+            let src = &data[src_at..src_at + take];
+            // Built by appending, so no byte is zero-filled only to be overwritten.
+            let bytes = match old {
+                None => src.to_vec(),
+                Some(mut bytes) if bytes.len() <= in_block => {
+                    // The gap between the old end and the write is a hole: zeros.
+                    bytes.reserve_exact(in_block + take - bytes.len());
+                    bytes.resize(in_block, 0);
+                    bytes.extend_from_slice(src);
+                    bytes
+                }
+                Some(mut bytes) => {
+                    let overlap = (bytes.len() - in_block).min(take);
+                    bytes[in_block..in_block + overlap].copy_from_slice(&src[..overlap]);
+                    bytes.extend_from_slice(&src[overlap..]);
+                    bytes
+                }
+            };
             self.ov.put_block(id, index, Block::new(bytes));
         }
         self.ov.changes.meta.used_bytes = meta.used_bytes.saturating_add(growth);
@@ -116,6 +137,15 @@ impl Exec<'_> {
         Ok(FsReply::Write {
             count: data.len() as u32,
             attr: attr_of(id, &rec),
+        })
+    }
+
+    /// The stored length of block `index` of `id` (0 for a hole), without reading its data.
+    fn block_len(&self, id: FileId, index: u64) -> OpResult<usize> {
+        let metas = self.ov.block_metas_from(id, index, 1)?;
+        Ok(match metas.first() {
+            Some((i, meta)) if *i == index => meta.len as usize,
+            _ => 0,
         })
     }
 

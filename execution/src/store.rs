@@ -114,6 +114,13 @@ pub trait Store: StateView {
     fn inode_ids_from(&self, from: FileId, limit: usize) -> Result<Vec<FileId>, ExecError>;
     /// Exactly-once table records with client id ≥ `from`, ascending, at most `limit`.
     fn clients_from(&self, from: u64, limit: usize) -> Result<Vec<ClientRecord>, ExecError>;
-    /// Applies `changes` atomically: all of them or, on error, none.
+    /// Applies `changes` atomically: all of them or, on error, none. Durable on return,
+    /// unless the store defers its fsyncs (then see [`Store::sync_waiter`]).
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError>;
+    /// For a store that defers its commit fsyncs ([`crate::RedbStore::open_deferred_sync`]):
+    /// a waiter that returns once every commit so far is durable. `None`: every commit
+    /// is durable when `commit` returns.
+    fn sync_waiter(&self) -> Option<crate::deferred_sync::SyncWaiter> {
+        None
+    }
 }

@@ -296,3 +296,244 @@ proptest! {
         prop_assert_eq!(r.fs.leaf_hashes().unwrap(), leaves);
     }
 }
+
+/// A backend that counts the bytes redb writes.
+#[derive(Debug)]
+struct Counting {
+    inner: InMemoryBackend,
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl StorageBackend for Counting {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.written.fetch_add(data.len() as u64, Ordering::SeqCst);
+        self.inner.write(offset, data)
+    }
+}
+
+/// Full 64 KiB blocks must cost about their size on disk, not a 128 KiB redb page each
+/// (a leaf holding a whole 64 KiB value would need one).
+#[test]
+fn full_blocks_are_written_at_about_their_size() {
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let w2 = Arc::clone(&written);
+    let store = RedbStore::open_with_backend(move || {
+        Ok(Counting {
+            inner: InMemoryBackend::new(),
+            written: Arc::clone(&w2),
+        })
+    })
+    .unwrap();
+    let mut h = H::new(store, FsConfig::default());
+    let f = h.create(ROOT_ID, "big");
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let before = written.load(Ordering::SeqCst);
+    for i in 0..16u64 {
+        h.write(f, i << 20, &data).unwrap();
+    }
+    let bytes = written.load(Ordering::SeqCst) - before;
+    let payload = 16u64 << 20;
+    assert!(
+        bytes < payload + payload / 4,
+        "{bytes} bytes written for {payload} bytes of data"
+    );
+    for i in [0u64, 7, 15] {
+        assert_eq!(h.read(f, i << 20, 1 << 20).0, data);
+    }
+    // Shrinking into a block drops its tail; growing again reads zeros there.
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(65_000),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    h.setattr(
+        f,
+        SetAttr {
+            size: Some(1 << 20),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    let (back, _) = h.read(f, 0, 1 << 20);
+    assert_eq!(&back[..65_000], &data[..65_000]);
+    assert!(back[65_000..].iter().all(|&b| b == 0));
+}
+
+/// A block stored whole (before blocks were split into a head and a tail) reads whole.
+#[test]
+fn a_block_stored_whole_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = {
+        let mut h = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+        let f = h.create(ROOT_ID, "old");
+        h.write(f, 0, &[1u8; 65_536]).unwrap();
+        f
+    };
+    // Rewrite the block the way the earlier layout stored it: all of it in "blocks",
+    // nothing in "block_tails".
+    let whole: Vec<u8> = (0..65_536u32).map(|i| (i % 253) as u8).collect();
+    {
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let blocks: redb::TableDefinition<(u64, u64), &[u8]> =
+                redb::TableDefinition::new("blocks");
+            let tails: redb::TableDefinition<(u64, u64), &[u8]> =
+                redb::TableDefinition::new("block_tails");
+            let metas: redb::TableDefinition<(u64, u64), ([u8; 32], u32)> =
+                redb::TableDefinition::new("block_metas");
+            tx.open_table(blocks)
+                .unwrap()
+                .insert((f, 0), whole.as_slice())
+                .unwrap();
+            tx.open_table(tails).unwrap().remove((f, 0)).unwrap();
+            tx.open_table(metas)
+                .unwrap()
+                .insert((f, 0), (*blake3::hash(&whole).as_bytes(), 65_536))
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let mut h = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+    assert_eq!(h.read(f, 0, 65_536).0, whole);
+    // Overwriting part of it stores the new layout; the rest of the old bytes stay.
+    h.write(f, 65_500, &[9u8; 36]).unwrap();
+    let (back, _) = h.read(f, 0, 65_536);
+    assert_eq!(&back[..65_500], &whole[..65_500]);
+    assert_eq!(&back[65_500..], &[9u8; 36]);
+}
+
+/// A backend that logs every write (offset, length), resize and fsync it receives.
+#[derive(Debug)]
+struct Logged {
+    inner: Arc<InMemoryBackend>,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+    full: Arc<AtomicBool>,
+}
+
+impl Logged {
+    fn note(&self, what: String) {
+        self.log.lock().unwrap().push(what);
+    }
+}
+
+impl StorageBackend for Logged {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.note(format!("len {len}"));
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        self.note("sync".into());
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.note(format!("write {offset} {}", data.len()));
+        self.inner.write(offset, data)
+    }
+}
+
+type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+fn logged_store(deferred: bool) -> (RedbStore, Log, Arc<AtomicBool>) {
+    let inner = Arc::new(InMemoryBackend::new());
+    let log: Log = Arc::default();
+    let full = Arc::new(AtomicBool::new(false));
+    let (i2, l2, f2) = (Arc::clone(&inner), Arc::clone(&log), Arc::clone(&full));
+    let make = move || {
+        Ok(Logged {
+            inner: Arc::clone(&i2),
+            log: Arc::clone(&l2),
+            full: Arc::clone(&f2),
+        })
+    };
+    let store = if deferred {
+        RedbStore::open_with_backend_deferred_sync(make)
+    } else {
+        RedbStore::open_with_backend(make)
+    }
+    .unwrap();
+    (store, log, full)
+}
+
+/// Deferred fsyncs change only *when* the fsync runs, never what the disk sees: the
+/// writes, resizes and fsyncs arrive in exactly the order of synchronous commits (so
+/// redb's crash safety is untouched), and a commit returns before its fsync.
+#[test]
+fn deferred_sync_keeps_the_synchronous_order_of_writes_and_fsyncs() {
+    let (store, sync_log, _) = logged_store(false);
+    let mut s = H::new(store, FsConfig::default());
+    assert!(s.fs.sync_waiter().is_none());
+    let (store, deferred_log, _) = logged_store(true);
+    let mut d = H::new(store, FsConfig::default());
+    let data = vec![5u8; 300_000];
+    for h in [&mut s, &mut d] {
+        workload(h);
+        let f = h.create(ROOT_ID, "big");
+        h.write(f, 0, &data).unwrap();
+    }
+    // `d`'s last commit returned, but its fsync has not run yet.
+    let last = deferred_log.lock().unwrap().last().cloned();
+    assert!(
+        last.as_deref().is_some_and(|e| e.starts_with("write")),
+        "{last:?}"
+    );
+    assert_eq!(
+        sync_log.lock().unwrap().last().map(String::as_str),
+        Some("sync")
+    );
+    d.fs.sync_waiter().unwrap().wait().unwrap();
+    assert_eq!(*deferred_log.lock().unwrap(), *sync_log.lock().unwrap());
+    assert_eq!(d.fs.digest(), s.fs.digest());
+}
+
+/// A failed deferred fsync fails its waiter and the next commit (nothing written after
+/// it may count as durable); the store then reopens and serves again.
+#[test]
+fn a_failed_deferred_fsync_fails_the_waiter_and_the_next_commit_then_recovers() {
+    let (store, _, full) = logged_store(true);
+    let mut h = H::new(store, FsConfig::default());
+    h.mkdir(ROOT_ID, "before");
+    full.store(true, Ordering::SeqCst);
+    let waiter = h.fs.sync_waiter().unwrap();
+    let err = waiter.wait().unwrap_err();
+    assert!(err.to_string().contains("os error 28"), "{err}");
+    let ctx = h.ctx();
+    let r = h.fs.apply_batch(
+        &ctx,
+        &[FsOp::Mkdir {
+            dir: ROOT_ID,
+            name: b"lost".to_vec(),
+            attr: SetAttr::default(),
+        }],
+    );
+    assert!(matches!(r, Err(ExecError::Storage(_))), "{r:?}");
+    full.store(false, Ordering::SeqCst);
+    let d = h.mkdir(ROOT_ID, "after");
+    h.fs.sync_waiter().unwrap().wait().unwrap();
+    assert_eq!(h.lookup(ROOT_ID, "after"), Ok(d));
+    assert_eq!(h.lookup(ROOT_ID, "lost"), Err(FsError::NoEnt));
+}

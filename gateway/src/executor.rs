@@ -6,10 +6,19 @@
 //! write data as one batch, applies it with one `apply_batch` (one durable commit), and
 //! answers every operation of the batch. Under load many WRITEs share one fsync, which is
 //! what lets every WRITE be answered FILE_SYNC (RFC 1813 §3.3.7) at disk-batch speed.
+//!
+//! Pipelined commit: if the file system defers its fsyncs (`BatchApply::sync_waiter`,
+//! `RedbStore::open_deferred_sync`), the executor hands each committed batch's answers
+//! to an answering thread, which sends them only once that batch's fsync has completed
+//! (and answers the whole batch with an error if it failed), while the executor already
+//! runs the next batch. The store makes the next batch's first disk write wait for the
+//! fsync, so only in-memory work overlaps the disk.
 
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
 
+use palisade_execution::SyncWaiter;
 use palisade_wire::fs::{BatchContext, FsError, FsOp, FsResult};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
@@ -23,6 +32,10 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Operations that may wait in the queue. Bounds the memory held by waiting WRITEs
 /// (at most this many times the 1 MiB write maximum); callers beyond it wait.
 pub const QUEUE_CAPACITY: usize = 256;
+/// Committed batches that may wait for their fsync at once. The store lets at most one
+/// commit run ahead of an fsync, so this is never reached in practice; it bounds memory
+/// regardless.
+pub const PENDING_BATCHES: usize = 4;
 
 /// What the executor needs of a file system: the `apply_batch` contract of
 /// `palisade_execution::FileSystem` (one atomic durable commit per batch).
@@ -34,6 +47,11 @@ pub trait BatchApply {
         ctx: &BatchContext,
         ops: &[FsOp],
     ) -> Result<Vec<FsResult>, Self::Error>;
+    /// A waiter for the durability of every batch applied so far, if `apply_batch`
+    /// returning `Ok` does not already mean durable (deferred fsyncs).
+    fn sync_waiter(&self) -> Option<SyncWaiter> {
+        None
+    }
 }
 
 /// A message to the executor thread.
@@ -74,21 +92,81 @@ impl ExecutorStats {
     }
 }
 
-/// The thread's main loop: runs until `Stop` or until every sender is gone.
-pub fn run<F: BatchApply>(fs: &mut F, rx: &mut mpsc::Receiver<Msg>, stats: &ExecutorStats) {
-    let mut clock = BatchClock::new();
-    let mut ops = Vec::with_capacity(MAX_BATCH_OPS);
-    let mut replies = Vec::with_capacity(MAX_BATCH_OPS);
-    loop {
-        let stop = collect(rx, &mut ops, &mut replies);
-        if !ops.is_empty() {
-            apply(fs, &mut clock, &ops, replies.drain(..), stats);
-            ops.clear();
-        }
-        if stop {
-            break;
+/// A committed batch whose answers wait for its fsync.
+struct Pending {
+    sequence: u64,
+    waiter: SyncWaiter,
+    answers: Vec<(oneshot::Sender<FsResult>, FsResult)>,
+}
+
+/// The answering thread: answers each batch once it is durable, in commit order.
+fn answer_when_durable(pending: std_mpsc::Receiver<Pending>, stats: &ExecutorStats) {
+    for batch in pending {
+        match batch.waiter.wait() {
+            Ok(()) => {
+                for (reply, result) in batch.answers {
+                    // A caller that gave up (its connection closed) is not an error here.
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                stats.storage_errors.fetch_add(1, Ordering::Relaxed);
+                let status = storage_status(&e);
+                error!(
+                    sequence = batch.sequence,
+                    ops = batch.answers.len(),
+                    error = %e,
+                    answer = ?status,
+                    "batch fsync failed; answering errors, it may be lost"
+                );
+                for (reply, _) in batch.answers {
+                    let _ = reply.send(Err(status));
+                }
+            }
         }
     }
+}
+
+/// The thread's main loop: runs until `Stop` or until every sender is gone. Returns
+/// once every batch is answered.
+pub fn run<F: BatchApply>(fs: &mut F, rx: &mut mpsc::Receiver<Msg>, stats: &ExecutorStats) {
+    std::thread::scope(|scope| {
+        let (pending_tx, pending_rx) = std_mpsc::sync_channel(PENDING_BATCHES);
+        let answerer = std::thread::Builder::new()
+            .name("palisade-answer".into())
+            .spawn_scoped(scope, move || answer_when_durable(pending_rx, stats));
+        // Without an answering thread, answers wait for the fsync on this one.
+        let pending_tx = match answerer {
+            Ok(_) => Some(pending_tx),
+            Err(e) => {
+                error!(error = %e, "no answering thread; fsyncs will not overlap execution");
+                None
+            }
+        };
+        let mut clock = BatchClock::new();
+        let mut ops = Vec::with_capacity(MAX_BATCH_OPS);
+        let mut replies = Vec::with_capacity(MAX_BATCH_OPS);
+        loop {
+            let stop = collect(rx, &mut ops, &mut replies);
+            if !ops.is_empty() {
+                apply(
+                    fs,
+                    &mut clock,
+                    &ops,
+                    replies.drain(..),
+                    stats,
+                    pending_tx.as_ref(),
+                );
+                ops.clear();
+            }
+            if stop {
+                break;
+            }
+        }
+        // Dropping the sender ends the answering thread once it has answered everything
+        // (running the last fsyncs itself); the scope joins it.
+        drop(pending_tx);
+    });
     // Anything queued after Stop is refused, not silently dropped.
     rx.close();
     let mut refused = 0u64;
@@ -146,6 +224,7 @@ fn apply<F: BatchApply>(
     ops: &[FsOp],
     replies: impl Iterator<Item = oneshot::Sender<FsResult>>,
     stats: &ExecutorStats,
+    answerer: Option<&std_mpsc::SyncSender<Pending>>,
 ) {
     let ctx = BatchContext {
         sequence: fs.last_applied().saturating_add(1),
@@ -167,9 +246,32 @@ fn apply<F: BatchApply>(
                 );
             }
             let mut results = results.into_iter();
-            for reply in replies {
-                // A caller that gave up (its connection closed) is not an error here.
-                let _ = reply.send(results.next().unwrap_or(Err(FsError::ServerFault)));
+            let answers: Vec<(oneshot::Sender<FsResult>, FsResult)> = replies
+                .map(|reply| (reply, results.next().unwrap_or(Err(FsError::ServerFault))))
+                .collect();
+            let Some(waiter) = fs.sync_waiter() else {
+                // Durable already: answer now.
+                for (reply, result) in answers {
+                    // A caller that gave up (its connection closed) is not an error here.
+                    let _ = reply.send(result);
+                }
+                return;
+            };
+            let batch = Pending {
+                sequence: ctx.sequence,
+                waiter,
+                answers,
+            };
+            let unsent = match answerer {
+                Some(tx) => tx.send(batch).err().map(|e| e.0),
+                None => Some(batch),
+            };
+            // No answering thread (it could not start): wait for the fsync here.
+            if let Some(batch) = unsent {
+                let (tx, rx) = std_mpsc::sync_channel(1);
+                let _ = tx.send(batch);
+                drop(tx);
+                answer_when_durable(rx, stats);
             }
         }
         Err(e) => {

@@ -1,10 +1,13 @@
 //! Tests of the executor loop (group commit, ordering, storage errors, stop) against a
 //! fake file system that records its batches.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
+use palisade_execution::{DeferredSync, SyncHandle, SyncWaiter};
 use palisade_wire::fs::{BatchContext, FsError, FsOp, FsReply, FsResult};
+use redb::StorageBackend;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::executor::{self, storage_status, BatchApply, ExecutorStats, Msg};
@@ -26,6 +29,40 @@ struct Fake {
     gate: Option<(std_mpsc::Sender<()>, std_mpsc::Receiver<()>)>,
     /// The next batch fails with this message.
     fail: Arc<Mutex<Option<String>>>,
+    /// Deferred fsyncs: each batch asks for one, as a redb commit would.
+    deferred: Option<(DeferredSync, SyncHandle)>,
+}
+
+/// A disk whose fsync announces itself on `entered`, then waits for the test's word on
+/// `gate` (a closed gate lets it through), and fails while `fail` is set.
+#[derive(Debug)]
+struct SlowDisk {
+    entered: Mutex<std_mpsc::Sender<()>>,
+    gate: Mutex<std_mpsc::Receiver<()>>,
+    fail: Arc<AtomicBool>,
+}
+
+impl StorageBackend for SlowDisk {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        Ok(0)
+    }
+    fn read(&self, _: u64, _: &mut [u8]) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+    fn set_len(&self, _: u64) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        let _ = self.entered.lock().unwrap().send(());
+        let _ = self.gate.lock().unwrap().recv();
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        Ok(())
+    }
+    fn write(&self, _: u64, _: &[u8]) -> Result<(), std::io::Error> {
+        Ok(())
+    }
 }
 
 impl BatchApply for Fake {
@@ -45,6 +82,10 @@ impl BatchApply for Fake {
         if let Some(msg) = self.fail.lock().unwrap().take() {
             return Err(FakeError(msg));
         }
+        if let Some((disk, _)) = &self.deferred {
+            // As a redb commit: the fsync is asked for, not run (refused once one failed).
+            disk.sync_data().map_err(|e| FakeError(e.to_string()))?;
+        }
         assert_eq!(ctx.sequence, self.last + 1);
         self.last = ctx.sequence;
         self.log.lock().unwrap().batches.push((*ctx, ops.to_vec()));
@@ -58,6 +99,9 @@ impl BatchApply for Fake {
             })
             .collect())
     }
+    fn sync_waiter(&self) -> Option<SyncWaiter> {
+        self.deferred.as_ref().map(|(_, handle)| handle.waiter())
+    }
 }
 
 struct Harness {
@@ -68,21 +112,44 @@ struct Harness {
     gate: Option<std_mpsc::Sender<()>>,
     entered: Option<std_mpsc::Receiver<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// With a slow disk: fsyncs announce themselves here ...
+    sync_entered: Option<std_mpsc::Receiver<()>>,
+    /// ... and each message here lets one through.
+    sync_gate: Option<std_mpsc::Sender<()>>,
+    sync_fail: Arc<AtomicBool>,
 }
 
 impl Harness {
     fn new(gated: bool) -> Self {
+        Self::build(gated, false)
+    }
+
+    /// With deferred fsyncs on a [`SlowDisk`].
+    fn with_slow_disk(gated: bool) -> Self {
+        Self::build(gated, true)
+    }
+
+    fn build(gated: bool, slow_disk: bool) -> Self {
         let (tx, mut rx) = mpsc::channel(executor::QUEUE_CAPACITY);
         let log = Arc::new(Mutex::new(Log::default()));
         let fail = Arc::new(Mutex::new(None));
         let stats = Arc::new(ExecutorStats::default());
         let (gate_tx, gate_rx) = std_mpsc::channel();
         let (entered_tx, entered_rx) = std_mpsc::channel();
+        let (sync_entered_tx, sync_entered_rx) = std_mpsc::channel();
+        let (sync_gate_tx, sync_gate_rx) = std_mpsc::channel();
+        let sync_fail = Arc::new(AtomicBool::new(false));
+        let disk = SlowDisk {
+            entered: Mutex::new(sync_entered_tx),
+            gate: Mutex::new(sync_gate_rx),
+            fail: sync_fail.clone(),
+        };
         let mut fake = Fake {
             last: 41,
             log: log.clone(),
             gate: gated.then_some((entered_tx, gate_rx)),
             fail: fail.clone(),
+            deferred: slow_disk.then(|| DeferredSync::new(disk)),
         };
         let thread_stats = stats.clone();
         let thread = std::thread::spawn(move || executor::run(&mut fake, &mut rx, &thread_stats));
@@ -94,6 +161,33 @@ impl Harness {
             gate: gated.then_some(gate_tx),
             entered: gated.then_some(entered_rx),
             thread: Some(thread),
+            sync_entered: Some(sync_entered_rx),
+            sync_gate: Some(sync_gate_tx),
+            sync_fail,
+        }
+    }
+
+    /// Waits until an fsync is running (and held at the gate).
+    async fn wait_sync_entered(&mut self) {
+        let entered = self.sync_entered.take().unwrap();
+        let entered = tokio::task::spawn_blocking(move || {
+            entered.recv().unwrap();
+            entered
+        })
+        .await
+        .unwrap();
+        self.sync_entered = Some(entered);
+    }
+
+    /// Lets every fsync through from now on.
+    fn open_sync_gate(&mut self) {
+        self.sync_gate.take();
+    }
+
+    /// Waits until the file system has applied `n` batches.
+    async fn wait_applied(&self, n: usize) {
+        while self.log.lock().unwrap().batches.len() < n {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -270,4 +364,51 @@ fn storage_status_recognises_a_full_disk() {
         storage_status(&Wrapper(std::io::Error::other("checksum mismatch"))),
         FsError::Io
     );
+}
+
+#[tokio::test]
+async fn pipelined_answers_wait_for_the_fsync_while_the_next_batch_runs() {
+    let mut h = Harness::with_slow_disk(false);
+    let mut first = h.send(FsOp::GetAttr { id: 1 }).await;
+    // Batch 42 is committed and its fsync is running, held at the gate.
+    h.wait_sync_entered().await;
+    let mut second = h.send(FsOp::GetAttr { id: 2 }).await;
+    // The executor applies batch 43 while 42's fsync is still held ...
+    h.wait_applied(2).await;
+    // ... and answers neither: 42 is not durable yet, 43 not either.
+    assert!(matches!(
+        first.try_recv(),
+        Err(oneshot::error::TryRecvError::Empty)
+    ));
+    assert!(matches!(
+        second.try_recv(),
+        Err(oneshot::error::TryRecvError::Empty)
+    ));
+    h.open_sync_gate();
+    assert_eq!(target(first.await.unwrap()), "42:1");
+    assert_eq!(target(second.await.unwrap()), "43:2");
+    assert_eq!(h.stats.snapshot().storage_errors, 0);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_fsync_answers_errors_for_the_whole_batch() {
+    let mut h = Harness::with_slow_disk(true);
+    let first = h.send(FsOp::GetAttr { id: 1 }).await;
+    h.wait_entered().await;
+    // Two ops queue behind the first batch and form the second one.
+    let a = h.send(FsOp::GetAttr { id: 2 }).await;
+    let b = h.send(FsOp::GetAttr { id: 3 }).await;
+    h.wait_queued(2).await;
+    h.sync_fail.store(true, Ordering::SeqCst);
+    h.open_sync_gate();
+    h.open_gate();
+    // Every fsync fails with ENOSPC: both batches are answered NOSPC, every op of them,
+    // whether the second was applied before the failure (and waited for its fsync) or
+    // after (its commit refused).
+    assert_eq!(first.await.unwrap(), Err(FsError::NoSpc));
+    assert_eq!(a.await.unwrap(), Err(FsError::NoSpc));
+    assert_eq!(b.await.unwrap(), Err(FsError::NoSpc));
+    assert_eq!(h.stats.snapshot().storage_errors, 2);
+    h.stop().await;
 }

@@ -29,6 +29,9 @@ impl<S: palisade_execution::Store> BatchApply for FileSystem<S> {
     ) -> Result<Vec<FsResult>, Self::Error> {
         FileSystem::apply_batch(self, ctx, ops)
     }
+    fn sync_waiter(&self) -> Option<palisade_execution::SyncWaiter> {
+        FileSystem::sync_waiter(self)
+    }
 }
 
 /// The unreplicated file service.
@@ -52,7 +55,9 @@ impl LocalFileService {
                 dir: dir.clone(),
                 source: Box::new(source),
             };
-            let store = RedbStore::open(&dir).map_err(open_error)?;
+            // Deferred fsyncs: the executor answers a batch only once its fsync is done,
+            // and runs the next batch meanwhile (see `executor`).
+            let store = RedbStore::open_deferred_sync(&dir).map_err(open_error)?;
             let fs = FileSystem::open(store, config).map_err(open_error)?;
             info!(dir = %dir.display(), last_applied = fs.last_applied(), "file system open");
             Ok(fs)

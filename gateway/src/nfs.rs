@@ -117,6 +117,15 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         ROOT_ID
     }
 
+    /// No GETATTR before each WRITE: it would be one more operation through the service
+    /// (in the unreplicated gateway, one that waits for the previous batch's fsync; in
+    /// the replicated ones, one more ordered request), and its attributes were never
+    /// atomic with the write. WRITE replies carry post-operation attributes only, which
+    /// RFC 1813 allows (Linux then takes its cached attributes as the pre-op ones).
+    fn write_pre_op_attr(&self) -> bool {
+        false
+    }
+
     async fn lookup(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3> {
         let op = FsOp::Lookup {
             dir: dirid,
@@ -198,13 +207,19 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
     }
 
     async fn write(&self, id: fileid3, offset: u64, data: &[u8]) -> Result<fattr3, nfsstat3> {
+        self.write_owned(id, offset, data.to_vec()).await
+    }
+
+    /// What nfsserve calls for WRITE: the decoded data moves into the `FsOp` uncopied.
+    async fn write_owned(
+        &self,
+        id: fileid3,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<fattr3, nfsstat3> {
         // Answered FILE_SYNC by nfsserve: the service returns only once the data is
         // durable (RFC 1813 §3.3.7).
-        let op = FsOp::Write {
-            id,
-            offset,
-            data: data.to_vec(),
-        };
+        let op = FsOp::Write { id, offset, data };
         match self.run(op).await? {
             FsReply::Write { attr, .. } => Ok(self.fattr(&attr)),
             other => Err(self.unexpected("write", &other)),

@@ -203,3 +203,35 @@ async fn all_checks_share_one_export() {
     nfs_checks::verify(&ep, &manifest).await;
     gw.shutdown().await.unwrap();
 }
+
+/// A WRITE is one operation through the service (no GETATTR first for pre-op
+/// attributes, see `PalisadeNfs::write_pre_op_attr`), is answered FILE_SYNC only once its
+/// batch is durable (deferred fsync, pipelined commit), and reads back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_one_operation_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, ep) = start(dir.path()).await;
+    let mut nfs = nfs_checks::Nfs::connect(&ep).await;
+    let root = nfs.root.clone();
+    let f = nfs.new_file(&root, b"w").await;
+    let data = nfs_checks::pattern(7, 4 << 20);
+    let before = gw.executor_stats().ops;
+    // `write_all` asserts every reply says FILE_SYNC.
+    nfs.write_all(&f, &data, 1 << 20).await;
+    assert_eq!(gw.executor_stats().ops - before, 4);
+    let mut back = Vec::new();
+    for i in 0..4u64 {
+        let (part, _) = nfs.read(&f, i << 20, 1 << 20).await.unwrap();
+        back.extend_from_slice(&part);
+    }
+    assert_eq!(back, data);
+    gw.shutdown().await.unwrap();
+    // Everything answered was on disk: a restart on the same directory reads it back.
+    let (gw, ep) = start(dir.path()).await;
+    let mut nfs = nfs_checks::Nfs::connect(&ep).await;
+    let root = nfs.root.clone();
+    let f = nfs.lookup(&root, b"w").await.unwrap();
+    let (part, _) = nfs.read(&f, 3 << 20, 1 << 20).await.unwrap();
+    assert_eq!(part, data[3 << 20..]);
+    gw.shutdown().await.unwrap();
+}

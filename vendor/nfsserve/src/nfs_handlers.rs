@@ -1180,8 +1180,9 @@ pub async fn nfsproc3_write(
     let id = id.unwrap();
 
     // get the object attributes before the write
-    // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
-    let pre_obj_attr = if !context.vfs.wcc_attributes() {
+    // PALISADE PATCH (see PATCHES.md §4, §7): weak cache consistency data only when cheap,
+    // and before a WRITE only if the file system wants it (write_pre_op_attr).
+    let pre_obj_attr = if !context.vfs.wcc_attributes() || !context.vfs.write_pre_op_attr() {
         nfs::pre_op_attr::Void
     } else {
         match context.vfs.getattr(id).await {
@@ -1197,7 +1198,8 @@ pub async fn nfsproc3_write(
         }
     };
 
-    match context.vfs.write(id, args.offset, &args.data).await {
+    // PALISADE PATCH (see PATCHES.md): the decoded data is handed over, not borrowed.
+    match context.vfs.write_owned(id, args.offset, std::mem::take(&mut args.data)).await {
         Ok(fattr) => {
             debug!("write success {:?} --> {:?}", xid, fattr);
             let res = WRITE3resok {

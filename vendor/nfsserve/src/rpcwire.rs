@@ -113,10 +113,15 @@ async fn read_fragment(socket: &mut DuplexStream, append_to: &mut Vec<u8>) -> Re
     }
     // The record is bounded above, so allocating the claimed length once is bounded too;
     // reading into a growing Vec instead cost a doubling-and-copy chain per 1 MiB WRITE.
-    let start = append_to.len();
-    append_to.resize(start + length, 0);
-    if socket.read_exact(&mut append_to[start..]).await.is_err() {
-        return Err(anyhow!("connection closed inside an RPC record fragment"));
+    // `read_buf` fills the spare capacity directly (no zero-fill of 1 MiB first).
+    let end = append_to.len() + length;
+    append_to.reserve_exact(length);
+    let mut fragment = (&mut *socket).take(length as u64);
+    while append_to.len() < end {
+        match fragment.read_buf(append_to).await {
+            Ok(0) | Err(_) => return Err(anyhow!("connection closed inside an RPC record fragment")),
+            Ok(_) => {}
+        }
     }
     trace!("Finishing Reading fragment length:{}, last:{}", length, is_last);
     Ok(is_last)

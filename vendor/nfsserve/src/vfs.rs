@@ -154,6 +154,24 @@ pub trait NFSFileSystem: Sync {
     /// this should return Err(nfsstat3::NFS3ERR_ROFS)
     async fn write(&self, id: fileid3, offset: u64, data: &[u8]) -> Result<fattr3, nfsstat3>;
 
+    /// PALISADE PATCH (see PATCHES.md): whether nfsproc3_write asks `getattr` before each
+    /// WRITE, for the reply's pre-operation attributes (weak cache consistency, RFC 1813
+    /// §2.6). Those are optional, and a separate `getattr` is not atomic with the write
+    /// anyway; a file system for which that call is costly (a queued operation that
+    /// waits for the previous batch's commit) answers `false`, and the reply then carries
+    /// none. The default keeps stock behaviour.
+    fn write_pre_op_attr(&self) -> bool {
+        true
+    }
+
+    /// PALISADE PATCH (see PATCHES.md): WRITE with the data handed over, so a file system
+    /// that keeps the bytes (queues them for a batch, say) need not copy 1 MiB per call.
+    /// nfsproc3_write calls this; the default calls [`NFSFileSystem::write`], so
+    /// implementations that only have `write` behave exactly as before.
+    async fn write_owned(&self, id: fileid3, offset: u64, data: Vec<u8>) -> Result<fattr3, nfsstat3> {
+        self.write(id, offset, &data).await
+    }
+
     /// Creates a file with the following attributes.
     /// If not supported due to readonly file system
     /// this should return Err(nfsstat3::NFS3ERR_ROFS)

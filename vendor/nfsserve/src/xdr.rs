@@ -123,13 +123,16 @@ impl XDR for Vec<u8> {
         // PALISADE PATCH (see PATCHES.md): an opaque cannot be longer than the RPC record
         // that carries it (at most MAX_RECORD_BYTES), so a larger claim is refused before
         // anything is allocated (stock 0.11 allocated up to 4 GiB); a smaller one is
-        // allocated once and read in place.
+        // allocated once and read in place, into the spare capacity (zero-filling it first
+        // cost a memset of every WRITE's data).
         if length as usize > crate::rpcwire::MAX_RECORD_BYTES {
             return Err(std::io::ErrorKind::InvalidData.into());
         }
         self.clear();
-        self.resize(length as usize, 0);
-        src.read_exact(self)?;
+        self.reserve_exact(length as usize);
+        if src.by_ref().take(u64::from(length)).read_to_end(self)? != length as usize {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         // read padding
         let pad = ((4 - length % 4) % 4) as usize;
         let mut zeros: [u8; 4] = [0, 0, 0, 0];
