@@ -39,7 +39,7 @@ impl TransactionTracker {
     /// Returns `true` if the transaction is a retransmission, `false` otherwise.
     pub fn is_retransmission(&self, xid: u32, client_addr: &str) -> bool {
         let key = (xid, client_addr.to_string());
-        let mut table = self.transactions.lock().expect("unable to unlock transactions mutex");
+        let mut table = self.transactions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         table.expire(SystemTime::now(), self.retention_period);
         if let hash_map::Entry::Vacant(e) = table.states.entry(key) {
             e.insert(TransactionState::InProgress);
@@ -53,10 +53,10 @@ impl TransactionTracker {
     pub fn mark_processed(&self, xid: u32, client_addr: &str) {
         let key = (xid, client_addr.to_string());
         let completion_time = SystemTime::now();
-        let mut table = self.transactions.lock().expect("unable to unlock transactions mutex");
+        let mut table = self.transactions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(tx) = table.states.get_mut(&key) {
             if matches!(tx, TransactionState::InProgress) {
-                *tx = TransactionState::Completed(completion_time);
+                *tx = TransactionState::Completed;
                 table.completed.push_back((completion_time, key));
             }
         }
@@ -83,7 +83,7 @@ impl Table {
 
     fn forget_oldest(&mut self) {
         if let Some((_, key)) = self.completed.pop_front() {
-            if matches!(self.states.get(&key), Some(TransactionState::Completed(_))) {
+            if matches!(self.states.get(&key), Some(TransactionState::Completed)) {
                 self.states.remove(&key);
             }
         }
@@ -92,7 +92,8 @@ impl Table {
 
 pub enum TransactionState {
     InProgress,
-    Completed(SystemTime),
+    /// Answered; when is kept in `Table::completed`, which expires it.
+    Completed,
 }
 
 #[cfg(test)]
