@@ -257,6 +257,20 @@ impl Replica {
         out
     }
 
+    /// Counts and logs pending requests dropped for a bad client signature (admitted
+    /// unchecked from a link, see `Input::LinkRequest`); true if there were any.
+    fn count_forged(&mut self, forged: usize) -> bool {
+        if forged > 0 {
+            self.stats.requests_invalid += forged as u64;
+            tracing::warn!(
+                replica = self.config.id,
+                forged,
+                "pending requests with bad client signatures dropped"
+            );
+        }
+        forged > 0
+    }
+
     fn count_replica_reject(&mut self, reject: &Reject) {
         self.count(Source::Replica, reject);
     }
@@ -398,14 +412,7 @@ impl Replica {
             self.batcher.max_bytes(),
             &self.config.client_keys,
         );
-        if forged > 0 {
-            self.stats.requests_invalid += forged as u64;
-            tracing::warn!(
-                replica = self.config.id,
-                forged,
-                "pending requests with bad client signatures dropped before proposing"
-            );
-        }
+        self.count_forged(forged);
         if requests.is_empty() {
             // Every candidate was forged: nothing to propose (an empty batch is only for
             // view changes).
@@ -462,13 +469,7 @@ impl Replica {
                     // never proposed by a correct primary, so it must not make us
                     // suspect one. Drop those and give the primary a fresh timeout.
                     let forged = self.clients.drop_forged(&self.config.client_keys);
-                    if forged > 0 {
-                        self.stats.requests_invalid += forged as u64;
-                        tracing::warn!(
-                            replica = self.config.id,
-                            forged,
-                            "pending requests with bad client signatures dropped"
-                        );
+                    if self.count_forged(forged) {
                         return Ok(());
                     }
                 }

@@ -290,28 +290,9 @@ fn bad_timestamps_are_refused() {
 fn bad_requests_are_dropped_and_counted() {
     let mut r = replica(1, |_| {});
     // Signed by another client's key.
-    let forged = Signed::sign(
-        &client_key(1),
-        Request {
-            client: 0,
-            request_id: 1,
-            payload: vec![],
-        },
-    )
-    .unwrap();
-    let mut forged = forged;
-    forged.signer = 0;
-    assert!(r.step(Input::ClientRequest(forged)).is_empty());
+    assert!(r.step(Input::ClientRequest(forged_request(1))).is_empty());
     // Unknown client.
-    let unknown = Signed::sign(
-        &client_key(9),
-        Request {
-            client: 9,
-            request_id: 1,
-            payload: vec![],
-        },
-    )
-    .unwrap();
+    let unknown = unknown_client_request();
     assert!(r.step(Input::ClientRequest(unknown)).is_empty());
     // Oversized payload.
     let huge = request(0, 1, &vec![0; MAX_REQUEST_PAYLOAD + 1]);
@@ -730,6 +711,19 @@ fn hostile_run(seed: u64) {
     }
 }
 
+/// A request of client 9, which the configuration does not know.
+fn unknown_client_request() -> Signed<Request> {
+    Signed::sign(
+        &client_key(9),
+        Request {
+            client: 9,
+            request_id: 1,
+            payload: vec![],
+        },
+    )
+    .unwrap()
+}
+
 /// A request signed with another client's key, claiming to be client 0's.
 fn forged_request(id: u64) -> Signed<Request> {
     let mut forged = Signed::sign(
@@ -772,15 +766,7 @@ fn primary_checks_a_link_request_once_before_proposing_it() {
     // Bounds and the client's identity are still checked on arrival.
     let huge = request(0, 3, &vec![0; MAX_REQUEST_PAYLOAD + 1]);
     assert!(p.step(Input::LinkRequest(huge)).is_empty());
-    let unknown = Signed::sign(
-        &client_key(9),
-        Request {
-            client: 9,
-            request_id: 1,
-            payload: vec![],
-        },
-    )
-    .unwrap();
+    let unknown = unknown_client_request();
     assert!(p.step(Input::LinkRequest(unknown)).is_empty());
     assert_eq!(p.stats().requests_invalid, 3);
 }

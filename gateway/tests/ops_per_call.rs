@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use nfs3_client::nfs3_types::nfs3::{
-    diropargs3, stable_how, LOOKUP3args, Nfs3Option, Nfs3Result, READ3args, WRITE3args,
+    diropargs3, nfs_fh3, stable_how, LOOKUP3args, Nfs3Option, Nfs3Result, READ3args, WRITE3args,
+    WRITE3resok,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs_checks::{mode, Endpoint, Nfs};
@@ -76,6 +77,21 @@ fn take(seen: &Mutex<Vec<String>>) -> Vec<String> {
     std::mem::take(&mut *seen.lock().unwrap())
 }
 
+/// A FILE_SYNC WRITE of b"hello" at offset 0; the whole reply.
+async fn write_hello(nfs: &mut Nfs, file: &nfs_fh3) -> WRITE3resok {
+    let args = WRITE3args {
+        file: file.clone(),
+        offset: 0,
+        count: 5,
+        stable: stable_how::FILE_SYNC,
+        data: Opaque::borrowed(b"hello"),
+    };
+    let Nfs3Result::Ok(wrote) = nfs.conn().write(&args).await.unwrap() else {
+        panic!("write failed")
+    };
+    wrote
+}
+
 #[tokio::test]
 async fn a_costly_service_gets_one_operation_per_call() {
     let (server, mut nfs, seen) = serve(false).await;
@@ -93,16 +109,7 @@ async fn a_costly_service_gets_one_operation_per_call() {
         .unwrap();
     assert_eq!(take(&seen), ["Create"]);
 
-    let args = WRITE3args {
-        file: file.clone(),
-        offset: 0,
-        count: 5,
-        stable: stable_how::FILE_SYNC,
-        data: Opaque::borrowed(b"hello"),
-    };
-    let Nfs3Result::Ok(wrote) = nfs.conn().write(&args).await.unwrap() else {
-        panic!("write failed")
-    };
+    let wrote = write_hello(&mut nfs, &file).await;
     assert_eq!(take(&seen), ["Write"]);
     // wcc: no pre-operation attributes, but the post-operation ones from the WRITE itself.
     assert!(matches!(wrote.file_wcc.before, Nfs3Option::None));
@@ -162,16 +169,7 @@ async fn a_cheap_service_gets_full_cache_consistency_data() {
     let file = nfs.new_file(&root, b"f").await;
     take(&seen);
 
-    let args = WRITE3args {
-        file: file.clone(),
-        offset: 0,
-        count: 5,
-        stable: stable_how::FILE_SYNC,
-        data: Opaque::borrowed(b"hello"),
-    };
-    let Nfs3Result::Ok(wrote) = nfs.conn().write(&args).await.unwrap() else {
-        panic!("write failed")
-    };
+    let wrote = write_hello(&mut nfs, &file).await;
     // WRITE never asks for pre-operation attributes (PATCHES.md §7: in the local service
     // that GETATTR would wait for the previous batch's fsync).
     assert_eq!(take(&seen), ["Write"]);
