@@ -32,6 +32,21 @@ pub struct Config {
     /// signatures are shared by many requests. Zero: no limit (batching by
     /// `batch_delay` alone).
     pub max_batches_in_flight: u64,
+    /// Most batches the primary keeps proposed beyond the highest sequence number that
+    /// any client reports answered ([`crate::Input::RepliedThrough`]). While that many
+    /// are unanswered, requests queue and go out together once a client reports
+    /// progress or `pacing_timeout` has passed. This paces batches by execution (with the
+    /// firewall, by certification) rather than by agreement alone: the commit window
+    /// above lets a batch go every agreement round, which is much shorter than an
+    /// execution and certification round, so without this the batches that queue in
+    /// front of execution stay small and each pays the per-batch threshold signature
+    /// and certificate checks. Zero: no limit. Clients that report nothing cost each
+    /// batch at most `pacing_timeout`; a client that reports too much releases only
+    /// the batches already proposed (the hint is clamped to them).
+    pub max_batches_unanswered: u64,
+    /// Longest time requests wait for a client to report progress (see
+    /// `max_batches_unanswered`).
+    pub pacing_timeout: Duration,
     /// K: a checkpoint every K sequence numbers (TOCS §4.3).
     pub checkpoint_interval: u64,
     /// L: sequence numbers accepted above the low watermark; 2K by default, so the
@@ -87,6 +102,8 @@ impl Config {
             max_batch_bytes: 3 * 1024 * 1024,
             batch_delay: Duration::from_millis(1),
             max_batches_in_flight: 0,
+            max_batches_unanswered: 0,
+            pacing_timeout: Duration::from_millis(5),
             checkpoint_interval: 64,
             window: 128,
             max_timestamp_skew: Duration::from_secs(1),
@@ -140,6 +157,11 @@ impl Config {
         }
         if self.window < self.checkpoint_interval || self.window > MAX_WINDOW as u64 {
             return Err(ConfigError::Invalid("window must be in K..=4096"));
+        }
+        if self.max_batches_unanswered > 0 && self.pacing_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "pacing_timeout must be positive when batches are paced",
+            ));
         }
         if self.client_window == 0 || self.max_pending_requests == 0 {
             return Err(ConfigError::Invalid(

@@ -22,6 +22,9 @@ pub enum TimerKind {
     /// timeout, so a replica that merely lost messages recovers before suspecting the
     /// primary.
     Status,
+    /// The primary held requests while `Config::max_batches_unanswered` batches were
+    /// unanswered and no client reported progress in time: propose them anyway.
+    Pacing,
 }
 
 /// Everything that can happen to a replica.
@@ -30,6 +33,9 @@ pub enum Input {
     /// A request from a client (gateway). Clients send every request to all replicas,
     /// so a faulty primary cannot hide it from the backups (TOCS §4.1, §4.4).
     ClientRequest(Signed<Request>),
+    /// A client reports it has accepted replies through this sequence number (over its
+    /// authenticated link; a batching hint, see `Config::max_batches_unanswered`).
+    RepliedThrough(Sequence),
     /// A request that arrived over the authenticated link of the very client it names
     /// (the runtime checked the link's identity). The link proves who sent it, so it is
     /// admitted without checking its signature; the signature is checked only where it

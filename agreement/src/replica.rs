@@ -32,6 +32,17 @@ pub enum Status {
     ViewChange,
 }
 
+/// The primary's pacing of batches by execution (see `Config::max_batches_unanswered`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pacing {
+    /// No requests held for pacing.
+    Idle,
+    /// Requests are held; the pacing timer is armed.
+    Armed,
+    /// The pacing timer fired: the next batch goes out without waiting for progress.
+    Expired,
+}
+
 /// Most pre-prepares held for a view not yet entered (see `hold_early`).
 const MAX_EARLY: usize = 64;
 
@@ -56,6 +67,10 @@ pub struct Replica {
     view_changes: ViewChanges,
     /// The primary's next sequence number to assign.
     next_sequence: Sequence,
+    /// The highest sequence number any client reported answered
+    /// ([`Input::RepliedThrough`], clamped): a batching hint only.
+    replied_through: Sequence,
+    pacing: Pacing,
     last_delivered: Sequence,
     /// Timestamp of the last delivered non-null batch.
     delivered_timestamp: Timestamp,
@@ -136,6 +151,8 @@ impl Replica {
             checkpoints: CheckpointTracker::new(),
             view_changes: ViewChanges::new(),
             next_sequence: 1,
+            replied_through: 0,
+            pacing: Pacing::Idle,
             last_delivered: 0,
             delivered_timestamp: Timestamp::default(),
             last_timestamp: Timestamp::default(),
@@ -213,6 +230,10 @@ impl Replica {
             Input::ClientRequest(request) => (Source::Client, self.on_request(request, &mut out)),
             Input::LinkRequest(request) => {
                 (Source::Client, self.on_link_request(request, &mut out))
+            }
+            Input::RepliedThrough(sequence) => {
+                self.note_replied_through(sequence);
+                (Source::Client, self.propose(false, &mut out))
             }
             Input::Message { from, message } => {
                 (Source::Replica, self.on_message(from, message, &mut out))
@@ -340,6 +361,17 @@ impl Replica {
         self.propose(false, out)
     }
 
+    /// Takes in a client's report of answered batches ([`Input::RepliedThrough`]),
+    /// clamped to what was proposed or delivered here: a client reporting too much
+    /// releases only the batches already out, not later ones.
+    fn note_replied_through(&mut self, hint: Sequence) {
+        let known = self
+            .next_sequence
+            .saturating_sub(1)
+            .max(self.last_delivered);
+        self.replied_through = self.replied_through.max(hint.min(known));
+    }
+
     /// The primary proposes as many batches as the batcher and the high watermark allow.
     fn propose(&mut self, mut timer_fired: bool, out: &mut Vec<Output>) -> Result<(), Reject> {
         while self.status == Status::Normal && self.is_primary() && self.may_vote() {
@@ -363,6 +395,19 @@ impl Replica {
                 }
                 return Ok(());
             }
+            if self.pacing != Pacing::Expired && self.unanswered_full(count, bytes) {
+                // A request reporting progress calls this again; the timer bounds the
+                // wait when none comes.
+                if count > 0 && self.pacing == Pacing::Idle {
+                    self.pacing = Pacing::Armed;
+                    self.stats.batches_paced += 1;
+                    out.push(Output::SetTimer {
+                        kind: TimerKind::Pacing,
+                        after: self.config.pacing_timeout,
+                    });
+                }
+                return Ok(());
+            }
             match self.batcher.decide(count, bytes, timer_fired) {
                 BatchDecision::Wait => return Ok(()),
                 BatchDecision::ArmTimer(after) => {
@@ -372,7 +417,12 @@ impl Replica {
                     });
                     return Ok(());
                 }
-                BatchDecision::Cut => self.propose_batch(out)?,
+                BatchDecision::Cut => {
+                    if std::mem::replace(&mut self.pacing, Pacing::Idle) == Pacing::Armed {
+                        out.push(Output::CancelTimer(TimerKind::Pacing));
+                    }
+                    self.propose_batch(out)?
+                }
             }
             timer_fired = false;
         }
@@ -389,6 +439,18 @@ impl Replica {
             .saturating_sub(self.last_delivered);
         limit > 0
             && in_flight >= limit
+            && count < self.batcher.max_requests()
+            && bytes < self.batcher.max_bytes()
+    }
+
+    /// True if `config.max_batches_unanswered` proposed batches are above the highest
+    /// sequence number a client reported answered, and the queued requests do not fill
+    /// a batch: they wait for a report (or the pacing timer).
+    fn unanswered_full(&self, count: usize, bytes: usize) -> bool {
+        let limit = self.config.max_batches_unanswered;
+        let proposed = self.next_sequence.saturating_sub(1);
+        limit > 0
+            && proposed.saturating_sub(self.replied_through) >= limit
             && count < self.batcher.max_requests()
             && bytes < self.batcher.max_bytes()
     }
@@ -462,6 +524,19 @@ impl Replica {
                     Ok(())
                 }
             }
+            TimerKind::Pacing => {
+                if self.pacing != Pacing::Armed {
+                    return Ok(());
+                }
+                self.stats.pacing_timeouts += 1;
+                if self.status == Status::Normal && self.is_primary() && self.may_vote() {
+                    self.pacing = Pacing::Expired;
+                    self.propose(true, out)
+                } else {
+                    self.pacing = Pacing::Idle;
+                    Ok(())
+                }
+            }
             TimerKind::ViewChange => {
                 self.vc_timer_armed = false;
                 if self.status == Status::Normal {
@@ -482,6 +557,16 @@ impl Replica {
                     view: self.view,
                     last_delivered: self.last_delivered,
                 }));
+                if self.status == Status::ViewChange {
+                    // Peers that installed this view may have sent its new-view while we
+                    // could not hear it (a partition); a status message does not tell
+                    // them we still wait, so ask. Without this, a replica that missed
+                    // the new-view and has nothing left to deliver waits until its
+                    // timer moves it on to yet another view, alone.
+                    out.push(Output::Broadcast(AgreementMessage::FetchNewView {
+                        view: self.view,
+                    }));
+                }
                 Ok(())
             }
         }

@@ -29,6 +29,11 @@ pub struct Stats {
     /// A replica voted twice differently in one view for one sequence.
     pub votes_conflicting: u64,
     pub batches_proposed: u64,
+    /// Times the primary began holding requests because `max_batches_unanswered`
+    /// proposed batches were unanswered.
+    pub batches_paced: u64,
+    /// Times it proposed held requests because no client reported progress in time.
+    pub pacing_timeouts: u64,
     pub batches_delivered: u64,
     pub requests_delivered: u64,
     pub checkpoints_stable: u64,

@@ -232,6 +232,112 @@ fn primary_with_a_full_in_flight_window_queues_requests_until_a_delivery() {
     assert_eq!(p.stats().batches_proposed, 2);
 }
 
+/// The batches a step proposed: (sequence, requests).
+fn proposals(out: &[Output]) -> Vec<(u64, Vec<Signed<Request>>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast(AgreementMessage::PrePrepare { pre_prepare, batch }) => {
+                Some((pre_prepare.message.sequence, batch.requests.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn paced_primary() -> Replica {
+    replica(0, |c| {
+        c.batch_delay = Duration::ZERO;
+        c.max_batches_unanswered = 1;
+        c.pacing_timeout = Duration::from_millis(5);
+    })
+}
+
+const PACING_TIMER: Output = Output::SetTimer {
+    kind: TimerKind::Pacing,
+    after: Duration::from_millis(5),
+};
+
+#[test]
+fn paced_primary_holds_requests_until_a_client_reports_the_batch_answered() {
+    let mut p = paced_primary();
+    let first = request(2, 1, b"a");
+    let out = p.step(Input::ClientRequest(first.clone()));
+    assert_eq!(proposals(&out), vec![(1, vec![first])]);
+    assert!(!out.contains(&PACING_TIMER));
+    // Sequence 1 is proposed and no client said it was answered: requests are held,
+    // with one pacing timer for all of them.
+    let (second, third) = (request(2, 2, b"b"), request(1, 1, b"c"));
+    let out = p.step(Input::ClientRequest(second.clone()));
+    assert_eq!(proposals(&out), vec![]);
+    assert!(out.contains(&PACING_TIMER), "{out:?}");
+    let out = p.step(Input::ClientRequest(third.clone()));
+    assert_eq!(proposals(&out), vec![]);
+    assert!(!out.contains(&PACING_TIMER), "armed twice: {out:?}");
+    assert_eq!(p.stats().batches_paced, 1);
+    // A report of sequence 1 answered releases both as one batch, and the pacing timer
+    // is cancelled; a stale report changes nothing.
+    assert!(p.step(Input::RepliedThrough(0)).is_empty());
+    let out = p.step(Input::RepliedThrough(1));
+    assert_eq!(proposals(&out), vec![(2, vec![second, third])]);
+    assert!(
+        out.contains(&Output::CancelTimer(TimerKind::Pacing)),
+        "{out:?}"
+    );
+    assert_eq!(p.stats().pacing_timeouts, 0);
+    // A report beyond what was proposed counts only up to it (2): the next request
+    // goes at once, the one after waits again (a lying client releases no more).
+    assert!(proposals(&p.step(Input::RepliedThrough(1_000))).is_empty());
+    let fourth = request(2, 3, b"d");
+    assert_eq!(
+        proposals(&p.step(Input::ClientRequest(fourth.clone()))),
+        vec![(3, vec![fourth])]
+    );
+    let out = p.step(Input::ClientRequest(request(2, 4, b"e")));
+    assert_eq!(proposals(&out), vec![]);
+    assert!(out.contains(&PACING_TIMER), "{out:?}");
+}
+
+#[test]
+fn paced_primary_proposes_held_requests_when_the_pacing_timer_fires() {
+    let mut p = paced_primary();
+    let first = request(2, 1, b"a");
+    assert_eq!(
+        proposals(&p.step(Input::ClientRequest(first.clone()))),
+        vec![(1, vec![first])]
+    );
+    let second = request(2, 2, b"b");
+    assert!(p
+        .step(Input::ClientRequest(second.clone()))
+        .contains(&PACING_TIMER));
+    // No client reports progress: the timer releases the held request alone.
+    let out = p.step(Input::Timer(TimerKind::Pacing));
+    assert_eq!(proposals(&out), vec![(2, vec![second])]);
+    assert_eq!(p.stats().pacing_timeouts, 1);
+    // The next request waits again, on a fresh timer; a stale timer firing when
+    // nothing is armed does nothing.
+    let third = request(2, 3, b"c");
+    let out = p.step(Input::ClientRequest(third.clone()));
+    assert_eq!(proposals(&out), vec![]);
+    assert!(out.contains(&PACING_TIMER));
+    assert_eq!(
+        proposals(&p.step(Input::Timer(TimerKind::Pacing))),
+        vec![(3, vec![third])]
+    );
+    assert!(p.step(Input::Timer(TimerKind::Pacing)).is_empty());
+    assert_eq!(p.stats().pacing_timeouts, 2);
+}
+
+#[test]
+fn pacing_needs_a_positive_timeout() {
+    let mut c = config(1, 0);
+    c.max_batches_unanswered = 1;
+    c.pacing_timeout = Duration::ZERO;
+    assert!(matches!(
+        Replica::new(c, replica_key(0)),
+        Err(ConfigError::Invalid(_))
+    ));
+}
+
 #[test]
 fn backup_only_arms_its_request_timer_on_a_request() {
     let mut r = replica(2, |_| {});

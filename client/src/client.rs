@@ -6,18 +6,23 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use palisade_crypto::VerifiedRoots;
 use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
-use palisade_wire::execution::{ExecReplicaId, Reply};
+use palisade_wire::execution::{BatchReply, ExecReplicaId};
 use palisade_wire::firewall::{reply_root_message, CertifiedReply};
 
 use crate::config::{Acceptance, ClientConfig};
 use crate::io::{ClientInput, ClientOutput, ClientTimer};
 use crate::retransmit::Backoff;
+use crate::signed_roots::SignedRoots;
 use crate::stats::ClientStats;
 use crate::votes::{Vote, Votes};
 
 /// Verified (sequence, root, signature) triples remembered (`Certified` acceptance). A
 /// client's window of requests in flight spreads over few batches; a handful suffices.
 pub const VERIFIED_ROOTS: usize = 32;
+
+/// Verified batch roots remembered (`Matching` acceptance): a few batches for each of
+/// the 2g+1 replicas.
+pub const SIGNED_ROOTS: usize = 64;
 
 /// A request in flight: what was sent, when it is due again, and the replies so far.
 #[derive(Debug)]
@@ -42,6 +47,11 @@ pub struct Client {
     faulty: BTreeSet<ExecReplicaId>,
     /// Batch certificates verified recently (`Certified` acceptance).
     verified: VerifiedRoots,
+    /// Replicas' batch-root signatures verified recently (`Matching` acceptance).
+    signed_roots: SignedRoots,
+    /// The highest sequence number of an accepted reply; reported to the agreement
+    /// replicas whenever it rises ([`ClientOutput::RepliedThrough`]).
+    replied_through: u64,
     stats: ClientStats,
 }
 
@@ -57,6 +67,8 @@ impl Client {
             timer_due: None,
             faulty: BTreeSet::new(),
             verified: VerifiedRoots::new(VERIFIED_ROOTS),
+            signed_roots: SignedRoots::new(SIGNED_ROOTS),
+            replied_through: 0,
             stats: ClientStats::default(),
         }
     }
@@ -150,7 +162,7 @@ impl Client {
         );
     }
 
-    fn on_reply(&mut self, signed: Signed<Reply>, out: &mut Vec<ClientOutput>) {
+    fn on_reply(&mut self, reply: BatchReply, out: &mut Vec<ClientOutput>) {
         // Cheap checks first, so replies nobody waits for cost no signature check.
         let client = self.config.id;
         if !matches!(self.config.acceptance, Acceptance::Matching) {
@@ -158,28 +170,47 @@ impl Client {
             tracing::debug!(client, "signed reply, but certified replies are expected");
             return;
         }
-        if signed.message.client != client {
+        if reply.message.client != client {
             self.stats.replies_wrong_client += 1;
             tracing::debug!(
                 client,
-                to = signed.message.client,
+                to = reply.message.client,
                 "reply for another client"
             );
             return;
         }
-        let request_id = signed.message.request_id;
+        let request_id = reply.message.request_id;
         let Some(entry) = self.outstanding.get_mut(&request_id) else {
             self.stats.replies_unknown_request += 1;
             tracing::debug!(client, request_id, "reply for no outstanding request");
             return;
         };
-        if let Err(e) = signed.verify_with(&self.config.exec_keys) {
+        // Bounds and the Merkle path (hashing only), then the replica's signature on the
+        // batch root — once per replica and batch, thanks to the remembered roots.
+        let (replica, sequence) = (reply.message.replica, reply.message.sequence);
+        let checked = palisade_crypto::batch_reply_root(&reply).and_then(|root| {
+            if self
+                .signed_roots
+                .contains(replica, sequence, &root, &reply.signature)
+            {
+                self.stats.reply_signatures_cached += 1;
+                return Ok(());
+            }
+            let key = usize::try_from(replica)
+                .ok()
+                .and_then(|i| self.config.exec_keys.get(i))
+                .ok_or(palisade_crypto::CryptoError::UnknownSigner(replica))?;
+            palisade_crypto::verify_batch_reply(key, &reply)?;
+            self.signed_roots
+                .insert(replica, sequence, root, reply.signature);
+            Ok(())
+        });
+        if let Err(e) = checked {
             self.stats.replies_invalid += 1;
-            tracing::debug!(client, request_id, error = %e, "reply refused");
+            tracing::debug!(client, request_id, replica, error = %e, "reply refused");
             return;
         }
-        let replica = signed.message.replica;
-        match entry.votes.add(signed.message) {
+        match entry.votes.add(reply.message) {
             Vote::Counted => self.stats.replies_counted += 1,
             Vote::Duplicate => {
                 self.stats.replies_duplicate += 1;
@@ -203,6 +234,7 @@ impl Client {
             .map(|r| (r.sequence, r.result.clone()));
         if let Some((sequence, result)) = decided {
             self.outstanding.remove(&request_id);
+            self.replied(sequence, out);
             self.stats.completed += 1;
             out.push(ClientOutput::Complete {
                 request_id,
@@ -267,6 +299,7 @@ impl Client {
             return;
         }
         self.outstanding.remove(&request_id);
+        self.replied(sequence, out);
         self.stats.replies_counted += 1;
         self.stats.completed += 1;
         out.push(ClientOutput::Complete {
@@ -274,6 +307,16 @@ impl Client {
             sequence,
             result: reply.entry.body,
         });
+    }
+
+    /// A reply of the batch at `sequence` was accepted: when that is the highest yet, tell
+    /// the agreement replicas, whose primary paces batches by it (once per batch, so
+    /// the report costs one small message per batch and agreement replica).
+    fn replied(&mut self, sequence: u64, out: &mut Vec<ClientOutput>) {
+        if sequence > self.replied_through {
+            self.replied_through = sequence;
+            out.push(ClientOutput::RepliedThrough(sequence));
+        }
     }
 
     fn on_retransmit_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use palisade_wire::agreement::{ReplicaId, Request, Signed};
-use palisade_wire::execution::Reply;
+use palisade_wire::execution::BatchReply;
 use palisade_wire::firewall::CertifiedReply;
 
 /// The client's only timer. At most one is armed; a new `SetTimer` replaces it.
@@ -24,7 +24,7 @@ pub enum ClientInput {
     Submit { payload: Vec<u8> },
     /// A reply from an execution replica, as received (not yet verified); used with
     /// [`crate::Acceptance::Matching`].
-    Reply(Signed<Reply>),
+    Reply(BatchReply),
     /// A reply certified by the execution cluster's threshold signature, as received
     /// through the firewall and an agreement node (not yet verified); used with
     /// [`crate::Acceptance::Certified`].
@@ -55,6 +55,9 @@ pub enum ClientOutput {
         to: Option<ReplicaId>,
         request: Signed<Request>,
     },
+    /// Tell every agreement replica that this client has accepted replies through this
+    /// sequence number (`Envelope::RepliedThrough`; a batching hint for the primary).
+    RepliedThrough(u64),
     /// g+1 execution replicas agreed on this result (the encoding of an `FsResult`, or
     /// its sealed form when the execution cluster seals reply bodies) for the request,
     /// executed in the batch at `sequence`.

@@ -22,7 +22,9 @@
 //! - accepts a result, depending on [`Acceptance`]:
 //!   - `Matching` (the `separate` configuration): once g+1 distinct execution replicas
 //!     sent matching, correctly signed replies ([`Reply::matches`]): at most g are
-//!     faulty, so one of them is correct ([`votes`]);
+//!     faulty, so one of them is correct ([`votes`]). Each replica signs once per batch
+//!     (a Merkle root over its replies, `BatchReply`); the roots checked are remembered
+//!     ([`signed_roots`]), so a batch costs one signature check per replica;
 //!   - `Certified` (the firewall configuration, SOSP 2003 §4): on one reply whose Merkle
 //!     path (RFC 6962 §2.1.1) leads to a batch root signed by the execution cluster's
 //!     combined threshold signature — g+1 replicas' shares, checked against one public
@@ -39,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod io;
 pub mod retransmit;
+pub mod signed_roots;
 pub mod stats;
 pub mod votes;
 

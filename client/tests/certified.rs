@@ -12,7 +12,6 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput};
 use palisade_crypto::{certify_replies, DealtKeys, SchemeKind, ThresholdVerifier};
-use palisade_wire::agreement::Signed;
 use palisade_wire::execution::Reply;
 use palisade_wire::firewall::{reply_root_message, CertifiedReply, ReplyEntry, ThresholdSignature};
 
@@ -21,6 +20,11 @@ const SEQUENCE: u64 = 17;
 
 fn exec_key(i: u32) -> SigningKey {
     SigningKey::from_bytes(&[i as u8 + 50; 32])
+}
+
+/// `reply` as replica `signer` sends it: a batch of one, under `signer`'s key.
+fn signed_reply(signer: u32, reply: Reply) -> palisade_wire::execution::BatchReply {
+    palisade_crypto::sign_batch_replies(&exec_key(signer), vec![reply]).remove(0)
 }
 
 fn keys(seed: u8) -> DealtKeys {
@@ -204,8 +208,8 @@ fn replies_of_the_wrong_kind_are_dropped_and_counted() {
     let mut c = client(Acceptance::Certified(verifier(1)));
     submit(&mut c, 1);
     for replica in 0..3 {
-        let reply = Signed::sign(
-            &exec_key(replica),
+        let reply = signed_reply(
+            replica,
             Reply {
                 sequence: 9,
                 client: CLIENT,
@@ -213,8 +217,7 @@ fn replies_of_the_wrong_kind_are_dropped_and_counted() {
                 result: b"r".to_vec(),
                 replica,
             },
-        )
-        .unwrap();
+        );
         let out = c.step(ClientInput::Reply(reply), Duration::from_millis(1));
         assert!(complete(&out).is_none());
     }

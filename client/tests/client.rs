@@ -16,6 +16,11 @@ fn exec_key(i: u32) -> SigningKey {
     SigningKey::from_bytes(&[i as u8 + 50; 32])
 }
 
+/// `reply` as replica `signer` sends it: a batch of one, under `signer`'s key.
+fn signed_reply(signer: u32, reply: Reply) -> palisade_wire::execution::BatchReply {
+    palisade_crypto::sign_batch_replies(&exec_key(signer), vec![reply]).remove(0)
+}
+
 fn client_key() -> SigningKey {
     SigningKey::from_bytes(&[7; 32])
 }
@@ -55,19 +60,16 @@ fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
 }
 
 fn reply(replica: u32, request_id: u64, result: &[u8]) -> ClientInput {
-    ClientInput::Reply(
-        Signed::sign(
-            &exec_key(replica),
-            Reply {
-                sequence: 9,
-                client: CLIENT,
-                request_id,
-                result: result.to_vec(),
-                replica,
-            },
-        )
-        .unwrap(),
-    )
+    ClientInput::Reply(signed_reply(
+        replica,
+        Reply {
+            sequence: 9,
+            client: CLIENT,
+            request_id,
+            result: result.to_vec(),
+            replica,
+        },
+    ))
 }
 
 fn submit(payload: &[u8]) -> ClientInput {
@@ -123,6 +125,7 @@ fn full_window_answers_busy_and_frees_on_completion() {
     assert_eq!(
         c.step(reply(2, 1, b"r"), ms(3)),
         vec![
+            ClientOutput::RepliedThrough(9),
             ClientOutput::Complete {
                 request_id: 1,
                 sequence: 9,
@@ -142,8 +145,9 @@ fn g_plus_one_matching_replies_complete_once() {
     assert_eq!(c.step(reply(0, 1, b"good"), ms(1)), vec![]);
     assert_eq!(c.step(reply(1, 1, b"evil"), ms(2)), vec![]);
     let out = c.step(reply(2, 1, b"good"), ms(3));
+    assert_eq!(out[0], ClientOutput::RepliedThrough(9));
     assert_eq!(
-        out[0],
+        out[1],
         ClientOutput::Complete {
             request_id: 1,
             sequence: 9,
@@ -184,9 +188,29 @@ fn a_replica_with_two_replies_is_faulty_and_excluded() {
     assert_eq!(c.outstanding(), vec![1]);
     let out = c.step(reply(2, 1, b"x"), ms(5));
     assert!(matches!(
-        out[0],
+        out[1],
         ClientOutput::Complete { request_id: 1, .. }
     ));
+}
+
+#[test]
+fn the_first_completion_of_a_batch_reports_it_answered() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    c.step(submit(b"b"), ms(0));
+    c.step(reply(0, 1, b"x"), ms(1));
+    let first = c.step(reply(1, 1, b"x"), ms(2));
+    assert_eq!(first[0], ClientOutput::RepliedThrough(9));
+    // The second request of the same batch completes without a second report.
+    c.step(reply(0, 2, b"y"), ms(3));
+    let second = c.step(reply(1, 2, b"y"), ms(4));
+    assert!(
+        matches!(second[0], ClientOutput::Complete { request_id: 2, .. }),
+        "{second:?}"
+    );
+    assert!(!second
+        .iter()
+        .any(|o| matches!(o, ClientOutput::RepliedThrough(_))));
 }
 
 #[test]
@@ -194,8 +218,8 @@ fn bad_replies_are_dropped_and_counted() {
     let mut c = client(4);
     c.step(submit(b"a"), ms(0));
     // Signed by replica 1's key but claiming to be replica 0.
-    let mut forged = Signed::sign(
-        &exec_key(1),
+    let mut forged = signed_reply(
+        1,
         Reply {
             sequence: 9,
             client: CLIENT,
@@ -203,12 +227,11 @@ fn bad_replies_are_dropped_and_counted() {
             result: b"r".to_vec(),
             replica: 0,
         },
-    )
-    .unwrap();
+    );
     assert_eq!(c.step(ClientInput::Reply(forged.clone()), ms(1)), vec![]);
     // Tampered result under a valid signer.
-    forged = Signed::sign(
-        &exec_key(1),
+    forged = signed_reply(
+        1,
         Reply {
             sequence: 9,
             client: CLIENT,
@@ -216,13 +239,12 @@ fn bad_replies_are_dropped_and_counted() {
             result: b"r".to_vec(),
             replica: 1,
         },
-    )
-    .unwrap();
+    );
     forged.message.result = b"s".to_vec();
     assert_eq!(c.step(ClientInput::Reply(forged), ms(2)), vec![]);
     // Unknown replica id.
-    let unknown = Signed::sign(
-        &exec_key(3),
+    let unknown = signed_reply(
+        3,
         Reply {
             sequence: 9,
             client: CLIENT,
@@ -230,12 +252,11 @@ fn bad_replies_are_dropped_and_counted() {
             result: b"r".to_vec(),
             replica: 3,
         },
-    )
-    .unwrap();
+    );
     assert_eq!(c.step(ClientInput::Reply(unknown), ms(3)), vec![]);
     // For another client, and for a request never sent.
-    let other = Signed::sign(
-        &exec_key(0),
+    let other = signed_reply(
+        0,
         Reply {
             sequence: 9,
             client: CLIENT + 1,
@@ -243,8 +264,7 @@ fn bad_replies_are_dropped_and_counted() {
             result: b"r".to_vec(),
             replica: 0,
         },
-    )
-    .unwrap();
+    );
     assert_eq!(c.step(ClientInput::Reply(other), ms(4)), vec![]);
     assert_eq!(c.step(reply(0, 77, b"r"), ms(5)), vec![]);
     let s = c.stats();

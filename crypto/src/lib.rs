@@ -6,6 +6,8 @@
 //! - [`merkle`]: RFC 6962 Merkle tree hash (BLAKE3) over a batch's replies, audit paths
 //!   and their check, so one signature certifies a whole batch.
 //! - [`certify`]: certified replies and stable certificates — cut, check, cache.
+//! - [`batch_reply`]: the same batch Merkle tree under one replica's own ed25519
+//!   signature (the `separate` configuration's replies).
 //! - [`seal`]: sealed request and reply bodies (AES-256-GCM-SIV).
 //!
 //! # Choices
@@ -39,6 +41,7 @@
 //! Nothing here panics on hostile input: malformed keys, shares, signatures, paths and
 //! sealed bodies are [`CryptoError`]s or `false`.
 
+pub mod batch_reply;
 pub mod certify;
 pub mod error;
 pub mod merkle;
@@ -50,14 +53,15 @@ mod minsig_scheme;
 #[cfg(feature = "threshold-crypto")]
 mod tc_scheme;
 
+pub use batch_reply::{batch_reply_root, sign_batch_replies, verify_batch_reply};
 pub use certify::{
     certify_replies, reply_root_of, verify_certified_reply, verify_certified_reply_with,
     verify_stable, VerifiedRoots,
 };
 pub use error::CryptoError;
 pub use merkle::{
-    audit_path, audit_paths, bind_count, leaf_hash, node_hash, reply_root, root, root_from_path,
-    tree_hash, EMPTY_TREE_HASH,
+    audit_path, audit_paths, bind_count, leaf_hash, leaf_hash_of, node_hash, reply_root, root,
+    root_from_path, tree_hash, EMPTY_TREE_HASH,
 };
 pub use minsig_scheme::DST as BLS_MIN_SIG_DST;
 pub use seal::BodyKey;

@@ -45,13 +45,19 @@ pub const EMPTY_TREE_HASH: Digest = Digest([
 /// integers little-endian u64. This fixed, length-prefixed layout is the leaf's canonical
 /// encoding: unambiguous, and hashed in one pass without copying a 1 MiB body.
 pub fn leaf_hash(entry: &ReplyEntry) -> Digest {
+    leaf_hash_of(entry.client, entry.request_id, &entry.body)
+}
+
+/// [`leaf_hash`] of the entry these fields make, without building it (a reply's body
+/// may be a megabyte).
+pub fn leaf_hash_of(client: u64, request_id: u64, body: &[u8]) -> Digest {
     let mut h = blake3::Hasher::new();
     h.update(&[0x00]);
     h.update(LEAF_DOMAIN);
-    h.update(&entry.client.to_le_bytes());
-    h.update(&entry.request_id.to_le_bytes());
-    h.update(&(entry.body.len() as u64).to_le_bytes());
-    h.update(&entry.body);
+    h.update(&client.to_le_bytes());
+    h.update(&request_id.to_le_bytes());
+    h.update(&(body.len() as u64).to_le_bytes());
+    h.update(body);
     Digest(*h.finalize().as_bytes())
 }
 

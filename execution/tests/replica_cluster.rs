@@ -29,7 +29,8 @@ fn assert_same_replies(c: &Cluster, rs: &[usize], ks: std::ops::RangeInclusive<u
                         all.iter().all(|a| *a == all[0]),
                         "replica {r} sent different replies"
                     );
-                    all[0].verify(&exec_key(*r).verifying_key()).unwrap();
+                    palisade_crypto::verify_batch_reply(&exec_key(*r).verifying_key(), &all[0])
+                        .unwrap();
                     assert!(
                         all[0].message.matches(&first),
                         "replica {r}, ({client}, {id})"

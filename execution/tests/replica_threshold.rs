@@ -259,7 +259,7 @@ fn signed_mode_with_a_body_key_seals_each_signed_reply() {
     let mut r = replica_with(config);
     let rs = replies(&r.step(order(1, vec![create(0, 1, "a")])));
     assert_eq!(rs.len(), 1);
-    rs[0].verify(&exec_key(0).verifying_key()).unwrap();
+    palisade_crypto::verify_batch_reply(&exec_key(0).verifying_key(), &rs[0]).unwrap();
     let plain = body_key()
         .open_reply(1, 0, 1, &rs[0].message.result)
         .unwrap();

@@ -409,6 +409,12 @@ impl Driver {
                 self.net
                     .send(NodeId::Agreement(r), &Envelope::Request(request));
             }
+            ClientOutput::RepliedThrough(sequence) => {
+                self.net.send_many(
+                    self.agreement.iter().copied(),
+                    &Envelope::RepliedThrough(sequence),
+                );
+            }
             ClientOutput::Complete {
                 request_id,
                 sequence,

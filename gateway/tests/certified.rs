@@ -465,17 +465,17 @@ async fn sealed_operations_complete_on_certified_replies_only() {
 
     // A signed reply relayed by an agreement node is not a kind the gateway takes from
     // it: dropped and counted before the core sees it.
-    let forged = Signed::sign(
+    let forged = palisade_crypto::sign_batch_replies(
         &exec_key(0),
-        Reply {
+        vec![Reply {
             sequence: 1,
             client: CLIENT,
             request_id: 1,
             result: vec![],
             replica: 0,
-        },
+        }],
     )
-    .unwrap();
+    .remove(0);
     agreement_net.send(NodeId::Client(CLIENT), &Envelope::Reply(forged));
     // The next operation's reply travels the same ordered link, after it.
     assert!(matches!(

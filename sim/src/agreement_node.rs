@@ -218,6 +218,9 @@ impl AgreementNode {
     pub fn on_message(&mut self, from: NodeId, msg: Msg, now: Duration) -> Vec<Effect> {
         let mut effects = Vec::new();
         match (from, msg) {
+            (NodeId::Client(_), Msg::RepliedThrough(sequence)) => {
+                self.step(Input::RepliedThrough(sequence), now, &mut effects);
+            }
             (NodeId::Client(client), Msg::Request(request)) => {
                 if let Some(AgreementFault::Censor { client: censored }) = &self.fault {
                     if *censored == client {

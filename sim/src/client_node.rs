@@ -208,6 +208,14 @@ impl ClientNode {
                         });
                     }
                 }
+                ClientOutput::RepliedThrough(sequence) => {
+                    for r in 0..self.n_agreement {
+                        effects.push(Effect::Send {
+                            to: NodeId::Agreement(r),
+                            msg: Msg::RepliedThrough(sequence),
+                        });
+                    }
+                }
                 ClientOutput::Complete {
                     request_id,
                     sequence,

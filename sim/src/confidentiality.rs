@@ -125,6 +125,7 @@ impl Confidentiality {
             Msg::Execution(_) => Err("execution message"),
             Msg::Agreement(_) => Err("agreement message"),
             Msg::Request(_) => Err("request"),
+            Msg::RepliedThrough(_) => Err("replied-through report"),
         }
     }
 

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
-use palisade_crypto::{leaf_hash, root, ThresholdSigner};
+use palisade_crypto::{leaf_hash, root, sign_batch_replies, ThresholdSigner};
 use palisade_execution::replica::{
     ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplyMode,
 };
 use palisade_execution::{FileSystem, FsConfig};
 use palisade_wire::agreement::{Digest, Signed};
-use palisade_wire::execution::{ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::execution::{BatchReply, ExecCheckpoint, ExecReplicaId, ExecutionMessage};
 use palisade_wire::firewall::{reply_root_message, FirewallMessage, ReplyShare};
 
 use crate::agreement_node::NodeError;
@@ -267,14 +267,15 @@ impl ExecutionNode {
         out
     }
 
-    /// A replica sending wrong replies: a different result, properly signed.
-    fn tamper_reply(&self, reply: Signed<Reply>) -> Option<Signed<Reply>> {
+    /// A replica sending wrong replies: a different result, properly signed (as a batch
+    /// of one reply, whose root differs from the true batch's).
+    fn tamper_reply(&self, reply: BatchReply) -> Option<BatchReply> {
         if self.fault != Some(ExecFault::WrongReplies) {
             return Some(reply);
         }
         let mut message = reply.message;
         message.result.push(0xEE);
-        Signed::sign(&self.key, message).ok()
+        sign_batch_replies(&self.key, vec![message]).pop()
     }
 
     /// A replica lying about its checkpoint digest.

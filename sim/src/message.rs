@@ -2,7 +2,7 @@
 
 use palisade_wire::agreement::{AgreementMessage, ClientId, ReplicaId, Request, Signed};
 use palisade_wire::envelope::Envelope;
-use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage};
 use palisade_wire::firewall::FirewallMessage;
 
 /// A simulated party.
@@ -32,6 +32,8 @@ impl std::fmt::Display for NodeId {
 pub enum Msg {
     /// Client → agreement.
     Request(Signed<Request>),
+    /// Client → agreement: replies accepted through this sequence number.
+    RepliedThrough(u64),
     /// Agreement → agreement.
     Agreement(AgreementMessage),
     /// Agreement → execution (orders), execution → execution (checkpoints, state
@@ -39,7 +41,7 @@ pub enum Msg {
     /// configuration orders and fetches pass through the filter rows.
     Execution(ExecutionMessage),
     /// Execution → client (the `separate` configuration).
-    Reply(Signed<Reply>),
+    Reply(BatchReply),
     /// Up through the privacy firewall: shares and bodies (execution → bottom row),
     /// certified replies and stable certificates (row → row → agreement), certified
     /// replies (agreement → client).
@@ -55,6 +57,7 @@ impl Msg {
     pub fn kind(&self) -> &'static str {
         match self {
             Msg::Request(_) => "request",
+            Msg::RepliedThrough(_) => "replied-through",
             Msg::Agreement(_) => "agreement",
             Msg::Execution(_) => "execution",
             Msg::Reply(_) => "reply",
@@ -67,6 +70,7 @@ impl Msg {
     pub fn into_envelope(self) -> Option<Envelope> {
         match self {
             Msg::Request(r) => Some(Envelope::Request(r)),
+            Msg::RepliedThrough(s) => Some(Envelope::RepliedThrough(s)),
             Msg::Agreement(m) => Some(Envelope::Agreement(m)),
             Msg::Execution(m) => Some(Envelope::Execution(m)),
             Msg::Reply(r) => Some(Envelope::Reply(r)),
@@ -78,6 +82,7 @@ impl Msg {
     pub fn from_envelope(envelope: Envelope) -> Msg {
         match envelope {
             Envelope::Request(r) => Msg::Request(r),
+            Envelope::RepliedThrough(s) => Msg::RepliedThrough(s),
             Envelope::Agreement(m) => Msg::Agreement(m),
             Envelope::Execution(m) => Msg::Execution(m),
             Envelope::Reply(r) => Msg::Reply(r),

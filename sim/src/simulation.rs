@@ -202,6 +202,10 @@ impl Simulation {
             let mut c = Config::new(config.f, i, agreement_keys.clone(), client_keys.clone());
             c.max_batch_requests = 8;
             c.batch_delay = Duration::from_millis(2);
+            // Paced by execution as the real nodes are (see `replica_config` in
+            // palisade-node), so the simulator checks that path under faults too.
+            c.max_batches_unanswered = 1;
+            c.pacing_timeout = Duration::from_millis(20);
             c.checkpoint_interval = k;
             c.window = 4 * k;
             c.view_change_timeout = Duration::from_millis(150);
@@ -1059,6 +1063,7 @@ fn trace_detail(msg: &Msg) -> String {
     use palisade_wire::firewall::FirewallMessage as F;
     match msg {
         Msg::Request(r) => format!("request {}/{}", r.message.client, r.message.request_id),
+        Msg::RepliedThrough(s) => format!("replied through {s}"),
         Msg::Execution(E::Order { batch, .. }) => {
             let ids: Vec<String> = batch
                 .batch

@@ -448,6 +448,13 @@ pub enum AgreementMessage {
         view: View,
         last_delivered: Sequence,
     },
+    /// "Send me the new-view message of `view`": from a replica still waiting for it to
+    /// a peer whose status reports that view (a status message does not say whether its
+    /// sender installed its view or is still changing to it). Unsigned: the answer
+    /// carries its own proof (2f+1 signed view-changes).
+    FetchNewView {
+        view: View,
+    },
 }
 
 impl Bounded for AgreementMessage {
@@ -461,7 +468,8 @@ impl Bounded for AgreementMessage {
             | AgreementMessage::Commit(_)
             | AgreementMessage::Checkpoint(_)
             | AgreementMessage::FetchBatch { .. }
-            | AgreementMessage::Status { .. } => Ok(()),
+            | AgreementMessage::Status { .. }
+            | AgreementMessage::FetchNewView { .. } => Ok(()),
         }
     }
 }

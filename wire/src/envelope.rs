@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agreement::{AgreementMessage, Bounded, Request, Signed, VerifyError};
-use crate::execution::{ExecutionMessage, Reply};
+use crate::agreement::{AgreementMessage, Bounded, Request, Sequence, Signed, VerifyError};
+use crate::execution::{BatchReply, ExecutionMessage};
 use crate::firewall::FirewallMessage;
 
 /// Everything on a link.
@@ -16,12 +16,18 @@ pub enum Envelope {
     Agreement(AgreementMessage),
     /// Client (gateway) → agreement replicas: a signed request.
     Request(Signed<Request>),
+    /// Client (gateway) → agreement replicas: this client has now accepted replies
+    /// through this sequence number. Only a batching hint for the primary (see
+    /// `Config::max_batches_unanswered` in `palisade-agreement`), so the link's
+    /// authentication is all it carries: a client that lies can change how requests
+    /// are batched, and nothing else.
+    RepliedThrough(Sequence),
     /// To, from and between execution replicas: ordered batches, checkpoints, stable
     /// certificates, fetches, state transfer.
     Execution(ExecutionMessage),
-    /// Execution replica → client (gateway): a signed reply (the `separate`
-    /// configuration).
-    Reply(Signed<Reply>),
+    /// Execution replica → client (gateway): a reply under the replica's signature on
+    /// its batch (the `separate` configuration).
+    Reply(BatchReply),
     /// Up through the privacy firewall: shares from execution replicas to the bottom
     /// row, certified replies and stable checkpoints from row to row, to agreement nodes,
     /// and (certified replies) from agreement nodes to the gateway.
@@ -34,6 +40,7 @@ impl Envelope {
         match self {
             Envelope::Agreement(_) => "agreement",
             Envelope::Request(_) => "request",
+            Envelope::RepliedThrough(_) => "replied-through",
             Envelope::Execution(_) => "execution",
             Envelope::Reply(_) => "reply",
             Envelope::Firewall(_) => "firewall",
@@ -46,8 +53,9 @@ impl Bounded for Envelope {
         match self {
             Envelope::Agreement(m) => m.check_bounds(),
             Envelope::Request(r) => r.message.check_bounds(),
+            Envelope::RepliedThrough(_) => Ok(()),
             Envelope::Execution(m) => m.check_bounds(),
-            Envelope::Reply(r) => r.message.check_bounds(),
+            Envelope::Reply(r) => r.check_bounds(),
             Envelope::Firewall(m) => m.check_bounds(),
         }
     }

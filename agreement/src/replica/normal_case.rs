@@ -63,6 +63,10 @@ impl Replica {
                 self.on_fetch(from, sequence, digest, out)
             }
             AgreementMessage::BatchBody { sequence, batch } => self.on_body(sequence, batch, out),
+            AgreementMessage::FetchNewView { view } => {
+                self.on_fetch_new_view(from, view, out);
+                Ok(())
+            }
             AgreementMessage::Status {
                 view,
                 last_delivered,

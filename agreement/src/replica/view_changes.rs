@@ -29,6 +29,9 @@ impl Replica {
         if self.batcher.disarm() {
             out.push(Output::CancelTimer(TimerKind::Batch));
         }
+        if std::mem::replace(&mut self.pacing, super::Pacing::Idle) == super::Pacing::Armed {
+            out.push(Output::CancelTimer(TimerKind::Pacing));
+        }
         if target <= self.vc_floor {
             // This replica rejoined a lower view after its view-change for `vc_floor`
             // found no support; peers keep only that (latest) message of ours, so a new
@@ -381,6 +384,26 @@ impl Replica {
         let reporting = self.peer_views.values().filter(|v| **v == view).count();
         if reporting >= self.config.f.saturating_mul(2) {
             self.rejoin(view, out);
+        }
+    }
+
+    /// A peer asks for the new-view message of `view` (a replica still changing to it
+    /// asks with every status message, see `on_timer`): answered when it is our
+    /// current, installed view.
+    pub(super) fn on_fetch_new_view(
+        &mut self,
+        from: palisade_wire::agreement::ReplicaId,
+        view: View,
+        out: &mut Vec<Output>,
+    ) {
+        if self.status != Status::Normal || view != self.view || from == self.config.id {
+            return;
+        }
+        if let Some(nv) = self.new_view_message.as_ref() {
+            out.push(Output::Send {
+                to: from,
+                message: AgreementMessage::NewView(nv.clone()),
+            });
         }
     }
 

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use palisade_wire::agreement::{ClientId, Signed};
+use palisade_wire::agreement::ClientId;
 use palisade_wire::checkpoint::ClientRecord;
-use palisade_wire::execution::Reply;
+use palisade_wire::execution::BatchReply;
 
 use crate::ExecError;
 
@@ -186,13 +186,13 @@ impl StagedClients {
     }
 }
 
-/// Recent signed replies per client, for retransmission (TOCS §4.1: a replica re-sends
+/// Recent replies per client (with their batch signature and path), for retransmission (TOCS §4.1: a replica re-sends
 /// the reply of a request it already executed). Bounded per client by count and bytes;
 /// the lowest request ids go first. Not part of the replicated state: whether a cached
 /// reply is still there changes only whether a copy is re-sent.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyCache {
-    clients: BTreeMap<ClientId, (BTreeMap<u64, Signed<Reply>>, usize)>,
+    clients: BTreeMap<ClientId, (BTreeMap<u64, BatchReply>, usize)>,
     max_entries: usize,
     max_bytes: usize,
 }
@@ -206,11 +206,11 @@ impl ReplyCache {
         }
     }
 
-    pub(crate) fn get(&self, client: ClientId, id: u64) -> Option<&Signed<Reply>> {
+    pub(crate) fn get(&self, client: ClientId, id: u64) -> Option<&BatchReply> {
         self.clients.get(&client).and_then(|(m, _)| m.get(&id))
     }
 
-    pub(crate) fn insert(&mut self, reply: Signed<Reply>) {
+    pub(crate) fn insert(&mut self, reply: BatchReply) {
         let (client, id) = (reply.message.client, reply.message.request_id);
         let size = reply.message.result.len();
         let (map, bytes) = self.clients.entry(client).or_default();
@@ -262,15 +262,17 @@ mod tests {
 
     #[test]
     fn reply_cache_is_bounded() {
-        let reply = |id: u64, len: usize| Signed {
-            signer: 0,
-            message: Reply {
+        let reply = |id: u64, len: usize| BatchReply {
+            message: palisade_wire::execution::Reply {
                 sequence: 1,
                 client: 3,
                 request_id: id,
                 result: vec![0; len],
                 replica: 0,
             },
+            leaf_index: 0,
+            leaf_count: 1,
+            path: Vec::new(),
             signature: palisade_wire::agreement::Signature([0; 64]),
         };
         let mut c = ReplyCache::new(2, 100);

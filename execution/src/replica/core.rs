@@ -12,7 +12,8 @@ use palisade_wire::agreement::{
 };
 use palisade_wire::checkpoint::{ClientRecord, ReplicaSnapshot};
 use palisade_wire::execution::{
-    CheckpointCertificate, ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply, MAX_FETCH_HAVE,
+    BatchReply, CheckpointCertificate, ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply,
+    MAX_FETCH_HAVE,
 };
 use palisade_wire::firewall::ReplyEntry;
 use palisade_wire::fs::{FsError, FsOp, FsResult};
@@ -330,7 +331,7 @@ impl<S: Store> ExecutionReplica<S> {
             return;
         }
         let mut seen = BTreeSet::new();
-        let cached: Vec<Signed<Reply>> = batch
+        let cached: Vec<BatchReply> = batch
             .batch
             .requests
             .iter()
@@ -507,6 +508,7 @@ impl<S: Store> ExecutionReplica<S> {
         };
         let sequence = batch.sequence;
         let mut entries = Vec::new();
+        let mut replies = Vec::new();
         for slot in slots {
             match slot {
                 Slot::Fresh(client, id, op) => {
@@ -524,7 +526,13 @@ impl<S: Store> ExecutionReplica<S> {
                             body,
                         });
                     } else {
-                        self.reply(sequence, client, id, body, out);
+                        replies.push(Reply {
+                            sequence,
+                            client,
+                            request_id: id,
+                            result: body,
+                            replica: self.config.id,
+                        });
                     }
                 }
                 Slot::Duplicate(client, id) if signer.is_some() => {
@@ -556,8 +564,9 @@ impl<S: Store> ExecutionReplica<S> {
                 }
             }
         }
-        if let Some(signer) = signer {
-            self.certify_batch(signer.as_ref(), batch, entries, out);
+        match signer {
+            Some(signer) => self.certify_batch(signer.as_ref(), batch, entries, out),
+            None => self.sign_replies(replies, out),
         }
         Ok(())
     }
@@ -602,34 +611,17 @@ impl<S: Store> ExecutionReplica<S> {
             .insert(batch.sequence, batch_keys(batch), messages);
     }
 
-    fn reply(
-        &mut self,
-        sequence: Sequence,
-        client: ClientId,
-        request_id: u64,
-        result: Vec<u8>,
-        out: &mut Vec<ReplicaOutput>,
-    ) {
-        let reply = Reply {
-            sequence,
-            client,
-            request_id,
-            result,
-            replica: self.config.id,
-        };
-        match Signed::sign(&self.key, reply) {
-            Ok(signed) => {
-                self.replies.insert(signed.clone());
-                self.stats.replies_sent += 1;
-                out.push(ReplicaOutput::Reply {
-                    to: client,
-                    reply: signed,
-                });
-            }
-            Err(e) => {
-                self.stats.sign_failures += 1;
-                tracing::warn!(client, request_id, error = %e, "reply not signed");
-            }
+    /// `Signed` mode: the replies of one batch under one signature on their Merkle root,
+    /// to their clients, kept for retransmissions. (Re-sent duplicates went out already,
+    /// in batch order, while the batch's slots were walked.)
+    fn sign_replies(&mut self, replies: Vec<Reply>, out: &mut Vec<ReplicaOutput>) {
+        for reply in palisade_crypto::sign_batch_replies(&self.key, replies) {
+            self.replies.insert(reply.clone());
+            self.stats.replies_sent += 1;
+            out.push(ReplicaOutput::Reply {
+                to: reply.message.client,
+                reply,
+            });
         }
     }
 

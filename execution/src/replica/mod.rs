@@ -14,8 +14,10 @@
 //!   re-sending its cached replies of that batch (or, in `Threshold` mode, its cached
 //!   share and reply bodies), after verifying the certificate;
 //! - answers each executed request, in one of two [`ReplyMode`]s:
-//!   - `Signed` (the `separate` configuration): one ed25519-signed `Reply` per request,
-//!     straight to the client, which waits for g+1 matching ones;
+//!   - `Signed` (the `separate` configuration): the replies of a batch straight to their
+//!     clients, each with its Merkle path to the batch's reply root and this replica's
+//!     one ed25519 signature on that root (`BatchReply`); a client waits for g+1
+//!     matching ones;
 //!   - `Threshold` (the firewall configuration, SOSP 2003 §4; DESIGN §5 "one signature
 //!     per batch"): one threshold-signature share per executed batch, over the RFC 6962
 //!     Merkle root of the batch's replies, plus the reply bodies, all to the bottom
@@ -108,8 +110,8 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use palisade_crypto::{BodyKey, ThresholdSigner};
-use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch, Signed};
-use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch};
+use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage};
 use palisade_wire::firewall::FirewallMessage;
 
 pub use self::core::ExecutionReplica;
@@ -173,7 +175,8 @@ pub struct ReplicaConfig {
 /// How an execution replica answers the requests it executed.
 #[derive(Clone, Debug)]
 pub enum ReplyMode {
-    /// `separate` configuration: one ed25519-signed `Reply` per request, to the client.
+    /// `separate` configuration: the replies of a batch to their clients under one
+    /// ed25519 signature of this replica on their Merkle root (`BatchReply`).
     Signed,
     /// Firewall configuration (SOSP 2003 §4; DESIGN §5 "one signature per batch"): one
     /// threshold share per executed batch over the Merkle root of its replies, to the
@@ -214,10 +217,10 @@ pub enum ReplicaInput {
 /// The effects of one step, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplicaOutput {
-    /// A signed reply to a client (`Signed` mode).
+    /// A reply to a client under this replica's signature on its batch (`Signed` mode).
     Reply {
         to: ClientId,
-        reply: Signed<Reply>,
+        reply: BatchReply,
     },
     /// To one execution replica, or (`None`) to every other one.
     ToExecution {

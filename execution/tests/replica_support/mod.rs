@@ -19,7 +19,7 @@ use palisade_wire::agreement::{
     Batch, ClientId, Commit, OrderCertificate, OrderedBatch, PbftCertificate, Request, Sequence,
     Signed,
 };
-use palisade_wire::execution::{ExecReplicaId, ExecutionMessage, Reply};
+use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage};
 use palisade_wire::firewall::FirewallMessage;
 use palisade_wire::fs::{CreateHow, FsOp, FsResult, SetAttr, Timestamp, ROOT_ID};
 
@@ -200,7 +200,7 @@ pub fn firewall(out: &[ReplicaOutput]) -> Vec<FirewallMessage> {
         .collect()
 }
 
-pub fn replies(out: &[ReplicaOutput]) -> Vec<Signed<Reply>> {
+pub fn replies(out: &[ReplicaOutput]) -> Vec<BatchReply> {
     out.iter()
         .filter_map(|o| match o {
             ReplicaOutput::Reply { reply, .. } => Some(reply.clone()),
@@ -209,7 +209,7 @@ pub fn replies(out: &[ReplicaOutput]) -> Vec<Signed<Reply>> {
         .collect()
 }
 
-pub fn result(reply: &Signed<Reply>) -> FsResult {
+pub fn result(reply: &BatchReply) -> FsResult {
     palisade_wire::decode(&reply.message.result).unwrap()
 }
 
@@ -263,7 +263,7 @@ fn workload_with(
 }
 
 /// The replies one replica sent, by (client, request id), in the order sent.
-pub type Replies = BTreeMap<(ClientId, u64), Vec<Signed<Reply>>>;
+pub type Replies = BTreeMap<(ClientId, u64), Vec<BatchReply>>;
 
 /// What replica `from` sent to agreement, and what a test may rewrite on the way.
 type Tamper = Box<dyn FnMut(ExecReplicaId, &mut ExecutionMessage)>;
@@ -464,7 +464,7 @@ impl Cluster {
     }
 
     /// Every reply replica `r` sent for (client, id): exactly one, and returned.
-    pub fn reply_of(&self, r: usize, client: ClientId, id: u64) -> &Signed<Reply> {
+    pub fn reply_of(&self, r: usize, client: ClientId, id: u64) -> &BatchReply {
         let v = self.replies[r]
             .get(&(client, id))
             .unwrap_or_else(|| panic!("replica {r}: no reply to ({client}, {id})"));
