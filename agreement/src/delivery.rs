@@ -40,6 +40,10 @@ pub struct DeliveryLog {
     bytes: usize,
     /// Everything at or below this is covered by a stable checkpoint.
     collected: Sequence,
+    /// The certificate of that checkpoint, when it came with one (`separate`): sent
+    /// ahead of the orders to a replica that fetches from at or below it, since the
+    /// orders it asks for are gone and it must catch up by state transfer.
+    stable: Option<CheckpointCertificate>,
     max_entries: usize,
     max_bytes: usize,
     max_fetch: usize,
@@ -76,6 +80,7 @@ impl DeliveryLog {
             entries: BTreeMap::new(),
             bytes: 0,
             collected: 0,
+            stable: None,
             max_entries: max_entries.max(1),
             max_bytes: max_bytes.max(1),
             max_fetch: max_fetch.max(1),
@@ -118,6 +123,12 @@ impl DeliveryLog {
     /// than `max_fetch_bytes` beyond the first. Answers a `FetchOrders { from }`.
     pub fn fetch(&self, from: Sequence) -> Vec<ExecutionMessage> {
         let mut out = Vec::new();
+        if let Some(stable) = self.stable.as_ref().filter(|s| from <= s.sequence) {
+            // What it asks for was collected: without the certificate, a replica that
+            // was down while its peers exchanged that checkpoint would wait for those
+            // orders forever (found by the simulator, chaos seed 293).
+            out.push(ExecutionMessage::Stable(stable.clone()));
+        }
         let mut bytes = 0usize;
         for (batch, certificate) in self.entries.range(from..).map(|(_, e)| e) {
             if out.len() >= self.max_fetch {
@@ -140,6 +151,9 @@ impl DeliveryLog {
     /// (which the caller verified): every correct execution replica that needs state up
     /// to there can now get it by state transfer.
     pub fn collect(&mut self, stable: &CheckpointCertificate) {
+        if stable.sequence > self.collected {
+            self.stable = Some(stable.clone());
+        }
         self.collect_through(stable.sequence);
     }
 
@@ -292,7 +306,17 @@ mod tests {
         let (b, c) = entry(5, 0);
         log.record(b, c);
         assert_eq!(log.stats().stale, 1);
-        assert_eq!(sequences(&log.fetch(1)), vec![7, 8, 9, 10]);
+        // A fetch from below what was collected gets the stable certificate first (the
+        // orders it asks for are gone: it must catch up by state transfer), then the
+        // orders that are left; a fetch above it gets orders only.
+        let answer = log.fetch(1);
+        assert_eq!(answer.first(), Some(&ExecutionMessage::Stable(stable(6))));
+        assert_eq!(sequences(&answer[1..]), vec![7, 8, 9, 10]);
+        assert_eq!(
+            log.fetch(6).first(),
+            Some(&ExecutionMessage::Stable(stable(6)))
+        );
+        assert_eq!(sequences(&log.fetch(7)), vec![7, 8, 9, 10]);
         log.collect(&stable(Sequence::MAX));
         assert!(log.is_empty());
     }

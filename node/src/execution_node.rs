@@ -236,6 +236,9 @@ impl Worker {
                 }
                 ReplicaInput::Order { batch, certificate }
             }
+            (Some(_), _, Envelope::Execution(ExecutionMessage::Stable(cert))) => {
+                ReplicaInput::Stable(cert)
+            }
             (_, NodeId::Execution(j), Envelope::Execution(message)) => {
                 ReplicaInput::Message { from: j, message }
             }

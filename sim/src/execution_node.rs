@@ -116,6 +116,9 @@ impl ExecutionNode {
                 }
                 ReplicaInput::Order { batch, certificate }
             }
+            (_, Msg::Execution(ExecutionMessage::Stable(cert))) if self.orders_from(from) => {
+                ReplicaInput::Stable(cert)
+            }
             (NodeId::Execution(peer), Msg::Execution(message)) => ReplicaInput::Message {
                 from: peer,
                 message,

@@ -206,6 +206,20 @@ impl<S: Store> ExecutionReplica<S> {
                 self.on_order(batch, certificate, &mut out)
             }
             ReplicaInput::Message { from, message } => self.on_message(from, message, &mut out),
+            ReplicaInput::Stable(cert) => {
+                let message = ExecutionMessage::Stable(cert);
+                match message.check_bounds() {
+                    Err(e) => {
+                        self.stats.malformed_messages += 1;
+                        tracing::debug!(error = %e, "stable certificate out of bounds: dropped");
+                    }
+                    Ok(()) => {
+                        if let ExecutionMessage::Stable(cert) = message {
+                            self.on_stable(cert, &mut out);
+                        }
+                    }
+                }
+            }
             ReplicaInput::Timer(ExecTimer::FetchOrders) => self.on_fetch_timer(&mut out),
             ReplicaInput::Timer(ExecTimer::FetchState) => self.on_state_timer(&mut out),
         }

@@ -210,6 +210,9 @@ pub enum ReplicaInput {
         from: ExecReplicaId,
         message: ExecutionMessage,
     },
+    /// A stable checkpoint certificate from agreement (in answer to `FetchOrders` for
+    /// orders it collected). Self-certifying: g+1 execution replicas signed it.
+    Stable(palisade_wire::execution::CheckpointCertificate),
     /// A timer set by [`ReplicaOutput::SetTimer`] fired.
     Timer(ExecTimer),
 }
