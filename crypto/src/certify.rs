@@ -13,8 +13,8 @@ use std::collections::{BTreeSet, VecDeque};
 
 use palisade_wire::agreement::{Bounded, Digest, Sequence};
 use palisade_wire::firewall::{
-    reply_root_message, stable_message, CertifiedReply, ReplyEntry, StableCertificate,
-    ThresholdSignature, MAX_BATCH_REPLIES, MAX_MERKLE_PATH, MAX_SIGNATURE_BYTES,
+    check_path_bounds, reply_root_message, stable_message, CertifiedReply, ReplyEntry,
+    StableCertificate, ThresholdSignature, MAX_SIGNATURE_BYTES,
 };
 
 use crate::error::CryptoError;
@@ -57,14 +57,8 @@ fn check_reply_bounds(c: &CertifiedReply) -> Result<(), CryptoError> {
     c.entry
         .check_bounds()
         .map_err(|_| CryptoError::OutOfBounds("reply body too large"))?;
-    if c.path.len() > MAX_MERKLE_PATH
-        || c.leaf_count == 0
-        || c.leaf_index >= c.leaf_count
-        || c.leaf_count as usize > MAX_BATCH_REPLIES
-    {
-        return Err(CryptoError::OutOfBounds("bad Merkle path bounds"));
-    }
-    Ok(())
+    check_path_bounds(c.leaf_index, c.leaf_count, &c.path)
+        .map_err(|_| CryptoError::OutOfBounds("bad Merkle path bounds"))
 }
 
 /// Check bounds and the Merkle path only; return the reply root the path leads to. The

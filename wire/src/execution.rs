@@ -18,7 +18,7 @@ use crate::agreement::{
     Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signable, Signature,
     Signed, VerifyError, MAX_REPLICAS,
 };
-use crate::firewall::{MAX_BATCH_REPLIES, MAX_MERKLE_PATH};
+use crate::firewall::check_path_bounds;
 
 /// Index of an execution replica, `0..2g+1`.
 pub type ExecReplicaId = u32;
@@ -83,14 +83,7 @@ pub struct BatchReply {
 impl Bounded for BatchReply {
     fn check_bounds(&self) -> Result<(), VerifyError> {
         self.message.check_bounds()?;
-        if self.path.len() > MAX_MERKLE_PATH
-            || self.leaf_count == 0
-            || self.leaf_index >= self.leaf_count
-            || self.leaf_count as usize > MAX_BATCH_REPLIES
-        {
-            return Err(VerifyError::OutOfBounds("bad Merkle path bounds"));
-        }
-        Ok(())
+        check_path_bounds(self.leaf_index, self.leaf_count, &self.path)
     }
 }
 

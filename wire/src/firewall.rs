@@ -145,6 +145,25 @@ pub fn stable_message(sequence: Sequence) -> Vec<u8> {
     m
 }
 
+/// The bounds of a reply's Merkle audit path (certified or batch-signed): a position
+/// inside a batch of at most [`MAX_BATCH_REPLIES`] leaves and at most
+/// [`MAX_MERKLE_PATH`] sibling hashes. Whether the path fits its shape is checked when
+/// the root is computed from it.
+pub fn check_path_bounds(
+    leaf_index: u32,
+    leaf_count: u32,
+    path: &[Digest],
+) -> Result<(), VerifyError> {
+    if path.len() > MAX_MERKLE_PATH
+        || leaf_count == 0
+        || leaf_index >= leaf_count
+        || leaf_count as usize > MAX_BATCH_REPLIES
+    {
+        return Err(VerifyError::OutOfBounds("bad Merkle path bounds"));
+    }
+    Ok(())
+}
+
 fn check_signature_bytes(bytes: &[u8]) -> Result<(), VerifyError> {
     if bytes.len() > MAX_SIGNATURE_BYTES {
         return Err(VerifyError::OutOfBounds("signature too large"));
@@ -176,14 +195,7 @@ impl Bounded for FirewallMessage {
             FirewallMessage::CertifiedReply(c) => {
                 check_signature_bytes(&c.signature.0)?;
                 c.entry.check_bounds()?;
-                if c.path.len() > MAX_MERKLE_PATH
-                    || c.leaf_count == 0
-                    || c.leaf_index >= c.leaf_count
-                    || c.leaf_count as usize > MAX_BATCH_REPLIES
-                {
-                    return Err(VerifyError::OutOfBounds("bad Merkle path"));
-                }
-                Ok(())
+                check_path_bounds(c.leaf_index, c.leaf_count, &c.path)
             }
             FirewallMessage::Stable(s) => check_signature_bytes(&s.signature.0),
         }
