@@ -14,7 +14,7 @@ use crate::log::RequestKey;
 const ENTRY_OVERHEAD: usize = 96;
 
 /// The bytes a cached reply is charged.
-fn reply_bytes(reply: &CertifiedReply) -> usize {
+pub(crate) fn reply_bytes(reply: &CertifiedReply) -> usize {
     reply
         .entry
         .body

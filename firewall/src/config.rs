@@ -40,6 +40,11 @@ pub struct FilterConfig {
     /// At most one re-forward or re-send per sequence, and one `FetchOrders` answer per
     /// asker, per interval.
     pub retransmit_interval: Duration,
+    /// Upper rows: how long a reply's claim that only part of the row below sent waits for
+    /// the rest before this filter checks the signature itself (`vouch.rs`; e.g. 4 ms).
+    /// Zero checks every claim at once, as a filter must when one filter below is known
+    /// to be silent.
+    pub vouch_wait: Duration,
 }
 
 /// A configuration that cannot describe a filter.
@@ -128,6 +133,7 @@ mod tests {
             max_log_bytes: 1 << 20,
             max_pending_bytes_per_replica: 1 << 20,
             reply_cache_bytes: 1 << 20,
+            vouch_wait: Duration::from_millis(4),
             retransmit_interval: Duration::from_millis(100),
         }
     }

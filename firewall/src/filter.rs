@@ -42,7 +42,8 @@ pub struct Filter {
     log: OrderLog,
     /// Bottom row: shares and pending bodies per outstanding sequence.
     collectors: BTreeMap<Sequence, ReplyCollector>,
-    /// Bottom row: bytes of pending bodies charged to each execution replica.
+    /// Bytes held per peer below: pending bodies (bottom row) or replies waiting for a
+    /// vouch (upper rows), each within `max_pending_bytes_per_replica`.
     pending_bytes: BTreeMap<u32, usize>,
     /// Bottom row: stable-checkpoint shares.
     stable_shares: StableShares,
@@ -92,11 +93,26 @@ impl Filter {
     pub fn step(&mut self, input: FilterInput) -> Vec<FilterOutput> {
         let mut out = Vec::new();
         match input {
-            FilterInput::Tick(now) => self.now = self.now.max(now),
+            FilterInput::Tick(now) => {
+                self.now = self.now.max(now);
+                if !self.config.is_bottom() {
+                    self.check_due_claims(&mut out);
+                }
+            }
             FilterInput::FromAbove { from, envelope } => self.on_above(from, envelope, &mut out),
             FilterInput::FromBelow { from, envelope } => self.on_below(from, envelope, &mut out),
         }
         out
+    }
+
+    /// When this filter next needs a [`FilterInput::Tick`] to keep a promise: the
+    /// earliest deadline of a claim held open for vouchers (`vouch.rs`). A runtime that
+    /// ticks at least this soon keeps replies from waiting longer than `vouch_wait`.
+    pub fn next_wake(&self) -> Option<Duration> {
+        self.log
+            .from(0)
+            .filter_map(|(_, slot)| slot.claims.next_deadline())
+            .min()
     }
 
     pub fn config(&self) -> &FilterConfig {
@@ -125,9 +141,10 @@ impl Filter {
     pub fn log_bytes(&self) -> usize {
         self.log.bytes()
     }
-    /// Bottom row: bytes of pending bodies charged to execution replica `replica`.
-    pub fn pending_bytes(&self, replica: u32) -> usize {
-        self.pending_bytes.get(&replica).copied().unwrap_or(0)
+    /// Bytes held for peer `peer` below: bodies pending certification (bottom row), or
+    /// replies waiting for their claim to be vouched for (upper rows).
+    pub fn pending_bytes(&self, peer: u32) -> usize {
+        self.pending_bytes.get(&peer).copied().unwrap_or(0)
     }
     /// Bytes of certified replies cached (bounded by `reply_cache_bytes`).
     pub fn cached_reply_bytes(&self) -> usize {
@@ -244,6 +261,13 @@ impl Filter {
             return;
         }
         self.collected = previous;
+        let mut held = Vec::new();
+        for (_, slot) in self.log.slots_mut().take_while(|(s, _)| **s <= previous) {
+            held.extend(slot.claims.take_open().into_iter().flat_map(|o| o.held));
+        }
+        for h in held {
+            self.release_pending(h.from, h.bytes);
+        }
         self.log.collect_through(previous);
         self.cache.collect_through(previous);
         let kept = self.collectors.split_off(&previous.saturating_add(1));

@@ -24,7 +24,9 @@
 //! combined signature (only if that fails does it verify shares one by one, and records
 //! the senders of bad ones in [`FilterStats::bad_shares`]); it forwards a reply body only
 //! once its leaf hash is under the certified root, with its audit path (RFC 6962 §2.1.1).
-//! Upper rows check the path and the signature (once per batch, then cached). Because a
+//! Upper rows check the path and the signature's claim once per batch — by a pairing, or,
+//! when every filter of the row below sent the same claim, by their say-so (one of them is
+//! correct and checked it; `vouch.rs`). Because a
 //! BLS threshold signature is unique and bodies are sealed deterministically, nothing that
 //! crosses depends on which replicas answered: a compromised replica has no channel out
 //! (DESIGN §1, "deterministic replies"). Everything else is dropped, counted by reason
@@ -53,6 +55,7 @@ mod reply_relay;
 mod shares;
 mod stable;
 pub mod stats;
+mod vouch;
 
 pub use config::{ConfigError, FilterConfig};
 pub use filter::Filter;

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use palisade_wire::agreement::{ClientId, Digest, OrderCertificate, OrderedBatch, Sequence};
-use palisade_wire::firewall::ThresholdSignature;
+use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch, Sequence};
+
+use crate::vouch::Claims;
 
 /// Per request: bytes charged for its signed envelope and bookkeeping (client id, request
 /// id, ed25519 signature, map entries), on top of its payload.
@@ -16,9 +17,6 @@ const REQUEST_OVERHEAD: usize = 160;
 const COMMIT_OVERHEAD: usize = 192;
 /// Per slot.
 const SLOT_OVERHEAD: usize = 256;
-/// Upper rows: most distinct verified (root, signature) pairs remembered per sequence.
-/// One is the normal case (a correct execution cluster certifies one root per batch).
-const MAX_VERIFIED_ROOTS: usize = 4;
 
 /// A (client, request id): one request of a batch.
 pub(crate) type RequestKey = (ClientId, u64);
@@ -35,9 +33,9 @@ pub(crate) struct Slot {
     pub requests: BTreeMap<RequestKey, bool>,
     /// When the order was last forwarded down, or its replies re-sent up.
     pub last_sent: Duration,
-    /// Upper rows: (root, signature) pairs already verified for this sequence, so a
-    /// batch's signature is checked once and not once per reply.
-    verified_roots: Vec<(Digest, ThresholdSignature)>,
+    /// Upper rows: what the replies of this sequence claim and which claims are settled,
+    /// so a batch's signature is settled once and not once per reply.
+    pub claims: Claims,
 }
 
 impl Slot {
@@ -55,19 +53,7 @@ impl Slot {
             bytes,
             requests,
             last_sent: now,
-            verified_roots: Vec::new(),
-        }
-    }
-
-    pub fn is_verified(&self, root: &Digest, signature: &ThresholdSignature) -> bool {
-        self.verified_roots
-            .iter()
-            .any(|(r, s)| r == root && s == signature)
-    }
-
-    pub fn remember_verified(&mut self, root: Digest, signature: ThresholdSignature) {
-        if self.verified_roots.len() < MAX_VERIFIED_ROOTS {
-            self.verified_roots.push((root, signature));
+            claims: Claims::default(),
         }
     }
 }
@@ -124,6 +110,11 @@ impl OrderLog {
         self.bytes
     }
 
+    /// Every slot, mutably, in sequence order.
+    pub fn slots_mut(&mut self) -> impl Iterator<Item = (&Sequence, &mut Slot)> {
+        self.slots.iter_mut()
+    }
+
     /// Slots from `from` on, in sequence order.
     pub fn from(&self, from: Sequence) -> impl Iterator<Item = (&Sequence, &Slot)> {
         self.slots.range(from..)
@@ -154,7 +145,7 @@ impl OrderLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_wire::agreement::{Batch, PbftCertificate};
+    use palisade_wire::agreement::{Batch, Digest, PbftCertificate};
 
     fn slot(sequence: Sequence) -> Slot {
         let batch = OrderedBatch {

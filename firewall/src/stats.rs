@@ -90,6 +90,11 @@ pub struct FilterStats {
     pub roots_certified: u64,
     /// Bottom row: stable certificates combined from g+1 shares.
     pub stables_combined: u64,
+    /// Upper rows: reply claims (a batch's root and signature) settled with a pairing.
+    pub claims_checked: u64,
+    /// Upper rows: reply claims settled because every filter of the row below sent them
+    /// (no pairing).
+    pub claims_vouched: u64,
     /// Stable certificates forwarded up.
     pub stables_forwarded: u64,
     /// Bottom row: combinations of g+1 shares that did not verify (each makes the

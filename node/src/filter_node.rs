@@ -64,6 +64,11 @@ const MAX_PENDING_BYTES_PER_REPLICA: usize = 32 << 20;
 const REPLY_CACHE_BYTES: usize = 64 << 20;
 /// At most one re-forward per sequence (and one FetchOrders answer per asker) per this.
 const RETRANSMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// Upper rows: how long a reply's claim waits for the whole row below before this filter
+/// checks it with a pairing (`palisade_firewall` `vouch.rs`). The two copies of a claim
+/// normally arrive well within a millisecond of each other; a silent filter below costs
+/// each batch this much.
+const VOUCH_WAIT: Duration = Duration::from_millis(4);
 
 /// Where a filter sits and who its neighbours are, as link identities.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +170,7 @@ pub fn filter_config(cfg: &NodeConfig) -> Result<FilterConfig, NodeError> {
         max_pending_bytes_per_replica: MAX_PENDING_BYTES_PER_REPLICA,
         reply_cache_bytes: REPLY_CACHE_BYTES,
         retransmit_interval: RETRANSMIT_INTERVAL,
+        vouch_wait: VOUCH_WAIT,
     };
     config.validate().map_err(|e| bad(e.to_string()))?;
     Ok(config)
@@ -245,9 +251,23 @@ impl Worker {
                 self.step(FilterInput::Tick(now.duration_since(self.start)));
                 next_tick = now + TICK;
             }
-            match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
-                Ok(m) => self.on_inbound(m),
-                Err(RecvTimeoutError::Timeout) => {}
+            // A claim held for vouchers is due before the next regular tick: wake for it.
+            let wake = match self.filter.next_wake() {
+                Some(at) => next_tick.min(self.start + at),
+                None => next_tick,
+            };
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(m) => {
+                    // The core reads the clock fresh before each message: a claim's vouch
+                    // deadline counts from when its first copy arrived.
+                    self.step(FilterInput::Tick(self.start.elapsed()));
+                    self.on_inbound(m)
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if wake < next_tick {
+                        self.step(FilterInput::Tick(self.start.elapsed()));
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }

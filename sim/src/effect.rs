@@ -15,6 +15,8 @@ pub enum SimTimer {
     Agreement(TimerKind),
     Execution(ExecTimer),
     Client(ClientTimer),
+    /// A filter's next vouch deadline (`Filter::next_wake`).
+    Filter,
     /// The workload's next submission.
     Submit,
 }

@@ -2,15 +2,15 @@
 //! named as the runtime's filter node names them (peers above and below by index), with
 //! an optional Byzantine wrapper ([`crate::filter_fault`]).
 //!
-//! The core reads the simulated clock as a `Tick` before every input (it uses time only
-//! for rate limits). A filter keeps nothing durable: a restart starts it empty, and it
+//! The core reads the simulated clock as a `Tick` before every input (it uses time for
+//! rate limits and vouch deadlines), and once more when the wake-up it asked for is due. A filter keeps nothing durable: a restart starts it empty, and it
 //! learns orders again from above (new orders, re-sent ones, or its own `FetchOrders`).
 
 use std::time::Duration;
 
 use palisade_firewall::{Filter, FilterConfig, FilterInput, FilterOutput};
 
-use crate::effect::Effect;
+use crate::effect::{Effect, SimTimer};
 use crate::filter_fault::FilterByzantine;
 use crate::message::{Msg, NodeId};
 use crate::rng::SimRng;
@@ -101,10 +101,37 @@ impl FilterNode {
         };
         let mut outputs = self.filter.step(FilterInput::Tick(now));
         outputs.extend(self.filter.step(input));
+        effects.extend(self.carry_out(outputs, now, rng));
+        effects
+    }
+
+    /// The wake-up the core asked for (a claim held for vouchers is due).
+    pub fn on_timer(&mut self, now: Duration, rng: &mut SimRng) -> Vec<Effect> {
+        if self.byzantine.as_ref().is_some_and(|b| b.is_silent()) {
+            return Vec::new();
+        }
+        let outputs = self.filter.step(FilterInput::Tick(now));
+        self.carry_out(outputs, now, rng)
+    }
+
+    /// Routes the core's outputs (through the Byzantine wrapper, if any) and arms the
+    /// wake-up the core needs next.
+    fn carry_out(
+        &mut self,
+        outputs: Vec<FilterOutput>,
+        now: Duration,
+        rng: &mut SimRng,
+    ) -> Vec<Effect> {
         let honest = self.route(outputs);
-        match &mut self.byzantine {
-            Some(byz) => effects.extend(byz.rewrite(honest, rng)),
-            None => effects.extend(honest),
+        let mut effects = match &mut self.byzantine {
+            Some(byz) => byz.rewrite(honest, rng),
+            None => honest,
+        };
+        if let Some(at) = self.filter.next_wake() {
+            effects.push(Effect::SetTimer {
+                timer: SimTimer::Filter,
+                after: at.saturating_sub(now),
+            });
         }
         effects
     }

@@ -22,6 +22,9 @@ pub const FILTER_REPLY_CACHE_BYTES: usize = 1 << 20;
 /// At most one re-forward per sequence (and answer per asker) this often; well below
 /// the clients' retransmission interval (250 ms).
 pub const FILTER_RETRANSMIT: Duration = Duration::from_millis(40);
+/// Upper rows wait this long for the whole row below to vouch for a claim (a few network
+/// delays: the scenarios' delays are 0.5–2.5 ms) before checking it with a pairing.
+pub const FILTER_VOUCH_WAIT: Duration = Duration::from_millis(5);
 
 /// The configuration of filter `id` in `topology`.
 pub fn filter_config(
@@ -50,6 +53,7 @@ pub fn filter_config(
         max_pending_bytes_per_replica: FILTER_PENDING_BYTES_PER_REPLICA,
         reply_cache_bytes: FILTER_REPLY_CACHE_BYTES,
         retransmit_interval: FILTER_RETRANSMIT,
+        vouch_wait: FILTER_VOUCH_WAIT,
     }
 }
 

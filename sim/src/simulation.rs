@@ -519,8 +519,10 @@ impl Simulation {
                         Some(n) => n.on_timer(&timer),
                         None => Vec::new(),
                     },
-                    // Filters arm no timers: they read the clock as a tick per input.
-                    NodeId::Filter(_) => Vec::new(),
+                    NodeId::Filter(i) => match self.filters.get_mut(i as usize) {
+                        Some(n) => n.on_timer(now, &mut self.rng),
+                        None => Vec::new(),
+                    },
                 };
                 self.apply(node, effects)
             }
