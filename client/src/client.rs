@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use palisade_crypto::VerifiedRoots;
-use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
+use palisade_wire::agreement::{Digest, Request, Signed, MAX_REQUEST_PAYLOAD};
 use palisade_wire::execution::{BatchReply, ExecReplicaId};
-use palisade_wire::firewall::{reply_root_message, CertifiedReply};
+use palisade_wire::firewall::{reply_root_message, CertifiedReply, Vouch};
 
 use crate::config::{Acceptance, ClientConfig};
 use crate::io::{ClientInput, ClientOutput, ClientTimer};
@@ -15,6 +15,7 @@ use crate::retransmit::Backoff;
 use crate::signed_roots::SignedRoots;
 use crate::stats::ClientStats;
 use crate::votes::{Vote, Votes};
+use crate::vouches::Vouches;
 
 /// Verified (sequence, root, signature) triples remembered (`Certified` acceptance). A
 /// client's window of requests in flight spreads over few batches; a handful suffices.
@@ -23,6 +24,9 @@ pub const VERIFIED_ROOTS: usize = 32;
 /// Verified batch roots remembered (`Matching` acceptance): a few batches for each of
 /// the 2g+1 replicas.
 pub const SIGNED_ROOTS: usize = 64;
+
+/// Bytes of certified replies that may wait for vouches (`Certified` acceptance).
+pub const VOUCHED_BYTES: usize = 64 << 20;
 
 /// A request in flight: what was sent, when it is due again, and the replies so far.
 #[derive(Debug)]
@@ -49,6 +53,11 @@ pub struct Client {
     verified: VerifiedRoots,
     /// Replicas' batch-root signatures verified recently (`Matching` acceptance).
     signed_roots: SignedRoots,
+    /// Vouches for claims, and certified replies waiting on them (`Certified`
+    /// acceptance).
+    vouches: Vouches,
+    /// When the armed vouch timer fires, if one is armed.
+    vouch_due: Option<Duration>,
     /// The highest sequence number of an accepted reply; reported to the agreement
     /// replicas whenever it rises ([`ClientOutput::RepliedThrough`]).
     replied_through: u64,
@@ -68,6 +77,8 @@ impl Client {
             faulty: BTreeSet::new(),
             verified: VerifiedRoots::new(VERIFIED_ROOTS),
             signed_roots: SignedRoots::new(SIGNED_ROOTS),
+            vouches: Vouches::new(VOUCHED_BYTES),
+            vouch_due: None,
             replied_through: 0,
             stats: ClientStats::default(),
         }
@@ -97,7 +108,9 @@ impl Client {
         match input {
             ClientInput::Submit { payload } => self.on_submit(payload, now, &mut out),
             ClientInput::Reply(reply) => self.on_reply(reply, &mut out),
-            ClientInput::Certified(reply) => self.on_certified(reply, &mut out),
+            ClientInput::Certified(reply) => self.on_certified(reply, now, &mut out),
+            ClientInput::Vouch { from, vouch } => self.on_vouch(from, vouch, &mut out),
+            ClientInput::Timer(ClientTimer::Vouch) => self.on_vouch_timer(&mut out),
             ClientInput::Timer(ClientTimer::Retransmit) => {
                 // The runtime's timer is spent once it fired.
                 self.timer_due = None;
@@ -246,15 +259,89 @@ impl Client {
 
     /// A reply certified by the execution cluster (SOSP 2003 §4): it completes its request
     /// alone once its Merkle path leads to a root that the combined threshold signature
-    /// signs. Cheap checks first (client, outstanding, bounds, path), then the signature
-    /// — once per batch, thanks to the cache of verified roots.
-    fn on_certified(&mut self, reply: CertifiedReply, out: &mut Vec<ClientOutput>) {
-        let client = self.config.id;
-        let Acceptance::Certified(verifier) = &self.config.acceptance else {
-            self.stats.replies_wrong_mode += 1;
-            tracing::debug!(client, "certified reply, but signed replies are expected");
+    /// signs. Cheap checks first (client, outstanding, bounds, path); then a claim known
+    /// true (checked, or vouched for by f+1 agreement nodes) accepts it at once, and an
+    /// unknown one waits up to `vouch_wait` for vouches before it is checked with a
+    /// pairing ([`crate::vouches`]).
+    fn on_certified(&mut self, reply: CertifiedReply, now: Duration, out: &mut Vec<ClientOutput>) {
+        let Some(root) = self.certified_root(&reply) else {
             return;
         };
+        let sequence = reply.sequence;
+        if self.verified.contains(sequence, &root, &reply.signature) {
+            self.stats.certificates_cached += 1;
+            return self.accept(reply, out);
+        }
+        if self.config.vouch_wait.is_zero() {
+            return self.check_and_accept(reply, root, out);
+        }
+        let claim = (sequence, root, reply.signature.clone());
+        if !self
+            .vouches
+            .wait(reply.entry.request_id, claim, reply.clone())
+        {
+            return self.check_and_accept(reply, root, out);
+        }
+        if self.vouch_due.is_none() {
+            let after = self.config.vouch_wait;
+            self.vouch_due = Some(now.saturating_add(after));
+            out.push(ClientOutput::SetTimer {
+                kind: ClientTimer::Vouch,
+                after,
+            });
+        }
+    }
+
+    /// Agreement node `from` vouches for a claim: f+1 of them make it true, and the
+    /// replies waiting on it complete without a pairing.
+    fn on_vouch(&mut self, from: u32, vouch: Vouch, out: &mut Vec<ClientOutput>) {
+        if !matches!(self.config.acceptance, Acceptance::Certified(_)) {
+            self.stats.replies_wrong_mode += 1;
+            return;
+        }
+        if self
+            .verified
+            .contains(vouch.sequence, &vouch.root, &vouch.signature)
+        {
+            return;
+        }
+        let claim = (vouch.sequence, vouch.root, vouch.signature);
+        let quorum = self.config.vouch_quorum();
+        let Some(released) = self.vouches.vouch(claim.clone(), from, quorum) else {
+            return;
+        };
+        let (sequence, root, signature) = claim;
+        self.verified.insert(sequence, root, &signature);
+        self.stats.claims_vouched += 1;
+        for waiting in released {
+            if self.outstanding.contains_key(&waiting.request_id) {
+                self.stats.certificates_cached += 1;
+                self.accept(waiting.reply, out);
+            }
+        }
+    }
+
+    /// Certified replies waited long enough for vouches: check each claim (once, thanks
+    /// to the cache of verified roots).
+    fn on_vouch_timer(&mut self, out: &mut Vec<ClientOutput>) {
+        self.vouch_due = None;
+        for waiting in self.vouches.take_waiting() {
+            if self.outstanding.contains_key(&waiting.request_id) {
+                let (_, root, _) = waiting.claim;
+                self.check_and_accept(waiting.reply, root, out);
+            }
+        }
+    }
+
+    /// The cheap checks of a certified reply (mode, client, outstanding, bounds, path):
+    /// the root its path leads to, or `None` (counted and logged).
+    fn certified_root(&mut self, reply: &CertifiedReply) -> Option<Digest> {
+        let client = self.config.id;
+        if !matches!(self.config.acceptance, Acceptance::Certified(_)) {
+            self.stats.replies_wrong_mode += 1;
+            tracing::debug!(client, "certified reply, but signed replies are expected");
+            return None;
+        }
         if reply.entry.client != client {
             self.stats.replies_wrong_client += 1;
             tracing::debug!(
@@ -262,7 +349,7 @@ impl Client {
                 to = reply.entry.client,
                 "certified reply for another client"
             );
-            return;
+            return None;
         }
         let request_id = reply.entry.request_id;
         if !self.outstanding.contains_key(&request_id) {
@@ -272,33 +359,53 @@ impl Client {
                 request_id,
                 "certified reply for no outstanding request"
             );
-            return;
+            return None;
         }
         // Bounds and the Merkle path (hashing only).
-        let root = match palisade_crypto::reply_root_of(&reply) {
-            Ok(root) => root,
+        match palisade_crypto::reply_root_of(reply) {
+            Ok(root) => Some(root),
             Err(e) => {
                 self.stats.bad_certificates += 1;
                 tracing::debug!(client, request_id, error = %e, "certified reply: bad bounds or Merkle path");
-                return;
+                None
             }
+        }
+    }
+
+    /// Checks the signature on `reply`'s claim (unless cached) and accepts it if true.
+    fn check_and_accept(
+        &mut self,
+        reply: CertifiedReply,
+        root: Digest,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let Acceptance::Certified(verifier) = &self.config.acceptance else {
+            return;
         };
         let sequence = reply.sequence;
         if self.verified.contains(sequence, &root, &reply.signature) {
             self.stats.certificates_cached += 1;
         } else if verifier.verify(&reply_root_message(sequence, &root), &reply.signature) {
+            self.stats.certificates_checked += 1;
             self.verified.insert(sequence, root, &reply.signature);
         } else {
             self.stats.bad_certificates += 1;
             tracing::debug!(
-                client,
-                request_id,
+                client = self.config.id,
+                request_id = reply.entry.request_id,
                 sequence,
                 "certified reply: signature refused"
             );
             return;
         }
+        self.accept(reply, out);
+    }
+
+    /// Completes the request of a certified reply whose claim is true.
+    fn accept(&mut self, reply: CertifiedReply, out: &mut Vec<ClientOutput>) {
+        let (request_id, sequence) = (reply.entry.request_id, reply.sequence);
         self.outstanding.remove(&request_id);
+        self.vouches.remove(request_id);
         self.replied(sequence, out);
         self.stats.replies_counted += 1;
         self.stats.completed += 1;

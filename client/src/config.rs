@@ -46,12 +46,22 @@ pub struct ClientConfig {
     pub first_request_id: u64,
     /// Which replies complete a request: g+1 matching signed ones, or one certified one.
     pub acceptance: Acceptance,
+    /// `Certified`: how long a certified reply waits for f+1 agreement nodes to vouch
+    /// for its claim before the client checks the signature itself
+    /// ([`crate::vouches`]). Zero checks every reply at once.
+    pub vouch_wait: Duration,
 }
 
 impl ClientConfig {
     /// The window actually used (never zero, so a misconfigured client still works).
     pub fn effective_window(&self) -> usize {
         self.window.max(1)
+    }
+
+    /// f+1 of the `agreement_replicas` = 3f+1: agreement nodes whose word on a vouched
+    /// reply makes it true (one of them is correct).
+    pub fn vouch_quorum(&self) -> usize {
+        self.agreement_replicas.saturating_sub(1) / 3 + 1
     }
 
     /// g+1: matching replies that make a result.

@@ -5,14 +5,17 @@ use std::time::Duration;
 
 use palisade_wire::agreement::{ReplicaId, Request, Signed};
 use palisade_wire::execution::BatchReply;
-use palisade_wire::firewall::CertifiedReply;
+use palisade_wire::firewall::{CertifiedReply, Vouch};
 
-/// The client's only timer. At most one is armed; a new `SetTimer` replaces it.
+/// The client's timers. At most one of each kind is armed; a new `SetTimer` replaces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ClientTimer {
     /// Some outstanding request's retransmission time has come (TOCS §4.1: "if the
     /// client does not receive replies soon enough, it broadcasts the request").
     Retransmit,
+    /// Certified replies waited `vouch_wait` for f+1 agreement nodes to vouch for
+    /// their claims: check them.
+    Vouch,
 }
 
 /// Everything that can happen to a client.
@@ -29,6 +32,9 @@ pub enum ClientInput {
     /// through the firewall and an agreement node (not yet verified); used with
     /// [`crate::Acceptance::Certified`].
     Certified(CertifiedReply),
+    /// Agreement node `from` (as the authenticated link says) vouches that every top
+    /// filter sent it certified replies making this claim ([`crate::vouches`]).
+    Vouch { from: u32, vouch: Vouch },
     /// A timer set by [`ClientOutput::SetTimer`] fired.
     Timer(ClientTimer),
 }

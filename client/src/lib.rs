@@ -29,7 +29,9 @@
 //!     path (RFC 6962 §2.1.1) leads to a batch root signed by the execution cluster's
 //!     combined threshold signature — g+1 replicas' shares, checked against one public
 //!     key; verified roots are cached ([`palisade_crypto::VerifiedRoots`]), so a batch
-//!     costs one signature check;
+//!     costs one signature check — or none, when f+1 agreement nodes vouch that every
+//!     top filter sent them the same claim (the reply waits a few milliseconds for the
+//!     vouches, [`vouches`]);
 //! - counts and drops replies for unknown or finished requests, badly signed or badly
 //!   certified ones, replies of the kind the configured acceptance does not use, and
 //!   marks a replica that sends two different replies for one request as faulty: its
@@ -44,6 +46,7 @@ pub mod retransmit;
 pub mod signed_roots;
 pub mod stats;
 pub mod votes;
+pub mod vouches;
 
 pub use client::Client;
 pub use config::{Acceptance, ClientConfig};

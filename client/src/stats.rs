@@ -37,6 +37,11 @@ pub struct ClientStats {
     /// Certified replies whose (sequence, root, signature) was verified before: accepted
     /// without a second signature check (the replies of one batch cost one check).
     pub certificates_cached: u64,
+    /// Certified replies whose claim this client checked with a pairing.
+    pub certificates_checked: u64,
+    /// Claims (a batch's root and signature) taken as true because f+1 agreement nodes
+    /// vouched that every top filter sent them (no pairing).
+    pub claims_vouched: u64,
     /// Batch replies whose (replica, sequence, root, signature) was verified before:
     /// counted without a second signature check.
     pub reply_signatures_cached: u64,

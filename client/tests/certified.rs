@@ -10,13 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput};
+use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
 use palisade_crypto::{certify_replies, DealtKeys, SchemeKind, ThresholdVerifier};
 use palisade_wire::execution::Reply;
-use palisade_wire::firewall::{reply_root_message, CertifiedReply, ReplyEntry, ThresholdSignature};
+use palisade_wire::firewall::{
+    reply_root_message, CertifiedReply, ReplyEntry, ThresholdSignature, Vouch,
+};
 
 const CLIENT: u64 = 4;
 const SEQUENCE: u64 = 17;
+const VOUCH_WAIT: Duration = Duration::from_millis(4);
 
 fn exec_key(i: u32) -> SigningKey {
     SigningKey::from_bytes(&[i as u8 + 50; 32])
@@ -36,6 +39,11 @@ fn verifier(seed: u8) -> Arc<dyn ThresholdVerifier> {
 }
 
 fn client(acceptance: Acceptance) -> Client {
+    client_waiting(acceptance, Duration::ZERO)
+}
+
+/// A client whose certified replies wait `vouch_wait` for vouches.
+fn client_waiting(acceptance: Acceptance, vouch_wait: Duration) -> Client {
     let config = ClientConfig {
         id: CLIENT,
         g: 1,
@@ -45,6 +53,7 @@ fn client(acceptance: Acceptance) -> Client {
         retransmit_after: Duration::from_millis(100),
         first_request_id: 1,
         acceptance,
+        vouch_wait,
     };
     Client::new(config, SigningKey::from_bytes(&[7; 32]))
 }
@@ -232,4 +241,99 @@ fn replies_of_the_wrong_kind_are_dropped_and_counted() {
         complete(&certified(&mut c, cert)),
         Some((1, 3, b"solo".to_vec()))
     );
+}
+
+fn vouch(c: &mut Client, from: u32, reply: &CertifiedReply) -> Vec<ClientOutput> {
+    let vouch = Vouch {
+        sequence: reply.sequence,
+        root: palisade_crypto::reply_root_of(reply).unwrap(),
+        signature: reply.signature.clone(),
+    };
+    c.step(ClientInput::Vouch { from, vouch }, Duration::from_millis(1))
+}
+
+fn vouch_timer(c: &mut Client) -> Vec<ClientOutput> {
+    c.step(
+        ClientInput::Timer(ClientTimer::Vouch),
+        Duration::from_millis(1) + VOUCH_WAIT,
+    )
+}
+
+fn waiting_client() -> Client {
+    let mut c = client_waiting(Acceptance::Certified(verifier(1)), VOUCH_WAIT);
+    submit(&mut c, 3);
+    c
+}
+
+#[test]
+fn f_plus_one_agreement_nodes_vouching_complete_a_request_without_a_pairing() {
+    let mut c = waiting_client();
+    let certs = batch();
+    // A reply whose claim nobody vouched for yet waits, with a timer.
+    let out = certified(&mut c, certs[0].clone());
+    assert!(complete(&out).is_none());
+    assert!(out.contains(&ClientOutput::SetTimer {
+        kind: ClientTimer::Vouch,
+        after: VOUCH_WAIT,
+    }));
+    // One agreement node's word is not enough (f = 1), nor the same node twice.
+    assert!(complete(&vouch(&mut c, 0, &certs[0])).is_none());
+    assert!(complete(&vouch(&mut c, 0, &certs[0])).is_none());
+    // A second node: f+1 vouch, the claim is true and the reply completes.
+    let out = vouch(&mut c, 1, &certs[0]);
+    assert_eq!(complete(&out), Some((1, SEQUENCE, b"one".to_vec())));
+    assert_eq!(c.stats().claims_vouched, 1);
+    // The batch's next reply makes the same claim: accepted on arrival.
+    let out = certified(&mut c, certs[2].clone());
+    assert_eq!(complete(&out), Some((2, SEQUENCE, b"two".to_vec())));
+    assert_eq!(c.stats().certificates_checked, 0, "no pairing at all");
+    // The timer finds nothing left to check.
+    assert!(complete(&vouch_timer(&mut c)).is_none());
+    assert_eq!(c.stats().certificates_checked, 0);
+}
+
+#[test]
+fn vouches_may_come_before_the_reply() {
+    let mut c = waiting_client();
+    let certs = batch();
+    assert!(vouch(&mut c, 2, &certs[3]).is_empty());
+    assert!(vouch(&mut c, 3, &certs[3]).is_empty());
+    let out = certified(&mut c, certs[3].clone());
+    assert_eq!(complete(&out), Some((3, SEQUENCE, b"three".to_vec())));
+    assert_eq!(c.stats().certificates_checked, 0);
+}
+
+#[test]
+fn a_reply_nobody_vouches_for_is_checked_when_the_wait_is_over() {
+    let mut c = waiting_client();
+    let certs = batch();
+    assert!(complete(&certified(&mut c, certs[2].clone())).is_none());
+    assert!(complete(&vouch(&mut c, 1, &certs[2])).is_none());
+    let out = vouch_timer(&mut c);
+    assert_eq!(complete(&out), Some((2, SEQUENCE, b"two".to_vec())));
+    assert_eq!(c.stats().certificates_checked, 1);
+    assert_eq!(c.stats().claims_vouched, 0);
+}
+
+#[test]
+fn a_forgery_one_faulty_node_vouches_for_is_refused_when_checked() {
+    let mut c = waiting_client();
+    let mut forged = batch()[0].clone();
+    // Signed by another key set: a valid-looking signature that is not the cluster's.
+    forged.signature = sign_batch(2, SEQUENCE, &[entry(CLIENT, 1, b"one")]);
+    assert!(complete(&certified(&mut c, forged.clone())).is_none());
+    assert!(complete(&vouch(&mut c, 3, &forged)).is_none());
+    // It does not block the true reply, which f+1 nodes vouch for.
+    let good = batch()[0].clone();
+    assert!(complete(&certified(&mut c, good.clone())).is_none());
+    assert!(complete(&vouch(&mut c, 0, &good)).is_none());
+    assert!(complete(&vouch(&mut c, 1, &good)).is_some());
+    // A forgery for a request still open waits, then fails its check.
+    let mut forged3 = batch()[3].clone();
+    forged3.signature = forged.signature.clone();
+    assert!(complete(&certified(&mut c, forged3.clone())).is_none());
+    assert!(complete(&vouch(&mut c, 3, &forged3)).is_none());
+    assert!(complete(&vouch_timer(&mut c)).is_none());
+    assert_eq!(c.stats().bad_certificates, 1);
+    assert_eq!(c.outstanding(), vec![2, 3]);
 }

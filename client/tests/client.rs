@@ -39,6 +39,7 @@ fn client_from(window: usize, first_request_id: u64) -> Client {
         retransmit_after: Duration::from_millis(100),
         first_request_id,
         acceptance: Acceptance::Matching,
+        vouch_wait: Duration::ZERO,
     };
     Client::new(config, client_key())
 }

@@ -40,6 +40,13 @@ pub struct FilterConfig {
     /// At most one re-forward or re-send per sequence, and one `FetchOrders` answer per
     /// asker, per interval.
     pub retransmit_interval: Duration,
+    /// An order some of whose replies have not come up this long after it went down is
+    /// forwarded down again (then again at most once per this interval, until its
+    /// replies come or it is collected): a reply lost on its way up is re-sent from the
+    /// row below's cache, or re-made by the execution replicas, without waiting for a
+    /// client retransmission that may come after agreement collected the order (e.g.
+    /// 1 s; never below `retransmit_interval`).
+    pub overdue_after: Duration,
     /// Upper rows: how long a reply's claim that only part of the row below sent waits for
     /// the rest before this filter checks the signature itself (`vouch.rs`; e.g. 4 ms).
     /// Zero checks every claim at once, as a filter must when one filter below is known
@@ -134,6 +141,7 @@ mod tests {
             max_pending_bytes_per_replica: 1 << 20,
             reply_cache_bytes: 1 << 20,
             vouch_wait: Duration::from_millis(4),
+            overdue_after: Duration::from_secs(1),
             retransmit_interval: Duration::from_millis(100),
         }
     }

@@ -98,6 +98,7 @@ impl Filter {
                 if !self.config.is_bottom() {
                     self.check_due_claims(&mut out);
                 }
+                self.reforward_overdue(&mut out);
             }
             FilterInput::FromAbove { from, envelope } => self.on_above(from, envelope, &mut out),
             FilterInput::FromBelow { from, envelope } => self.on_below(from, envelope, &mut out),
@@ -106,12 +107,24 @@ impl Filter {
     }
 
     /// When this filter next needs a [`FilterInput::Tick`] to keep a promise: the
-    /// earliest deadline of a claim held open for vouchers (`vouch.rs`). A runtime that
-    /// ticks at least this soon keeps replies from waiting longer than `vouch_wait`.
+    /// earliest deadline of a claim held open for vouchers (`vouch.rs`), or of an order
+    /// whose replies are overdue. A runtime that ticks at least this soon keeps replies
+    /// from waiting longer than `vouch_wait`.
     pub fn next_wake(&self) -> Option<Duration> {
+        let overdue = self
+            .config
+            .overdue_after
+            .max(self.config.retransmit_interval);
         self.log
             .from(0)
-            .filter_map(|(_, slot)| slot.claims.next_deadline())
+            .filter_map(|(_, slot)| {
+                let reforward =
+                    (slot.unanswered > 0).then(|| slot.last_sent.saturating_add(overdue));
+                match (slot.claims.next_deadline(), reforward) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .min()
     }
 
@@ -231,7 +244,12 @@ impl Filter {
             .get_mut(reply.sequence)
             .and_then(|slot| slot.requests.get_mut(&key))
         {
-            *answered = true;
+            if !*answered {
+                *answered = true;
+                if let Some(slot) = self.log.get_mut(reply.sequence) {
+                    slot.unanswered = slot.unanswered.saturating_sub(1);
+                }
+            }
         }
         self.stats.replies_forwarded += 1;
         self.cache.insert(reply.clone());

@@ -31,6 +31,8 @@ pub(crate) struct Slot {
     /// The distinct requests of the batch, and whether a certified reply to each was
     /// forwarded up (at most once, SOSP 2003 §4.2).
     pub requests: BTreeMap<RequestKey, bool>,
+    /// How many of `requests` have no reply forwarded up yet.
+    pub unanswered: usize,
     /// When the order was last forwarded down, or its replies re-sent up.
     pub last_sent: Duration,
     /// Upper rows: what the replies of this sequence claim and which claims are settled,
@@ -40,14 +42,16 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub fn new(batch: OrderedBatch, certificate: OrderCertificate, now: Duration) -> Slot {
-        let requests = batch
+        let requests: BTreeMap<RequestKey, bool> = batch
             .batch
             .requests
             .iter()
             .map(|r| ((r.message.client, r.message.request_id), false))
             .collect();
         let bytes = order_bytes(&batch, &certificate);
+        let unanswered = requests.len();
         Slot {
+            unanswered,
             batch,
             certificate,
             bytes,

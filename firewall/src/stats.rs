@@ -76,6 +76,8 @@ pub struct FilterStats {
     pub orders_forwarded: u64,
     /// Logged orders forwarded down again (a re-delivered order).
     pub orders_reforwarded: u64,
+    /// Logged orders forwarded down again because their replies were overdue.
+    pub orders_overdue: u64,
     /// Logged orders sent to one peer below in answer to `FetchOrders`.
     pub orders_served: u64,
     /// `FetchOrders` from below answered.

@@ -246,3 +246,44 @@ fn missing_orders_are_fetched_from_above_with_the_filters_own_sequence() {
     let out = filter.step(order_from(1, &batch(3, &[(0, 3)])));
     assert_eq!(orders_down(&out), vec![(None, 3)]);
 }
+
+/// A reply lost on its way up comes again without a client retransmission: an order
+/// whose replies are overdue goes down again, once per interval, until they came.
+#[test]
+fn an_order_whose_replies_are_overdue_goes_down_again() {
+    let cluster = cluster();
+    let mut c = config(0, &cluster);
+    c.overdue_after = Duration::from_millis(500);
+    let mut filter = Filter::new(c);
+    let b = batch(1, &[(0, 1), (1, 1)]);
+    filter.step(FilterInput::Tick(Duration::from_millis(10)));
+    assert_eq!(orders_down(&filter.step(order_from(0, &b))).len(), 1);
+    let due = Duration::from_millis(510);
+    assert_eq!(filter.next_wake(), Some(due));
+    assert!(
+        orders_down(&filter.step(FilterInput::Tick(due - Duration::from_millis(1)))).is_empty()
+    );
+    assert_eq!(
+        orders_down(&filter.step(FilterInput::Tick(due))),
+        vec![(None, 1)]
+    );
+    assert_eq!(filter.stats().orders_overdue, 1);
+    // One reply comes: the other is still overdue, an interval later.
+    let certified = certified(&cluster, 1, &entries(&b));
+    filter.step(from_below(
+        0,
+        FirewallMessage::CertifiedReply(certified[0].clone()),
+    ));
+    assert_eq!(
+        filter.next_wake(),
+        Some(due * 2 - Duration::from_millis(10))
+    );
+    // Both came: nothing is overdue any more.
+    filter.step(from_below(
+        0,
+        FirewallMessage::CertifiedReply(certified[1].clone()),
+    ));
+    assert_eq!(filter.next_wake(), None);
+    assert!(orders_down(&filter.step(FilterInput::Tick(due * 4))).is_empty());
+    assert_eq!(filter.stats().orders_overdue, 1);
+}

@@ -131,6 +131,7 @@ impl ReplicatedFileService {
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             retransmit_at: None,
+            vouch_at: None,
             epoch: Instant::now(),
             counters: counters.clone(),
         };
@@ -272,6 +273,8 @@ struct Driver {
     pending: HashMap<u64, oneshot::Sender<Agreed>>,
     waiting: VecDeque<(Vec<u8>, oneshot::Sender<Agreed>)>,
     retransmit_at: Option<Instant>,
+    /// When the client core's vouch timer fires, if armed.
+    vouch_at: Option<Instant>,
     epoch: Instant,
     counters: Arc<Counters>,
 }
@@ -299,6 +302,10 @@ impl Driver {
                 _ = crate::replicated::sleep_until(self.retransmit_at) => {
                     self.retransmit_at = None;
                     self.step(ClientInput::Timer(ClientTimer::Retransmit));
+                }
+                _ = crate::replicated::sleep_until(self.vouch_at) => {
+                    self.vouch_at = None;
+                    self.step(ClientInput::Timer(ClientTimer::Vouch));
                 }
             }
         }
@@ -356,6 +363,11 @@ impl Driver {
             // what the core checks.
             (NodeId::Agreement(_), Envelope::Firewall(FirewallMessage::CertifiedReply(c))) => {
                 ClientInput::Certified(c)
+            }
+            // ...and vouch for the claims every top filter sent them; here the sender
+            // counts (f+1 distinct agreement nodes), and the link names it.
+            (NodeId::Agreement(i), Envelope::Firewall(FirewallMessage::Vouch(vouch))) => {
+                ClientInput::Vouch { from: i, vouch }
             }
             (from, e) => {
                 self.counters
@@ -430,18 +442,25 @@ impl Driver {
                     });
                 }
             }
-            ClientOutput::SetTimer {
-                kind: ClientTimer::Retransmit,
-                after,
-            } => {
-                self.retransmit_at = Some(Instant::now() + after);
+            ClientOutput::SetTimer { kind, after } => {
+                let at = Some(Instant::now() + after);
+                match kind {
+                    ClientTimer::Retransmit => self.retransmit_at = at,
+                    ClientTimer::Vouch => self.vouch_at = at,
+                }
             }
             ClientOutput::CancelTimer(ClientTimer::Retransmit) => self.retransmit_at = None,
+            ClientOutput::CancelTimer(ClientTimer::Vouch) => self.vouch_at = None,
             // Answered where the submission is made.
             ClientOutput::Accepted { .. } | ClientOutput::Busy | ClientOutput::Refused { .. } => {}
         }
     }
 }
+
+/// How long a certified reply waits for f+1 agreement nodes to vouch for its claim before
+/// the gateway checks the signature itself (`palisade_client::vouches`). The vouches
+/// normally follow the reply within a millisecond.
+pub const VOUCH_WAIT: Duration = Duration::from_millis(4);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -472,5 +491,6 @@ pub fn default_client_config(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2)),
         acceptance: Acceptance::Matching,
+        vouch_wait: VOUCH_WAIT,
     }
 }

@@ -247,8 +247,8 @@ struct Driver {
     firewall: Option<Arc<dyn ThresholdVerifier>>,
     /// Number of clients (gateways): ids `0..clients`.
     clients: u64,
-    /// Firewall: the certified replies relayed to gateways, once per signature per
-    /// arrival of their request.
+    /// Firewall: the certified replies relayed to gateways, once per claim per arrival
+    /// of their request, vouched for when every top filter sent the claim.
     relay: ReplyRelay,
     exec_keys: Vec<ed25519_dalek::VerifyingKey>,
     g: usize,
@@ -418,10 +418,10 @@ impl Driver {
             {
                 self.on_firewall_stable(from, cert);
             }
-            (NodeId::Filter(_), Envelope::Firewall(FirewallMessage::CertifiedReply(reply)))
+            (NodeId::Filter(id), Envelope::Firewall(FirewallMessage::CertifiedReply(reply)))
                 if self.is_downstream(from) =>
             {
-                self.relay(from, reply);
+                self.relay(from, id, reply);
             }
             (
                 NodeId::Execution(_) | NodeId::Filter(_),
@@ -496,7 +496,7 @@ impl Driver {
     /// request id) and signature (each top filter sends every one), after checking its
     /// bounds and that the client exists; the signature is the gateway's to check (see
     /// the module doc).
-    fn relay(&mut self, from: NodeId, reply: CertifiedReply) {
+    fn relay(&mut self, from: NodeId, filter: u32, reply: CertifiedReply) {
         if !self.sends_orders {
             // Replicas 0..=f relay (one of them is correct); the rest stay quiet.
             return;
@@ -516,21 +516,29 @@ impl Driver {
         if self.firewall.is_none() {
             return self.refuse(from, "certified reply outside the firewall configuration");
         }
-        match self.relay.offer(&reply) {
-            RelayDecision::Relay => {}
-            RelayDecision::AlreadyRelayed => return,
+        let (relay, vouch) = match self.relay.offer(filter, &reply) {
+            RelayDecision::Relay { vouch } => (true, vouch),
+            RelayDecision::AlreadyRelayed { vouch } => (false, vouch),
             RelayDecision::TooManySignatures => {
                 return self.refuse(from, "more certified reply signatures than top filters")
             }
             RelayDecision::Malformed => {
                 return self.refuse(from, "certified reply with a broken audit path")
             }
+        };
+        if relay {
+            Probe::bump(&self.probe.forwarded_up);
+            self.net.send(
+                NodeId::Client(key.0),
+                &Envelope::Firewall(FirewallMessage::CertifiedReply(reply)),
+            );
         }
-        Probe::bump(&self.probe.forwarded_up);
-        self.net.send(
-            NodeId::Client(key.0),
-            &Envelope::Firewall(FirewallMessage::CertifiedReply(reply)),
-        );
+        if let Some(vouch) = vouch {
+            self.net.send(
+                NodeId::Client(key.0),
+                &Envelope::Firewall(FirewallMessage::Vouch(vouch)),
+            );
+        }
     }
 
     fn step(&mut self, input: Input) {

@@ -69,6 +69,11 @@ const RETRANSMIT_INTERVAL: Duration = Duration::from_millis(100);
 /// normally arrive well within a millisecond of each other; a silent filter below costs
 /// each batch this much.
 const VOUCH_WAIT: Duration = Duration::from_millis(4);
+/// An order whose replies have not all come up this long after it went down goes down
+/// again. Long against a loaded cluster's reply time (tens of milliseconds), so that a
+/// slow batch is not sent twice; short against a checkpoint interval, so that a reply
+/// lost upward is recovered before the order is collected.
+const OVERDUE_AFTER: Duration = Duration::from_secs(1);
 
 /// Where a filter sits and who its neighbours are, as link identities.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,6 +176,7 @@ pub fn filter_config(cfg: &NodeConfig) -> Result<FilterConfig, NodeError> {
         reply_cache_bytes: REPLY_CACHE_BYTES,
         retransmit_interval: RETRANSMIT_INTERVAL,
         vouch_wait: VOUCH_WAIT,
+        overdue_after: OVERDUE_AFTER,
     };
     config.validate().map_err(|e| bad(e.to_string()))?;
     Ok(config)

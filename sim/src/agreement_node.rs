@@ -369,21 +369,33 @@ impl AgreementNode {
         let FirewallMessage::CertifiedReply(c) = c else {
             return;
         };
-        match fw.relayed.offer(&c) {
-            RelayDecision::Relay => {}
-            RelayDecision::AlreadyRelayed => return,
+        let NodeId::Filter(filter) = from else {
+            return;
+        };
+        let (relay, vouch) = match fw.relayed.offer(filter, &c) {
+            RelayDecision::Relay { vouch } => (true, vouch),
+            RelayDecision::AlreadyRelayed { vouch } => (false, vouch),
             RelayDecision::TooManySignatures => {
                 return self.refuse("more certified reply signatures than top filters", from)
             }
             RelayDecision::Malformed => {
                 return self.refuse("certified reply with a broken audit path", from)
             }
+        };
+        let to = NodeId::Client(c.entry.client);
+        if relay {
+            fw.replies_relayed += 1;
+            effects.push(Effect::Send {
+                to,
+                msg: Msg::Firewall(FirewallMessage::CertifiedReply(c)),
+            });
         }
-        fw.replies_relayed += 1;
-        effects.push(Effect::Send {
-            to: NodeId::Client(c.entry.client),
-            msg: Msg::Firewall(FirewallMessage::CertifiedReply(c)),
-        });
+        if let Some(vouch) = vouch {
+            effects.push(Effect::Send {
+                to,
+                msg: Msg::Firewall(FirewallMessage::Vouch(vouch)),
+            });
+        }
     }
 
     /// A threshold-signed stable certificate: what a verified ed25519 checkpoint

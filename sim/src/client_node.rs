@@ -129,7 +129,13 @@ impl ClientNode {
         }]
     }
 
-    pub fn on_message(&mut self, msg: Msg, now: Duration, rng: &mut SimRng) -> Vec<Effect> {
+    pub fn on_message(
+        &mut self,
+        from: NodeId,
+        msg: Msg,
+        now: Duration,
+        rng: &mut SimRng,
+    ) -> Vec<Effect> {
         match msg {
             Msg::Reply(reply) => {
                 let outputs = self.client.step(ClientInput::Reply(reply), now);
@@ -137,6 +143,13 @@ impl ClientNode {
             }
             Msg::Firewall(FirewallMessage::CertifiedReply(c)) => {
                 let outputs = self.client.step(ClientInput::Certified(c), now);
+                self.apply(outputs, rng)
+            }
+            Msg::Firewall(FirewallMessage::Vouch(vouch)) => {
+                let NodeId::Agreement(from) = from else {
+                    return Vec::new();
+                };
+                let outputs = self.client.step(ClientInput::Vouch { from, vouch }, now);
                 self.apply(outputs, rng)
             }
             _ => Vec::new(),

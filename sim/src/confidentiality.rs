@@ -116,6 +116,18 @@ impl Confidentiality {
             }
             Msg::Firewall(FirewallMessage::Stable(s)) => verify_stable(self.verifier.as_ref(), s)
                 .map_err(|_| "stable certificate that does not verify"),
+            // A vouch repeats a claim that certified replies carry; it may go out only
+            // if that claim is true.
+            Msg::Firewall(FirewallMessage::Vouch(v)) => {
+                if self.verifier.verify(
+                    &palisade_wire::firewall::reply_root_message(v.sequence, &v.root),
+                    &v.signature,
+                ) {
+                    Ok(())
+                } else {
+                    Err("vouch for a false claim")
+                }
+            }
             Msg::Execution(ExecutionMessage::FetchOrders { .. }) => Ok(()),
             Msg::Firewall(FirewallMessage::ReplyShare(_)) => Err("reply share"),
             Msg::Firewall(FirewallMessage::ReplyBody(_)) => Err("uncertified reply body"),

@@ -25,6 +25,12 @@ pub const FILTER_RETRANSMIT: Duration = Duration::from_millis(40);
 /// Upper rows wait this long for the whole row below to vouch for a claim (a few network
 /// delays: the scenarios' delays are 0.5–2.5 ms) before checking it with a pairing.
 pub const FILTER_VOUCH_WAIT: Duration = Duration::from_millis(5);
+/// An order whose replies have not all come up this long after it went down goes down
+/// again (a few request round trips of the scenarios' network).
+pub const FILTER_OVERDUE_AFTER: Duration = Duration::from_millis(200);
+/// Clients wait this long for f+1 agreement nodes to vouch for a certified reply's claim
+/// before checking it themselves.
+pub const CLIENT_VOUCH_WAIT: Duration = Duration::from_millis(5);
 
 /// The configuration of filter `id` in `topology`.
 pub fn filter_config(
@@ -54,6 +60,7 @@ pub fn filter_config(
         reply_cache_bytes: FILTER_REPLY_CACHE_BYTES,
         retransmit_interval: FILTER_RETRANSMIT,
         vouch_wait: FILTER_VOUCH_WAIT,
+        overdue_after: FILTER_OVERDUE_AFTER,
     }
 }
 

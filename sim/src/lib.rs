@@ -59,7 +59,9 @@
 //!   already executed re-sends that batch's cached replies, so lost replies are recovered
 //!   (the `lossy-replies` scenario). Open gap: a retransmission that arrives after a stable
 //!   checkpoint let agreement collect the batch from its delivery log triggers no
-//!   re-send (about 2 seeds in 1000 of `lossy-replies`, e.g. 453 and 694);
+//!   re-send (1 to 2 seeds in 1000 of `lossy-replies`: 453 and 694 once, 218 in the
+//!   run of 2026-11-26; the firewall configuration closed it with overdue re-forwarding
+//!   by the filters, below, which `separate` has no counterpart of yet);
 //! - gateways crash and restart only with `SimConfig::client_crashes` (a test in
 //!   `tests/scenarios.rs` turns it on): their in-flight requests are abandoned and the
 //!   new incarnation numbers requests from `incarnation * 2^40 + 1` ([`client_node`]),
@@ -74,29 +76,27 @@
 //!   state transfer served from the snapshot each replica keeps of its checkpoints.
 //!
 //! Firewall composition notes (what the runtime must mirror):
-//! - an agreement node relays a certified reply only after checking it (bounds, known
-//!   client, Merkle path, threshold signature once per batch), and a client's
-//!   retransmission of a delivered request clears its "relayed" mark: relaying unchecked
-//!   and once for good lets a forging top filter take the one relay slot with garbage
-//!   (which the invariant counts as a correct node sending garbage to a client), and a
-//!   relayed reply lost on the way would never be relayed again;
+//! - an agreement node relays a certified reply once per distinct claim (sequence, root,
+//!   signature; bounds, known client and Merkle path checked, not the signature), and a
+//!   client's retransmission of a delivered request clears its "relayed" mark: relaying
+//!   once for good lets a forging top filter take the one relay slot with garbage, and a
+//!   relayed reply lost on the way would never be relayed again. When every top filter
+//!   sent a claim, the node also sends the client a `Vouch`; f+1 vouches spare the
+//!   client its pairing (`palisade_client::vouches`), and the confidentiality checker
+//!   lets a vouch out only for a true claim;
 //! - agreement collects its delivery log one stable interval back (through the previous
 //!   stable sequence), as the filters do, so that a retransmission soon after a stable
 //!   checkpoint still finds the order to re-send (seeds 9, 56, 65, 116, 119 … of
 //!   `firewall` at K = 4 lost a reply for good without it);
 //! - the firewall configuration runs with K = 8 ([`scenario::FIREWALL_CHECKPOINT_INTERVAL`]).
-//!   **Open gap**: a share or reply lost upward is recovered only when a client
-//!   retransmission re-sends the batch's order while agreement and the filters still
-//!   hold it, i.e. before the stable checkpoint after next. A batch whose replies were
-//!   never certified (one bottom filter missed the order or crashed, the other lost a
-//!   share; a leaking replica's bad share counts against the rest), or whose certified
-//!   replies were all lost on the way up, and that falls out of every log first, is never
-//!   answered. At K = 4 that was about 3% of `firewall` seeds; at K = 8, in 500 seeds
-//!   each: `firewall` 2 (seeds 21, 334), `firewall-chaos` 3 (51, 174, 373),
-//!   `byzantine-filters` and `leaking-replica` none; with `--h 2`, none in 100 seeds of
-//!   each (`tests/firewall.rs` keeps the failing seeds in an ignored test). The fix belongs to the filters (keep an order until its replies were
-//!   certified and forwarded, within `max_ahead`) and to the runtime's agreement node
-//!   (keep an order for re-sends as long);
+//!   A share or reply lost upward used to be recovered only when a client retransmission
+//!   re-sent the batch's order while agreement and the filters still held it; a batch
+//!   that fell out of every log first was never answered (at K = 8, in 500 seeds each:
+//!   `firewall` 21 and 334, `firewall-chaos` 51, 174 and 373). Now a filter forwards an
+//!   order whose replies are overdue down again by itself (`FilterConfig::overdue_after`),
+//!   so the row below re-sends what it cached and the execution replicas what they made;
+//!   0 of 700 seeds each of `firewall`, `firewall-chaos` and `lossy-replies --h 1` fail,
+//!   and `tests/firewall.rs` keeps the former seeds as a regression test;
 //! - BLS verifications and combinations are memoized across the simulated nodes (pure
 //!   functions; see [`crypto_memo`]): a firewall seed costs a few BLS operations per
 //!   batch rather than one per node.

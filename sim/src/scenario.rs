@@ -374,11 +374,12 @@ impl SimConfig {
     /// breach scenario puts one forwarding filter in every row.
     ///
     /// K becomes [`FIREWALL_CHECKPOINT_INTERVAL`]: filters and agreement nodes keep an
-    /// order until the stable checkpoint after the next one, and a lost share or reply is
-    /// recovered only by a client retransmission that re-sends the order before then (the
-    /// open gap in the crate docs). With K = 4 checkpoints came every ~100 ms of simulated
-    /// time, faster than a client's retransmissions (250 ms, doubling), and about 3% of
-    /// `firewall` seeds lost a reply for good.
+    /// order until the stable checkpoint after the next one, and a lost share or reply
+    /// must be recovered before then (by the filters' overdue re-forwarding or a client
+    /// retransmission; crate docs). With K = 4 checkpoints came every ~100 ms of
+    /// simulated time, faster than a client's retransmissions (250 ms, doubling), and
+    /// about 3% of `firewall` seeds lost a reply for good before filters re-forwarded
+    /// overdue orders.
     pub fn with_h(mut self, h: usize) -> SimConfig {
         self.h = Some(h);
         self.checkpoint_interval = self.checkpoint_interval.max(FIREWALL_CHECKPOINT_INTERVAL);

@@ -20,7 +20,7 @@ use crate::crypto_memo::{FirewallKeys, SealRng};
 use crate::effect::{Effect, SimTimer};
 use crate::execution_node::{ExecLinks, ExecutionNode};
 use crate::filter_node::FilterNode;
-use crate::firewall_setup::{build_filters, filter_assignment};
+use crate::firewall_setup::{build_filters, filter_assignment, CLIENT_VOUCH_WAIT};
 use crate::invariants::{DigestBook, Violation};
 use crate::keys;
 use crate::message::{Msg, NodeId};
@@ -286,6 +286,7 @@ impl Simulation {
                     window: config.client_window,
                     retransmit_after: config.client_retransmit,
                     first_request_id: 1,
+                    vouch_wait: CLIENT_VOUCH_WAIT,
                     acceptance: match &firewall_keys {
                         Some(fk) => Acceptance::Certified(fk.verifier()),
                         None => Acceptance::Matching,
@@ -473,7 +474,7 @@ impl Simulation {
                 let now = self.now;
                 let effects = match to {
                     NodeId::Client(c) => match self.clients.get_mut(c as usize) {
-                        Some(node) => node.on_message(msg, now, &mut self.rng),
+                        Some(node) => node.on_message(from, msg, now, &mut self.rng),
                         None => Vec::new(),
                     },
                     NodeId::Agreement(a) => match self.agreement.get_mut(a as usize) {
@@ -1081,6 +1082,7 @@ fn trace_detail(msg: &Msg) -> String {
             "certified-reply {} {}/{}",
             c.sequence, c.entry.client, c.entry.request_id
         ),
+        Msg::Firewall(F::Vouch(v)) => format!("vouch {}", v.sequence),
         Msg::Firewall(F::ReplyShare(c)) => format!("reply-share {} r{}", c.sequence, c.replica),
         Msg::Firewall(F::ReplyBody(c)) => format!(
             "reply-body {} {}/{}",

@@ -8,9 +8,8 @@
 //!
 //! Seed counts keep this file to well under a minute on the 2-core development machine in
 //! the test profile (a firewall seed costs 0.15–0.3 s there, as in release: the time goes
-//! to ed25519 and BLS in optimized dependencies). The seeds of the open gap (crate docs)
-//! lie outside these ranges; `known_gap_seeds` names them and is ignored until the gap is
-//! closed.
+//! to ed25519 and BLS in optimized dependencies). The seeds of the former open gap
+//! (crate docs) are checked by `former_gap_seeds_are_answered`.
 
 use palisade_sim::scenario::{ExecFault, FilterFault};
 use palisade_sim::{run, RunStats, Scenario, SimConfig, Violation};
@@ -185,14 +184,12 @@ fn a_firewall_seed_replays_exactly() {
     assert_ne!(a, c);
 }
 
-/// The open gap (crate docs): a batch whose replies were never certified, or whose
-/// certified replies were lost upward, and that falls out of agreement's and the filters'
-/// logs before a client retransmission re-sends its order, is never answered. These
-/// seeds (release runs of 500 seeds each) fail on liveness; they must pass once filters
-/// keep an order until its replies were certified.
+/// The former open gap (crate docs): a batch whose replies were never certified, or whose
+/// certified replies were lost upward, and that fell out of agreement's and the filters'
+/// logs before a client retransmission re-sent its order, was never answered. These
+/// seeds failed on liveness until filters re-forwarded overdue orders by themselves.
 #[test]
-#[ignore = "open gap: reply recovery ends when the filters garbage-collect the order"]
-fn known_gap_seeds() {
+fn former_gap_seeds_are_answered() {
     for seed in [21, 334] {
         check(&scenario(Scenario::Firewall), seed..seed + 1);
     }

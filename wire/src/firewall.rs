@@ -42,7 +42,7 @@ pub const MAX_MERKLE_PATH: usize = 16;
 pub struct SignatureShare(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
 /// A combined threshold signature of the execution cluster (opaque scheme bytes).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ThresholdSignature(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
 /// One reply of a batch: a leaf of the batch's reply Merkle tree. `body` is the reply
@@ -105,6 +105,16 @@ pub struct CertifiedReply {
     pub signature: ThresholdSignature,
 }
 
+/// What certified replies of the batch at `sequence` claim: `signature` is the execution
+/// cluster's threshold signature on `root` (a [`reply_root_message`]). Carries no reply
+/// and no state, only what the replies themselves carry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Vouch {
+    pub sequence: Sequence,
+    pub root: Digest,
+    pub signature: ThresholdSignature,
+}
+
 /// The execution checkpoint at `sequence` is stable (g+1 replicas hold one digest).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct StableCertificate {
@@ -123,6 +133,11 @@ pub enum FirewallMessage {
     StableShare(StableShare),
     /// Filter → row above (top row → agreement nodes → the gateway).
     CertifiedReply(CertifiedReply),
+    /// Agreement node → the gateway: *every* top filter sent this node certified replies
+    /// making this claim. One of them is correct and checked it, so f+1 agreement nodes
+    /// saying so make the claim true without a pairing at the gateway
+    /// (`palisade_firewall::ReplyRelay`).
+    Vouch(Vouch),
     /// Filter → row above (top row → agreement nodes).
     Stable(StableCertificate),
 }
@@ -192,6 +207,7 @@ impl Bounded for FirewallMessage {
             }
             FirewallMessage::ReplyBody(b) => b.entry.check_bounds(),
             FirewallMessage::StableShare(s) => check_signature_bytes(&s.share.0),
+            FirewallMessage::Vouch(v) => check_signature_bytes(&v.signature.0),
             FirewallMessage::CertifiedReply(c) => {
                 check_signature_bytes(&c.signature.0)?;
                 c.entry.check_bounds()?;

@@ -17,6 +17,9 @@ pub const MAX_FETCH_ORDERS: usize = 64;
 /// Most bytes (as the log charges them) in one answer to `FetchOrders`.
 pub const MAX_FETCH_BYTES: usize = 16 * 1024 * 1024;
 
+/// Most overdue orders forwarded down again per tick.
+const MAX_REFORWARD_PER_TICK: usize = 4;
+
 fn order_envelope(slot: &Slot) -> Envelope {
     Envelope::Execution(ExecutionMessage::Order {
         batch: slot.batch.clone(),
@@ -101,6 +104,37 @@ impl Filter {
         let now = self.now;
         if let Some(slot) = self.log.get_mut(sequence) {
             slot.last_sent = now;
+        }
+    }
+
+    /// On each tick: orders whose replies are overdue go down again (a few per tick, the
+    /// oldest first). The row below re-sends what it cached, or the execution replicas
+    /// re-send their shares and bodies; either way a reply lost upward comes again while
+    /// the order is still held, whether or not its client retransmits in time.
+    pub(super) fn reforward_overdue(&mut self, out: &mut Vec<FilterOutput>) {
+        let overdue = self
+            .config
+            .overdue_after
+            .max(self.config.retransmit_interval);
+        let now = self.now;
+        let due: Vec<Sequence> = self
+            .log
+            .from(self.collected.saturating_add(1))
+            .filter(|(_, slot)| {
+                slot.unanswered > 0 && now >= slot.last_sent.saturating_add(overdue)
+            })
+            .map(|(sequence, _)| *sequence)
+            .take(MAX_REFORWARD_PER_TICK)
+            .collect();
+        for sequence in due {
+            if let Some(slot) = self.log.get_mut(sequence) {
+                slot.last_sent = now;
+                self.stats.orders_overdue += 1;
+                out.push(FilterOutput::ToBelow {
+                    to: None,
+                    envelope: order_envelope(slot),
+                });
+            }
         }
     }
 

@@ -86,6 +86,7 @@ pub fn config(row: u32, cluster: &Cluster) -> FilterConfig {
         retransmit_interval: INTERVAL,
         // Every claim checked at once; `vouch.rs` tests set a wait.
         vouch_wait: Duration::ZERO,
+        overdue_after: Duration::from_secs(3600),
     }
 }
 
