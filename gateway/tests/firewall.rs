@@ -57,6 +57,14 @@ fn check_counters(cluster: &LocalCluster) {
         assert!(s.bad_shares.is_empty(), "filter {i}: {s:?}");
         assert_eq!(Probe::get(&h.probe().refused), 0, "filter {i}");
     }
+    // Claims were vouched for, over real links: by the whole bottom row to the top row,
+    // and by f+1 relaying agreement nodes to the gateway (no pairing at either).
+    for i in 0..2 {
+        let s = cluster.filter(i).unwrap().filter_stats().unwrap();
+        assert!(s.claims_vouched > 0, "top filter {i}: {s:?}");
+    }
+    let client = cluster.gateway().unwrap().service().client_stats();
+    assert!(client.claims_vouched > 0, "{client:?}");
     let gw = cluster.gateway().unwrap().stats();
     assert_eq!(gw.undecodable_results, 0, "{gw:?}");
     assert_eq!(gw.unsealable_results, 0, "{gw:?}");
