@@ -10,22 +10,13 @@ use palisade_firewall::stats::reason;
 use palisade_firewall::{Filter, FilterInput, FilterOutput};
 use palisade_wire::agreement::OrderedBatch;
 use palisade_wire::envelope::Envelope;
-use palisade_wire::firewall::{
-    CertifiedReply, FirewallMessage, StableCertificate, ThresholdSignature,
-};
+use palisade_wire::firewall::{FirewallMessage, StableCertificate, ThresholdSignature};
 use support::*;
 
 fn with_order(cluster: &Cluster, b: &OrderedBatch) -> Filter {
     let mut filter = top(cluster);
     assert_eq!(orders_down(&filter.step(order_from(0, b))).len(), 1);
     filter
-}
-
-fn send(filter: &mut Filter, from: u32, reply: &CertifiedReply) -> Vec<FilterOutput> {
-    filter.step(from_below(
-        from,
-        FirewallMessage::CertifiedReply(reply.clone()),
-    ))
 }
 
 #[test]
@@ -35,7 +26,7 @@ fn a_certified_reply_goes_up_once_and_copies_are_dropped() {
     let mut filter = with_order(&cluster, &b);
     let certified = certified(&cluster, 1, &entries(&b));
 
-    let out = send(&mut filter, 0, &certified[1]);
+    let out = send_reply(&mut filter, 0, &certified[1]);
     assert_eq!(
         out,
         vec![FilterOutput::ToAbove {
@@ -44,11 +35,17 @@ fn a_certified_reply_goes_up_once_and_copies_are_dropped() {
         }]
     );
     // The copy from the other filter below: dropped.
-    assert!(send(&mut filter, 1, &certified[1]).is_empty());
+    assert!(send_reply(&mut filter, 1, &certified[1]).is_empty());
     assert_eq!(filter.stats().dropped(reason::DUPLICATE_REPLY), 1);
     // The batch's other replies pass (their signature is already known).
-    assert_eq!(replies_up(&send(&mut filter, 1, &certified[0])).len(), 1);
-    assert_eq!(replies_up(&send(&mut filter, 1, &certified[2])).len(), 1);
+    assert_eq!(
+        replies_up(&send_reply(&mut filter, 1, &certified[0])).len(),
+        1
+    );
+    assert_eq!(
+        replies_up(&send_reply(&mut filter, 1, &certified[2])).len(),
+        1
+    );
     assert_eq!(filter.stats().replies_forwarded, 3);
 }
 
@@ -62,41 +59,41 @@ fn forged_paths_signatures_and_unsolicited_replies_are_dropped() {
     // A body changed under a valid signature: its path leads to another root.
     let mut tampered = good[0].clone();
     tampered.entry.body = b"leaked bits".to_vec();
-    assert!(send(&mut filter, 0, &tampered).is_empty());
+    assert!(send_reply(&mut filter, 0, &tampered).is_empty());
     assert_eq!(filter.stats().dropped(reason::BAD_REPLY_SIGNATURE), 1);
     // A path of the wrong shape.
     let mut short = good[0].clone();
     short.path.clear();
-    assert!(send(&mut filter, 0, &short).is_empty());
+    assert!(send_reply(&mut filter, 0, &short).is_empty());
     assert_eq!(filter.stats().dropped(reason::BAD_MERKLE_PATH), 1);
     // A signature that is not the cluster's (a single replica's share, or junk).
     let mut lone = good[0].clone();
     lone.signature = ThresholdSignature(cluster.signers[0].sign_share(b"anything").0);
-    assert!(send(&mut filter, 0, &lone).is_empty());
+    assert!(send_reply(&mut filter, 0, &lone).is_empty());
     let mut junk = good[0].clone();
     junk.signature = ThresholdSignature(vec![0; 96]);
-    assert!(send(&mut filter, 0, &junk).is_empty());
+    assert!(send_reply(&mut filter, 0, &junk).is_empty());
     assert_eq!(filter.stats().dropped(reason::BAD_REPLY_SIGNATURE), 3);
 
     // A validly certified reply to a request this filter never saw going down:
     // another sequence, and another request at this sequence.
     let other = batch(3, &[(0, 3)]);
     let unsolicited = certified(&cluster, 3, &entries(&other));
-    assert!(send(&mut filter, 0, &unsolicited[0]).is_empty());
+    assert!(send_reply(&mut filter, 0, &unsolicited[0]).is_empty());
     assert_eq!(filter.stats().dropped(reason::NOT_OUTSTANDING), 1);
     let stray = certified(&cluster, 2, &[entry(2, 0, 1), entry(2, 5, 5)]);
-    assert!(send(&mut filter, 0, &stray[1]).is_empty());
+    assert!(send_reply(&mut filter, 0, &stray[1]).is_empty());
     assert_eq!(filter.stats().dropped(reason::NEVER_REQUESTED), 1);
     // An oversized signature is malformed before anything else.
     let mut huge = good[0].clone();
     huge.signature = ThresholdSignature(vec![1; 4096]);
-    assert!(send(&mut filter, 0, &huge).is_empty());
+    assert!(send_reply(&mut filter, 0, &huge).is_empty());
     assert_eq!(filter.stats().dropped(reason::MALFORMED), 1);
 
     assert_eq!(filter.stats().replies_forwarded, 0);
     // The real ones still pass.
-    assert_eq!(replies_up(&send(&mut filter, 1, &good[0])).len(), 1);
-    assert_eq!(replies_up(&send(&mut filter, 1, &good[1])).len(), 1);
+    assert_eq!(replies_up(&send_reply(&mut filter, 1, &good[0])).len(), 1);
+    assert_eq!(replies_up(&send_reply(&mut filter, 1, &good[1])).len(), 1);
 }
 
 #[test]
@@ -131,7 +128,7 @@ fn a_retransmission_is_served_from_the_cache() {
 
     // One reply forwarded: a re-delivered order re-forwards the order down (the other
     // reply is still missing).
-    send(&mut filter, 0, &certified[0]);
+    send_reply(&mut filter, 0, &certified[0]);
     filter.step(FilterInput::Tick(INTERVAL));
     let out = filter.step(order_from(2, &b));
     assert_eq!(orders_down(&out), vec![(None, 1)]);
@@ -139,7 +136,7 @@ fn a_retransmission_is_served_from_the_cache() {
 
     // Both forwarded: the next re-delivery re-sends both from the cache, nothing goes
     // down, and no new reply is forwarded.
-    send(&mut filter, 1, &certified[1]);
+    send_reply(&mut filter, 1, &certified[1]);
     filter.step(FilterInput::Tick(INTERVAL * 2));
     let out = filter.step(order_from(1, &b));
     assert!(orders_down(&out).is_empty());
@@ -183,7 +180,10 @@ fn stable_certificates_are_verified_forwarded_once_and_collect() {
         .is_empty());
     assert_eq!(filter.stats().dropped(reason::STALE_STABLE), 1);
     // Late replies within the kept interval still pass.
-    assert_eq!(replies_up(&send(&mut filter, 0, &old_reply[0])).len(), 1);
+    assert_eq!(
+        replies_up(&send_reply(&mut filter, 0, &old_reply[0])).len(),
+        1
+    );
 
     let eight = stable_certificate(&cluster, 8);
     assert_eq!(
@@ -199,7 +199,7 @@ fn stable_certificates_are_verified_forwarded_once_and_collect() {
     // Replays after collection: the order is old, its replies are not outstanding.
     assert!(filter.step(order_from(0, &old)).is_empty());
     assert_eq!(filter.stats().dropped(reason::OLD), 1);
-    assert!(send(&mut filter, 0, &old_reply[0]).is_empty());
+    assert!(send_reply(&mut filter, 0, &old_reply[0]).is_empty());
     assert_eq!(filter.stats().dropped(reason::NOT_OUTSTANDING), 1);
 }
 
@@ -239,7 +239,7 @@ fn the_reply_cache_is_bounded_by_bytes_oldest_sequence_first() {
         let b = batch(sequence, &[(0, sequence)]);
         filter.step(order_from(0, &b));
         let r = certified(&cluster, sequence, &entries(&b)).remove(0);
-        assert_eq!(replies_up(&send(&mut filter, 0, &r)).len(), 1);
+        assert_eq!(replies_up(&send_reply(&mut filter, 0, &r)).len(), 1);
         all.push((b, r));
         assert!(filter.cached_reply_bytes() <= 600);
     }

@@ -9,9 +9,9 @@ mod support;
 use std::time::Duration;
 
 use palisade_firewall::stats::reason;
-use palisade_firewall::{Filter, FilterInput, FilterOutput};
+use palisade_firewall::{Filter, FilterInput};
 use palisade_wire::agreement::OrderedBatch;
-use palisade_wire::firewall::{CertifiedReply, FirewallMessage, ThresholdSignature};
+use palisade_wire::firewall::{FirewallMessage, ThresholdSignature};
 use support::*;
 
 const WAIT: Duration = Duration::from_millis(4);
@@ -33,13 +33,6 @@ fn vouch_wake(filter: &Filter) -> Option<Duration> {
         .filter(|w| *w < Duration::from_secs(3600))
 }
 
-fn send(filter: &mut Filter, from: u32, reply: &CertifiedReply) -> Vec<FilterOutput> {
-    filter.step(from_below(
-        from,
-        FirewallMessage::CertifiedReply(reply.clone()),
-    ))
-}
-
 #[test]
 fn a_claim_the_whole_row_below_sent_goes_up_without_a_pairing() {
     let cluster = cluster();
@@ -48,13 +41,13 @@ fn a_claim_the_whole_row_below_sent_goes_up_without_a_pairing() {
     let certified = certified(&cluster, 1, &entries(&b));
 
     // The first copy waits for the other filter below.
-    assert!(send(&mut filter, 0, &certified[0]).is_empty());
-    assert!(send(&mut filter, 0, &certified[1]).is_empty());
+    assert!(send_reply(&mut filter, 0, &certified[0]).is_empty());
+    assert!(send_reply(&mut filter, 0, &certified[1]).is_empty());
     assert_eq!(vouch_wake(&filter), Some(WAIT));
     assert!(filter.pending_bytes(0) > 0);
     // The other filter's copy of a different reply of the batch vouches for the claim:
     // both waiting replies and this one go up, each once.
-    let mut out = replies_up(&send(&mut filter, 1, &certified[2]));
+    let mut out = replies_up(&send_reply(&mut filter, 1, &certified[2]));
     out.sort_by_key(|r| (r.entry.client, r.entry.request_id));
     assert_eq!(out, certified);
     assert_eq!(filter.stats().claims_vouched, 1);
@@ -62,8 +55,8 @@ fn a_claim_the_whole_row_below_sent_goes_up_without_a_pairing() {
     assert_eq!(vouch_wake(&filter), None);
     assert_eq!(filter.pending_bytes(0), 0);
     // Late copies are duplicates; nothing more goes up and nothing is checked.
-    assert!(send(&mut filter, 1, &certified[0]).is_empty());
-    assert!(send(&mut filter, 0, &certified[2]).is_empty());
+    assert!(send_reply(&mut filter, 1, &certified[0]).is_empty());
+    assert!(send_reply(&mut filter, 0, &certified[2]).is_empty());
     assert_eq!(filter.stats().dropped(reason::DUPLICATE_REPLY), 2);
     assert_eq!(filter.stats().replies_forwarded, 3);
     assert_eq!(filter.stats().claims_checked, 0);
@@ -77,7 +70,7 @@ fn a_claim_only_part_of_the_row_sent_is_checked_at_its_deadline() {
     let certified = certified(&cluster, 1, &entries(&b));
 
     filter.step(FilterInput::Tick(Duration::from_millis(10)));
-    assert!(send(&mut filter, 1, &certified[0]).is_empty());
+    assert!(send_reply(&mut filter, 1, &certified[0]).is_empty());
     let deadline = Duration::from_millis(10) + WAIT;
     assert_eq!(vouch_wake(&filter), Some(deadline));
     // Before the deadline nothing happens; at it the signature is checked.
@@ -89,7 +82,10 @@ fn a_claim_only_part_of_the_row_sent_is_checked_at_its_deadline() {
     assert_eq!(filter.stats().claims_checked, 1);
     assert_eq!(filter.stats().claims_vouched, 0);
     // The claim is settled: the batch's other reply passes at once, unchecked again.
-    assert_eq!(replies_up(&send(&mut filter, 1, &certified[1])).len(), 1);
+    assert_eq!(
+        replies_up(&send_reply(&mut filter, 1, &certified[1])).len(),
+        1
+    );
     assert_eq!(filter.stats().claims_checked, 1);
     assert_eq!(vouch_wake(&filter), None);
 }
@@ -104,10 +100,10 @@ fn a_false_claim_waits_is_dropped_when_checked_and_is_never_checked_twice() {
     forged.signature = ThresholdSignature(cluster.signers[0].sign_share(b"forged").0);
 
     // A faulty filter below sends a forgery first; it cannot block the true reply.
-    assert!(send(&mut filter, 0, &forged).is_empty());
-    assert!(send(&mut filter, 0, &good[0]).is_empty());
+    assert!(send_reply(&mut filter, 0, &forged).is_empty());
+    assert!(send_reply(&mut filter, 0, &good[0]).is_empty());
     assert_eq!(
-        replies_up(&send(&mut filter, 1, &good[0])),
+        replies_up(&send_reply(&mut filter, 1, &good[0])),
         vec![good[0].clone()]
     );
     assert_eq!(filter.stats().claims_vouched, 1);
@@ -120,7 +116,7 @@ fn a_false_claim_waits_is_dropped_when_checked_and_is_never_checked_twice() {
     // signature): refused at once, without a second pairing.
     let mut again = good[1].clone();
     again.signature = forged.signature.clone();
-    assert!(send(&mut filter, 0, &again).is_empty());
+    assert!(send_reply(&mut filter, 0, &again).is_empty());
     assert_eq!(filter.stats().dropped(reason::BAD_REPLY_SIGNATURE), 2);
     assert_eq!(filter.stats().claims_checked, 1);
     assert_eq!(vouch_wake(&filter), None);
@@ -138,7 +134,7 @@ fn replies_over_the_senders_budget_are_checked_at_once_not_held() {
     filter.step(order_from(0, &b));
     let certified = certified(&cluster, 1, &entries(&b));
     assert_eq!(
-        replies_up(&send(&mut filter, 0, &certified[0])),
+        replies_up(&send_reply(&mut filter, 0, &certified[0])),
         vec![certified[0].clone()]
     );
     assert_eq!(filter.stats().claims_checked, 1);
@@ -162,7 +158,7 @@ fn collection_releases_what_waits() {
             first = Some(certified(&cluster, 2, &entries(&b)).remove(0));
         }
     }
-    assert!(send(&mut filter, 0, first.as_ref().unwrap()).is_empty());
+    assert!(send_reply(&mut filter, 0, first.as_ref().unwrap()).is_empty());
     assert!(filter.pending_bytes(0) > 0);
     for s in [4, 8] {
         let cert = stable_certificate(&cluster, s);

@@ -292,3 +292,11 @@ pub fn orders_down(out: &[FilterOutput]) -> Vec<(Option<u32>, Sequence)> {
         })
         .collect()
 }
+
+/// `reply` from peer `from` below, stepped into `filter`.
+pub fn send_reply(filter: &mut Filter, from: u32, reply: &CertifiedReply) -> Vec<FilterOutput> {
+    filter.step(from_below(
+        from,
+        FirewallMessage::CertifiedReply(reply.clone()),
+    ))
+}
