@@ -74,6 +74,17 @@ pub(crate) enum Vouched {
     NoRoom,
 }
 
+/// What [`Claims::hold`] did with a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// It waits on its claim (charge its bytes).
+    Held,
+    /// A copy of it waits already (this one is not kept).
+    AlreadyHeld,
+    /// Its claim is not open (check it now).
+    NotOpen,
+}
+
 /// The claims of one sequence.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Claims {
@@ -135,22 +146,21 @@ impl Claims {
         Vouched::Open
     }
 
-    /// Holds `reply` under its open `claim` unless a reply to the same request is held
-    /// there already (then it is not needed: its voucher was counted). Returns whether it
-    /// was held.
-    pub fn hold(&mut self, claim: &Claim, key: RequestKey, held: Held) -> bool {
+    /// Holds `reply` under its open `claim`, unless a reply to the same request is held
+    /// there already (then this copy is not needed: its voucher was counted).
+    pub fn hold(&mut self, claim: &Claim, key: RequestKey, held: Held) -> Hold {
         let Some(open) = self.open.iter_mut().find(|o| &o.claim == claim) else {
-            return false;
+            return Hold::NotOpen;
         };
         if open
             .held
             .iter()
             .any(|h| (h.reply.entry.client, h.reply.entry.request_id) == key)
         {
-            return false;
+            return Hold::AlreadyHeld;
         }
         open.held.push(held);
-        true
+        Hold::Held
     }
 
     /// Takes the open claims whose deadline is at or before `now`.
@@ -211,9 +221,14 @@ mod tests {
         let mut c = Claims::default();
         let at = Duration::from_millis(5);
         assert!(matches!(c.vouch(&claim(1), 0, 2, at), Vouched::Open));
-        assert!(c.hold(&claim(1), (0, 1), held(0, 1)));
-        assert!(!c.hold(&claim(1), (0, 1), held(0, 1)), "one per request");
-        assert!(c.hold(&claim(1), (0, 2), held(0, 2)));
+        assert_eq!(c.hold(&claim(1), (0, 1), held(0, 1)), Hold::Held);
+        assert_eq!(
+            c.hold(&claim(1), (0, 1), held(0, 1)),
+            Hold::AlreadyHeld,
+            "one per request"
+        );
+        assert_eq!(c.hold(&claim(1), (0, 2), held(0, 2)), Hold::Held);
+        assert_eq!(c.hold(&claim(2), (0, 3), held(0, 3)), Hold::NotOpen);
         // The same peer again does not complete it.
         assert!(matches!(c.vouch(&claim(1), 0, 2, at), Vouched::Open));
         assert_eq!(c.next_deadline(), Some(at));

@@ -43,6 +43,9 @@ fn a_claim_the_whole_row_below_sent_goes_up_without_a_pairing() {
     // The first copy waits for the other filter below.
     assert!(send_reply(&mut filter, 0, &certified[0]).is_empty());
     assert!(send_reply(&mut filter, 0, &certified[1]).is_empty());
+    // The same copy again from the same filter: it waits already, nothing is checked.
+    assert!(send_reply(&mut filter, 0, &certified[0]).is_empty());
+    assert_eq!(filter.stats().claims_checked, 0);
     assert_eq!(vouch_wake(&filter), Some(WAIT));
     assert!(filter.pending_bytes(0) > 0);
     // The other filter's copy of a different reply of the batch vouches for the claim:

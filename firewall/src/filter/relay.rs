@@ -13,7 +13,7 @@ use crate::cache::reply_bytes;
 use crate::io::FilterOutput;
 use crate::log::RequestKey;
 use crate::stats::reason;
-use crate::vouch::{Claim, Held, Standing, Vouched};
+use crate::vouch::{Claim, Held, Hold, Standing, Vouched};
 
 impl Filter {
     pub(super) fn on_certified_reply(
@@ -102,7 +102,7 @@ impl Filter {
     }
 
     /// Holds `reply` on its open claim, within the sender's budget. Returns whether it
-    /// was held.
+    /// waits (held now, or a copy of it was held already).
     fn hold(&mut self, from: u32, key: RequestKey, claim: Claim, reply: CertifiedReply) -> bool {
         if self.config.vouch_wait.is_zero() {
             return false;
@@ -115,11 +115,14 @@ impl Filter {
         let Some(slot) = self.log.get_mut(reply.sequence) else {
             return false;
         };
-        if !slot.claims.hold(&claim, key, Held { from, bytes, reply }) {
-            return false;
+        match slot.claims.hold(&claim, key, Held { from, bytes, reply }) {
+            Hold::Held => {
+                *self.pending_bytes.entry(from).or_insert(0) += bytes;
+                true
+            }
+            Hold::AlreadyHeld => true,
+            Hold::NotOpen => false,
         }
-        *self.pending_bytes.entry(from).or_insert(0) += bytes;
-        true
     }
 
     /// Checks `claim` with a pairing and settles it; the replies held on it go up if it
