@@ -13,8 +13,11 @@
 //! certificate, only inside its window `(collected, collected + max_ahead]`, once to every
 //! peer below, and logs it with its requests as *outstanding*. A re-delivered order (a
 //! client retransmitted) makes it re-send its cached certified replies, or else re-forward
-//! its own stored copy, at most once per `retransmit_interval`. It answers `FetchOrders`
-//! from its log and, lacking the orders, asks above for its own first gap.
+//! its own stored copy, at most once per `retransmit_interval`. An order whose replies are
+//! overdue (`overdue_after`) goes down again by itself, so a reply lost upward comes again
+//! even when no client retransmission reaches the filter before the order is collected.
+//! It answers `FetchOrders` from its log and, lacking the orders, asks above for its own
+//! first gap.
 //!
 //! **Up** (§4.2): only three things ever go up — a [`CertifiedReply`](palisade_wire::firewall::CertifiedReply) to an outstanding
 //! request, once per request (retransmissions answered from a bounded cache); a verified
