@@ -22,7 +22,10 @@ use crate::error::NetError;
 use crate::frame::{read_noise_frame, write_noise_frame};
 use crate::peer::{to_key, NoiseKeypair};
 
-const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+/// AES-GCM rather than ChaCha20-Poly1305: faster on AES-NI hardware (crate docs). The
+/// pattern name is hashed into the handshake, so a peer built with the other cipher
+/// fails the handshake instead of talking garbage.
+const PATTERN: &str = "Noise_IK_25519_AESGCM_BLAKE2s";
 const PROLOGUE: &[u8] = b"palisade-net/1";
 
 pub(crate) fn params() -> Result<NoiseParams, NetError> {
