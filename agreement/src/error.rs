@@ -23,4 +23,8 @@ pub enum Reject {
     ConflictingVote(u32),
     #[error("protocol rule: {0}")]
     Rule(&'static str),
+    /// A vote the slot has no use for any more (it prepared in that view, or committed
+    /// with that digest): dropped before its signature is checked.
+    #[error("redundant vote for sequence {0}")]
+    Redundant(Sequence),
 }

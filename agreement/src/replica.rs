@@ -310,6 +310,7 @@ impl Replica {
             (_, Reject::ConflictingPrePrepare(_)) => &mut s.pre_prepares_conflicting,
             (_, Reject::ConflictingVote(_)) => &mut s.votes_conflicting,
             (_, Reject::Rule(_)) => &mut s.messages_rejected,
+            (_, Reject::Redundant(_)) => &mut s.votes_redundant,
         };
         *counter += 1;
     }

@@ -28,6 +28,11 @@ pub struct Stats {
     pub pre_prepares_conflicting: u64,
     /// A replica voted twice differently in one view for one sequence.
     pub votes_conflicting: u64,
+    /// Votes that arrived after their slot had what they would add (a prepare after the
+    /// slot prepared in that view with that digest, a commit after it committed with
+    /// that digest): dropped unverified. With n = 4 the last of the others' votes of
+    /// each kind usually lands here: 8 of 21 vote checks per batch are spared.
+    pub votes_redundant: u64,
     pub batches_proposed: u64,
     /// Times the primary began holding requests because `max_batches_unanswered`
     /// proposed batches were unanswered.

@@ -34,6 +34,13 @@ fn normal_case_commits_in_order_on_all_replicas() {
     );
     // The primary fixed the timestamp from its clock.
     assert_eq!(c.delivered[1][0].0.batch.timestamp, time(1_000));
+    // A replica's own vote counts towards its quorums: per batch each replica needs 2
+    // of the 3 others' commits, a backup 1 of the 2 other backups' prepares and the
+    // primary 2 of the 3 backups' prepares. The last vote of each kind came after the
+    // quorum and was dropped unverified: 4 commits + 4 prepares per batch, 3 batches.
+    let redundant: u64 = c.replicas.iter().map(|r| r.stats().votes_redundant).sum();
+    assert_eq!(redundant, 24);
+    assert!(c.replicas.iter().all(|r| r.stats().messages_invalid == 0));
     // Nothing left waiting: no backup keeps a view-change timer armed.
     for i in 1..4 {
         assert!(!c.timers[i].contains_key(&TimerKind::ViewChange));

@@ -265,6 +265,15 @@ impl Replica {
         if !self.log.in_window(m.sequence) {
             return Err(Reject::OutsideWindow(m.sequence));
         }
+        // The slot prepared in this view with this digest already: another prepare adds
+        // nothing (its proof holds 2f), so its signature is not worth checking.
+        if self.log.get(m.sequence).is_some_and(|s| {
+            s.prepared.as_ref().is_some_and(|p| {
+                p.pre_prepare.message.view == m.view && p.pre_prepare.message.digest == m.digest
+            })
+        }) {
+            return Err(Reject::Redundant(m.sequence));
+        }
         prepare.verify_with(&self.config.replica_keys)?;
         let slot = self
             .log
@@ -300,6 +309,16 @@ impl Replica {
         }
         if !self.log.in_window(m.sequence) {
             return Err(Reject::OutsideWindow(m.sequence));
+        }
+        // Committed with this digest already (the ORDER certificate holds 2f+1 commits):
+        // another matching commit adds nothing, so its signature is not worth checking.
+        if self
+            .log
+            .get(m.sequence)
+            .and_then(|s| s.committed.as_ref())
+            .is_some_and(|c| c.digest == m.digest)
+        {
+            return Err(Reject::Redundant(m.sequence));
         }
         commit.verify_with(&self.config.replica_keys)?;
         let slot = self
