@@ -276,10 +276,8 @@ impl Client {
             return self.check_and_accept(reply, root, out);
         }
         let claim = (sequence, root, reply.signature.clone());
-        if !self
-            .vouches
-            .wait(reply.entry.request_id, claim, reply.clone())
-        {
+        let request_id = reply.entry.request_id;
+        if let Err(reply) = self.vouches.wait(request_id, claim, reply) {
             return self.check_and_accept(reply, root, out);
         }
         if self.vouch_due.is_none() {

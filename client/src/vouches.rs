@@ -91,14 +91,20 @@ impl Vouches {
         Some(released)
     }
 
-    /// Lets `reply` (to `request_id`, making `claim`) wait for vouchers. Returns false
-    /// when there is no room (check it now instead). A second reply making the same
-    /// claim for the same request is not needed and is dropped (true).
-    pub fn wait(&mut self, request_id: u64, claim: Claim, reply: CertifiedReply) -> bool {
+    /// Lets `reply` (to `request_id`, making `claim`) wait for vouchers. Gives it back
+    /// when there is no room (check it now instead; not copied, a body may be 1 MiB). A
+    /// second reply making the same claim for the same request is not needed and is
+    /// dropped (`Ok`).
+    pub fn wait(
+        &mut self,
+        request_id: u64,
+        claim: Claim,
+        reply: CertifiedReply,
+    ) -> Result<(), CertifiedReply> {
         let bytes = reply_bytes(&reply);
         let waiting = self.waiting.entry(request_id).or_default();
         if waiting.iter().any(|w| w.claim == claim) {
-            return true;
+            return Ok(());
         }
         if waiting.len() >= MAX_WAITING_PER_REQUEST
             || self.bytes.saturating_add(bytes) > self.max_bytes
@@ -106,7 +112,7 @@ impl Vouches {
             if waiting.is_empty() {
                 self.waiting.remove(&request_id);
             }
-            return false;
+            return Err(reply);
         }
         waiting.push(Waiting {
             request_id,
@@ -115,7 +121,7 @@ impl Vouches {
             bytes,
         });
         self.bytes = self.bytes.saturating_add(bytes);
-        true
+        Ok(())
     }
 
     /// Forgets the replies waiting for `request_id` (it completed).
@@ -174,10 +180,13 @@ mod tests {
     #[test]
     fn f_plus_one_distinct_vouchers_release_the_replies_of_their_claim() {
         let mut v = Vouches::new(1 << 20);
-        assert!(v.wait(1, claim(7), reply(1, 7)));
-        assert!(v.wait(1, claim(7), reply(1, 7)), "a copy is not kept twice");
-        assert!(v.wait(1, claim(9), reply(1, 9)));
-        assert!(v.wait(2, claim(7), reply(2, 7)));
+        assert!(v.wait(1, claim(7), reply(1, 7)).is_ok());
+        assert!(
+            v.wait(1, claim(7), reply(1, 7)).is_ok(),
+            "a copy is not kept twice"
+        );
+        assert!(v.wait(1, claim(9), reply(1, 9)).is_ok());
+        assert!(v.wait(2, claim(7), reply(2, 7)).is_ok());
         assert!(v.vouch(claim(7), 0, 2).is_none());
         assert!(v.vouch(claim(7), 0, 2).is_none(), "the same node twice");
         let released = v.vouch(claim(7), 1, 2).unwrap();
@@ -197,14 +206,14 @@ mod tests {
     fn waiting_and_counting_are_bounded() {
         let mut v = Vouches::new(1 << 20);
         for s in 0..MAX_WAITING_PER_REQUEST as u8 {
-            assert!(v.wait(1, claim(s), reply(1, s)));
+            assert!(v.wait(1, claim(s), reply(1, s)).is_ok());
         }
-        assert!(!v.wait(1, claim(99), reply(1, 99)));
+        assert!(v.wait(1, claim(99), reply(1, 99)).is_err());
         v.remove(1);
         assert!(!v.any_waiting());
         assert_eq!(v.bytes(), 0);
         let mut small = Vouches::new(100);
-        assert!(!small.wait(1, claim(1), reply(1, 1)));
+        assert!(small.wait(1, claim(1), reply(1, 1)).is_err());
         assert!(!small.any_waiting());
         for s in 0..=MAX_CLAIMS as u64 {
             let c = (s, Digest([2; 32]), ThresholdSignature(vec![1; 48]));

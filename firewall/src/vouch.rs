@@ -75,14 +75,14 @@ pub(crate) enum Vouched {
 }
 
 /// What [`Claims::hold`] did with a reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Hold {
     /// It waits on its claim (charge its bytes).
     Held,
     /// A copy of it waits already (this one is not kept).
     AlreadyHeld,
-    /// Its claim is not open (check it now).
-    NotOpen,
+    /// Its claim is not open: here it is back (check it now).
+    NotOpen(Held),
 }
 
 /// The claims of one sequence.
@@ -150,7 +150,7 @@ impl Claims {
     /// there already (then this copy is not needed: its voucher was counted).
     pub fn hold(&mut self, claim: &Claim, key: RequestKey, held: Held) -> Hold {
         let Some(open) = self.open.iter_mut().find(|o| &o.claim == claim) else {
-            return Hold::NotOpen;
+            return Hold::NotOpen(held);
         };
         if open
             .held
@@ -221,14 +221,16 @@ mod tests {
         let mut c = Claims::default();
         let at = Duration::from_millis(5);
         assert!(matches!(c.vouch(&claim(1), 0, 2, at), Vouched::Open));
-        assert_eq!(c.hold(&claim(1), (0, 1), held(0, 1)), Hold::Held);
-        assert_eq!(
-            c.hold(&claim(1), (0, 1), held(0, 1)),
-            Hold::AlreadyHeld,
+        assert!(matches!(c.hold(&claim(1), (0, 1), held(0, 1)), Hold::Held));
+        assert!(
+            matches!(c.hold(&claim(1), (0, 1), held(0, 1)), Hold::AlreadyHeld),
             "one per request"
         );
-        assert_eq!(c.hold(&claim(1), (0, 2), held(0, 2)), Hold::Held);
-        assert_eq!(c.hold(&claim(2), (0, 3), held(0, 3)), Hold::NotOpen);
+        assert!(matches!(c.hold(&claim(1), (0, 2), held(0, 2)), Hold::Held));
+        assert!(matches!(
+            c.hold(&claim(2), (0, 3), held(0, 3)),
+            Hold::NotOpen(h) if h.reply.entry.request_id == 3
+        ));
         // The same peer again does not complete it.
         assert!(matches!(c.vouch(&claim(1), 0, 2, at), Vouched::Open));
         assert_eq!(c.next_deadline(), Some(at));

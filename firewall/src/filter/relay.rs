@@ -60,9 +60,9 @@ impl Filter {
         if self.vouch(from, sequence, claim.clone(), out) {
             return self.forward_unanswered(reply, out);
         }
-        if self.hold(from, key, claim.clone(), reply.clone()) {
+        let Err(reply) = self.hold(from, key, claim.clone(), reply) else {
             return;
-        }
+        };
         // Not held (no room, over budget, or vouching off): check it now.
         if self.check_claim(sequence, claim, out) {
             self.forward_reply(reply, out);
@@ -101,27 +101,34 @@ impl Filter {
         }
     }
 
-    /// Holds `reply` on its open claim, within the sender's budget. Returns whether it
-    /// waits (held now, or a copy of it was held already).
-    fn hold(&mut self, from: u32, key: RequestKey, claim: Claim, reply: CertifiedReply) -> bool {
+    /// Holds `reply` on its open claim, within the sender's budget: `Ok` when it waits
+    /// (held now, or a copy of it was held already), else the reply back, to be checked
+    /// now (not copied: a body may be 1 MiB).
+    fn hold(
+        &mut self,
+        from: u32,
+        key: RequestKey,
+        claim: Claim,
+        reply: CertifiedReply,
+    ) -> Result<(), CertifiedReply> {
         if self.config.vouch_wait.is_zero() {
-            return false;
+            return Err(reply);
         }
         let bytes = reply_bytes(&reply);
         let used = self.pending_bytes(from);
         if used.saturating_add(bytes) > self.config.max_pending_bytes_per_replica {
-            return false;
+            return Err(reply);
         }
         let Some(slot) = self.log.get_mut(reply.sequence) else {
-            return false;
+            return Err(reply);
         };
         match slot.claims.hold(&claim, key, Held { from, bytes, reply }) {
             Hold::Held => {
                 *self.pending_bytes.entry(from).or_insert(0) += bytes;
-                true
+                Ok(())
             }
-            Hold::AlreadyHeld => true,
-            Hold::NotOpen => false,
+            Hold::AlreadyHeld => Ok(()),
+            Hold::NotOpen(held) => Err(held.reply),
         }
     }
 
