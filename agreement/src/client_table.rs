@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ed25519_dalek::VerifyingKey;
-use palisade_wire::agreement::{ClientId, Request, Signed};
+use palisade_wire::agreement::{ClientId, Request, Signature, Signed};
 
 /// Why a request was not admitted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -211,6 +211,22 @@ impl ClientTable {
         self.pending
             .get(&(request.message.client, request.message.request_id))
             .is_some_and(|p| p.request == *request)
+    }
+
+    /// The pending request a pre-prepare names by client, id and signature
+    /// ([`palisade_wire::agreement::BatchEntry::Named`]). Equal signatures do not prove
+    /// equal bytes here (a request admitted from its client's link is not checked yet):
+    /// the caller checks the batch it rebuilds against the pre-prepare's digest.
+    pub fn named(
+        &self,
+        client: ClientId,
+        id: u64,
+        signature: &Signature,
+    ) -> Option<&Signed<Request>> {
+        self.pending
+            .get(&(client, id))
+            .map(|p| &p.request)
+            .filter(|r| r.signature == *signature)
     }
 
     fn add_unproposed(&mut self, len: usize) {

@@ -69,6 +69,12 @@ pub struct Config {
     /// refused (the client retries), so no client can make a replica allocate without
     /// bound.
     pub max_pending_requests: usize,
+    /// Requests whose payload has at least this many bytes go by name in the primary's
+    /// pre-prepares ([`palisade_wire::agreement::BatchEntry::Named`], TOCS §5.1 separate
+    /// request transmission): every replica got them from their client already, so the
+    /// primary does not send each backup the payload again. A backup that lacks one
+    /// fetches the batch. `usize::MAX`: every request inline.
+    pub named_requests_from: usize,
 }
 
 /// Why a configuration is unusable.
@@ -86,7 +92,7 @@ impl Config {
     /// A configuration with the defaults used by the local cluster: K = 64, L = 2K,
     /// batches of at most 256 requests or 3 MiB, 1 ms batch delay, 1 s skew, 500 ms base
     /// view-change timeout, 100 ms status interval, a window of 1024 request ids per
-    /// client.
+    /// client, requests of 16 KiB or more named in pre-prepares.
     pub fn new(
         f: usize,
         id: ReplicaId,
@@ -111,6 +117,7 @@ impl Config {
             status_interval: Duration::from_millis(100),
             client_window: 1024,
             max_pending_requests: 16 * 1024,
+            named_requests_from: 16 * 1024,
         }
     }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use palisade_wire::agreement::{
-    AgreementMessage, Batch, Digest, PrePrepare, ReplicaId, Request, Sequence, Signed, View,
+    AgreementMessage, Batch, BatchEntry, Digest, PrePrepare, ReplicaId, Request, Sequence, Signed,
+    View,
 };
 use palisade_wire::fs::Timestamp;
 
@@ -19,6 +20,7 @@ use crate::log::Log;
 use crate::stats::Stats;
 
 mod checkpoints;
+mod named_requests;
 mod normal_case;
 mod view_changes;
 use crate::view_change::ViewChanges;
@@ -45,6 +47,9 @@ enum Pacing {
 
 /// Most pre-prepares held for a view not yet entered (see `hold_early`).
 const MAX_EARLY: usize = 64;
+/// Most pre-prepares held while this replica fetches a batch it could not rebuild from
+/// the requests it holds (see `replica/named_requests.rs`).
+const MAX_AWAITING: usize = 64;
 
 /// Most log slots retransmitted in answer to one status message.
 const MAX_RETRANSMIT: u64 = 32;
@@ -95,6 +100,9 @@ pub struct Replica {
     null_digest: Digest,
     /// Pre-prepares that overtook the new-view of their view, by (view, sequence).
     early: std::collections::BTreeMap<(View, Sequence), (Signed<PrePrepare>, Batch)>,
+    /// Pre-prepares whose batch names a request this replica does not hold (or holds
+    /// with other bytes), by sequence, while their batch is fetched from the primary.
+    awaiting: std::collections::BTreeMap<Sequence, (Signed<PrePrepare>, Vec<BatchEntry>)>,
     stats: Stats,
 }
 
@@ -166,6 +174,7 @@ impl Replica {
             progressed: false,
             null_digest,
             early: std::collections::BTreeMap::new(),
+            awaiting: std::collections::BTreeMap::new(),
             stats: Stats::default(),
         })
     }
@@ -339,6 +348,7 @@ impl Replica {
         request.verify_with(&self.config.client_keys)?;
         self.clients.admit(request)?;
         self.stats.requests_admitted += 1;
+        self.retry_awaiting(out);
         self.propose(false, out)
     }
 
@@ -359,6 +369,7 @@ impl Replica {
         }
         self.clients.admit_from_link(request)?;
         self.stats.requests_admitted += 1;
+        self.retry_awaiting(out);
         self.propose(false, out)
     }
 
@@ -502,14 +513,33 @@ impl Replica {
             .slot_mut(sequence)
             .ok_or(Reject::OutsideWindow(sequence))?;
         slot.pre_prepare = Some(pre_prepare.clone());
-        slot.add_body(digest, batch.clone());
+        // Large requests go by name (TOCS §5.1, separate request transmission): every
+        // backup received them from their client.
+        let named_from = self.config.named_requests_from;
+        let message = if batch
+            .requests
+            .iter()
+            .any(|r| r.message.payload.len() >= named_from)
+        {
+            AgreementMessage::PrePrepareNamed {
+                pre_prepare,
+                entries: batch
+                    .requests
+                    .iter()
+                    .map(|r| BatchEntry::of(r, named_from))
+                    .collect(),
+            }
+        } else {
+            AgreementMessage::PrePrepare {
+                pre_prepare,
+                batch: batch.clone(),
+            }
+        };
+        slot.add_body(digest, batch);
         self.next_sequence = self.next_sequence.saturating_add(1);
         self.last_timestamp = timestamp;
         self.stats.batches_proposed += 1;
-        out.push(Output::Broadcast(AgreementMessage::PrePrepare {
-            pre_prepare,
-            batch,
-        }));
+        out.push(Output::Broadcast(message));
         self.check_progress(sequence, out)
     }
 

@@ -45,6 +45,12 @@ pub struct Stats {
     pub view_changes_started: u64,
     pub new_views_installed: u64,
     pub batches_fetched: u64,
+    /// Pre-prepares whose named requests ([`palisade_wire::agreement::BatchEntry`]) this
+    /// backup rebuilt from the requests it held.
+    pub pre_prepares_rebuilt: u64,
+    /// Pre-prepares naming a request this backup lacked (or held with other bytes):
+    /// their batch was fetched from the primary.
+    pub pre_prepares_fetched: u64,
     /// A view change that gathered no f+1 support was abandoned for the lower view that
     /// 2f+1 commits show still running (this replica follows it without voting).
     pub views_rejoined: u64,

@@ -7,59 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client_key, config, replica_key, request, time};
-use palisade_agreement::{Config, ConfigError, Input, Output, Replica, Status, TimerKind};
+use common::{batch_at, client_key, config, msg, pre_prepare, replica, replica_key, request, time};
+use palisade_agreement::{ConfigError, Input, Output, Replica, Status, TimerKind};
 use palisade_wire::agreement::{
     AgreementMessage, Batch, Checkpoint, Commit, Digest, NewView, PrePrepare, Prepare,
     PreparedProof, Request, Signed, ViewChange, MAX_REQUEST_PAYLOAD,
 };
 use palisade_wire::fs::Timestamp;
-
-fn replica(id: u32, tweak: impl Fn(&mut Config)) -> Replica {
-    let mut c = config(1, id);
-    tweak(&mut c);
-    let mut r = Replica::new(c, replica_key(id as usize)).unwrap();
-    // On its first clock reading a replica announces itself (a restarted one learns
-    // what it missed); later readings are silent.
-    assert_eq!(
-        r.step(Input::Tick(time(1_000))),
-        vec![Output::Broadcast(AgreementMessage::Status {
-            view: 0,
-            last_delivered: 0
-        })]
-    );
-    assert!(r.step(Input::Tick(time(1_000))).is_empty());
-    r
-}
-
-fn msg(from: u32, message: AgreementMessage) -> Input {
-    Input::Message { from, message }
-}
-
-fn batch_at(ts: Timestamp, requests: Vec<Signed<Request>>) -> Batch {
-    Batch {
-        timestamp: ts,
-        requests,
-    }
-}
-
-fn pre_prepare(signer: u32, view: u64, sequence: u64, batch: &Batch) -> AgreementMessage {
-    let pp = Signed::sign(
-        &replica_key(signer as usize),
-        PrePrepare {
-            view,
-            sequence,
-            timestamp: batch.timestamp,
-            digest: batch.digest().unwrap(),
-            primary: signer,
-        },
-    )
-    .unwrap();
-    AgreementMessage::PrePrepare {
-        pre_prepare: pp,
-        batch: batch.clone(),
-    }
-}
 
 fn prepare(replica: u32, view: u64, sequence: u64, digest: Digest) -> Signed<Prepare> {
     Signed::sign(

@@ -155,11 +155,13 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     };
                     writeln!(
                         out,
-                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
+                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
                         stats.completed,
                         stats.committed,
                         stats.max_view,
                         stats.agreement_lagging,
+                        stats.pre_prepares_rebuilt,
+                        stats.pre_prepares_fetched,
                         stats.state_transfers,
                         stats.messages_dropped,
                         stats.sim_time,

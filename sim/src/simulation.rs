@@ -30,6 +30,11 @@ use crate::rng::SimRng;
 use crate::scenario::{AgreementFault, Scenario, SimConfig};
 use crate::topology::Topology;
 
+/// Payload size from which correct primaries name requests in pre-prepares. The
+/// workload's requests are tens of bytes (WRITEs of 1–64 bytes, names), so this splits
+/// them: most batches mix named and inline requests.
+const NAMED_REQUESTS_FROM: usize = 48;
+
 /// Something scheduled at a simulated time.
 #[derive(Debug)]
 enum Event {
@@ -70,6 +75,10 @@ pub struct RunStats {
     /// Correct agreement replicas that ended the run outside the highest view or in a
     /// view change (they lag; PBFT lets them rejoin at the next view change or status).
     pub agreement_lagging: u64,
+    /// Pre-prepares that named large requests, as correct backups took them: rebuilt
+    /// from the requests they held, or fetched from the primary (TOCS §5.1).
+    pub pre_prepares_rebuilt: u64,
+    pub pre_prepares_fetched: u64,
     /// Gateway restarts, and the in-flight requests they abandoned (never checked).
     pub client_restarts: u64,
     pub requests_abandoned: u64,
@@ -215,6 +224,15 @@ impl Simulation {
                 .iter()
                 .find(|(r, _)| *r == i)
                 .map(|(_, f)| f.clone());
+            // Correct primaries name the larger of the workload's requests in their
+            // pre-prepares, so that rebuilding and fetching named batches run under
+            // every fault. A faulty replica's wrappers rewrite whole batches: it sends
+            // them inline.
+            c.named_requests_from = if fault.is_some() {
+                usize::MAX
+            } else {
+                NAMED_REQUESTS_FROM
+            };
             let mut node = AgreementNode::new(
                 c,
                 keys::agreement_key(i),
@@ -968,6 +986,10 @@ impl Simulation {
                     || a.replica.status() != palisade_agreement::Status::Normal
             })
             .count() as u64;
+        for a in self.agreement.iter().filter(|a| a.is_correct()) {
+            stats.pre_prepares_rebuilt += a.replica.stats().pre_prepares_rebuilt;
+            stats.pre_prepares_fetched += a.replica.stats().pre_prepares_fetched;
+        }
         stats.client_restarts = self.clients.iter().map(|c| c.incarnation).sum();
         stats.requests_abandoned = self.clients.iter().map(|c| c.abandoned).sum();
         stats.replies_conflicting = self

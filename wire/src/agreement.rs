@@ -244,6 +244,52 @@ impl Bounded for Batch {
     }
 }
 
+/// One request of a pre-prepare as it travels (TOCS §5.1, separate request
+/// transmission): a large request goes by name, because its client sent it to every
+/// replica already (`Client` sends each request to all of them, TOCS §4.1), and a
+/// backup that holds it need not receive its payload — up to 1 MiB of WRITE data —
+/// again from the primary.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum BatchEntry {
+    /// The request itself.
+    Inline(Signed<Request>),
+    /// A request by client, request id and the client's signature on it. The receiver
+    /// rebuilds the batch from what it holds and checks the result against the
+    /// pre-prepare's digest; a request it lacks, or holds with other bytes, it fetches.
+    Named {
+        client: ClientId,
+        request_id: u64,
+        signature: Signature,
+    },
+}
+
+impl BatchEntry {
+    /// `request` by name when its payload has at least `named_from` bytes.
+    pub fn of(request: &Signed<Request>, named_from: usize) -> BatchEntry {
+        if request.message.payload.len() >= named_from {
+            BatchEntry::Named {
+                client: request.message.client,
+                request_id: request.message.request_id,
+                signature: request.signature,
+            }
+        } else {
+            BatchEntry::Inline(request.clone())
+        }
+    }
+}
+
+impl Bounded for [BatchEntry] {
+    fn check_bounds(&self) -> Result<(), VerifyError> {
+        if self.len() > MAX_BATCH_REQUESTS {
+            return Err(VerifyError::OutOfBounds("too many requests in batch"));
+        }
+        self.iter().try_for_each(|e| match e {
+            BatchEntry::Inline(r) => r.message.check_bounds(),
+            BatchEntry::Named { .. } => Ok(()),
+        })
+    }
+}
+
 /// The primary's proposal (TOCS §4.2: `<PRE-PREPARE, v, n, d>`). It names the batch by
 /// digest; the batch body travels beside it in [`AgreementMessage::PrePrepare`] so that
 /// view-change proofs stay small.
@@ -455,6 +501,12 @@ pub enum AgreementMessage {
     FetchNewView {
         view: View,
     },
+    /// A signed pre-prepare whose batch travels as entries, large requests by name
+    /// ([`BatchEntry`]); the batch it rebuilds must hash to the pre-prepare's digest.
+    PrePrepareNamed {
+        pre_prepare: Signed<PrePrepare>,
+        entries: Vec<BatchEntry>,
+    },
 }
 
 impl Bounded for AgreementMessage {
@@ -462,6 +514,7 @@ impl Bounded for AgreementMessage {
         match self {
             AgreementMessage::PrePrepare { batch, .. } => batch.check_bounds(),
             AgreementMessage::BatchBody { batch, .. } => batch.check_bounds(),
+            AgreementMessage::PrePrepareNamed { entries, .. } => entries.check_bounds(),
             AgreementMessage::ViewChange(vc) => vc.message.check_bounds(),
             AgreementMessage::NewView(nv) => nv.message.check_bounds(),
             AgreementMessage::Prepare(_)

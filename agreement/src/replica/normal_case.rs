@@ -32,14 +32,16 @@ impl Replica {
         // peer cannot make us verify its messages for views we drop anyway.
         let keys = &self.config.replica_keys;
         let vote_view = match &message {
-            AgreementMessage::PrePrepare { pre_prepare, .. } => pre_prepare.message.view,
+            AgreementMessage::PrePrepare { pre_prepare, .. }
+            | AgreementMessage::PrePrepareNamed { pre_prepare, .. } => pre_prepare.message.view,
             AgreementMessage::Prepare(p) => p.message.view,
             AgreementMessage::Commit(c) => c.message.view,
             _ => 0,
         };
         if self.should_ask_for_view(from, vote_view) {
             let signed = match &message {
-                AgreementMessage::PrePrepare { pre_prepare, .. } => {
+                AgreementMessage::PrePrepare { pre_prepare, .. }
+                | AgreementMessage::PrePrepareNamed { pre_prepare, .. } => {
                     pre_prepare.verify_with(keys).is_ok()
                 }
                 AgreementMessage::Prepare(p) => p.verify_with(keys).is_ok(),
@@ -52,8 +54,12 @@ impl Replica {
         }
         match message {
             AgreementMessage::PrePrepare { pre_prepare, batch } => {
-                self.on_pre_prepare(pre_prepare, batch, out)
+                self.on_pre_prepare(pre_prepare, batch, false, out)
             }
+            AgreementMessage::PrePrepareNamed {
+                pre_prepare,
+                entries,
+            } => self.on_pre_prepare_named(pre_prepare, entries, out),
             AgreementMessage::Prepare(p) => self.on_prepare(p, out),
             AgreementMessage::Commit(c) => self.on_commit(c, out),
             AgreementMessage::Checkpoint(c) => self.on_checkpoint(c, out),
@@ -78,10 +84,14 @@ impl Replica {
         }
     }
 
+    /// `digest_checked`: the caller already found that `batch` hashes to the
+    /// pre-prepare's digest (a batch rebuilt from named requests), so a 1 MiB batch is
+    /// not hashed twice.
     pub(super) fn on_pre_prepare(
         &mut self,
         pre_prepare: Signed<PrePrepare>,
         batch: Batch,
+        digest_checked: bool,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let m = pre_prepare.message.clone();
@@ -104,7 +114,7 @@ impl Replica {
             return Err(Reject::OutsideWindow(m.sequence));
         }
         pre_prepare.verify_with(&self.config.replica_keys)?;
-        if batch.digest()? != m.digest || batch.timestamp != m.timestamp {
+        if (!digest_checked && batch.digest()? != m.digest) || batch.timestamp != m.timestamp {
             return Err(Reject::Rule("batch does not match the pre-prepare"));
         }
         if let Some((_, digest)) = self.log.get(m.sequence).and_then(|s| s.accepted()) {
@@ -198,7 +208,7 @@ impl Replica {
         let held = std::mem::take(&mut self.early);
         for ((v, _), (pre_prepare, batch)) in held {
             if v == view {
-                if let Err(reject) = self.on_pre_prepare(pre_prepare, batch, out) {
+                if let Err(reject) = self.on_pre_prepare(pre_prepare, batch, false, out) {
                     tracing::debug!(replica = self.config.id, view, %reject, "held pre-prepare dropped");
                     self.count_replica_reject(&reject);
                 }
@@ -564,6 +574,13 @@ impl Replica {
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let digest = batch.digest()?;
+        if self
+            .awaiting
+            .get(&sequence)
+            .is_some_and(|(pp, _)| pp.message.digest == digest)
+        {
+            return self.on_awaited_body(sequence, batch, out);
+        }
         let slot = self
             .log
             .get(sequence)

@@ -13,7 +13,7 @@ use palisade_agreement::{
     Config, Input, OrderCertificate, OrderedBatch, Output, Replica, TimerKind,
 };
 use palisade_wire::agreement::{
-    AgreementMessage, ClientId, Digest, ReplicaId, Request, Sequence, Signed,
+    AgreementMessage, Batch, ClientId, Digest, PrePrepare, ReplicaId, Request, Sequence, Signed,
 };
 use palisade_wire::fs::Timestamp;
 
@@ -340,5 +340,53 @@ impl Cluster {
             .flat_map(|(b, _)| b.batch.requests.iter())
             .map(|r| (r.message.client, r.message.request_id))
             .collect()
+    }
+}
+
+/// Replica `id` of a cluster with f = 1, after its first clock reading.
+pub fn replica(id: u32, tweak: impl Fn(&mut Config)) -> Replica {
+    let mut c = config(1, id);
+    tweak(&mut c);
+    let mut r = Replica::new(c, replica_key(id as usize)).unwrap();
+    // On its first clock reading a replica announces itself (a restarted one learns
+    // what it missed); later readings are silent.
+    assert_eq!(
+        r.step(Input::Tick(time(1_000))),
+        vec![Output::Broadcast(AgreementMessage::Status {
+            view: 0,
+            last_delivered: 0
+        })]
+    );
+    assert!(r.step(Input::Tick(time(1_000))).is_empty());
+    r
+}
+
+pub fn msg(from: u32, message: AgreementMessage) -> Input {
+    Input::Message { from, message }
+}
+
+pub fn batch_at(ts: Timestamp, requests: Vec<Signed<Request>>) -> Batch {
+    Batch {
+        timestamp: ts,
+        requests,
+    }
+}
+
+/// A pre-prepare of `batch`, signed by `signer`, carrying the batch inline.
+pub fn pre_prepare(signer: u32, view: u64, sequence: u64, batch: &Batch) -> AgreementMessage {
+    let pp = Signed::sign(
+        &replica_key(signer as usize),
+        PrePrepare {
+            view,
+            sequence,
+            timestamp: batch.timestamp,
+            digest: batch.digest().unwrap(),
+            primary: signer,
+        },
+    )
+    .unwrap();
+    AgreementMessage::PrePrepare {
+        pre_prepare: pp,
+        batch: batch.clone(),
     }
 }
