@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{request, time, Cluster};
 use palisade_agreement::{Input, Status, TimerKind};
-use palisade_wire::agreement::{AgreementMessage, Batch, PrePrepare, Signed};
+use palisade_wire::agreement::{AgreementMessage, Batch, Signed};
 
 #[test]
 fn normal_case_commits_in_order_on_all_replicas() {
@@ -268,18 +268,7 @@ fn equivocating_primary_never_gets_two_batches_committed() {
                 timestamp: time(1_000),
                 requests: vec![r],
             };
-            let pp = Signed::sign(
-                &key,
-                PrePrepare {
-                    view: 0,
-                    sequence: 1,
-                    timestamp: batch.timestamp,
-                    digest: batch.digest().unwrap(),
-                    primary: 0,
-                },
-            )
-            .unwrap();
-            (pp, batch)
+            (common::signed_pre_prepare(0, 0, 1, &batch), batch)
         };
         let (pa, ba) = make(a);
         let (pb, bb) = make(b);

@@ -9,11 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{batch_at, msg, replica, replica_key, request, time};
+use common::{batch_at, msg, replica, replica_key, request, signed_pre_prepare, time};
 use palisade_agreement::{Input, Output, Replica, TimerKind};
-use palisade_wire::agreement::{
-    AgreementMessage, Batch, BatchEntry, PrePrepare, Prepare, Request, Signed,
-};
+use palisade_wire::agreement::{AgreementMessage, Batch, BatchEntry, Prepare, Request, Signed};
 
 /// Requests of this many payload bytes or more go by name in these tests.
 const NAMED_FROM: usize = 64;
@@ -27,17 +25,7 @@ fn named_replica(id: u32) -> Replica {
 
 /// The primary's pre-prepare of `batch` as it travels: large requests by name.
 fn named_pre_prepare(batch: &Batch) -> AgreementMessage {
-    let pre_prepare = Signed::sign(
-        &replica_key(0),
-        PrePrepare {
-            view: 0,
-            sequence: 1,
-            timestamp: batch.timestamp,
-            digest: batch.digest().unwrap(),
-            primary: 0,
-        },
-    )
-    .unwrap();
+    let pre_prepare = signed_pre_prepare(0, 0, 1, batch);
     AgreementMessage::PrePrepareNamed {
         pre_prepare,
         entries: batch

@@ -372,9 +372,14 @@ pub fn batch_at(ts: Timestamp, requests: Vec<Signed<Request>>) -> Batch {
     }
 }
 
-/// A pre-prepare of `batch`, signed by `signer`, carrying the batch inline.
-pub fn pre_prepare(signer: u32, view: u64, sequence: u64, batch: &Batch) -> AgreementMessage {
-    let pp = Signed::sign(
+/// The pre-prepare of `batch` at (`view`, `sequence`), signed by `signer`.
+pub fn signed_pre_prepare(
+    signer: u32,
+    view: u64,
+    sequence: u64,
+    batch: &Batch,
+) -> Signed<PrePrepare> {
+    Signed::sign(
         &replica_key(signer as usize),
         PrePrepare {
             view,
@@ -384,9 +389,13 @@ pub fn pre_prepare(signer: u32, view: u64, sequence: u64, batch: &Batch) -> Agre
             primary: signer,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A pre-prepare of `batch`, signed by `signer`, carrying the batch inline.
+pub fn pre_prepare(signer: u32, view: u64, sequence: u64, batch: &Batch) -> AgreementMessage {
     AgreementMessage::PrePrepare {
-        pre_prepare: pp,
+        pre_prepare: signed_pre_prepare(signer, view, sequence, batch),
         batch: batch.clone(),
     }
 }
