@@ -601,12 +601,14 @@ impl Driver {
                     let cut = batch.sequence.saturating_sub(self.replica.config().window);
                     self.delivered.retain(|_, s| *s > cut);
                 }
-                self.log.record(batch.clone(), certificate.clone());
+                // Sent first, then moved into the delivery log: a batch may carry
+                // megabytes of WRITE data, not worth a copy.
+                let order = Envelope::Execution(ExecutionMessage::Order { batch, certificate });
                 if self.sends_orders {
-                    self.net.send_many(
-                        self.downstream.iter().copied(),
-                        &Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
-                    );
+                    self.net.send_many(self.downstream.iter().copied(), &order);
+                }
+                if let Envelope::Execution(ExecutionMessage::Order { batch, certificate }) = order {
+                    self.log.record(batch, certificate);
                 }
             }
             Output::StateTransfer { sequence, .. } => {

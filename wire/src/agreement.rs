@@ -65,6 +65,16 @@ impl Digest {
         h.update(bytes);
         Digest(*h.finalize().as_bytes())
     }
+
+    /// [`Digest::of`] the canonical encoding of `value`, hashed as it is encoded
+    /// ([`crate::codec::hash_encoding`]).
+    pub fn of_encoding<T: Serialize>(domain: &[u8], value: &T) -> Result<Digest, crate::WireError> {
+        let mut h = blake3::Hasher::new();
+        h.update(&(domain.len() as u64).to_le_bytes());
+        h.update(domain);
+        crate::codec::hash_encoding(&mut h, value)?;
+        Ok(Digest(*h.finalize().as_bytes()))
+    }
 }
 
 /// An ed25519 signature (64 bytes).
@@ -120,8 +130,10 @@ pub struct Signed<T> {
 /// with identical fields) can never share signing bytes; BLAKE3's collision resistance
 /// carries the binding of the signature to the message.
 fn signing_bytes<T: Signable>(message: &T) -> Result<Vec<u8>, VerifyError> {
-    let body = crate::encode(message).map_err(|e| VerifyError::Encoding(e.to_string()))?;
-    let digest = blake3::hash(&body);
+    let mut hasher = blake3::Hasher::new();
+    crate::codec::hash_encoding(&mut hasher, message)
+        .map_err(|e| VerifyError::Encoding(e.to_string()))?;
+    let digest = hasher.finalize();
     let mut bytes = Vec::with_capacity(T::DOMAIN.len() + 1 + blake3::OUT_LEN);
     bytes.extend_from_slice(T::DOMAIN);
     bytes.push(0);
@@ -219,8 +231,8 @@ impl Batch {
     /// The digest that pre-prepares, prepares and commits name. It covers the
     /// timestamp, so a primary cannot change the time of an agreed batch.
     pub fn digest(&self) -> Result<Digest, VerifyError> {
-        let bytes = crate::encode(self).map_err(|e| VerifyError::Encoding(e.to_string()))?;
-        Ok(Digest::of(b"palisade/agreement/batch", &bytes))
+        Digest::of_encoding(b"palisade/agreement/batch", self)
+            .map_err(|e| VerifyError::Encoding(e.to_string()))
     }
 
     /// Bounds, and every client signature against `client_keys` (indexed by client id).
