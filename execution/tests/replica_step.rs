@@ -507,6 +507,35 @@ fn a_redelivered_order_re_sends_the_cached_replies_of_its_batch() {
 }
 
 #[test]
+fn agreement_asking_for_a_reply_gets_the_cached_one_to_its_client() {
+    let mut r = replica(0);
+    let first = replies(&r.step(order(1, vec![create(0, 1, "a"), create(1, 1, "b")])));
+    // The batch left agreement's delivery log; a client retransmits request 1 of
+    // client 1, and agreement asks for its reply: exactly that reply, to that client.
+    let out = r.step(ReplicaInput::ResendReply {
+        client: 1,
+        request_id: 1,
+    });
+    assert_eq!(
+        out,
+        vec![ReplicaOutput::Reply {
+            to: 1,
+            reply: first[1].clone()
+        }]
+    );
+    assert_eq!(r.stats().replies_resent, 1);
+    // A request never executed here has no reply to re-send: nothing happens.
+    assert!(r
+        .step(ReplicaInput::ResendReply {
+            client: 1,
+            request_id: 2
+        })
+        .is_empty());
+    assert_eq!(r.stats().replies_resent, 1);
+    assert_eq!(r.stats().requests_executed, 2, "nothing executed again");
+}
+
+#[test]
 fn a_request_id_far_above_the_window_slides_it_and_older_ids_are_duplicates() {
     use palisade_execution::replica::CLIENT_WINDOW;
     let mut r = replica(0);

@@ -391,3 +391,19 @@ fn a_signer_for_another_replica_is_refused() {
     .unwrap();
     assert!(palisade_execution::ExecutionReplica::new(config, exec_key(0), fs).is_err());
 }
+
+#[test]
+fn a_request_for_a_reply_sends_nothing_through_the_firewall() {
+    // In the firewall configuration nothing leaves a replica but towards the bottom
+    // filters: an agreement-style request for a cached reply is refused and counted.
+    let mut r = threshold_replica(0);
+    r.step(order(1, vec![create(0, 1, "a")]));
+    let malformed = r.stats().malformed_messages;
+    assert!(r
+        .step(ReplicaInput::ResendReply {
+            client: 0,
+            request_id: 1
+        })
+        .is_empty());
+    assert_eq!(r.stats().malformed_messages, malformed + 1);
+}

@@ -380,7 +380,17 @@ impl Driver {
                     // lost ours, so relay the next copy again.)
                     if self.allowed(from) {
                         self.relay.forget(key.0, key.1);
-                        for m in self.log.fetch(sequence).into_iter().take(MAX_RESEND) {
+                        let orders: Vec<ExecutionMessage> = self
+                            .log
+                            .fetch(sequence)
+                            .into_iter()
+                            .filter(|m| matches!(m, ExecutionMessage::Order { .. }))
+                            .take(MAX_RESEND)
+                            .collect();
+                        if orders.is_empty() {
+                            self.ask_for_reply(key);
+                        }
+                        for m in orders {
                             self.net.send_many(
                                 self.downstream.iter().copied(),
                                 &Envelope::Execution(m),
@@ -389,6 +399,7 @@ impl Driver {
                     }
                     return;
                 }
+                let duplicates = self.replica.stats().requests_duplicate;
                 // Over its own client's authenticated (Noise) link, the link proves who
                 // sent it: the core then checks the signature once, as primary, instead
                 // of at every replica (see `Input::LinkRequest`).
@@ -396,6 +407,12 @@ impl Driver {
                     self.step(Input::LinkRequest(request));
                 } else {
                     self.step(Input::ClientRequest(request));
+                }
+                // A retransmission of a request ordered before the last stable checkpoint
+                // (its batch has left the delivery log): only the execution replicas'
+                // reply caches can answer it now.
+                if self.replica.stats().requests_duplicate > duplicates && self.allowed(from) {
+                    self.ask_for_reply(key);
                 }
             }
             (NodeId::Client(_), Envelope::RepliedThrough(sequence)) => {
@@ -490,6 +507,21 @@ impl Driver {
             return self.refuse(from, "bad threshold stable certificate");
         }
         self.on_stable(cert.sequence, firewall_state_digest(cert.sequence));
+    }
+
+    /// `separate`: asks every execution replica to re-send its cached reply to (client,
+    /// request id), whose order can no longer be re-sent (TOCS §4.1). Through the firewall
+    /// the filters re-forward overdue orders instead, and an agreement node must not make
+    /// execution replicas send anything.
+    fn ask_for_reply(&mut self, (client, request_id): (u64, u64)) {
+        if self.firewall.is_some() || !self.sends_orders {
+            return;
+        }
+        Probe::bump(&self.probe.replies_asked);
+        self.net.send_many(
+            self.downstream.iter().copied(),
+            &Envelope::Execution(ExecutionMessage::ResendReply { client, request_id }),
+        );
     }
 
     /// Relays a certified reply from a top filter to its gateway, once per (client,

@@ -239,6 +239,11 @@ impl Worker {
             (Some(_), _, Envelope::Execution(ExecutionMessage::Stable(cert))) => {
                 ReplicaInput::Stable(cert)
             }
+            (
+                Some(_),
+                NodeId::Agreement(_),
+                Envelope::Execution(ExecutionMessage::ResendReply { client, request_id }),
+            ) => ReplicaInput::ResendReply { client, request_id },
             (_, NodeId::Execution(j), Envelope::Execution(message)) => {
                 ReplicaInput::Message { from: j, message }
             }

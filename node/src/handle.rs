@@ -32,6 +32,9 @@ pub struct Probe {
     pub forwarded_up: AtomicU64,
     /// Filter: inputs its core dropped, all reasons (by reason: `NodeHandle::filter_stats`).
     pub dropped: AtomicU64,
+    /// Agreement (`separate`): `ResendReply` rounds sent for retransmitted requests
+    /// whose orders had left the delivery log.
+    pub replies_asked: AtomicU64,
 }
 
 impl Probe {

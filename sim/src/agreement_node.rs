@@ -70,6 +70,8 @@ pub struct AgreementNode {
     delivered_requests: BTreeMap<(ClientId, u64), Sequence>,
     /// Orders re-sent because a client retransmitted a delivered request.
     pub orders_resent: u64,
+    /// `ResendReply` rounds sent for retransmitted requests whose orders were collected.
+    pub replies_asked: u64,
     /// The firewall configuration's part, if that is the configuration.
     pub firewall: Option<FirewallSide>,
 }
@@ -154,6 +156,7 @@ impl AgreementNode {
             rejoin_after: None,
             delivered_requests: BTreeMap::new(),
             orders_resent: 0,
+            replies_asked: 0,
             firewall: None,
         })
     }
@@ -441,11 +444,36 @@ impl AgreementNode {
     /// it (bounded) from its delivery log. Node-level glue around the pure core; the
     /// runtime's agreement node needs the same (found by the `partitions` scenario).
     fn forward_retransmission(&mut self, key: (ClientId, u64), effects: &mut Vec<Effect>) {
-        let Some(sequence) = self.delivered_requests.get(&key).copied() else {
-            return;
-        };
         let downstream = self.downstream();
-        for order in self.log.fetch(sequence).into_iter().take(MAX_RESEND) {
+        let orders: Vec<ExecutionMessage> = match self.delivered_requests.get(&key) {
+            Some(&sequence) => self
+                .log
+                .fetch(sequence)
+                .into_iter()
+                .filter(|m| matches!(m, ExecutionMessage::Order { .. }))
+                .take(MAX_RESEND)
+                .collect(),
+            None => Vec::new(),
+        };
+        if orders.is_empty() {
+            // Its batch left the delivery log (a stable checkpoint collected it), or was
+            // never delivered here: ask the execution replicas for their cached reply
+            // instead. The firewall has its own way (filters re-forward overdue orders).
+            if self.firewall.is_none() {
+                self.replies_asked += 1;
+                for to in &downstream {
+                    effects.push(Effect::Send {
+                        to: *to,
+                        msg: Msg::Execution(ExecutionMessage::ResendReply {
+                            client: key.0,
+                            request_id: key.1,
+                        }),
+                    });
+                }
+            }
+            return;
+        }
+        for order in orders {
             self.orders_resent += 1;
             for to in &downstream {
                 effects.push(Effect::Send {

@@ -119,6 +119,10 @@ impl ExecutionNode {
             (_, Msg::Execution(ExecutionMessage::Stable(cert))) if self.orders_from(from) => {
                 ReplicaInput::Stable(cert)
             }
+            (
+                NodeId::Agreement(_),
+                Msg::Execution(ExecutionMessage::ResendReply { client, request_id }),
+            ) if self.orders_from(from) => ReplicaInput::ResendReply { client, request_id },
             (NodeId::Execution(peer), Msg::Execution(message)) => ReplicaInput::Message {
                 from: peer,
                 message,

@@ -57,11 +57,12 @@
 //!   execution are never noticed when no later order follows (found by `partitions`);
 //! - an execution replica that receives a re-delivered, certified order of a sequence it
 //!   already executed re-sends that batch's cached replies, so lost replies are recovered
-//!   (the `lossy-replies` scenario). Open gap: a retransmission that arrives after a stable
-//!   checkpoint let agreement collect the batch from its delivery log triggers no
-//!   re-send (1 to 2 seeds in 1000 of `lossy-replies`: 453 and 694 once, 218 in the
-//!   run of 2026-11-26; the firewall configuration closed it with overdue re-forwarding
-//!   by the filters, below, which `separate` has no counterpart of yet);
+//!   (the `lossy-replies` scenario). A retransmission that arrives after a stable
+//!   checkpoint let agreement collect the batch from its delivery log has no order to
+//!   re-send: then agreement asks the execution replicas for their cached reply
+//!   (`ExecutionMessage::ResendReply`, `separate` only; seeds 218, 453 and 694 of
+//!   `lossy-replies` used to go unanswered). The firewall configuration closes the same
+//!   gap with overdue re-forwarding by the filters, below;
 //! - gateways crash and restart only with `SimConfig::client_crashes` (a test in
 //!   `tests/scenarios.rs` turns it on): their in-flight requests are abandoned and the
 //!   new incarnation numbers requests from `incarnation * 2^40 + 1` ([`client_node`]),

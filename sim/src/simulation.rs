@@ -79,6 +79,9 @@ pub struct RunStats {
     /// from the requests they held, or fetched from the primary (TOCS §5.1).
     pub pre_prepares_rebuilt: u64,
     pub pre_prepares_fetched: u64,
+    /// `ResendReply` rounds agreement nodes sent for retransmitted requests whose orders
+    /// had left their delivery logs (`separate`).
+    pub replies_asked: u64,
     /// Gateway restarts, and the in-flight requests they abandoned (never checked).
     pub client_restarts: u64,
     pub requests_abandoned: u64,
@@ -989,6 +992,7 @@ impl Simulation {
         for a in self.agreement.iter().filter(|a| a.is_correct()) {
             stats.pre_prepares_rebuilt += a.replica.stats().pre_prepares_rebuilt;
             stats.pre_prepares_fetched += a.replica.stats().pre_prepares_fetched;
+            stats.replies_asked += a.replies_asked;
         }
         stats.client_restarts = self.clients.iter().map(|c| c.incarnation).sum();
         stats.requests_abandoned = self.clients.iter().map(|c| c.abandoned).sum();

@@ -168,6 +168,13 @@ pub enum ExecutionMessage {
     /// Execution → agreement: "resend the ordered batches from `from` on" (a replica that
     /// missed some; agreement nodes keep delivered batches until a stable checkpoint).
     FetchOrders { from: Sequence },
+    /// Agreement → execution (`separate` only): a client retransmitted a request that was
+    /// ordered, and its batch has left the delivery log, so the order cannot be re-sent
+    /// to make the replicas re-send their replies (TOCS §4.1: a replica re-sends the
+    /// reply of a request it executed). Each replica sends its cached reply, if it still
+    /// has one, to that client. The reply carries its own signature; the message asks
+    /// for nothing else.
+    ResendReply { client: ClientId, request_id: u64 },
     /// Execution → execution: "send me your state at stable checkpoint `sequence`";
     /// `have` lists the leaf hashes the asker holds, so only differing inodes travel.
     /// The responder answers at its next checkpoint boundary (it keeps no old snapshots),

@@ -220,6 +220,9 @@ impl<S: Store> ExecutionReplica<S> {
                     }
                 }
             }
+            ReplicaInput::ResendReply { client, request_id } => {
+                self.on_resend_reply(client, request_id, &mut out)
+            }
             ReplicaInput::Timer(ExecTimer::FetchOrders) => self.on_fetch_timer(&mut out),
             ReplicaInput::Timer(ExecTimer::FetchState) => self.on_state_timer(&mut out),
         }
@@ -382,6 +385,33 @@ impl<S: Store> ExecutionReplica<S> {
                 to: reply.message.client,
                 reply,
             });
+        }
+    }
+
+    /// Re-sends the cached reply of (`client`, `request_id`) to that client, if there is
+    /// one (`Signed` mode). The reply is self-certifying, so whoever asked learns nothing
+    /// and can make a replica send only what it already sent once. In the firewall
+    /// configuration nothing leaves a replica but towards the bottom filters: ignored.
+    fn on_resend_reply(
+        &mut self,
+        client: palisade_wire::agreement::ClientId,
+        request_id: u64,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        if matches!(self.config.replies, ReplyMode::Threshold(_)) {
+            self.stats.malformed_messages += 1;
+            return;
+        }
+        match self.replies.get(client, request_id) {
+            Some(reply) => {
+                self.stats.replies_resent += 1;
+                tracing::debug!(client, request_id, "re-sending a cached reply on request");
+                out.push(ReplicaOutput::Reply {
+                    to: client,
+                    reply: reply.clone(),
+                });
+            }
+            None => tracing::debug!(client, request_id, "no cached reply to re-send"),
         }
     }
 

@@ -213,6 +213,12 @@ pub enum ReplicaInput {
     /// A stable checkpoint certificate from agreement (in answer to `FetchOrders` for
     /// orders it collected). Self-certifying: g+1 execution replicas signed it.
     Stable(palisade_wire::execution::CheckpointCertificate),
+    /// Agreement asks for the reply of a request executed long ago
+    /// ([`ExecutionMessage::ResendReply`]); `Signed` mode only.
+    ResendReply {
+        client: palisade_wire::agreement::ClientId,
+        request_id: u64,
+    },
     /// A timer set by [`ReplicaOutput::SetTimer`] fired.
     Timer(ExecTimer),
 }
