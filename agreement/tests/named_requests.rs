@@ -152,6 +152,20 @@ fn backup_lacking_a_named_request_fetches_the_batch_from_the_primary() {
     assert_eq!(b.step(msg(0, body.clone())), accepted(1, &batch, false));
     // A second copy of the body finds the pre-prepare accepted: nothing more.
     assert!(b.step(msg(0, body)).is_empty());
+    // Nor does a second copy of the pre-prepare make it fetch again.
+    assert!(b.step(msg(0, named_pre_prepare(&batch))).is_empty());
+    assert_eq!(b.stats().pre_prepares_fetched, 1);
+}
+
+#[test]
+fn a_named_pre_prepare_only_counts_from_the_primary_itself() {
+    // Replica 2 hands on the primary's named pre-prepare: refused before any rebuild,
+    // signature check or fetch.
+    let mut b = named_replica(1);
+    let batch = batch_at(time(1_000), vec![large(1)]);
+    assert!(b.step(msg(2, named_pre_prepare(&batch))).is_empty());
+    assert_eq!(b.stats().messages_rejected, 1);
+    assert_eq!(b.stats().pre_prepares_fetched, 0);
 }
 
 #[test]

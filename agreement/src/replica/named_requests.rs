@@ -11,15 +11,21 @@
 //! batch from the primary; it also retries the rebuild whenever it admits a request,
 //! since the client's copy may simply be late.
 
-use palisade_wire::agreement::{AgreementMessage, Batch, BatchEntry, PrePrepare, Sequence, Signed};
+use palisade_wire::agreement::{
+    AgreementMessage, Batch, BatchEntry, PrePrepare, ReplicaId, Sequence, Signed,
+};
 
 use super::{Replica, MAX_AWAITING};
 use crate::error::Reject;
 use crate::io::Output;
 
 impl Replica {
+    /// `from`: the replica the authenticated link says sent it. Only the primary sends
+    /// a named pre-prepare (nobody relays one), so another replica cannot make this one
+    /// rebuild and hash batches before any signature is checked.
     pub(super) fn on_pre_prepare_named(
         &mut self,
+        from: ReplicaId,
         pre_prepare: Signed<PrePrepare>,
         entries: Vec<BatchEntry>,
         out: &mut Vec<Output>,
@@ -27,7 +33,10 @@ impl Replica {
         let m = &pre_prepare.message;
         // The cheap checks of `on_pre_prepare` first, so a stale or stray message
         // costs neither a rebuild nor a fetch.
-        if m.primary != self.config.primary(m.view) || m.primary == self.config.id {
+        if m.primary != self.config.primary(m.view)
+            || m.primary == self.config.id
+            || from != m.primary
+        {
             return Err(Reject::Rule("pre-prepare not from the primary"));
         }
         if m.view < self.view {
@@ -45,6 +54,20 @@ impl Replica {
         }
         pre_prepare.verify_with(&self.config.replica_keys)?;
         let sequence = m.sequence;
+        // A copy of a pre-prepare this replica accepted already (its requests may have
+        // left the pending queue since): nothing to fetch.
+        if let Some(slot) = self.log.get(sequence) {
+            if let Some((_, digest)) = slot.accepted().filter(|(v, _)| *v == m.view) {
+                return Err(if digest == m.digest {
+                    Reject::Rule("duplicate pre-prepare")
+                } else {
+                    Reject::ConflictingPrePrepare(sequence)
+                });
+            }
+            if slot.committed.is_some() {
+                return Err(Reject::Rule("pre-prepare of a committed slot"));
+            }
+        }
         if self.awaiting.len() >= MAX_AWAITING && !self.awaiting.contains_key(&sequence) {
             return Err(Reject::Rule("too many pre-prepares awaiting their batch"));
         }

@@ -59,7 +59,7 @@ impl Replica {
             AgreementMessage::PrePrepareNamed {
                 pre_prepare,
                 entries,
-            } => self.on_pre_prepare_named(pre_prepare, entries, out),
+            } => self.on_pre_prepare_named(from, pre_prepare, entries, out),
             AgreementMessage::Prepare(p) => self.on_prepare(p, out),
             AgreementMessage::Commit(c) => self.on_commit(c, out),
             AgreementMessage::Checkpoint(c) => self.on_checkpoint(c, out),
