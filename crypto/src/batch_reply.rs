@@ -65,14 +65,14 @@ pub fn batch_reply_root(reply: &BatchReply) -> Result<Digest, CryptoError> {
 }
 
 /// Checks a batch reply against its sender's key: bounds, Merkle path, and the
-/// signature on the root (strict RFC 8032 verification). Returns the root.
+/// signature on the root (under ZIP 215, as every signature check here:
+/// `palisade_wire::signature`). Returns the root.
 pub fn verify_batch_reply(key: &VerifyingKey, reply: &BatchReply) -> Result<Digest, CryptoError> {
     let root = batch_reply_root(reply)?;
-    key.verify_strict(
-        &batch_reply_message(reply.message.sequence, &root),
-        &ed25519_dalek::Signature::from_bytes(&reply.signature.0),
-    )
-    .map_err(|_| CryptoError::BadSignature)?;
+    let message = batch_reply_message(reply.message.sequence, &root);
+    if !palisade_wire::signature::verify_one(key, &message, &reply.signature.0) {
+        return Err(CryptoError::BadSignature);
+    }
     Ok(root)
 }
 

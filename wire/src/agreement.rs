@@ -29,6 +29,7 @@ use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::fs::Timestamp;
+use crate::signature::SignatureBatch;
 
 /// Index of an agreement replica, `0..n`.
 pub type ReplicaId = u32;
@@ -154,9 +155,37 @@ impl<T: Signable + Bounded> Signed<T> {
     }
 
     /// Checks bounds, that the envelope's signer is the one the message names, and the
-    /// signature against `key` (the caller looks `key` up by `self.signer`). Uses
-    /// `verify_strict` so that one message has one valid signature encoding.
+    /// signature against `key` (the caller looks `key` up by `self.signer`), under the
+    /// ZIP 215 rules that batch checks share ([`crate::signature`]).
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), VerifyError> {
+        let bytes = self.signing_bytes_checked()?;
+        if crate::signature::verify_one(key, &bytes, &self.signature.0) {
+            Ok(())
+        } else {
+            Err(VerifyError::BadSignature(self.signer))
+        }
+    }
+
+    /// [`Signed::verify`] with the key looked up in `keys` by signer index.
+    pub fn verify_with(&self, keys: &[VerifyingKey]) -> Result<(), VerifyError> {
+        self.verify(signer_key(self.signer, keys)?)
+    }
+
+    /// Everything [`Signed::verify_with`] checks except the signature itself, which is
+    /// queued in `batch` for one check with others.
+    pub fn queue_with(
+        &self,
+        keys: &[VerifyingKey],
+        batch: &mut SignatureBatch,
+    ) -> Result<(), VerifyError> {
+        let key = signer_key(self.signer, keys)?;
+        let bytes = self.signing_bytes_checked()?;
+        batch.push(key, &bytes, &self.signature.0);
+        Ok(())
+    }
+
+    /// Bounds, the envelope's signer against the message's, and the bytes signed.
+    fn signing_bytes_checked(&self) -> Result<Vec<u8>, VerifyError> {
         self.message.check_bounds()?;
         let inner = self.message.signer();
         if inner != self.signer {
@@ -165,19 +194,32 @@ impl<T: Signable + Bounded> Signed<T> {
                 inner,
             });
         }
-        let bytes = signing_bytes(&self.message)?;
-        let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(&bytes, &sig)
-            .map_err(|_| VerifyError::BadSignature(self.signer))
+        signing_bytes(&self.message)
     }
+}
 
-    /// [`Signed::verify`] with the key looked up in `keys` by signer index.
-    pub fn verify_with(&self, keys: &[VerifyingKey]) -> Result<(), VerifyError> {
-        let key = usize::try_from(self.signer)
-            .ok()
-            .and_then(|i| keys.get(i))
-            .ok_or(VerifyError::UnknownSigner(self.signer))?;
-        self.verify(key)
+fn signer_key(signer: u64, keys: &[VerifyingKey]) -> Result<&VerifyingKey, VerifyError> {
+    usize::try_from(signer)
+        .ok()
+        .and_then(|i| keys.get(i))
+        .ok_or(VerifyError::UnknownSigner(signer))
+}
+
+/// Checks every signature of `signed` against `keys` in one batch (the other checks of
+/// [`Signed::verify_with`] one by one first); the error names the first culprit.
+pub fn verify_all<'a, T: Signable + Bounded + 'a>(
+    signed: impl IntoIterator<Item = &'a Signed<T>>,
+    keys: &[VerifyingKey],
+) -> Result<(), VerifyError> {
+    let mut batch = SignatureBatch::new();
+    let mut signers = Vec::new();
+    for s in signed {
+        s.queue_with(keys, &mut batch)?;
+        signers.push(s.signer);
+    }
+    match batch.failures().first() {
+        None => Ok(()),
+        Some(&i) => Err(VerifyError::BadSignature(signers[i])),
     }
 }
 
@@ -235,13 +277,11 @@ impl Batch {
             .map_err(|e| VerifyError::Encoding(e.to_string()))
     }
 
-    /// Bounds, and every client signature against `client_keys` (indexed by client id).
+    /// Bounds, and every client signature against `client_keys` (indexed by client id),
+    /// in one batch check.
     pub fn verify(&self, client_keys: &[VerifyingKey]) -> Result<(), VerifyError> {
         self.check_bounds()?;
-        for request in &self.requests {
-            request.verify_with(client_keys)?;
-        }
-        Ok(())
+        verify_all(&self.requests, client_keys)
     }
 }
 
@@ -611,13 +651,14 @@ impl OrderCertificate {
             if c.view != cert.view || c.sequence != cert.sequence || c.digest != cert.digest {
                 return Err(VerifyError::Certificate("commit for another slot"));
             }
-            commit.verify_with(replica_keys)?;
             signers.insert(c.replica);
         }
         if signers.len() < quorum {
             return Err(VerifyError::Certificate("fewer than 2f+1 distinct commits"));
         }
-        Ok(())
+        // The signatures last, in one batch: only a certificate that could count is
+        // worth the curve arithmetic.
+        verify_all(&cert.commits, replica_keys)
     }
 }
 

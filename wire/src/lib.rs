@@ -27,5 +27,6 @@ pub mod envelope;
 pub mod execution;
 pub mod firewall;
 pub mod fs;
+pub mod signature;
 
 pub use codec::{decode, encode, WireError, MAX_MESSAGE_BYTES};

@@ -3,8 +3,8 @@
 
 use palisade_wire::agreement::Bounded as _;
 use palisade_wire::agreement::{
-    AgreementMessage, Batch, Commit, Digest, OrderedBatch, PrePrepare, Prepare, PreparedProof,
-    ReplicaId, Sequence, Signed,
+    verify_all, AgreementMessage, Batch, Commit, Digest, OrderedBatch, PrePrepare, Prepare,
+    PreparedProof, ReplicaId, Sequence, Signed,
 };
 use palisade_wire::fs::Timestamp;
 
@@ -133,11 +133,13 @@ impl Replica {
         // Client signatures (TOCS §4.2: backups check the requests too), except for
         // requests this replica already admitted with identical bytes.
         batch.check_bounds()?;
-        for r in &batch.requests {
-            if !self.clients.holds_identical(r) {
-                r.verify_with(&self.config.client_keys)?;
-            }
-        }
+        verify_all(
+            batch
+                .requests
+                .iter()
+                .filter(|r| !self.clients.holds_identical(r)),
+            &self.config.client_keys,
+        )?;
         let mut seen = std::collections::BTreeSet::new();
         for r in &batch.requests {
             let key = (r.message.client, r.message.request_id);
@@ -596,11 +598,13 @@ impl Replica {
         // Client signatures (TOCS §4.2: backups check the requests too), except for
         // requests this replica already admitted with identical bytes.
         batch.check_bounds()?;
-        for r in &batch.requests {
-            if !self.clients.holds_identical(r) {
-                r.verify_with(&self.config.client_keys)?;
-            }
-        }
+        verify_all(
+            batch
+                .requests
+                .iter()
+                .filter(|r| !self.clients.holds_identical(r)),
+            &self.config.client_keys,
+        )?;
         for r in &batch.requests {
             self.clients
                 .mark_proposed(r.message.client, r.message.request_id);
