@@ -192,6 +192,61 @@ mod tests {
     }
 
     #[test]
+    fn a_small_order_component_in_r_is_judged_alike_alone_and_in_batches() {
+        // What a faulty signer can craft: R = [r]B + T with T of order 2, s = r + k·a.
+        // It fails RFC 8032's cofactorless equation (what `verify_strict` checks) and
+        // holds under the cofactored one. A batch check can only test the cofactored
+        // one soundly, so single checks must too, or two correct replicas would judge
+        // this signature differently (module docs).
+        use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::{Digest as _, Sha512};
+
+        let a = Scalar::from(0x1234_5678_9abc_def0u64) * Scalar::from(0x0fed_cba9_8765_4321u64);
+        let public = (B * a).compress();
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        let t = CompressedEdwardsY(minus_one).decompress().unwrap();
+        assert!(t.is_small_order());
+        let r = Scalar::from(987_654_321u64);
+        let big_r = (B * r + t).compress();
+        let message = b"crafted";
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(big_r.as_bytes())
+                .chain_update(public.as_bytes())
+                .chain_update(message),
+        );
+        let s = r + k * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(big_r.as_bytes());
+        sig[32..].copy_from_slice(s.as_bytes());
+        let crafted = VerifyingKey::from_bytes(public.as_bytes()).unwrap();
+
+        let strict = crafted.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig));
+        assert!(strict.is_err(), "the cofactorless rule refuses it");
+        assert!(
+            verify_one(&crafted, message, &sig),
+            "ZIP 215 accepts it alone"
+        );
+        for others in 0..4u8 {
+            let mut batch = SignatureBatch::new();
+            for i in 0..others {
+                let m = [i; 3];
+                batch.push(&key(i).verifying_key(), &m, &key(i).sign(&m).to_bytes());
+            }
+            batch.push(&crafted, message, &sig);
+            assert!(
+                batch.failures().is_empty(),
+                "and in a batch of {}",
+                others + 1
+            );
+        }
+    }
+
+    #[test]
     fn a_non_canonical_s_is_refused_alone_and_in_a_batch() {
         // s + l: the same equation modulo l, but not the canonical encoding.
         const L: [u8; 32] = [

@@ -307,7 +307,9 @@ mod tests {
         let mut plain = ExecutedTable::new(8);
         let mut x = 12345u64;
         let mut next = || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             x >> 33
         };
         for round in 0..200u64 {

@@ -541,9 +541,11 @@ impl<S: Store> ExecutionReplica<S> {
             }
         }
         // The table's changes commit atomically with the batch (durable exactly-once).
-        let results = self
-            .fs
-            .apply_batch_with_clients(&batch.context(), &ops, staged.records(&self.executed))?;
+        let results = self.fs.apply_batch_with_clients(
+            &batch.context(),
+            &ops,
+            staged.records(&self.executed),
+        )?;
         self.executed.apply(staged);
         self.stats.batches_executed += 1;
         let signer = match &self.config.replies {
