@@ -394,6 +394,56 @@ mod tests {
     }
 
     #[test]
+    fn one_batch_check_keeps_the_good_link_requests_and_drops_the_forged() {
+        use ed25519_dalek::SigningKey;
+        let keys: Vec<SigningKey> = (0..2u8)
+            .map(|i| SigningKey::from_bytes(&[i + 1; 32]))
+            .collect();
+        let public: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+        let signed = |client: usize, id: u64, by: usize| {
+            let mut r = Signed::sign(
+                &keys[by],
+                Request {
+                    client: client as u64,
+                    request_id: id,
+                    payload: vec![id as u8; 3],
+                },
+            )
+            .unwrap();
+            r.signer = client as u64;
+            r
+        };
+        let mut t = ClientTable::new(16, 100);
+        // Client 0's ids 1..=6, every third signed with client 1's key; one of client 1.
+        let mut expected = Vec::new();
+        for id in 1..=6 {
+            let forged = id % 3 == 0;
+            let r = signed(0, id, usize::from(forged));
+            if !forged {
+                expected.push(r.clone());
+            }
+            t.admit_from_link(r).unwrap();
+        }
+        let other = signed(1, 1, 1);
+        t.admit_from_link(other.clone()).unwrap();
+        expected.push(other);
+        // A batch of four: the forged one among the four candidates checked together (id
+        // 3) is dropped and the batch filled from behind it, in admission order (id 5,
+        // checked alone). Id 6 is found out with the next batch's candidates.
+        let (batch, forged) = t.take_batch(4, 1 << 20, &public);
+        assert_eq!(batch, expected[..4].to_vec());
+        assert_eq!(forged, 1);
+        let (rest, forged) = t.take_batch(4, 1 << 20, &public);
+        assert_eq!(rest, expected[4..].to_vec());
+        assert_eq!(forged, 1);
+        assert_eq!(
+            t.pending_len(),
+            5,
+            "proposed, not yet ordered; the forged are gone"
+        );
+    }
+
+    #[test]
     fn window_duplicates_and_replays() {
         let mut t = ClientTable::new(4, 100);
         assert_eq!(t.admit(req(1, 0, 1)), Err(AdmitError::OutOfWindow(1, 0)));
