@@ -130,16 +130,7 @@ impl Replica {
         if batch.requests.len() > self.config.max_batch_requests {
             return Err(Reject::Rule("batch larger than configured"));
         }
-        // Client signatures (TOCS §4.2: backups check the requests too), except for
-        // requests this replica already admitted with identical bytes.
-        batch.check_bounds()?;
-        verify_all(
-            batch
-                .requests
-                .iter()
-                .filter(|r| !self.clients.holds_identical(r)),
-            &self.config.client_keys,
-        )?;
+        self.check_client_signatures(&batch)?;
         let mut seen = std::collections::BTreeSet::new();
         for r in &batch.requests {
             let key = (r.message.client, r.message.request_id);
@@ -359,6 +350,21 @@ impl Replica {
         }
         slot.commits.insert(m.replica, commit);
         self.check_progress(m.sequence, out)
+    }
+
+    /// Bounds and client signatures of a batch from the primary (TOCS §4.2: backups check
+    /// the requests too), in one batch check, except for requests this replica already
+    /// admitted with identical bytes.
+    fn check_client_signatures(&self, batch: &Batch) -> Result<(), Reject> {
+        batch.check_bounds()?;
+        verify_all(
+            batch
+                .requests
+                .iter()
+                .filter(|r| !self.clients.holds_identical(r)),
+            &self.config.client_keys,
+        )?;
+        Ok(())
     }
 
     /// Moves a slot along: prepared (pre-prepare + 2f matching prepares, TOCS §4.2)
@@ -595,16 +601,7 @@ impl Replica {
         if slot.bodies.contains_key(&digest) {
             return Err(Reject::Rule("duplicate batch body"));
         }
-        // Client signatures (TOCS §4.2: backups check the requests too), except for
-        // requests this replica already admitted with identical bytes.
-        batch.check_bounds()?;
-        verify_all(
-            batch
-                .requests
-                .iter()
-                .filter(|r| !self.clients.holds_identical(r)),
-            &self.config.client_keys,
-        )?;
+        self.check_client_signatures(&batch)?;
         for r in &batch.requests {
             self.clients
                 .mark_proposed(r.message.client, r.message.request_id);
