@@ -106,7 +106,12 @@
 //!   sequences 4 and 6, and replica 1 is excluded for bad shares. With correct primaries
 //!   naming requests of 48+ bytes, 1 of 1,200 seeds fails this way; with naming off, 0 of
 //!   1,200 do (the order of events differs). A fix needs the replies of recent batches in
-//!   what a replica can recover from g+1 matching peers;
+//!   what a replica can recover from g+1 matching peers: the leaf hashes of the last few
+//!   checkpoint intervals' batches, in the checkpoint digest and in state transfer, so that
+//!   a replica that skipped a batch can sign its share over that batch's root (its bodies
+//!   come from a replica that executed it). They must be durable, committed with the batch
+//!   like the exactly-once table, or a restarted replica's next checkpoint digest would
+//!   differ from its peers';
 //! - BLS verifications and combinations are memoized across the simulated nodes (pure
 //!   functions; see [`crypto_memo`]): a firewall seed costs a few BLS operations per
 //!   batch rather than one per node.
