@@ -21,7 +21,9 @@ fn requests_round_trip_with_fresh_nonces() {
         assert_ne!(a, b, "random nonces");
         assert_eq!(k.open_request(9, &a).unwrap(), pt);
         assert_eq!(k.open_request(9, &b).unwrap(), pt);
-        if len > 0 {
+        // A short ciphertext equals its plaintext by chance (one byte: 1 in 256, which
+        // CI hit once); from 16 bytes on, the chance is 2^-128.
+        if len >= 16 {
             assert_ne!(&a[12..12 + len], &pt[..], "the body is encrypted");
         }
     }
