@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use palisade_wire::checkpoint::{
-    BlockImage, Checkpoint, ClientRecord, EntryImage, InodeContent, InodeImage, InodeRecord,
+    BatchLeaves, BlockImage, Checkpoint, ClientRecord, EntryImage, InodeContent, InodeImage,
+    InodeRecord,
 };
 use palisade_wire::fs::{FileId, FileType, MAX_NAME_BYTES, MAX_PATH_BYTES, ROOT_ID};
 
@@ -238,21 +239,23 @@ impl<S: Store> FileSystem<S> {
     }
 
     /// [`FileSystem::import_checkpoint`] that also replaces the stored exactly-once
-    /// table with `clients` in the same atomic commit (an execution replica's state
-    /// transfer: the table is part of its certified state). The caller validates
-    /// `clients` and checks it against the certified digest.
-    pub fn import_checkpoint_with_clients(
+    /// table with `clients`, and the stored reply leaves with `replies`, in the same
+    /// atomic commit (an execution replica's state transfer: both are part of its
+    /// certified state). The caller validates them and checks them against the
+    /// certified digest.
+    pub fn import_checkpoint_with_records(
         &mut self,
         cp: &Checkpoint,
         clients: &[ClientRecord],
+        replies: &[BatchLeaves],
     ) -> Result<(), ExecError> {
-        self.import(cp, Some(clients))
+        self.import(cp, Some((clients, replies)))
     }
 
     fn import(
         &mut self,
         cp: &Checkpoint,
-        clients: Option<&[ClientRecord]>,
+        records: Option<(&[ClientRecord], &[BatchLeaves])>,
     ) -> Result<(), ExecError> {
         self.validate(cp)?;
         let existing = self.all_ids()?;
@@ -306,13 +309,19 @@ impl<S: Store> FileSystem<S> {
             return Err(ExecError::DigestMismatch);
         }
         let mut changes = ov.changes;
-        if let Some(clients) = clients {
-            // Replace the whole table: drop stored records the new one lacks.
+        if let Some((clients, replies)) = records {
+            // Replace the whole tables: drop stored records the new ones lack.
             for old in self.clients(usize::MAX)? {
                 changes.clients.insert(old.client, None);
             }
             for r in clients {
                 changes.clients.insert(r.client, Some(r.clone()));
+            }
+            for old in self.replies(usize::MAX)? {
+                changes.replies.insert(old.sequence, None);
+            }
+            for b in replies {
+                changes.replies.insert(b.sequence, Some(b.leaves.clone()));
             }
         }
         if let Err(e) = self.store.commit(&changes) {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use palisade_wire::checkpoint::{ClientRecord, MetaRecord};
+use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, MetaRecord};
 use palisade_wire::fs::{BatchContext, FileId, FileType, FsOp, FsResult, Timestamp, ROOT_ID};
 
 use crate::digest::{DigestTree, StateDigest};
@@ -13,6 +13,24 @@ use crate::{ExecError, FsConfig};
 
 /// Inode ids read per storage call when scanning all inodes.
 const ID_CHUNK: usize = 4096;
+
+/// A batch run but not yet committed (see [`FileSystem::run_batch`]).
+#[derive(Debug)]
+pub struct RanBatch {
+    changes: ChangeSet,
+}
+
+impl RanBatch {
+    /// The exactly-once table records this batch changes (`None` deletes).
+    pub fn clients(&mut self, clients: BTreeMap<u64, Option<ClientRecord>>) {
+        self.changes.clients = clients;
+    }
+
+    /// The reply leaves this batch adds and drops, by sequence (`None` deletes).
+    pub fn replies(&mut self, replies: BTreeMap<u64, Option<Vec<[u8; 32]>>>) {
+        self.changes.replies = replies;
+    }
+}
 
 /// The file system of one execution replica (and of the unreplicated gateway).
 ///
@@ -105,18 +123,22 @@ impl<S: Store> FileSystem<S> {
         ctx: &BatchContext,
         ops: &[FsOp],
     ) -> Result<Vec<FsResult>, ExecError> {
-        self.apply_batch_with_clients(ctx, ops, BTreeMap::new())
+        let (results, ran) = self.run_batch(ctx, ops)?;
+        self.commit_batch(ran)?;
+        Ok(results)
     }
 
-    /// [`FileSystem::apply_batch`], committing `clients` (the exactly-once table records
-    /// this batch changes, `None` deletes) in the same atomic commit, so that the table
-    /// on disk always belongs to the state on disk.
-    pub fn apply_batch_with_clients(
-        &mut self,
+    /// The first half of [`FileSystem::apply_batch`]: runs the batch against the
+    /// committed state and returns its results and its changes, committing nothing. The
+    /// caller may add the replica's own records of the batch to the changes
+    /// ([`RanBatch::clients`], [`RanBatch::replies`]), which then commit atomically
+    /// with it in [`FileSystem::commit_batch`], so that what is on disk always belongs
+    /// to the state on disk.
+    pub fn run_batch(
+        &self,
         ctx: &BatchContext,
         ops: &[FsOp],
-        clients: BTreeMap<u64, Option<ClientRecord>>,
-    ) -> Result<Vec<FsResult>, ExecError> {
+    ) -> Result<(Vec<FsResult>, RanBatch), ExecError> {
         let expected = self
             .last_applied
             .checked_add(1)
@@ -142,25 +164,38 @@ impl<S: Store> FileSystem<S> {
         }
         let mut changes = exec.ov.changes;
         // A batch that changed nothing (reads only) needs no fsync: if it is lost in a
-        // crash, replaying it changes nothing either. Its exactly-once records commit
+        // crash, replaying it changes nothing either. The replica's records commit
         // atomically with its `last_applied`, so losing them just replays the batch.
         changes.durable = !(changes.inodes.is_empty()
             && changes.entries.is_empty()
             && changes.children.is_empty()
             && changes.blocks.is_empty()
             && changes.meta == self.meta);
-        changes.clients = clients;
+        Ok((results, RanBatch { changes }))
+    }
+
+    /// The second half of [`FileSystem::apply_batch`]: commits a batch that
+    /// [`FileSystem::run_batch`] ran, if it is still the next one.
+    pub fn commit_batch(&mut self, ran: RanBatch) -> Result<(), ExecError> {
+        let changes = ran.changes;
+        let expected = self.last_applied.saturating_add(1);
+        if changes.last_applied != expected {
+            return Err(ExecError::OutOfOrder {
+                expected,
+                got: changes.last_applied,
+            });
+        }
         if let Err(e) = self.store.commit(&changes) {
-            tracing::warn!(sequence = ctx.sequence, error = %e, "batch commit failed");
+            tracing::warn!(sequence = changes.last_applied, error = %e, "batch commit failed");
             self.reload();
             return Err(e);
         }
         self.meta = changes.meta;
-        self.last_applied = ctx.sequence;
+        self.last_applied = changes.last_applied;
         // Every change to entries or blocks also rewrites the owning inode (its mtime,
         // size or used), so the changed inodes are exactly the dirty leaves.
         self.tree.mark_dirty(changes.inodes.keys().copied());
-        Ok(results)
+        Ok(())
     }
 
     /// Re-reads the in-memory copies from the store after a failed commit (they should
@@ -173,6 +208,30 @@ impl<S: Store> FileSystem<S> {
             }
             Ok(None) => tracing::error!("store lost its meta record"),
             Err(e) => tracing::error!(error = %e, "store unreadable after failed commit"),
+        }
+    }
+
+    /// The stored reply leaves, ascending sequence; more than `max` batches is
+    /// corruption (the replica keeps a bounded window of them).
+    pub fn replies(&self, max: usize) -> Result<Vec<BatchLeaves>, ExecError> {
+        let mut out: Vec<BatchLeaves> = Vec::new();
+        loop {
+            let from = match out.last() {
+                Some(b) if b.sequence == u64::MAX => return Ok(out),
+                Some(b) => b.sequence + 1,
+                None => 0,
+            };
+            let page = self.store.replies_from(from, ID_CHUNK)?;
+            let full = page.len() == ID_CHUNK;
+            out.extend(page);
+            if out.len() > max {
+                return Err(ExecError::Corrupt(format!(
+                    "more than {max} batches of reply leaves stored"
+                )));
+            }
+            if !full {
+                return Ok(out);
+            }
         }
     }
 

@@ -47,7 +47,7 @@ pub use deferred_sync::{DeferredSync, SyncHandle, SyncWaiter};
 pub use digest::StateDigest;
 pub use error::ExecError;
 pub use exec::{IO_MAX, READDIR_MAX_ENTRIES};
-pub use fs::FileSystem;
+pub use fs::{FileSystem, RanBatch};
 pub use mem_store::{MemSnapshot, MemStore};
 pub use redb_store::{RedbSnapshot, RedbStore};
 pub use replica::{

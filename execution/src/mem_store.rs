@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
 use crate::store::{Block, BlockMeta, ChangeSet, StateView, Store};
@@ -21,6 +21,7 @@ pub struct MemStore {
     children: BTreeMap<(FileId, FileId), Vec<u8>>,
     blocks: BTreeMap<(FileId, u64), Block>,
     clients: BTreeMap<u64, ClientRecord>,
+    replies: BTreeMap<u64, Vec<[u8; 32]>>,
     failures: Arc<AtomicU32>,
 }
 
@@ -157,6 +158,18 @@ impl Store for MemStore {
             .collect())
     }
 
+    fn replies_from(&self, from: u64, limit: usize) -> Result<Vec<BatchLeaves>, ExecError> {
+        Ok(self
+            .replies
+            .range(from..)
+            .take(limit)
+            .map(|(sequence, leaves)| BatchLeaves {
+                sequence: *sequence,
+                leaves: leaves.clone(),
+            })
+            .collect())
+    }
+
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
         let pending = self.failures.load(Ordering::SeqCst);
         if pending > 0 {
@@ -169,6 +182,7 @@ impl Store for MemStore {
         apply(&mut self.children, &changes.children);
         apply(&mut self.blocks, &changes.blocks);
         apply(&mut self.clients, &changes.clients);
+        apply(&mut self.replies, &changes.replies);
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
-use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 use redb::{
     Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, StorageBackend,
@@ -53,6 +53,8 @@ const BLOCK_METAS: TableDefinition<(u64, u64), ([u8; 32], u32)> =
 
 /// client id → encode(ClientRecord): the execution replica's exactly-once table.
 const CLIENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("clients");
+/// sequence → that batch's reply leaf hashes, concatenated (32 bytes each).
+const REPLIES: TableDefinition<u64, &[u8]> = TableDefinition::new("replies");
 
 const META_KEY: &str = "state";
 
@@ -196,6 +198,7 @@ impl RedbStore {
             tx.open_table(BLOCK_TAILS).map_err(open_table_error)?;
             tx.open_table(BLOCK_METAS).map_err(open_table_error)?;
             tx.open_table(CLIENTS).map_err(open_table_error)?;
+            tx.open_table(REPLIES).map_err(open_table_error)?;
         }
         tx.commit().map_err(storage)
     }
@@ -291,6 +294,19 @@ impl RedbStore {
                     }
                     None => {
                         clients.remove(*client).map_err(storage)?;
+                    }
+                }
+            }
+            let mut replies = tx.open_table(REPLIES).map_err(storage)?;
+            for (sequence, leaves) in &changes.replies {
+                match leaves {
+                    Some(leaves) => {
+                        replies
+                            .insert(*sequence, leaves.as_flattened())
+                            .map_err(storage)?;
+                    }
+                    None => {
+                        replies.remove(*sequence).map_err(storage)?;
                     }
                 }
             }
@@ -526,6 +542,30 @@ impl Store for RedbStore {
                 )));
             }
             out.push(record);
+        }
+        Ok(out)
+    }
+
+    fn replies_from(&self, from: u64, limit: usize) -> Result<Vec<BatchLeaves>, ExecError> {
+        let tx = self.read_tx()?;
+        let t = tx.open_table(REPLIES).map_err(open_table_error)?;
+        let mut out = Vec::new();
+        for item in t.range(from..).map_err(storage)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(storage)?;
+            let (leaves, rest) = v.value().as_chunks::<32>();
+            if !rest.is_empty() {
+                return Err(ExecError::Corrupt(format!(
+                    "reply leaves of sequence {} are not whole hashes",
+                    k.value()
+                )));
+            }
+            out.push(BatchLeaves {
+                sequence: k.value(),
+                leaves: leaves.to_vec(),
+            });
         }
         Ok(out)
     }

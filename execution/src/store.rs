@@ -18,10 +18,13 @@
 //!   (replicated state, covered by its checkpoint digest). It is written in the SAME
 //!   commit as the batch that changed it, so a replica restarted from its store knows
 //!   exactly which requests the batches it holds executed.
+//! - replies: sequence → the leaf hashes of that batch's replies, for the last few
+//!   checkpoint intervals (firewall configuration; replicated state like the clients
+//!   table, and committed with its batch for the same reason).
 
 use std::collections::BTreeMap;
 
-use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
 use crate::ExecError;
@@ -97,6 +100,8 @@ pub struct ChangeSet {
     /// Exactly-once table records by client id (whole records: a client's record is
     /// small and bounded by the window).
     pub clients: BTreeMap<u64, Option<ClientRecord>>,
+    /// Reply leaf hashes by sequence.
+    pub replies: BTreeMap<u64, Option<Vec<[u8; 32]>>>,
 }
 
 /// A durable (or in-memory) home for the file-system state.
@@ -114,6 +119,8 @@ pub trait Store: StateView {
     fn inode_ids_from(&self, from: FileId, limit: usize) -> Result<Vec<FileId>, ExecError>;
     /// Exactly-once table records with client id ≥ `from`, ascending, at most `limit`.
     fn clients_from(&self, from: u64, limit: usize) -> Result<Vec<ClientRecord>, ExecError>;
+    /// Stored reply leaves with sequence ≥ `from`, ascending, at most `limit` batches.
+    fn replies_from(&self, from: u64, limit: usize) -> Result<Vec<BatchLeaves>, ExecError>;
     /// Applies `changes` atomically: all of them or, on error, none. Durable on return,
     /// unless the store defers its fsyncs (then see [`Store::sync_waiter`]).
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError>;

@@ -151,6 +151,66 @@ fn valid_database_with_garbage_records_is_corrupt() {
     assert!(matches!(r, Err(ExecError::Corrupt(_))), "{:?}", r.err());
 }
 
+#[test]
+fn reply_leaves_commit_with_their_batch_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaves = vec![[7u8; 32], [8u8; 32]];
+    {
+        let mut fs =
+            FileSystem::open(RedbStore::open(dir.path()).unwrap(), FsConfig::default()).unwrap();
+        let ctx = |sequence: u64| BatchContext {
+            sequence,
+            timestamp: t(sequence as u32),
+        };
+        let (_, mut ran) = fs.run_batch(&ctx(1), &[]).unwrap();
+        ran.replies([(1, Some(leaves.clone()))].into());
+        fs.commit_batch(ran).unwrap();
+        let (_, mut ran) = fs.run_batch(&ctx(2), &[]).unwrap();
+        ran.replies([(2, Some(vec![[9u8; 32]]))].into());
+        fs.commit_batch(ran).unwrap();
+        // Batch 3 run twice: once one run committed, the other is no longer the next.
+        let (_, stale) = fs.run_batch(&ctx(3), &[]).unwrap();
+        let (_, mut ran) = fs.run_batch(&ctx(3), &[]).unwrap();
+        ran.replies([(1, None)].into());
+        fs.commit_batch(ran).unwrap();
+        assert!(matches!(
+            fs.commit_batch(stale),
+            Err(ExecError::OutOfOrder {
+                expected: 4,
+                got: 3
+            })
+        ));
+    }
+    let fs = FileSystem::open(RedbStore::open(dir.path()).unwrap(), FsConfig::default()).unwrap();
+    assert_eq!(fs.last_applied(), 3);
+    let stored = fs.replies(10).unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        (stored[0].sequence, stored[0].leaves.clone()),
+        (2, vec![[9u8; 32]])
+    );
+    assert!(matches!(fs.replies(0), Err(ExecError::Corrupt(_))));
+}
+
+#[test]
+fn torn_reply_leaves_are_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(FileSystem::open(RedbStore::open(dir.path()).unwrap(), FsConfig::default()).unwrap());
+    {
+        let db = redb::Database::create(dir.path().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx
+                .open_table(redb::TableDefinition::<u64, &[u8]>::new("replies"))
+                .unwrap();
+            t.insert(1, [0u8; 33].as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let fs = FileSystem::open(RedbStore::open(dir.path()).unwrap(), FsConfig::default()).unwrap();
+    assert!(matches!(fs.replies(10), Err(ExecError::Corrupt(_))));
+}
+
 /// A backend that refuses to write while `full` is set, like a full disk.
 #[derive(Debug)]
 struct FullDisk {

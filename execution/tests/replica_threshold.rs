@@ -305,6 +305,111 @@ fn a_redelivered_order_re_sends_the_cached_share_and_bodies() {
     assert_eq!(r.stats().orders_redelivered, 1);
 }
 
+/// The one `ReplyShare` a step sent, and nothing else.
+fn only_share(out: &[ReplicaOutput]) -> ReplyShare {
+    match firewall(out).as_slice() {
+        [FirewallMessage::ReplyShare(s)] if out.len() == 1 => s.clone(),
+        other => panic!("expected exactly one reply share, got {other:?}"),
+    }
+}
+
+fn shares_of(c: &Cluster, r: usize) -> Vec<ReplyShare> {
+    c.to_firewall[r]
+        .iter()
+        .filter_map(|m| match m {
+            FirewallMessage::ReplyShare(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ORDER agreement delivered at `sequence`, as agreement would re-deliver it.
+fn delivered(c: &Cluster, sequence: u64) -> ReplicaInput {
+    match c.log.fetch(sequence).into_iter().next() {
+        Some(ExecutionMessage::Order { batch, certificate }) if batch.sequence == sequence => {
+            ReplicaInput::Order { batch, certificate }
+        }
+        other => panic!("no order at {sequence}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_replica_that_skipped_batches_by_state_transfer_signs_their_shares_from_the_leaves() {
+    let mut c = Cluster::threshold();
+    for k in 1..=12 {
+        c.order(sealed_workload(k));
+    }
+    // Replica 2 loses its data directory and catches up by state transfer at 16: it
+    // never executes 13..16, so it has no reply of theirs to re-send.
+    c.replicas[2] = threshold_replica(2);
+    c.to_firewall[2].clear();
+    for k in 13..=16 {
+        c.order(sealed_workload(k));
+    }
+    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
+    assert_eq!(c.replicas[2].last_applied(), 16);
+    assert!(shares_of(&c, 2).is_empty());
+    // Agreement re-delivers 14 (its replies were lost upward): replica 2 signs its share
+    // over the transferred leaves, which are replica 0's leaves of 14, and sends no body.
+    let executed = shares_of(&c, 0)
+        .into_iter()
+        .find(|s| s.sequence == 14)
+        .expect("replica 0 certified 14");
+    let order14 = delivered(&c, 14);
+    let share = only_share(&c.replicas[2].step(order14.clone()));
+    assert_eq!((share.sequence, share.replica), (14, 2));
+    assert_eq!(share.leaves, executed.leaves);
+    let root = palisade_crypto::root(&share.leaves);
+    assert!(threshold_verifier().verify_share(2, &reply_root_message(14, &root), &share.share));
+    assert_eq!(c.replicas[2].stats().shares_from_leaves, 1);
+    // Again: the same share, from the cache this time.
+    let again = only_share(&c.replicas[2].step(order14));
+    assert_eq!(again, share);
+    assert_eq!(c.replicas[2].stats().shares_from_leaves, 1);
+    assert_eq!(c.replicas[2].stats().firewall_messages_resent, 1);
+    // 8 left the window (16 - 2K): nothing to sign, nothing sent.
+    let order8 = delivered(&c, 8);
+    assert!(c.replicas[2].step(order8).is_empty());
+    assert_eq!(c.replicas[2].stats().shares_from_leaves, 1);
+    // The leaves are in the checkpoint digest: replica 2 agrees with its peers at 20,
+    // after executing 17..20 itself.
+    for k in 17..=20 {
+        c.order(sealed_workload(k));
+    }
+    let digests: Vec<_> = c.replicas.iter_mut().map(|r| r.digest()).collect();
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    assert_eq!(c.replicas[2].stats().divergences, 0);
+}
+
+#[test]
+fn a_restarted_replica_signs_the_share_of_a_batch_it_executed_before_the_restart() {
+    let mut r = threshold_replica(0);
+    let b1 = batch(1, vec![create(0, 1, "a"), create(1, 1, "b")]);
+    let c1 = certificate(&b1);
+    let first = r.step(ReplicaInput::Order {
+        batch: b1.clone(),
+        certificate: c1.clone(),
+    });
+    let (share, _) = share_and_bodies(&first);
+    r.step(order(2, vec![lookup(0, 2, "a")]));
+    let digest = r.digest();
+    // Restarted from its store: the message cache is gone, the leaves were committed.
+    let fs = r.into_fs();
+    let mut r = palisade_execution::ExecutionReplica::new(threshold_config(0), exec_key(0), fs)
+        .expect("reopens");
+    assert_eq!(r.digest(), digest, "the leaves reopen with the state");
+    let again = r.step(ReplicaInput::Order {
+        batch: b1,
+        certificate: c1,
+    });
+    assert_eq!(
+        only_share(&again),
+        share,
+        "the very share sent before the restart"
+    );
+    assert_eq!(r.stats().shares_from_leaves, 1);
+}
+
 fn stable_shares(c: &Cluster, r: usize) -> Vec<StableShare> {
     c.to_firewall[r]
         .iter()

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use palisade_execution::{
     Block, BlockMeta, ChangeSet, ExecError, MemSnapshot, MemStore, StateView, Store,
 };
-use palisade_wire::checkpoint::{ClientRecord, InodeRecord, MetaRecord};
+use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, InodeRecord, MetaRecord};
 use palisade_wire::fs::FileId;
 
 /// A shared handle to one simulated data directory.
@@ -80,6 +80,12 @@ impl Store for DurableStore {
             .try_borrow()
             .map_err(|_| busy())?
             .clients_from(from, limit)
+    }
+    fn replies_from(&self, from: u64, limit: usize) -> Result<Vec<BatchLeaves>, ExecError> {
+        self.0
+            .try_borrow()
+            .map_err(|_| busy())?
+            .replies_from(from, limit)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
         self.0.try_borrow_mut().map_err(|_| busy())?.commit(changes)

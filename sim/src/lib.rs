@@ -98,20 +98,16 @@
 //!   so the row below re-sends what it cached and the execution replicas what they made;
 //!   0 of 700 seeds each of `firewall`, `firewall-chaos` and `lossy-replies --h 1` fail,
 //!   and `tests/firewall.rs` keeps the former seeds as a regression test;
-//! - open gap: only a replica that executed a batch and still caches its share and bodies
-//!   can answer for it again. The cache is not replicated state. So if a correct replica
-//!   skipped a batch (state transfer) or lost its cache (restart), and a faulty one sends
-//!   bad shares, only g valid shares exist for that batch. A reply of it lost upward is
-//!   then never certified. `firewall-chaos` seed 102 hits this: replica 2 has no cache for
-//!   sequences 4 and 6, and replica 1 is excluded for bad shares. With correct primaries
-//!   naming requests of 48+ bytes, 1 of 1,200 seeds fails this way; with naming off, 0 of
-//!   1,200 do (the order of events differs). A fix needs the replies of recent batches in
-//!   what a replica can recover from g+1 matching peers: the leaf hashes of the last few
-//!   checkpoint intervals' batches, in the checkpoint digest and in state transfer, so that
-//!   a replica that skipped a batch can sign its share over that batch's root (its bodies
-//!   come from a replica that executed it). They must be durable, committed with the batch
-//!   like the exactly-once table, or a restarted replica's next checkpoint digest would
-//!   differ from its peers';
+//! - only a replica that executed a batch and still cached its share and bodies could
+//!   answer for it again, and that cache is not replicated state. So if a correct replica
+//!   skipped a batch (state transfer) or lost its cache (restart), and a faulty one sent
+//!   bad shares, only g valid shares existed for that batch, and a reply of it lost upward
+//!   was never certified (`firewall-chaos` seed 102: replica 2 had no cache for sequences
+//!   4 and 6, and replica 1 was excluded for bad shares; 1 of 1,200 seeds). Now the leaf
+//!   hashes of the last two checkpoint intervals' replies are replicated state
+//!   (`palisade_execution` `replica/reply_leaves.rs`): in the checkpoint digest, in state
+//!   transfer, committed with each batch; a replica that skipped a batch signs its share
+//!   over the leaves, and the bodies come from a replica that executed it;
 //! - BLS verifications and combinations are memoized across the simulated nodes (pure
 //!   functions; see [`crypto_memo`]): a firewall seed costs a few BLS operations per
 //!   batch rather than one per node.

@@ -112,12 +112,23 @@ pub struct ClientRecord {
     pub executed: Vec<u64>,
 }
 
-/// What an execution replica's state transfer moves: the file-system checkpoint and the
-/// exactly-once table (ascending client id). Both are covered by the replica's checkpoint
-/// digest, so a replica that installs a certified snapshot executes later duplicates
-/// exactly as its peers do.
+/// The leaf hashes of the replies one recent batch produced, in batch order (the
+/// firewall configuration: what an execution replica's threshold share signs the root
+/// of). Replicated state, so that a replica that skipped the batch can still sign it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BatchLeaves {
+    pub sequence: u64,
+    pub leaves: Vec<[u8; 32]>,
+}
+
+/// What an execution replica's state transfer moves: the file-system checkpoint, the
+/// exactly-once table (ascending client id) and the reply leaves of recent batches
+/// (ascending sequence). All are covered by the replica's checkpoint digest, so a replica
+/// that installs a certified snapshot executes later duplicates exactly as its peers do,
+/// and can sign its share of a recent batch it never executed.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaSnapshot {
     pub checkpoint: Checkpoint,
     pub clients: Vec<ClientRecord>,
+    pub replies: Vec<BatchLeaves>,
 }

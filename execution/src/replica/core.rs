@@ -10,7 +10,7 @@ use palisade_crypto::ThresholdSigner;
 use palisade_wire::agreement::{
     Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed, MAX_BATCH_REQUESTS,
 };
-use palisade_wire::checkpoint::{ClientRecord, ReplicaSnapshot};
+use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, ReplicaSnapshot};
 use palisade_wire::execution::{
     BatchReply, CheckpointCertificate, ExecCheckpoint, ExecReplicaId, ExecutionMessage, Reply,
     MAX_FETCH_HAVE,
@@ -19,13 +19,14 @@ use palisade_wire::firewall::ReplyEntry;
 use palisade_wire::fs::{FsError, FsOp, FsResult};
 
 use super::clients::{ExecutedTable, ReplyCache, StagedClients};
-use super::firewall::{batch_messages, stable_share, BatchKeys, FirewallCache};
+use super::firewall::{batch_messages, reply_share, stable_share, BatchKeys, FirewallCache};
+use super::reply_leaves::ReplyLeaves;
 use super::transfer::{chunk, Transfer};
 use super::votes::CheckpointVotes;
 use super::{
     ExecTimer, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats, ReplyMode, CLIENT_WINDOW,
     FETCH_ATTEMPTS_BEFORE_TRANSFER, FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES, MAX_BACKOFF,
-    REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES,
+    REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES, REPLY_LEAVES_CHECKPOINTS,
 };
 use crate::{ExecError, FileSystem, FsSnapshot, StateDigest, StateView, Store};
 
@@ -48,6 +49,8 @@ struct KeptSnapshot<V: StateView> {
     fs: FsSnapshot<V>,
     /// The exactly-once table at that sequence.
     clients: Vec<ClientRecord>,
+    /// The reply leaves at that sequence.
+    replies: Vec<BatchLeaves>,
     /// Answers sent from this snapshot, per peer.
     answered: BTreeMap<ExecReplicaId, u32>,
 }
@@ -67,6 +70,8 @@ pub struct ExecutionReplica<S: Store> {
     key: SigningKey,
     fs: FileSystem<S>,
     executed: ExecutedTable,
+    /// `Threshold` mode: the reply leaves of recent batches (replicated state).
+    reply_leaves: ReplyLeaves,
     /// `Signed` mode: recent signed replies, per client.
     replies: ReplyCache,
     /// `Threshold` mode: recent batches' share and reply bodies, per sequence.
@@ -103,12 +108,21 @@ fn result_bytes(result: &FsResult) -> Vec<u8> {
     })
 }
 
-/// The checkpoint digest: the file-system digest and the exactly-once table.
-fn combined(fs: &[u8; 32], table: &ExecutedTable) -> Digest {
-    let mut bytes = Vec::with_capacity(64);
+/// The checkpoint digest: the file-system digest, the exactly-once table and the
+/// recent batches' reply leaves.
+fn combined(fs: &[u8; 32], table: &ExecutedTable, leaves: &ReplyLeaves) -> Digest {
+    let mut bytes = Vec::with_capacity(96);
     bytes.extend_from_slice(fs);
     bytes.extend_from_slice(&table.hash());
+    bytes.extend_from_slice(&leaves.hash());
     Digest::of(b"palisade/execution/replica-state", &bytes)
+}
+
+/// How many sequences of reply leaves a replica keeps.
+fn leaves_window(config: &ReplicaConfig) -> u64 {
+    config
+        .checkpoint_interval
+        .saturating_mul(REPLY_LEAVES_CHECKPOINTS)
 }
 
 /// The (client, request id) of each request of `batch`, in order.
@@ -119,6 +133,18 @@ fn batch_keys(batch: &OrderedBatch) -> BatchKeys {
         .iter()
         .map(|r| (r.message.client, r.message.request_id))
         .collect()
+}
+
+/// The result of a fresh request: `ops[i]`'s, or `Inval` if its payload did not decode
+/// (`op` is `None`). A missing result (never expected) is `ServerFault` on every replica.
+fn result_of(results: &[FsResult], op: Option<usize>) -> Cow<'_, FsResult> {
+    match op {
+        Some(i) => results.get(i).map_or(
+            Cow::Owned(FsResult::Err(FsError::ServerFault)),
+            Cow::Borrowed,
+        ),
+        None => Cow::Owned(FsResult::Err(FsError::Inval)),
+    }
 }
 
 enum Slot {
@@ -170,6 +196,12 @@ impl<S: Store> ExecutionReplica<S> {
         let executed =
             ExecutedTable::from_records(&fs.clients(clients)?, CLIENT_WINDOW, clients)
                 .map_err(|e| ExecError::Corrupt(format!("stored exactly-once table: {e}")))?;
+        // The reply leaves too are committed with every batch, for the same reason.
+        let window = leaves_window(&config);
+        let max_batches = usize::try_from(window).unwrap_or(usize::MAX);
+        let reply_leaves =
+            ReplyLeaves::from_records(&fs.replies(max_batches)?, fs.last_applied(), window)
+                .map_err(|e| ExecError::Corrupt(format!("stored reply leaves: {e}")))?;
         if fs.last_applied() > 0 {
             tracing::info!(
                 replica = config.id,
@@ -182,6 +214,7 @@ impl<S: Store> ExecutionReplica<S> {
             key,
             fs,
             executed,
+            reply_leaves,
             replies: ReplyCache::new(REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES),
             firewall: FirewallCache::new(FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES),
             buffered: BTreeMap::new(),
@@ -238,7 +271,7 @@ impl<S: Store> ExecutionReplica<S> {
     /// table). All zeros in the file-system part if storage cannot be read.
     pub fn digest(&mut self) -> StateDigest {
         let fs = self.fs.digest();
-        StateDigest(combined(&fs.0, &self.executed).0)
+        StateDigest(combined(&fs.0, &self.executed, &self.reply_leaves).0)
     }
 
     pub fn stats(&self) -> &ReplicaStats {
@@ -417,8 +450,11 @@ impl<S: Store> ExecutionReplica<S> {
 
     /// `Threshold` mode: re-sends the cached share and reply bodies of an executed batch
     /// (the filters that lost them, or a gateway that retransmitted, get them again),
-    /// once the certificate verified. A batch that produced no messages, or whose
-    /// messages left the cache, is ignored.
+    /// once the certificate verified. A batch no longer cached but still in the reply
+    /// leaves' window (skipped by state transfer, or executed before a restart) gets a
+    /// share signed over its leaves, and that share is cached in turn: with at most g
+    /// faulty replicas, g+1 correct ones can then always certify it (`reply_leaves.rs`).
+    /// A batch that produced no replies, or left the window, is ignored.
     fn redeliver_to_firewall(
         &mut self,
         batch: &OrderedBatch,
@@ -427,7 +463,11 @@ impl<S: Store> ExecutionReplica<S> {
     ) {
         let seq = batch.sequence;
         let keys = batch_keys(batch);
-        if self.firewall.get(seq, &keys).is_none() {
+        // A cached batch of other requests at this sequence says this order is not the
+        // batch executed there (which 2f+1 commits rule out with at most f faulty
+        // agreement replicas): nothing is signed for it.
+        let by_leaves = !self.firewall.contains(seq) && self.reply_leaves.get(seq).is_some();
+        if self.firewall.get(seq, &keys).is_none() && !by_leaves {
             tracing::debug!(
                 sequence = seq,
                 "re-delivered order, nothing cached for the firewall: ignored"
@@ -439,17 +479,31 @@ impl<S: Store> ExecutionReplica<S> {
             tracing::debug!(sequence = seq, error = %e, "re-delivered order: certificate refused");
             return;
         }
-        let Some(cached) = self.firewall.get(seq, &keys) else {
+        self.stats.orders_redelivered += 1;
+        if let Some(cached) = self.firewall.get(seq, &keys) {
+            self.stats.firewall_messages_resent += cached.len() as u64;
+            tracing::debug!(
+                sequence = seq,
+                messages = cached.len(),
+                "re-delivered order: re-sending the share and reply bodies"
+            );
+            out.extend(cached.iter().cloned().map(ReplicaOutput::ToFirewall));
+            return;
+        }
+        let (ReplyMode::Threshold(signer), Some(leaves)) =
+            (&self.config.replies, self.reply_leaves.get(seq))
+        else {
             return;
         };
-        self.stats.orders_redelivered += 1;
-        self.stats.firewall_messages_resent += cached.len() as u64;
+        let share = reply_share(signer.as_ref(), seq, self.config.id, leaves.to_vec());
+        self.stats.shares_from_leaves += 1;
         tracing::debug!(
             sequence = seq,
-            messages = cached.len(),
-            "re-delivered order: re-sending the share and reply bodies"
+            leaves = leaves.len(),
+            "re-delivered order of a batch known by its leaves: share signed"
         );
-        out.extend(cached.iter().cloned().map(ReplicaOutput::ToFirewall));
+        out.push(ReplicaOutput::ToFirewall(share.clone()));
+        self.firewall.insert(seq, keys, vec![share]);
     }
 
     /// Executes buffered batches while the next one is there, then updates the timers.
@@ -540,79 +594,80 @@ impl<S: Store> ExecutionReplica<S> {
                 }
             }
         }
-        // The table's changes commit atomically with the batch (durable exactly-once).
-        let results = self.fs.apply_batch_with_clients(
-            &batch.context(),
-            &ops,
-            staged.records(&self.executed),
-        )?;
-        self.executed.apply(staged);
-        self.stats.batches_executed += 1;
+        let (results, mut ran) = self.fs.run_batch(&batch.context(), &ops)?;
+        let sequence = batch.sequence;
+        // Each fresh request's reply, before the commit: in `Threshold` mode the leaf
+        // hashes of the batch's replies are replicated state (`reply_leaves.rs`).
+        let entries: Vec<ReplyEntry> = slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Fresh(client, id, op) => Some(ReplyEntry {
+                    client: *client,
+                    request_id: *id,
+                    body: self.reply_body(sequence, *client, *id, &result_of(&results, *op)),
+                }),
+                Slot::Duplicate(..) => None,
+            })
+            .collect();
         let signer = match &self.config.replies {
             ReplyMode::Signed => None,
             ReplyMode::Threshold(signer) => Some(Arc::clone(signer)),
         };
-        let sequence = batch.sequence;
-        let mut entries = Vec::new();
-        let mut replies = Vec::new();
+        let leaves: Vec<Digest> = match signer {
+            Some(_) => entries.iter().map(palisade_crypto::leaf_hash).collect(),
+            None => Vec::new(),
+        };
+        // The table's and the leaves' changes commit atomically with the batch (durable
+        // exactly-once; a reopened replica's digest equals its peers').
+        ran.clients(staged.records(&self.executed));
+        ran.replies(self.reply_leaves.changes(sequence, &leaves));
+        self.fs.commit_batch(ran)?;
+        self.executed.apply(staged);
+        self.reply_leaves.apply(sequence, leaves.clone());
+        self.stats.batches_executed += 1;
+        self.stats.requests_executed += entries.len() as u64;
         for slot in slots {
-            match slot {
-                Slot::Fresh(client, id, op) => {
-                    let result = match op.and_then(|i| results.get(i)) {
-                        Some(r) => r.clone(),
-                        None if op.is_some() => FsResult::Err(FsError::ServerFault),
-                        None => FsResult::Err(FsError::Inval),
-                    };
-                    self.stats.requests_executed += 1;
-                    let body = self.reply_body(sequence, client, id, &result);
-                    if signer.is_some() {
-                        entries.push(ReplyEntry {
-                            client,
-                            request_id: id,
-                            body,
-                        });
-                    } else {
-                        replies.push(Reply {
-                            sequence,
-                            client,
-                            request_id: id,
-                            result: body,
-                            replica: self.config.id,
-                        });
-                    }
+            let Slot::Duplicate(client, id) = slot else {
+                continue;
+            };
+            self.stats.duplicate_requests += 1;
+            if signer.is_some() {
+                // Its reply was certified with the batch that executed it; the
+                // filters answer a retransmission from their cache. No entry here:
+                // the table says "duplicate" on every correct replica alike.
+                tracing::debug!(client, id, "duplicate request: no reply entry");
+                continue;
+            }
+            match self.replies.get(client, id) {
+                Some(reply) => {
+                    self.stats.replies_resent += 1;
+                    out.push(ReplicaOutput::Reply {
+                        to: client,
+                        reply: reply.clone(),
+                    });
                 }
-                Slot::Duplicate(client, id) if signer.is_some() => {
-                    // Its reply was certified with the batch that executed it; the
-                    // filters answer a retransmission from their cache. No entry here:
-                    // the table says "duplicate" on every correct replica alike.
-                    self.stats.duplicate_requests += 1;
-                    tracing::debug!(client, id, "duplicate request: no reply entry");
-                }
-                Slot::Duplicate(client, id) => {
-                    self.stats.duplicate_requests += 1;
-                    match self.replies.get(client, id) {
-                        Some(reply) => {
-                            self.stats.replies_resent += 1;
-                            out.push(ReplicaOutput::Reply {
-                                to: client,
-                                reply: reply.clone(),
-                            });
-                        }
-                        None => {
-                            self.stats.duplicates_without_reply += 1;
-                            tracing::debug!(
-                                client,
-                                id,
-                                "duplicate request, reply not cached: dropped"
-                            );
-                        }
-                    }
+                None => {
+                    self.stats.duplicates_without_reply += 1;
+                    tracing::debug!(client, id, "duplicate request, reply not cached: dropped");
                 }
             }
         }
         match signer {
-            Some(signer) => self.certify_batch(signer.as_ref(), batch, entries, out),
-            None => self.sign_replies(replies, out),
+            Some(signer) => self.certify_batch(signer.as_ref(), batch, entries, leaves, out),
+            None => {
+                let id = self.config.id;
+                let replies = entries
+                    .into_iter()
+                    .map(|e| Reply {
+                        sequence,
+                        client: e.client,
+                        request_id: e.request_id,
+                        result: e.body,
+                        replica: id,
+                    })
+                    .collect();
+                self.sign_replies(replies, out);
+            }
         }
         Ok(())
     }
@@ -642,6 +697,7 @@ impl<S: Store> ExecutionReplica<S> {
         signer: &dyn ThresholdSigner,
         batch: &OrderedBatch,
         entries: Vec<ReplyEntry>,
+        leaves: Vec<Digest>,
         out: &mut Vec<ReplicaOutput>,
     ) {
         if entries.is_empty() {
@@ -649,7 +705,7 @@ impl<S: Store> ExecutionReplica<S> {
             return;
         }
         let count = entries.len() as u64;
-        let messages = batch_messages(signer, batch.sequence, self.config.id, entries);
+        let messages = batch_messages(signer, batch.sequence, self.config.id, entries, leaves);
         self.stats.reply_shares_sent += 1;
         self.stats.replies_sent += count;
         out.extend(messages.iter().cloned().map(ReplicaOutput::ToFirewall));
@@ -737,7 +793,7 @@ impl<S: Store> ExecutionReplica<S> {
                 return;
             }
         };
-        let digest = combined(&fs_digest.0, &self.executed);
+        let digest = combined(&fs_digest.0, &self.executed, &self.reply_leaves);
         self.own.insert(sequence, digest);
         while self.own.len() > OWN_DIGESTS {
             self.own.pop_first();
@@ -1055,6 +1111,7 @@ impl<S: Store> ExecutionReplica<S> {
                     KeptSnapshot {
                         fs,
                         clients: self.executed.to_records(),
+                        replies: self.reply_leaves.to_records(),
                         answered: BTreeMap::new(),
                     },
                 );
@@ -1100,16 +1157,18 @@ impl<S: Store> ExecutionReplica<S> {
     ) {
         let have: BTreeMap<u64, [u8; 32]> = have.into_iter().collect();
         let kept = snapshot.and_then(|s| self.snapshots.get(&s));
-        let (sequence, exported, clients) = match kept {
+        let (sequence, exported, clients, replies) = match kept {
             Some(kept) => (
                 kept.fs.last_applied(),
                 kept.fs.export_checkpoint(Some(&have)),
                 kept.clients.clone(),
+                kept.replies.clone(),
             ),
             None => (
                 self.last_applied(),
                 self.fs.export_checkpoint(Some(&have)),
                 self.executed.to_records(),
+                self.reply_leaves.to_records(),
             ),
         };
         let checkpoint = match exported {
@@ -1123,6 +1182,7 @@ impl<S: Store> ExecutionReplica<S> {
         let snapshot = ReplicaSnapshot {
             checkpoint,
             clients,
+            replies,
         };
         let Some(chunks) = chunk(sequence, &snapshot) else {
             self.stats.state_too_large += 1;
@@ -1262,15 +1322,21 @@ impl<S: Store> ExecutionReplica<S> {
             CLIENT_WINDOW,
             self.config.client_keys.len(),
         )?;
+        let leaves =
+            ReplyLeaves::from_records(&snapshot.replies, sequence, leaves_window(&self.config))?;
         // The claimed digests must combine to the certified one before anything changes;
         // import_checkpoint then proves the file system really reaches its claimed digest.
-        if combined(&snapshot.checkpoint.digest, &table) != expected {
+        if combined(&snapshot.checkpoint.digest, &table, &leaves) != expected {
             return Err(ExecError::DigestMismatch);
         }
-        // The table is stored in the same commit as the file system it belongs to.
-        self.fs
-            .import_checkpoint_with_clients(&snapshot.checkpoint, &snapshot.clients)?;
+        // The records are stored in the same commit as the file system they belong to.
+        self.fs.import_checkpoint_with_records(
+            &snapshot.checkpoint,
+            &snapshot.clients,
+            &snapshot.replies,
+        )?;
         self.executed = table;
+        self.reply_leaves = leaves;
         Ok(())
     }
 

@@ -13,29 +13,22 @@ use palisade_wire::firewall::{
 };
 
 /// The messages of one executed batch, in the order they go to the bottom filter row:
-/// first this replica's `ReplyShare` (the leaf hashes of `entries`, in batch order, and
-/// its share of the signature on `reply_root_message(sequence, root)`), then one
-/// `ReplyBody` per entry. Deterministic: equal entries give equal leaves and (BLS) equal
-/// shares on every correct replica. No entries, no messages: there is nothing to certify.
+/// first this replica's [`reply_share`] over `leaves` (the leaf hashes of `entries`, in
+/// batch order), then one `ReplyBody` per entry. Deterministic: equal entries give equal
+/// leaves and (BLS) equal shares on every correct replica. No entries, no messages: there
+/// is nothing to certify.
 pub(crate) fn batch_messages(
     signer: &dyn ThresholdSigner,
     sequence: Sequence,
     replica: ExecReplicaId,
     entries: Vec<ReplyEntry>,
+    leaves: Vec<Digest>,
 ) -> Vec<FirewallMessage> {
     if entries.is_empty() {
         return Vec::new();
     }
-    let leaves: Vec<Digest> = entries.iter().map(palisade_crypto::leaf_hash).collect();
-    let root = palisade_crypto::root(&leaves);
-    let share = signer.sign_share(&reply_root_message(sequence, &root));
     let mut messages = Vec::with_capacity(entries.len() + 1);
-    messages.push(FirewallMessage::ReplyShare(ReplyShare {
-        sequence,
-        replica,
-        leaves,
-        share,
-    }));
+    messages.push(reply_share(signer, sequence, replica, leaves));
     messages.extend(entries.into_iter().map(|entry| {
         FirewallMessage::ReplyBody(ReplyBody {
             sequence,
@@ -44,6 +37,26 @@ pub(crate) fn batch_messages(
         })
     }));
     messages
+}
+
+/// This replica's `ReplyShare` of a batch: the leaf hashes of its replies and its share
+/// of the signature on `reply_root_message(sequence, root(leaves))`. Sent alone (no
+/// bodies) for a batch whose replies this replica knows only as leaves: the bodies come
+/// from a replica that executed it, and a filter checks each against the leaves.
+pub(crate) fn reply_share(
+    signer: &dyn ThresholdSigner,
+    sequence: Sequence,
+    replica: ExecReplicaId,
+    leaves: Vec<Digest>,
+) -> FirewallMessage {
+    let root = palisade_crypto::root(&leaves);
+    let share = signer.sign_share(&reply_root_message(sequence, &root));
+    FirewallMessage::ReplyShare(ReplyShare {
+        sequence,
+        replica,
+        leaves,
+        share,
+    })
 }
 
 /// This replica's share of the signature on `stable_message(sequence)`.
@@ -116,6 +129,11 @@ impl FirewallCache {
             .get(&sequence)
             .filter(|b| b.keys == keys)
             .map(|b| b.messages.as_slice())
+    }
+
+    /// True if a batch executed at `sequence` is cached, whatever its requests.
+    pub(crate) fn contains(&self, sequence: Sequence) -> bool {
+        self.batches.contains_key(&sequence)
     }
 
     pub(crate) fn insert(

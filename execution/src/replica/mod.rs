@@ -90,7 +90,10 @@
 //! nothing to certify, and a share over the empty root would only be one more message a
 //! filter must check. Those messages are cached per sequence (bounded by
 //! [`FIREWALL_CACHE_BATCHES`] and [`FIREWALL_CACHE_BYTES`]) so that a re-delivered ORDER
-//! re-sends them, as `Signed` mode re-sends cached replies. `FetchOrders` still goes out
+//! re-sends them, as `Signed` mode re-sends cached replies. The leaf hashes themselves
+//! are replicated state (`reply_leaves.rs`, two checkpoint intervals of them): a batch
+//! that left the cache, was skipped by state transfer or executed before a restart gets
+//! a share signed over its leaves, without bodies. `FetchOrders` still goes out
 //! as [`ReplicaOutput::ToAgreement`]: in the firewall deployment the runtime routes
 //! "agreement" to the bottom filter row, which answers from the orders it forwarded.
 //!
@@ -101,6 +104,7 @@
 mod clients;
 mod core;
 mod firewall;
+mod reply_leaves;
 mod stats;
 mod transfer;
 mod votes;
@@ -132,6 +136,10 @@ pub const FIREWALL_CACHE_BATCHES: usize = 1024;
 /// Most bytes of reply bodies cached for re-delivered orders (`Threshold` mode); the
 /// newest batch is kept whatever its size.
 pub const FIREWALL_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Checkpoint intervals of batches whose reply leaves are kept as replicated state
+/// (`Threshold` mode; see `reply_leaves.rs`): filters accept shares up to two intervals
+/// back.
+pub const REPLY_LEAVES_CHECKPOINTS: u64 = 2;
 /// Largest encoded state a replica exports or assembles in one transfer. A larger state
 /// is refused (counted in [`ReplicaStats::state_too_large`]); the asker then cannot catch
 /// up by state transfer.

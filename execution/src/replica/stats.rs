@@ -22,6 +22,10 @@ pub struct ReplicaStats {
     pub stable_shares_sent: u64,
     /// `Threshold` mode: cached shares and bodies re-sent for re-delivered orders.
     pub firewall_messages_resent: u64,
+    /// `Threshold` mode: shares signed for re-delivered orders of batches this replica
+    /// knows only by their reply leaves (it skipped them by state transfer, or lost its
+    /// cache in a restart).
+    pub shares_from_leaves: u64,
     /// Requests ordered again after they were executed (not executed twice).
     pub duplicate_requests: u64,
     /// Duplicates (executed, or below their client's window) with no cached reply to

@@ -139,7 +139,7 @@ impl Transfer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_wire::checkpoint::{Checkpoint, ClientRecord, MetaRecord};
+    use palisade_wire::checkpoint::{BatchLeaves, Checkpoint, ClientRecord, MetaRecord};
 
     fn snapshot(inodes: usize) -> ReplicaSnapshot {
         ReplicaSnapshot {
@@ -154,6 +154,10 @@ mod tests {
                 client: 0,
                 max_executed: 2,
                 executed: vec![1, 2],
+            }],
+            replies: vec![BatchLeaves {
+                sequence: 7,
+                leaves: vec![[9; 32]; 2],
             }],
         }
     }
