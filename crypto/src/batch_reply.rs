@@ -25,16 +25,29 @@ fn leaf(reply: &Reply) -> Digest {
 /// audit path. Empty for no replies, or for more than `u32::MAX` (a batch holds at
 /// most `MAX_BATCH_REPLIES`).
 pub fn sign_batch_replies(key: &SigningKey, replies: Vec<Reply>) -> Vec<BatchReply> {
+    let leaves: Vec<Digest> = replies.iter().map(leaf).collect();
+    sign_batch_replies_over(key, replies, &leaves)
+}
+
+/// [`sign_batch_replies`] for a caller that already hashed the replies' leaves (in
+/// order, one per reply; anything else signs nothing).
+pub fn sign_batch_replies_over(
+    key: &SigningKey,
+    replies: Vec<Reply>,
+    leaves: &[Digest],
+) -> Vec<BatchReply> {
     let (Some(first), Ok(count)) = (replies.first(), u32::try_from(replies.len())) else {
         return Vec::new();
     };
+    if leaves.len() != replies.len() {
+        return Vec::new();
+    }
     let sequence = first.sequence;
-    let leaves: Vec<Digest> = replies.iter().map(leaf).collect();
     let signature = Signature(
-        key.sign(&batch_reply_message(sequence, &root(&leaves)))
+        key.sign(&batch_reply_message(sequence, &root(leaves)))
             .to_bytes(),
     );
-    audit_paths(&leaves)
+    audit_paths(leaves)
         .into_iter()
         .zip(replies)
         .zip(0u32..)
@@ -46,6 +59,33 @@ pub fn sign_batch_replies(key: &SigningKey, replies: Vec<Reply>) -> Vec<BatchRep
             signature,
         })
         .collect()
+}
+
+/// One reply of a batch whose leaves (in batch order) the replica knows without the
+/// other replies' bodies: signed over the root of `leaves`, with its audit path, exactly
+/// as [`sign_batch_replies`] would have given it. `None` if the reply's leaf is not
+/// among `leaves`.
+pub fn sign_reply_in_batch(
+    key: &SigningKey,
+    reply: Reply,
+    leaves: &[Digest],
+) -> Option<BatchReply> {
+    let index = leaves.iter().position(|l| *l == leaf(&reply))?;
+    let (leaf_index, leaf_count) = (
+        u32::try_from(index).ok()?,
+        u32::try_from(leaves.len()).ok()?,
+    );
+    let signature = Signature(
+        key.sign(&batch_reply_message(reply.sequence, &root(leaves)))
+            .to_bytes(),
+    );
+    Some(BatchReply {
+        path: crate::merkle::audit_path(leaves, index),
+        message: reply,
+        leaf_index,
+        leaf_count,
+        signature,
+    })
 }
 
 /// Checks bounds and the Merkle path only; returns the root the path leads to. The
@@ -110,6 +150,26 @@ mod tests {
             assert!(signed.windows(2).all(|w| w[0].signature == w[1].signature));
         }
         assert!(sign_batch_replies(&key(1), Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn a_reply_signed_from_the_leaves_alone_equals_the_batch_signed_whole() {
+        for n in [1, 2, 5, 13] {
+            let all = replies(n);
+            let leaves: Vec<Digest> = all.iter().map(leaf).collect();
+            let whole = sign_batch_replies(&key(1), all.clone());
+            for (reply, expected) in all.into_iter().zip(whole) {
+                let alone = sign_reply_in_batch(&key(1), reply, &leaves).unwrap();
+                assert_eq!(alone, expected, "n = {n}");
+            }
+        }
+        // A reply whose leaf is not among the leaves is not signed.
+        let leaves: Vec<Digest> = replies(3).iter().map(leaf).collect();
+        let mut other = replies(3).remove(1);
+        other.result.push(0);
+        assert!(sign_reply_in_batch(&key(1), other, &leaves).is_none());
+        // Leaves that do not match the replies one for one sign nothing.
+        assert!(sign_batch_replies_over(&key(1), replies(3), &leaves[..2]).is_empty());
     }
 
     #[test]

@@ -53,7 +53,10 @@ mod minsig_scheme;
 #[cfg(feature = "threshold-crypto")]
 mod tc_scheme;
 
-pub use batch_reply::{batch_reply_root, sign_batch_replies, verify_batch_reply};
+pub use batch_reply::{
+    batch_reply_root, sign_batch_replies, sign_batch_replies_over, sign_reply_in_batch,
+    verify_batch_reply,
+};
 pub use certify::{
     certify_replies, reply_root_of, verify_certified_reply, verify_certified_reply_with,
     verify_stable, VerifiedRoots,

@@ -6,7 +6,9 @@
 
 mod replica_support;
 
-use palisade_execution::{ExecTimer, ExecutionReplica, FileSystem, FsConfig, MemStore};
+use palisade_execution::{
+    ExecTimer, ExecutionReplica, FileSystem, FsConfig, MemStore, ReplicaInput,
+};
 use palisade_wire::agreement::{Digest, Signed};
 use palisade_wire::checkpoint::ReplicaSnapshot;
 use palisade_wire::execution::{ExecCheckpoint, ExecutionMessage};
@@ -117,6 +119,79 @@ fn a_replica_lying_about_its_digest_makes_no_stable_checkpoint() {
         (4, cert.state_digest)
     );
     assert_same_digests(&mut c);
+}
+
+#[test]
+fn a_replica_that_skipped_batches_by_state_transfer_answers_them_with_its_peers_bodies() {
+    let mut c = Cluster::new();
+    for k in 1..=12 {
+        c.order(workload(k));
+    }
+    // Replica 2 loses its data directory and catches up by state transfer at 16, so it
+    // never answers 13..16 itself.
+    c.replicas[2] = replica(2);
+    c.replies[2].clear();
+    for k in 13..=16 {
+        c.order(workload(k));
+    }
+    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
+    assert!(c.replies[2].is_empty());
+    // A client retransmits a request of 14; agreement re-delivers the order. Replica 2
+    // asks its peers for the replies, checks them against its own leaves of 14, and
+    // signs them: now g+1 replicas answer even if one of its peers were faulty.
+    c.redeliver(14);
+    let s = c.replicas[2].stats().clone();
+    assert_eq!((s.replies_fetched, s.replies_from_peers), (1, 4), "{s:?}");
+    assert_eq!((s.unsolicited_replies, s.bad_peer_replies), (0, 0), "{s:?}");
+    assert_same_replies(&c, &[0, 1, 2], 14..=14);
+    // The peers answered once each (each sent all four), and nothing more: a second
+    // re-delivery finds replica 2's own cache.
+    assert_eq!(c.replicas[0].stats().replies_served, 4);
+    c.redeliver(14);
+    assert_eq!(c.replicas[2].stats().replies_fetched, 1);
+    assert_eq!(c.replicas[2].stats().replies_resent, 4);
+    // 8 has left the window of leaves (16 - 2K): nothing to ask for.
+    c.redeliver(8);
+    assert_eq!(c.replicas[2].stats().replies_fetched, 1);
+}
+
+#[test]
+fn a_peer_cannot_make_a_replica_sign_a_reply_that_is_not_among_its_leaves() {
+    let mut c = Cluster::new();
+    for k in 1..=12 {
+        c.order(workload(k));
+    }
+    c.replicas[2] = replica(2);
+    c.replies[2].clear();
+    for k in 13..=16 {
+        c.order(workload(k));
+    }
+    // Replica 0 is faulty: the bodies it serves are altered. Replica 1's are true.
+    c.tamper = Some(Box::new(|from, m| {
+        if let (0, ExecutionMessage::ReplyBody { entry, .. }) = (from, m) {
+            entry.body.push(0);
+        }
+    }));
+    c.redeliver(14);
+    let s = c.replicas[2].stats().clone();
+    assert_eq!((s.bad_peer_replies, s.replies_from_peers), (4, 4), "{s:?}");
+    assert_same_replies(&c, &[1, 2], 14..=14);
+    // Bodies nobody asked for are dropped unsigned.
+    let before = c.replies[2].len();
+    let out = c.replicas[2].step(ReplicaInput::Message {
+        from: 1,
+        message: ExecutionMessage::ReplyBody {
+            sequence: 15,
+            entry: palisade_wire::firewall::ReplyEntry {
+                client: 0,
+                request_id: 29,
+                body: vec![1, 2, 3],
+            },
+        },
+    });
+    assert!(out.is_empty());
+    assert_eq!(c.replicas[2].stats().unsolicited_replies, 1);
+    assert_eq!(c.replies[2].len(), before);
 }
 
 #[test]

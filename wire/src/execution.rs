@@ -175,6 +175,22 @@ pub enum ExecutionMessage {
     /// has one, to that client. The reply carries its own signature; the message asks
     /// for nothing else.
     ResendReply { client: ClientId, request_id: u64 },
+    /// Execution → execution (`separate` only): "send me the replies you made to these
+    /// requests of the batch at `sequence`". A replica that knows that batch only by its
+    /// reply leaves (it skipped the batch by state transfer, or lost its reply cache in a
+    /// restart) asks when the batch's order is re-delivered; it checks each body it gets
+    /// against its own leaves, which its checkpoint digest covers, and then signs and
+    /// sends the reply itself, so that g+1 correct replicas answer.
+    FetchReplies {
+        sequence: Sequence,
+        requests: Vec<(ClientId, u64)>,
+    },
+    /// Execution → execution: one reply of the batch at `sequence`, answering
+    /// [`ExecutionMessage::FetchReplies`].
+    ReplyBody {
+        sequence: Sequence,
+        entry: crate::firewall::ReplyEntry,
+    },
     /// Execution → execution: "send me your state at stable checkpoint `sequence`";
     /// `have` lists the leaf hashes the asker holds, so only differing inodes travel.
     /// The responder answers at its next checkpoint boundary (it keeps no old snapshots),
@@ -227,6 +243,12 @@ impl Bounded for ExecutionMessage {
             ExecutionMessage::FetchState { have, .. } if have.len() > MAX_FETCH_HAVE => {
                 Err(VerifyError::OutOfBounds("too many leaf hashes"))
             }
+            ExecutionMessage::FetchReplies { requests, .. }
+                if requests.len() > crate::agreement::MAX_BATCH_REQUESTS =>
+            {
+                Err(VerifyError::OutOfBounds("too many requests asked"))
+            }
+            ExecutionMessage::ReplyBody { entry, .. } => entry.check_bounds(),
             _ => Ok(()),
         }
     }

@@ -20,6 +20,7 @@ use palisade_wire::fs::{FsError, FsOp, FsResult};
 
 use super::clients::{ExecutedTable, ReplyCache, StagedClients};
 use super::firewall::{batch_messages, reply_share, stable_share, BatchKeys, FirewallCache};
+use super::peer_replies::PeerReplies;
 use super::reply_leaves::ReplyLeaves;
 use super::transfer::{chunk, Transfer};
 use super::votes::CheckpointVotes;
@@ -74,6 +75,8 @@ pub struct ExecutionReplica<S: Store> {
     reply_leaves: ReplyLeaves,
     /// `Signed` mode: recent signed replies, per client.
     replies: ReplyCache,
+    /// `Signed` mode: replies asked of peers, and answers given (`peer_replies.rs`).
+    peer_replies: PeerReplies,
     /// `Threshold` mode: recent batches' share and reply bodies, per sequence.
     firewall: FirewallCache,
     /// Verified batches above `last_applied`, at most `max_ahead` beyond it.
@@ -216,6 +219,7 @@ impl<S: Store> ExecutionReplica<S> {
             executed,
             reply_leaves,
             replies: ReplyCache::new(REPLY_CACHE_ENTRIES, REPLY_CACHE_BYTES),
+            peer_replies: PeerReplies::default(),
             firewall: FirewallCache::new(FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES),
             buffered: BTreeMap::new(),
             fetch: Fetch::default(),
@@ -394,7 +398,19 @@ impl<S: Store> ExecutionReplica<S> {
             .take(MAX_BATCH_REQUESTS)
             .cloned()
             .collect();
-        if cached.is_empty() {
+        // Fewer cached replies than the batch made (by its leaves): ask peers for the
+        // rest (`peer_replies.rs`).
+        let missing: Vec<(ClientId, u64)> = match self.reply_leaves.get(seq) {
+            Some(leaves) if cached.len() < leaves.len() => {
+                let have: BTreeSet<(ClientId, u64)> = cached
+                    .iter()
+                    .map(|r| (r.message.client, r.message.request_id))
+                    .collect();
+                seen.into_iter().filter(|k| !have.contains(k)).collect()
+            }
+            _ => Vec::new(),
+        };
+        if cached.is_empty() && missing.is_empty() {
             tracing::debug!(
                 sequence = seq,
                 "re-delivered order, no reply cached: ignored"
@@ -410,6 +426,7 @@ impl<S: Store> ExecutionReplica<S> {
         tracing::debug!(
             sequence = seq,
             replies = cached.len(),
+            missing = missing.len(),
             "re-delivered order: re-sending cached replies"
         );
         for reply in cached {
@@ -419,6 +436,127 @@ impl<S: Store> ExecutionReplica<S> {
                 reply,
             });
         }
+        if !missing.is_empty() {
+            self.peer_replies.want(seq, &self.reply_leaves);
+            self.stats.replies_fetched += 1;
+            out.push(ReplicaOutput::ToExecution {
+                to: None,
+                message: ExecutionMessage::FetchReplies {
+                    sequence: seq,
+                    requests: missing,
+                },
+            });
+        }
+    }
+
+    /// `Signed` mode: a peer asks for the replies it lacks of the batch at `sequence`:
+    /// send each one this replica cached for that sequence (bounded per peer and
+    /// sequence; see `peer_replies.rs`).
+    fn on_fetch_replies(
+        &mut self,
+        peer: ExecReplicaId,
+        sequence: Sequence,
+        requests: Vec<(ClientId, u64)>,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        if !self
+            .peer_replies
+            .may_answer(peer, sequence, &self.reply_leaves)
+        {
+            self.stats.reply_fetches_refused += 1;
+            tracing::debug!(
+                peer,
+                sequence,
+                "reply fetch out of the window or over its bound: dropped"
+            );
+            return;
+        }
+        let mut seen = BTreeSet::new();
+        for (client, request_id) in requests {
+            if !seen.insert((client, request_id)) {
+                continue;
+            }
+            let Some(reply) = self
+                .replies
+                .get(client, request_id)
+                .filter(|r| r.message.sequence == sequence)
+            else {
+                continue;
+            };
+            self.stats.replies_served += 1;
+            out.push(ReplicaOutput::ToExecution {
+                to: Some(peer),
+                message: ExecutionMessage::ReplyBody {
+                    sequence,
+                    entry: ReplyEntry {
+                        client,
+                        request_id,
+                        body: reply.message.result.clone(),
+                    },
+                },
+            });
+        }
+    }
+
+    /// `Signed` mode: a peer's reply of the batch at `sequence`, which this replica asked
+    /// for. Taken only if its leaf is among this replica's own leaves of that batch (a
+    /// faulty peer cannot make it sign anything else); then signed, cached and sent to
+    /// its client, exactly as if this replica had executed the batch.
+    fn on_peer_reply(
+        &mut self,
+        peer: ExecReplicaId,
+        sequence: Sequence,
+        entry: ReplyEntry,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let (client, request_id) = (entry.client, entry.request_id);
+        let Some(leaves) = self
+            .reply_leaves
+            .get(sequence)
+            .filter(|_| self.peer_replies.is_wanted(sequence))
+        else {
+            self.stats.unsolicited_replies += 1;
+            tracing::debug!(peer, sequence, "reply body not asked for: dropped");
+            return;
+        };
+        if self
+            .replies
+            .get(client, request_id)
+            .is_some_and(|r| r.message.sequence == sequence)
+        {
+            return;
+        }
+        let reply = Reply {
+            sequence,
+            client,
+            request_id,
+            result: entry.body,
+            replica: self.config.id,
+        };
+        let Some(signed) = palisade_crypto::sign_reply_in_batch(&self.key, reply, leaves) else {
+            self.stats.bad_peer_replies += 1;
+            tracing::warn!(
+                peer,
+                sequence,
+                client,
+                request_id,
+                "a peer sent a reply that is not among the batch's leaves"
+            );
+            return;
+        };
+        self.stats.replies_from_peers += 1;
+        tracing::debug!(
+            peer,
+            sequence,
+            client,
+            request_id,
+            "reply taken from a peer, signed and sent"
+        );
+        self.replies.insert(signed.clone());
+        out.push(ReplicaOutput::Reply {
+            to: client,
+            reply: signed,
+        });
     }
 
     /// Re-sends the cached reply of (`client`, `request_id`) to that client, if there is
@@ -613,10 +751,7 @@ impl<S: Store> ExecutionReplica<S> {
             ReplyMode::Signed => None,
             ReplyMode::Threshold(signer) => Some(Arc::clone(signer)),
         };
-        let leaves: Vec<Digest> = match signer {
-            Some(_) => entries.iter().map(palisade_crypto::leaf_hash).collect(),
-            None => Vec::new(),
-        };
+        let leaves: Vec<Digest> = entries.iter().map(palisade_crypto::leaf_hash).collect();
         // The table's and the leaves' changes commit atomically with the batch (durable
         // exactly-once; a reopened replica's digest equals its peers').
         ran.clients(staged.records(&self.executed));
@@ -666,7 +801,7 @@ impl<S: Store> ExecutionReplica<S> {
                         replica: id,
                     })
                     .collect();
-                self.sign_replies(replies, out);
+                self.sign_replies(replies, &leaves, out);
             }
         }
         Ok(())
@@ -716,8 +851,13 @@ impl<S: Store> ExecutionReplica<S> {
     /// `Signed` mode: the replies of one batch under one signature on their Merkle root,
     /// to their clients, kept for retransmissions. (Re-sent duplicates went out already,
     /// in batch order, while the batch's slots were walked.)
-    fn sign_replies(&mut self, replies: Vec<Reply>, out: &mut Vec<ReplicaOutput>) {
-        for reply in palisade_crypto::sign_batch_replies(&self.key, replies) {
+    fn sign_replies(
+        &mut self,
+        replies: Vec<Reply>,
+        leaves: &[Digest],
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        for reply in palisade_crypto::sign_batch_replies_over(&self.key, replies, leaves) {
             self.replies.insert(reply.clone());
             self.stats.replies_sent += 1;
             out.push(ReplicaOutput::Reply {
@@ -1280,6 +1420,7 @@ impl<S: Store> ExecutionReplica<S> {
                     self.keep_snapshot();
                     self.buffered = self.buffered.split_off(&sequence.saturating_add(1));
                     self.replies.clear();
+                    self.peer_replies.clear();
                     self.firewall.clear();
                     self.own.insert(sequence, expected);
                     self.fetch = Fetch::default();
@@ -1354,6 +1495,7 @@ impl<S: Store> ExecutionReplica<S> {
             return;
         }
         let peer_ok = from != self.config.id && usize::try_from(from).is_ok_and(|f| f < self.n());
+        let signed = matches!(self.config.replies, ReplyMode::Signed);
         match message {
             ExecutionMessage::Order { batch, certificate } => {
                 self.on_order(batch, certificate, out)
@@ -1369,6 +1511,12 @@ impl<S: Store> ExecutionReplica<S> {
                 count,
                 data,
             } if peer_ok => self.on_state_chunk(from, sequence, index, count, data, out),
+            ExecutionMessage::FetchReplies { sequence, requests } if peer_ok && signed => {
+                self.on_fetch_replies(from, sequence, requests, out)
+            }
+            ExecutionMessage::ReplyBody { sequence, entry } if peer_ok && signed => {
+                self.on_peer_reply(from, sequence, entry, out)
+            }
             other => {
                 self.stats.malformed_messages += 1;
                 tracing::debug!(from, message = ?std::mem::discriminant(&other), "unexpected message: dropped");

@@ -55,6 +55,16 @@
 //! counted; the reply cache is not durable, so after a restart a duplicate of an earlier
 //! request gets no reply from this replica (its peers' caches still answer).
 //!
+//! **Reply leaves** (`reply_leaves.rs`). The leaf hashes of the replies of the last two
+//! checkpoint intervals' batches are replicated state too, like the table: in the
+//! digest, in state transfer, committed with each batch. A replica that skipped a batch
+//! (state transfer) or lost its caches (restart) can still answer for it when its order
+//! is re-delivered, so that g+1 correct replicas answer even beside g faulty ones: in the
+//! firewall configuration it signs its share over the leaves; in `separate` it asks its
+//! peers for the reply bodies it lacks, checks each against its leaves, and signs them
+//! itself (`peer_replies.rs`). A request whose batch has left agreement's delivery log
+//! (agreement then sends `ResendReply`, which names no sequence) is not covered.
+//!
 //! **State transfer** (TOCS §5.3.2, simplified): at every checkpoint a replica freezes
 //! its state ([`FileSystem::snapshot`](crate::FileSystem::snapshot): for redb an open
 //! read transaction, O(pages changed since) thanks to copy-on-write; plus the Merkle
@@ -104,6 +114,7 @@
 mod clients;
 mod core;
 mod firewall;
+mod peer_replies;
 mod reply_leaves;
 mod stats;
 mod transfer;

@@ -26,6 +26,19 @@ pub struct ReplicaStats {
     /// knows only by their reply leaves (it skipped them by state transfer, or lost its
     /// cache in a restart).
     pub shares_from_leaves: u64,
+    /// `Signed` mode: re-delivered orders of batches whose replies this replica lacked
+    /// (it knew them only by their leaves), for which it asked its peers.
+    pub replies_fetched: u64,
+    /// `Signed` mode: replies sent to a peer that asked for them.
+    pub replies_served: u64,
+    /// `Signed` mode: peers' asks refused (sequence outside the window, or asked too often).
+    pub reply_fetches_refused: u64,
+    /// `Signed` mode: replies taken from a peer (checked against the leaves), signed and sent.
+    pub replies_from_peers: u64,
+    /// `Signed` mode: replies from peers for sequences not asked for, dropped.
+    pub unsolicited_replies: u64,
+    /// `Signed` mode: replies from peers whose leaf is not among the batch's, dropped.
+    pub bad_peer_replies: u64,
     /// Requests ordered again after they were executed (not executed twice).
     pub duplicate_requests: u64,
     /// Duplicates (executed, or below their client's window) with no cached reply to

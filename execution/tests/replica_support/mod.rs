@@ -294,6 +294,8 @@ pub struct Cluster {
     pub state_chunks: Vec<usize>,
     queue: VecDeque<(ExecReplicaId, ReplicaInput)>,
     pub next_sequence: Sequence,
+    /// Every order delivered, by sequence (for re-delivery after the log collected it).
+    delivered: BTreeMap<Sequence, (OrderedBatch, OrderCertificate)>,
 }
 
 impl Cluster {
@@ -323,6 +325,7 @@ impl Cluster {
             state_chunks: vec![0; n],
             queue: VecDeque::new(),
             next_sequence: 1,
+            delivered: BTreeMap::new(),
         }
     }
 
@@ -333,6 +336,8 @@ impl Cluster {
         let b = batch(sequence, requests);
         let certificate = certificate(&b);
         self.log.record(b.clone(), certificate.clone());
+        self.delivered
+            .insert(sequence, (b.clone(), certificate.clone()));
         for r in 0..self.replicas.len() {
             self.queue.push_back((
                 r as u32,
@@ -358,6 +363,8 @@ impl Cluster {
         let b = batch(sequence, requests);
         let certificate = certificate(&b);
         self.log.record(b.clone(), certificate.clone());
+        self.delivered
+            .insert(sequence, (b.clone(), certificate.clone()));
         for r in targets {
             self.queue.push_back((
                 *r,
@@ -369,6 +376,24 @@ impl Cluster {
         }
         self.run();
         sequence
+    }
+
+    /// Agreement re-delivers the order it delivered at `sequence` to every online
+    /// replica (a client retransmitted a request of that batch).
+    pub fn redeliver(&mut self, sequence: Sequence) {
+        let Some((batch, certificate)) = self.delivered.get(&sequence).cloned() else {
+            panic!("no order was delivered at {sequence}");
+        };
+        for r in 0..self.replicas.len() {
+            self.queue.push_back((
+                r as u32,
+                ReplicaInput::Order {
+                    batch: batch.clone(),
+                    certificate: certificate.clone(),
+                },
+            ));
+        }
+        self.run();
     }
 
     pub fn fire(&mut self, replica: ExecReplicaId, timer: ExecTimer) {
