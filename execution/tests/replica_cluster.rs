@@ -123,19 +123,7 @@ fn a_replica_lying_about_its_digest_makes_no_stable_checkpoint() {
 
 #[test]
 fn a_replica_that_skipped_batches_by_state_transfer_answers_them_with_its_peers_bodies() {
-    let mut c = Cluster::new();
-    for k in 1..=12 {
-        c.order(workload(k));
-    }
-    // Replica 2 loses its data directory and catches up by state transfer at 16, so it
-    // never answers 13..16 itself.
-    c.replicas[2] = replica(2);
-    c.replies[2].clear();
-    for k in 13..=16 {
-        c.order(workload(k));
-    }
-    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
-    assert!(c.replies[2].is_empty());
+    let mut c = Cluster::with_replica_2_transferred_at_16(replica, workload);
     // A client retransmits a request of 14; agreement re-delivers the order. Replica 2
     // asks its peers for the replies, checks them against its own leaves of 14, and
     // signs them: now g+1 replicas answer even if one of its peers were faulty.
@@ -157,15 +145,7 @@ fn a_replica_that_skipped_batches_by_state_transfer_answers_them_with_its_peers_
 
 #[test]
 fn a_peer_cannot_make_a_replica_sign_a_reply_that_is_not_among_its_leaves() {
-    let mut c = Cluster::new();
-    for k in 1..=12 {
-        c.order(workload(k));
-    }
-    c.replicas[2] = replica(2);
-    c.replies[2].clear();
-    for k in 13..=16 {
-        c.order(workload(k));
-    }
+    let mut c = Cluster::with_replica_2_transferred_at_16(replica, workload);
     // Replica 0 is faulty: the bodies it serves are altered. Replica 1's are true.
     c.tamper = Some(Box::new(|from, m| {
         if let (0, ExecutionMessage::ReplyBody { entry, .. }) = (from, m) {

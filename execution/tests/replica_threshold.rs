@@ -323,39 +323,17 @@ fn shares_of(c: &Cluster, r: usize) -> Vec<ReplyShare> {
         .collect()
 }
 
-/// The ORDER agreement delivered at `sequence`, as agreement would re-deliver it.
-fn delivered(c: &Cluster, sequence: u64) -> ReplicaInput {
-    match c.log.fetch(sequence).into_iter().next() {
-        Some(ExecutionMessage::Order { batch, certificate }) if batch.sequence == sequence => {
-            ReplicaInput::Order { batch, certificate }
-        }
-        other => panic!("no order at {sequence}: {other:?}"),
-    }
-}
-
 #[test]
 fn a_replica_that_skipped_batches_by_state_transfer_signs_their_shares_from_the_leaves() {
-    let mut c = Cluster::threshold();
-    for k in 1..=12 {
-        c.order(sealed_workload(k));
-    }
-    // Replica 2 loses its data directory and catches up by state transfer at 16: it
-    // never executes 13..16, so it has no reply of theirs to re-send.
-    c.replicas[2] = threshold_replica(2);
-    c.to_firewall[2].clear();
-    for k in 13..=16 {
-        c.order(sealed_workload(k));
-    }
-    assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
-    assert_eq!(c.replicas[2].last_applied(), 16);
-    assert!(shares_of(&c, 2).is_empty());
+    // Replica 2 never executes 13..16: it has no reply of theirs to re-send.
+    let mut c = Cluster::with_replica_2_transferred_at_16(threshold_replica, sealed_workload);
     // Agreement re-delivers 14 (its replies were lost upward): replica 2 signs its share
     // over the transferred leaves, which are replica 0's leaves of 14, and sends no body.
     let executed = shares_of(&c, 0)
         .into_iter()
         .find(|s| s.sequence == 14)
         .expect("replica 0 certified 14");
-    let order14 = delivered(&c, 14);
+    let order14 = c.delivered(14);
     let share = only_share(&c.replicas[2].step(order14.clone()));
     assert_eq!((share.sequence, share.replica), (14, 2));
     assert_eq!(share.leaves, executed.leaves);
@@ -368,7 +346,7 @@ fn a_replica_that_skipped_batches_by_state_transfer_signs_their_shares_from_the_
     assert_eq!(c.replicas[2].stats().shares_from_leaves, 1);
     assert_eq!(c.replicas[2].stats().firewall_messages_resent, 1);
     // 8 left the window (16 - 2K): nothing to sign, nothing sent.
-    let order8 = delivered(&c, 8);
+    let order8 = c.delivered(8);
     assert!(c.replicas[2].step(order8).is_empty());
     assert_eq!(c.replicas[2].stats().shares_from_leaves, 1);
     // The leaves are in the checkpoint digest: replica 2 agrees with its peers at 20,
@@ -469,16 +447,7 @@ fn a_replica_that_reaches_a_checkpoint_after_it_became_stable_still_shares() {
     assert_eq!(s[0].sequence, K);
     assert!(threshold_verifier().verify_share(2, &stable_message(K), &s[0].share));
     // And it certified the batches it executed late, identically to its peers.
-    let shares_of = |r: usize| -> Vec<ReplyShare> {
-        c.to_firewall[r]
-            .iter()
-            .filter_map(|m| match m {
-                FirewallMessage::ReplyShare(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect()
-    };
-    let (late, early) = (shares_of(2), shares_of(0));
+    let (late, early) = (shares_of(&c, 2), shares_of(&c, 0));
     assert_eq!(late.len(), K as usize);
     for (a, b) in late.iter().zip(&early) {
         assert_eq!((a.sequence, &a.leaves), (b.sequence, &b.leaves));

@@ -378,22 +378,45 @@ impl Cluster {
         sequence
     }
 
+    /// Twelve batches of [`workload`] (sealed for `threshold`), then replica 2 loses its
+    /// data directory and catches up by state transfer at 16: it never executes 13..16,
+    /// so it knows them only by what the transfer brought.
+    pub fn with_replica_2_transferred_at_16(
+        make: fn(ExecReplicaId) -> ExecutionReplica<MemStore>,
+        work: fn(u64) -> Vec<Signed<Request>>,
+    ) -> Cluster {
+        let mut c = Cluster::with(make);
+        for k in 1..=12 {
+            c.order(work(k));
+        }
+        c.replicas[2] = make(2);
+        c.replies[2].clear();
+        c.to_firewall[2].clear();
+        for k in 13..=16 {
+            c.order(work(k));
+        }
+        assert_eq!(c.replicas[2].stats().state_transfers_completed, 1);
+        assert_eq!(c.replicas[2].last_applied(), 16);
+        assert!(c.replies[2].is_empty() && c.to_firewall[2].is_empty());
+        c
+    }
+
     /// Agreement re-delivers the order it delivered at `sequence` to every online
     /// replica (a client retransmitted a request of that batch).
     pub fn redeliver(&mut self, sequence: Sequence) {
+        for r in 0..self.replicas.len() {
+            let input = self.delivered(sequence);
+            self.queue.push_back((r as u32, input));
+        }
+        self.run();
+    }
+
+    /// The ORDER delivered at `sequence`, as agreement would deliver it again.
+    pub fn delivered(&self, sequence: Sequence) -> ReplicaInput {
         let Some((batch, certificate)) = self.delivered.get(&sequence).cloned() else {
             panic!("no order was delivered at {sequence}");
         };
-        for r in 0..self.replicas.len() {
-            self.queue.push_back((
-                r as u32,
-                ReplicaInput::Order {
-                    batch: batch.clone(),
-                    certificate: certificate.clone(),
-                },
-            ));
-        }
-        self.run();
+        ReplicaInput::Order { batch, certificate }
     }
 
     pub fn fire(&mut self, replica: ExecReplicaId, timer: ExecTimer) {
