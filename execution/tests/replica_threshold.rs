@@ -313,14 +313,16 @@ fn only_share(out: &[ReplicaOutput]) -> ReplyShare {
     }
 }
 
+/// What replica `r` sent to the firewall that `pick` picks, in order.
+fn sent<T>(c: &Cluster, r: usize, pick: impl Fn(&FirewallMessage) -> Option<T>) -> Vec<T> {
+    c.to_firewall[r].iter().filter_map(pick).collect()
+}
+
 fn shares_of(c: &Cluster, r: usize) -> Vec<ReplyShare> {
-    c.to_firewall[r]
-        .iter()
-        .filter_map(|m| match m {
-            FirewallMessage::ReplyShare(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
+    sent(c, r, |m| match m {
+        FirewallMessage::ReplyShare(s) => Some(s.clone()),
+        _ => None,
+    })
 }
 
 #[test]
@@ -389,13 +391,10 @@ fn a_restarted_replica_signs_the_share_of_a_batch_it_executed_before_the_restart
 }
 
 fn stable_shares(c: &Cluster, r: usize) -> Vec<StableShare> {
-    c.to_firewall[r]
-        .iter()
-        .filter_map(|m| match m {
-            FirewallMessage::StableShare(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
+    sent(c, r, |m| match m {
+        FirewallMessage::StableShare(s) => Some(s.clone()),
+        _ => None,
+    })
 }
 
 #[test]
