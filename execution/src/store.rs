@@ -19,7 +19,7 @@
 //!   commit as the batch that changed it, so a replica restarted from its store knows
 //!   exactly which requests the batches it holds executed.
 //! - replies: sequence → the leaf hashes of that batch's replies, for the last few
-//!   checkpoint intervals (firewall configuration; replicated state like the clients
+//!   checkpoint intervals (both reply modes; replicated state like the clients
 //!   table, and committed with its batch for the same reason).
 
 use std::collections::BTreeMap;

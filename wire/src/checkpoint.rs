@@ -112,9 +112,9 @@ pub struct ClientRecord {
     pub executed: Vec<u64>,
 }
 
-/// The leaf hashes of the replies one recent batch produced, in batch order (the
-/// firewall configuration: what an execution replica's threshold share signs the root
-/// of). Replicated state, so that a replica that skipped the batch can still sign it.
+/// The leaf hashes of the replies one recent batch produced, in batch order (what an
+/// execution replica's threshold share, or its batch signature, signs the root of).
+/// Replicated state, so that a replica that skipped the batch can still sign it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct BatchLeaves {
     pub sequence: u64,

@@ -71,7 +71,7 @@ pub struct ExecutionReplica<S: Store> {
     key: SigningKey,
     fs: FileSystem<S>,
     executed: ExecutedTable,
-    /// `Threshold` mode: the reply leaves of recent batches (replicated state).
+    /// The reply leaves of recent batches (replicated state; `reply_leaves.rs`).
     reply_leaves: ReplyLeaves,
     /// `Signed` mode: recent signed replies, per client.
     replies: ReplyCache,
@@ -734,8 +734,8 @@ impl<S: Store> ExecutionReplica<S> {
         }
         let (results, mut ran) = self.fs.run_batch(&batch.context(), &ops)?;
         let sequence = batch.sequence;
-        // Each fresh request's reply, before the commit: in `Threshold` mode the leaf
-        // hashes of the batch's replies are replicated state (`reply_leaves.rs`).
+        // Each fresh request's reply, before the commit: the leaf hashes of the batch's
+        // replies are replicated state (`reply_leaves.rs`).
         let entries: Vec<ReplyEntry> = slots
             .iter()
             .filter_map(|slot| match slot {

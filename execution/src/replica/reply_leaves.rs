@@ -1,7 +1,7 @@
-//! The reply leaves of recent batches (firewall configuration): for each batch executed
-//! in the last few checkpoint intervals, the leaf hashes of the replies it produced, in
-//! batch order — exactly what a replica's threshold share signs the Merkle root of
-//! (SOSP 2003 §4.2; DESIGN §5 "one signature per batch").
+//! The reply leaves of recent batches: for each batch executed in the last few
+//! checkpoint intervals, the leaf hashes of the replies it produced, in batch order —
+//! exactly what a replica's threshold share (firewall) or batch signature (`separate`)
+//! signs the Merkle root of (SOSP 2003 §4.2; DESIGN §5 "one signature per batch").
 //!
 //! **Why replicated state.** The bottom filters certify a batch's replies once g+1
 //! shares on one root combine. A replica that skipped the batch (state transfer) or lost
@@ -10,7 +10,9 @@
 //! up was never certified (the simulator's `firewall-chaos` seed 102). With the leaves
 //! covered by the checkpoint digest and moved by state transfer, every correct replica
 //! can sign its share of any batch in the window; the bodies come from any replica that
-//! executed it (a filter checks each body against the certified leaves).
+//! executed it (a filter checks each body against the certified leaves). In `separate`
+//! the replica fetches the bodies from its peers and checks them against these leaves
+//! itself (`peer_replies.rs`).
 //!
 //! **Why durable with the batch.** The leaves enter the checkpoint digest, so a replica
 //! reopened from its data directory must hold exactly the leaves its peers hold at the
