@@ -399,9 +399,10 @@ impl<S: Store> ExecutionReplica<S> {
             .cloned()
             .collect();
         // Fewer cached replies than the batch made (by its leaves): ask peers for the
-        // rest (`peer_replies.rs`).
+        // rest (`peer_replies.rs`). A batch with fewer requests than leaves is not the
+        // one executed here (one leaf per fresh request), and gets nothing.
         let missing: Vec<(ClientId, u64)> = match self.reply_leaves.get(seq) {
-            Some(leaves) if cached.len() < leaves.len() => {
+            Some(leaves) if cached.len() < leaves.len() && leaves.len() <= seen.len() => {
                 let have: BTreeSet<(ClientId, u64)> = cached
                     .iter()
                     .map(|r| (r.message.client, r.message.request_id))
