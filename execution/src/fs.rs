@@ -214,49 +214,23 @@ impl<S: Store> FileSystem<S> {
     /// The stored reply leaves, ascending sequence; more than `max` batches is
     /// corruption (the replica keeps a bounded window of them).
     pub fn replies(&self, max: usize) -> Result<Vec<BatchLeaves>, ExecError> {
-        let mut out: Vec<BatchLeaves> = Vec::new();
-        loop {
-            let from = match out.last() {
-                Some(b) if b.sequence == u64::MAX => return Ok(out),
-                Some(b) => b.sequence + 1,
-                None => 0,
-            };
-            let page = self.store.replies_from(from, ID_CHUNK)?;
-            let full = page.len() == ID_CHUNK;
-            out.extend(page);
-            if out.len() > max {
-                return Err(ExecError::Corrupt(format!(
-                    "more than {max} batches of reply leaves stored"
-                )));
-            }
-            if !full {
-                return Ok(out);
-            }
-        }
+        all_pages(
+            |from| self.store.replies_from(from, ID_CHUNK),
+            |b| b.sequence,
+            max,
+            "batches of reply leaves",
+        )
     }
 
     /// The stored exactly-once table records, ascending client id; more than `max`
     /// records is corruption (the table holds one per registered client).
     pub fn clients(&self, max: usize) -> Result<Vec<ClientRecord>, ExecError> {
-        let mut out: Vec<ClientRecord> = Vec::new();
-        loop {
-            let from = match out.last() {
-                Some(r) if r.client == u64::MAX => return Ok(out),
-                Some(r) => r.client + 1,
-                None => 0,
-            };
-            let page = self.store.clients_from(from, ID_CHUNK)?;
-            let full = page.len() == ID_CHUNK;
-            out.extend(page);
-            if out.len() > max {
-                return Err(ExecError::Corrupt(format!(
-                    "more than {max} exactly-once records stored"
-                )));
-            }
-            if !full {
-                return Ok(out);
-            }
-        }
+        all_pages(
+            |from| self.store.clients_from(from, ID_CHUNK),
+            |r| r.client,
+            max,
+            "exactly-once records",
+        )
     }
 
     /// For a store with deferred fsyncs: a waiter that returns once every batch applied
@@ -316,5 +290,32 @@ impl<S: Store> FileSystem<S> {
     /// Closes the file system and hands back its store (everything applied is in it).
     pub fn into_store(self) -> S {
         self.store
+    }
+}
+
+/// Every record of a table read in pages of [`ID_CHUNK`] by ascending `key`
+/// (`page(from)` returns the records with key ≥ `from`); more than `max` is corruption.
+fn all_pages<T>(
+    page: impl Fn(u64) -> Result<Vec<T>, ExecError>,
+    key: impl Fn(&T) -> u64,
+    max: usize,
+    what: &str,
+) -> Result<Vec<T>, ExecError> {
+    let mut out: Vec<T> = Vec::new();
+    loop {
+        let from = match out.last().map(&key) {
+            Some(u64::MAX) => return Ok(out),
+            Some(k) => k + 1,
+            None => 0,
+        };
+        let records = page(from)?;
+        let full = records.len() == ID_CHUNK;
+        out.extend(records);
+        if out.len() > max {
+            return Err(ExecError::Corrupt(format!("more than {max} {what} stored")));
+        }
+        if !full {
+            return Ok(out);
+        }
     }
 }
