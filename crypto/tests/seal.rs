@@ -6,7 +6,7 @@
 use palisade_crypto::{BodyKey, CryptoError};
 
 fn key(b: u8) -> BodyKey {
-    BodyKey::from_bytes([b; 32])
+    BodyKey::from_bytes([b; 32]).unwrap()
 }
 
 #[test]
@@ -35,7 +35,9 @@ fn replies_are_deterministic_and_round_trip() {
     let pt = b"READ reply: 4 KiB of file data".repeat(100);
     let a = k.seal_reply(17, 3, 44, &pt);
     // Another replica with the same key seals the same bytes.
-    let b = BodyKey::from_bytes(k.to_bytes()).seal_reply(17, 3, 44, &pt);
+    let b = BodyKey::from_bytes(k.to_bytes())
+        .unwrap()
+        .seal_reply(17, 3, 44, &pt);
     assert_eq!(a, b);
     assert_eq!(a.len(), pt.len() + 16);
     assert_eq!(k.open_reply(17, 3, 44, &a).unwrap(), pt);
@@ -104,12 +106,76 @@ fn a_request_never_opens_as_a_reply_or_the_other_way_round() {
 
 #[test]
 fn keys_keep_their_bytes_and_hide_them_from_debug() {
-    let k = BodyKey::generate(&mut rand::rng());
-    let k2 = BodyKey::generate(&mut rand::rng());
+    let k = BodyKey::generate(&mut rand::rng()).unwrap();
+    let k2 = BodyKey::generate(&mut rand::rng()).unwrap();
     assert_ne!(k.to_bytes(), k2.to_bytes());
-    assert_eq!(BodyKey::from_bytes(k.to_bytes()).to_bytes(), k.to_bytes());
+    assert_eq!(
+        BodyKey::from_bytes(k.to_bytes()).unwrap().to_bytes(),
+        k.to_bytes()
+    );
     let dbg = format!("{k:?}");
     assert_eq!(dbg, "BodyKey(..)");
     let ct = k.seal_reply(1, 1, 1, b"x");
     assert_eq!(k.clone().open_reply(1, 1, 1, &ct).unwrap(), b"x");
+}
+
+/// The bytes are RFC 8452's AES-256-GCM-SIV under the documented subkeys, nonces and
+/// associated data: checked against the RustCrypto implementation (which sealed bodies
+/// before AWS-LC's), so a change of library cannot change what replicas sign or open.
+#[test]
+fn bodies_are_rfc_8452_bytes_under_the_documented_subkeys() {
+    use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
+    use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+    let master = [9u8; 32];
+    let k = key(9);
+    let subkey = |context: &str| Aes256GcmSiv::new(&blake3::derive_key(context, &master).into());
+    let request = subkey("palisade 2025 body key: request sealing (AES-256-GCM-SIV)");
+    let reply = subkey("palisade 2025 body key: reply sealing (AES-256-GCM-SIV)");
+    let nonce_key = blake3::derive_key("palisade 2025 body key: reply nonce derivation", &master);
+    let mut rng = rand::rng();
+    for len in [0usize, 1, 16, 17, 4096, 1 << 20] {
+        let pt: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        let (sequence, client, request_id) = (70u64, 4u64, 900u64 + len as u64);
+
+        let mut aad = b"palisade/seal/reply\0".to_vec();
+        for v in [sequence, client, request_id] {
+            aad.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut h = blake3::Hasher::new_keyed(&nonce_key);
+        for v in [sequence, client, request_id] {
+            h.update(&v.to_le_bytes());
+        }
+        let nonce: [u8; 12] = h.finalize().as_bytes()[..12].try_into().unwrap();
+        let mut expected = pt.clone();
+        let tag = reply
+            .encrypt_in_place_detached(&Nonce::from(nonce), &aad, &mut expected)
+            .unwrap();
+        expected.extend_from_slice(&tag);
+        assert_eq!(k.seal_reply(sequence, client, request_id, &pt), expected);
+
+        // A request sealed by the other implementation opens here, and the other way round.
+        let mut aad = b"palisade/seal/request\0".to_vec();
+        aad.extend_from_slice(&client.to_le_bytes());
+        let mut sealed = vec![5u8; 12];
+        let mut body = pt.clone();
+        let tag = request
+            .encrypt_in_place_detached(&Nonce::from([5u8; 12]), &aad, &mut body)
+            .unwrap();
+        sealed.extend_from_slice(&body);
+        sealed.extend_from_slice(&tag);
+        assert_eq!(k.open_request(client, &sealed).unwrap(), pt);
+        let ours = k.seal_request(client, &pt, &mut rng);
+        let (n, rest) = ours.split_at(12);
+        let (ct, t) = rest.split_at(rest.len() - 16);
+        let mut opened = ct.to_vec();
+        request
+            .decrypt_in_place_detached(
+                Nonce::from_slice(n),
+                &aad,
+                &mut opened,
+                aes_gcm_siv::Tag::from_slice(t),
+            )
+            .unwrap();
+        assert_eq!(opened, pt);
+    }
 }

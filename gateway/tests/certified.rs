@@ -64,7 +64,7 @@ fn signer(i: u32) -> Arc<dyn ThresholdSigner> {
     palisade_crypto::signer_from_bytes(&k.public, i, &k.shares[i as usize]).unwrap()
 }
 fn body_key() -> BodyKey {
-    BodyKey::from_bytes([6; 32])
+    BodyKey::from_bytes([6; 32]).unwrap()
 }
 
 fn free_port() -> u16 {

@@ -549,7 +549,9 @@ fn body_key(path: &Path, file: &ConfigFile) -> Result<Option<BodyKey>, NodeError
         (Role::Gateway | Role::Execution, Some(text)) => {
             let bytes = hex::decode32(text)
                 .ok_or_else(|| err(path, "body_key", "expected 64 hex digits (32 bytes)"))?;
-            Ok(Some(BodyKey::from_bytes(bytes)))
+            BodyKey::from_bytes(bytes)
+                .map(Some)
+                .map_err(|e| err(path, "body_key", e.to_string()))
         }
         (Role::Gateway | Role::Execution, None) if file.h.is_some() => Err(err(
             path,
@@ -664,7 +666,8 @@ pub fn keygen(opts: &KeygenOptions) -> Result<Vec<PathBuf>, NodeError> {
         ),
         None => None,
     };
-    let body_key = BodyKey::generate(&mut rng);
+    let body_key = BodyKey::generate(&mut rng)
+        .map_err(|e| NodeError::Other(format!("keygen: body key: {e}")))?;
     struct Gen {
         role: Role,
         id: u64,

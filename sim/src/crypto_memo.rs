@@ -150,7 +150,7 @@ impl FirewallKeys {
         Ok(FirewallKeys {
             verifier,
             signers,
-            body_key: BodyKey::from_bytes(derive(seed, 0xB0)),
+            body_key: BodyKey::from_bytes(derive(seed, 0xB0))?,
         })
     }
 

@@ -88,7 +88,7 @@ pub fn threshold_verifier() -> Arc<dyn ThresholdVerifier> {
 
 /// The key gateways and execution replicas share for sealed bodies.
 pub fn body_key() -> BodyKey {
-    BodyKey::from_bytes([5; 32])
+    BodyKey::from_bytes([5; 32]).unwrap()
 }
 
 /// The firewall configuration: sealed bodies, a threshold share per batch.
