@@ -144,6 +144,42 @@ fn a_replica_that_skipped_batches_by_state_transfer_answers_them_with_its_peers_
 }
 
 #[test]
+fn a_reply_asked_for_after_its_order_was_collected_comes_from_peers_bodies() {
+    let mut c = Cluster::with_replica_2_transferred_at_16(replica, workload);
+    // Batch 14 (clients 0 and 1, ids 27 and 28) left agreement's delivery log; client 0
+    // retransmits request 27, and agreement asks the replicas for its reply, naming the
+    // sequence it delivered it at. Replicas 0 and 1 re-send theirs; replica 2, which
+    // knows 14 only by its leaves, asks its peers and signs the one that matches.
+    c.ask_for_reply(0, 27, Some(14));
+    let s = c.replicas[2].stats().clone();
+    assert_eq!((s.replies_fetched, s.replies_from_peers), (1, 1), "{s:?}");
+    assert_eq!((s.unsolicited_replies, s.bad_peer_replies), (0, 0), "{s:?}");
+    assert_eq!(c.replicas[0].stats().replies_resent, 1);
+    let theirs = c.reply_of(0, 0, 27).message.clone();
+    let ours = &c.replies[2][&(0, 27)];
+    assert_eq!(ours.len(), 1);
+    palisade_crypto::verify_batch_reply(&exec_key(2).verifying_key(), &ours[0]).unwrap();
+    assert!(ours[0].message.matches(&theirs) && ours[0].message.sequence == 14);
+
+    // A faulty agreement node names the wrong sequence: the peers hold no reply to
+    // (1, 28) at 13, so nothing comes back and nothing is signed.
+    c.ask_for_reply(1, 28, Some(13));
+    assert_eq!(c.replicas[2].stats().replies_from_peers, 1);
+    assert!(!c.replies[2].contains_key(&(1, 28)));
+    // Without a sequence, or one outside the leaves' window, nothing is asked.
+    let fetched = c.replicas[2].stats().replies_fetched;
+    c.ask_for_reply(1, 28, None);
+    c.ask_for_reply(1, 28, Some(8));
+    assert_eq!(c.replicas[2].stats().replies_fetched, fetched);
+    // With the right one, it is answered like the first.
+    c.ask_for_reply(1, 28, Some(14));
+    assert_eq!(c.replicas[2].stats().replies_from_peers, 2);
+    assert!(c.replies[2][&(1, 28)][0]
+        .message
+        .matches(&c.reply_of(1, 1, 28).message));
+}
+
+#[test]
 fn a_peer_cannot_make_a_replica_sign_a_reply_that_is_not_among_its_leaves() {
     let mut c = Cluster::with_replica_2_transferred_at_16(replica, workload);
     // Replica 0 is faulty: the bodies it serves are altered. Replica 1's are true.

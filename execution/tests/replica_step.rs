@@ -515,6 +515,7 @@ fn agreement_asking_for_a_reply_gets_the_cached_one_to_its_client() {
     let out = r.step(ReplicaInput::ResendReply {
         client: 1,
         request_id: 1,
+        sequence: Some(1),
     });
     assert_eq!(
         out,
@@ -524,13 +525,17 @@ fn agreement_asking_for_a_reply_gets_the_cached_one_to_its_client() {
         }]
     );
     assert_eq!(r.stats().replies_resent, 1);
-    // A request never executed here has no reply to re-send: nothing happens.
-    assert!(r
-        .step(ReplicaInput::ResendReply {
-            client: 1,
-            request_id: 2
-        })
-        .is_empty());
+    // A request never executed here has no reply to re-send, and none to ask peers
+    // for, whatever sequence agreement names: nothing happens.
+    for sequence in [None, Some(1)] {
+        assert!(r
+            .step(ReplicaInput::ResendReply {
+                client: 1,
+                request_id: 2,
+                sequence,
+            })
+            .is_empty());
+    }
     assert_eq!(r.stats().replies_resent, 1);
     assert_eq!(r.stats().requests_executed, 2, "nothing executed again");
 }

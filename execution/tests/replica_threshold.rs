@@ -475,7 +475,8 @@ fn a_request_for_a_reply_sends_nothing_through_the_firewall() {
     assert!(r
         .step(ReplicaInput::ResendReply {
             client: 0,
-            request_id: 1
+            request_id: 1,
+            sequence: Some(1),
         })
         .is_empty());
     assert_eq!(r.stats().malformed_messages, malformed + 1);

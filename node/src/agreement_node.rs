@@ -518,9 +518,14 @@ impl Driver {
             return;
         }
         Probe::bump(&self.probe.replies_asked);
+        let sequence = self.delivered.get(&(client, request_id)).copied();
         self.net.send_many(
             self.downstream.iter().copied(),
-            &Envelope::Execution(ExecutionMessage::ResendReply { client, request_id }),
+            &Envelope::Execution(ExecutionMessage::ResendReply {
+                client,
+                request_id,
+                sequence,
+            }),
         );
     }
 

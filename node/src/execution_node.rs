@@ -242,8 +242,16 @@ impl Worker {
             (
                 Some(_),
                 NodeId::Agreement(_),
-                Envelope::Execution(ExecutionMessage::ResendReply { client, request_id }),
-            ) => ReplicaInput::ResendReply { client, request_id },
+                Envelope::Execution(ExecutionMessage::ResendReply {
+                    client,
+                    request_id,
+                    sequence,
+                }),
+            ) => ReplicaInput::ResendReply {
+                client,
+                request_id,
+                sequence,
+            },
             (_, NodeId::Execution(j), Envelope::Execution(message)) => {
                 ReplicaInput::Message { from: j, message }
             }

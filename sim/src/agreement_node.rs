@@ -467,6 +467,7 @@ impl AgreementNode {
                         msg: Msg::Execution(ExecutionMessage::ResendReply {
                             client: key.0,
                             request_id: key.1,
+                            sequence: self.delivered_requests.get(&key).copied(),
                         }),
                     });
                 }

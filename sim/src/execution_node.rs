@@ -121,8 +121,16 @@ impl ExecutionNode {
             }
             (
                 NodeId::Agreement(_),
-                Msg::Execution(ExecutionMessage::ResendReply { client, request_id }),
-            ) if self.orders_from(from) => ReplicaInput::ResendReply { client, request_id },
+                Msg::Execution(ExecutionMessage::ResendReply {
+                    client,
+                    request_id,
+                    sequence,
+                }),
+            ) if self.orders_from(from) => ReplicaInput::ResendReply {
+                client,
+                request_id,
+                sequence,
+            },
             (NodeId::Execution(peer), Msg::Execution(message)) => ReplicaInput::Message {
                 from: peer,
                 message,

@@ -61,7 +61,9 @@
 //!   checkpoint let agreement collect the batch from its delivery log has no order to
 //!   re-send: then agreement asks the execution replicas for their cached reply
 //!   (`ExecutionMessage::ResendReply`, `separate` only; seeds 218, 453 and 694 of
-//!   `lossy-replies` used to go unanswered). The firewall configuration closes the same
+//!   `lossy-replies` used to go unanswered), naming the sequence it delivered it at, so
+//!   a replica that knows that batch only by its reply leaves fetches the body from its
+//!   peers. The firewall configuration closes the same
 //!   gap with overdue re-forwarding by the filters, below;
 //! - gateways crash and restart only with `SimConfig::client_crashes` (a test in
 //!   `tests/scenarios.rs` turns it on): their in-flight requests are abandoned and the

@@ -172,9 +172,16 @@ pub enum ExecutionMessage {
     /// ordered, and its batch has left the delivery log, so the order cannot be re-sent
     /// to make the replicas re-send their replies (TOCS §4.1: a replica re-sends the
     /// reply of a request it executed). Each replica sends its cached reply, if it still
-    /// has one, to that client. The reply carries its own signature; the message asks
-    /// for nothing else.
-    ResendReply { client: ClientId, request_id: u64 },
+    /// has one, to that client. The reply carries its own signature. `sequence` is where
+    /// this agreement node delivered the request, when it still remembers: a replica
+    /// that knows that batch only by its reply leaves asks its peers for the reply
+    /// (`FetchReplies`) and takes it only if its leaf is among its own, so a faulty
+    /// agreement node that names a wrong sequence makes it sign nothing.
+    ResendReply {
+        client: ClientId,
+        request_id: u64,
+        sequence: Option<Sequence>,
+    },
     /// Execution → execution (`separate` only): "send me the replies you made to these
     /// requests of the batch at `sequence`". A replica that knows that batch only by its
     /// reply leaves (it skipped the batch by state transfer, or lost its reply cache in a

@@ -35,7 +35,6 @@ impl ExecutedTable {
     }
 
     /// True if `id` was executed for `client`, or is so old that it must be a replay.
-    #[cfg(test)]
     pub(crate) fn contains(&self, client: ClientId, id: u64) -> bool {
         match self.clients.get(&client) {
             Some(e) => id <= e.max.saturating_sub(self.window) || e.ids.contains(&id),

@@ -257,9 +257,11 @@ impl<S: Store> ExecutionReplica<S> {
                     }
                 }
             }
-            ReplicaInput::ResendReply { client, request_id } => {
-                self.on_resend_reply(client, request_id, &mut out)
-            }
+            ReplicaInput::ResendReply {
+                client,
+                request_id,
+                sequence,
+            } => self.on_resend_reply(client, request_id, sequence, &mut out),
             ReplicaInput::Timer(ExecTimer::FetchOrders) => self.on_fetch_timer(&mut out),
             ReplicaInput::Timer(ExecTimer::FetchState) => self.on_state_timer(&mut out),
         }
@@ -562,29 +564,59 @@ impl<S: Store> ExecutionReplica<S> {
 
     /// Re-sends the cached reply of (`client`, `request_id`) to that client, if there is
     /// one (`Signed` mode). The reply is self-certifying, so whoever asked learns nothing
-    /// and can make a replica send only what it already sent once. In the firewall
-    /// configuration nothing leaves a replica but towards the bottom filters: ignored.
+    /// and can make a replica send only what it already sent once. Without one, for a
+    /// request this replica's exactly-once table says was executed, at a `sequence` still
+    /// in the reply leaves' window, it asks its peers for the reply (see below). In the
+    /// firewall configuration nothing leaves a replica but towards the bottom filters:
+    /// ignored.
     fn on_resend_reply(
         &mut self,
         client: palisade_wire::agreement::ClientId,
         request_id: u64,
+        sequence: Option<Sequence>,
         out: &mut Vec<ReplicaOutput>,
     ) {
         if matches!(self.config.replies, ReplyMode::Threshold(_)) {
             self.stats.malformed_messages += 1;
             return;
         }
-        match self.replies.get(client, request_id) {
-            Some(reply) => {
-                self.stats.replies_resent += 1;
-                tracing::debug!(client, request_id, "re-sending a cached reply on request");
-                out.push(ReplicaOutput::Reply {
-                    to: client,
-                    reply: reply.clone(),
-                });
-            }
-            None => tracing::debug!(client, request_id, "no cached reply to re-send"),
+        if let Some(reply) = self.replies.get(client, request_id) {
+            self.stats.replies_resent += 1;
+            tracing::debug!(client, request_id, "re-sending a cached reply on request");
+            out.push(ReplicaOutput::Reply {
+                to: client,
+                reply: reply.clone(),
+            });
+            return;
         }
+        // No cached reply, but the batch agreement names is still in the reply leaves'
+        // window: this replica skipped it by state transfer or lost its cache in a
+        // restart. Ask the peers for the body, as for a re-delivered order; it is taken
+        // only if its leaf is among this replica's own leaves of that sequence
+        // (`on_peer_reply`), so a wrong sequence from a faulty agreement node gets
+        // nothing signed, and the bounds of `peer_replies.rs` hold.
+        let executed = self.executed.contains(client, request_id);
+        let Some(seq) = sequence
+            .filter(|s| executed && self.reply_leaves.get(*s).is_some_and(|l| !l.is_empty()))
+        else {
+            tracing::debug!(client, request_id, "no cached reply to re-send");
+            return;
+        };
+        self.peer_replies.want(seq, &self.reply_leaves);
+        self.stats.replies_fetched += 1;
+        tracing::debug!(
+            client,
+            request_id,
+            sequence = seq,
+            "no cached reply: asking peers for it"
+        );
+        out.push(ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::FetchReplies {
+                sequence: seq,
+                requests: vec![(client, request_id)],
+            },
+        });
     }
 
     /// `Threshold` mode: re-sends the cached share and reply bodies of an executed batch

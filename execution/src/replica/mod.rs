@@ -62,8 +62,12 @@
 //! is re-delivered, so that g+1 correct replicas answer even beside g faulty ones: in the
 //! firewall configuration it signs its share over the leaves; in `separate` it asks its
 //! peers for the reply bodies it lacks, checks each against its leaves, and signs them
-//! itself (`peer_replies.rs`). A request whose batch has left agreement's delivery log
-//! (agreement then sends `ResendReply`, which names no sequence) is not covered.
+//! itself (`peer_replies.rs`). The same holds for a request whose batch has left
+//! agreement's delivery log: agreement's `ResendReply` names the sequence it delivered
+//! the request at, and a replica without a cached reply asks its peers for that one body.
+//! Not covered: a `ResendReply` from an agreement node that no longer remembers the
+//! sequence (its map of delivered requests is bounded), and batches older than the
+//! leaves' window.
 //!
 //! **State transfer** (TOCS §5.3.2, simplified): at every checkpoint a replica freezes
 //! its state ([`FileSystem::snapshot`](crate::FileSystem::snapshot): for redb an open
@@ -233,10 +237,12 @@ pub enum ReplicaInput {
     /// orders it collected). Self-certifying: g+1 execution replicas signed it.
     Stable(palisade_wire::execution::CheckpointCertificate),
     /// Agreement asks for the reply of a request executed long ago
-    /// ([`ExecutionMessage::ResendReply`]); `Signed` mode only.
+    /// ([`ExecutionMessage::ResendReply`]), naming the sequence it was delivered at when
+    /// it remembers it (a hint, checked against the reply leaves); `Signed` mode only.
     ResendReply {
         client: palisade_wire::agreement::ClientId,
         request_id: u64,
+        sequence: Option<palisade_wire::agreement::Sequence>,
     },
     /// A timer set by [`ReplicaOutput::SetTimer`] fired.
     Timer(ExecTimer),

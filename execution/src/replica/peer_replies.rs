@@ -4,8 +4,9 @@
 //! A replica that skipped a batch by state transfer, or lost its reply cache in a
 //! restart, knows the batch's replies only by their leaf hashes. With one faulty replica
 //! sending wrong replies, the client could then never see g+1 matching ones. So when the
-//! batch's order is re-delivered (a client retransmitted), such a replica asks its peers
-//! for the replies it lacks (`FetchReplies`), checks each body it gets against its own
+//! batch's order is re-delivered (a client retransmitted), or agreement asks for one of
+//! its replies after collecting the order (`ResendReply` naming the sequence), such a
+//! replica asks its peers for the replies it lacks (`FetchReplies`), checks each body it gets against its own
 //! leaves — which its checkpoint digest covers, so a faulty peer cannot make it sign
 //! anything but the true reply — and signs and sends the reply itself.
 //!

@@ -411,6 +411,23 @@ impl Cluster {
         self.run();
     }
 
+    /// Agreement asks every online replica for the reply to (`client`, `request_id`),
+    /// whose batch left its delivery log (`ExecutionMessage::ResendReply`), naming the
+    /// sequence it remembers delivering it at.
+    pub fn ask_for_reply(&mut self, client: u64, request_id: u64, sequence: Option<Sequence>) {
+        for r in 0..self.replicas.len() {
+            self.queue.push_back((
+                r as u32,
+                ReplicaInput::ResendReply {
+                    client,
+                    request_id,
+                    sequence,
+                },
+            ));
+        }
+        self.run();
+    }
+
     /// The ORDER delivered at `sequence`, as agreement would deliver it again.
     pub fn delivered(&self, sequence: Sequence) -> ReplicaInput {
         let Some((batch, certificate)) = self.delivered.get(&sequence).cloned() else {
