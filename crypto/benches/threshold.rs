@@ -122,6 +122,30 @@ fn threshold(c: &mut Criterion) {
 
     // SOSP 2003 §4: the bottom row combines g+1 shares and checks the result, the top row
     // and the gateway check it again (each once per batch, through `VerifiedRoots`).
+    // A bottom filter prepares a root's message when its first share comes
+    // (`ThresholdVerifier::prepare`): what is left when the g-th more arrives, and what
+    // preparing costs (a fresh message each time; a no-op for schemes that keep none).
+    let mut group = quick(c, "threshold/verify_combined_prepared");
+    for f in &fixtures {
+        f.verifier.prepare(&message);
+        group.bench_function(f.name, |b| {
+            b.iter(|| assert!(f.verifier.verify(black_box(&message), &f.combined)))
+        });
+    }
+    group.finish();
+    let mut group = quick(c, "threshold/prepare");
+    for f in &fixtures {
+        let mut n = 0u64;
+        group.bench_function(f.name, |b| {
+            b.iter(|| {
+                n += 1;
+                f.verifier
+                    .prepare(black_box(&reply_root_message(n, &Digest([0x5a; 32]))))
+            })
+        });
+    }
+    group.finish();
+
     let mut group = quick(c, "threshold/reply_path_combine_and_3_verifies");
     for f in &fixtures {
         group.bench_function(f.name, |b| {

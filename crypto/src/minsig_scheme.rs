@@ -32,7 +32,8 @@
 //! the plain code paths and picks ADX at run time from CPUID (`__blst_platform_cap`);
 //! measured here, a host-ADX build of the same operations is within noise of it.
 
-use std::sync::OnceLock;
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
 
 use blstrs::{Bls12, G1Affine, G1Projective, G2Affine, G2Prepared, G2Projective, Scalar};
 use ff::Field;
@@ -170,6 +171,20 @@ fn neg_generator() -> &'static G2Prepared {
     LINES.get_or_init(|| G2Prepared::from(-G2Affine::generator()))
 }
 
+/// Messages kept by [`ThresholdVerifier::prepare`]: a bottom filter prepares one per
+/// batch it is collecting shares for, and a few batches are in flight at once.
+const PREPARED: usize = 8;
+
+/// The message-dependent half of a check, computed ahead by `prepare`: the Miller loop
+/// of e(H(m), pk). What is left when the signature comes is the loop of e(σ, −g₂) and
+/// the final exponentiation; the two loops multiply to what one two-pair loop gives.
+/// Measured (`cargo bench -p palisade-crypto --bench threshold -- "verify_combined|prepare"`):
+/// a check takes 605 µs unprepared and 438 µs prepared; preparing takes 176 µs.
+struct Prepared {
+    message: Vec<u8>,
+    half: blstrs::MillerLoopResult,
+}
+
 /// e(σ, −g₂) · e(H(m), pk) = 1, i.e. e(σ, g₂) = e(H(m), pk): two Miller loops over
 /// precomputed lines and one final exponentiation. `sig` was parsed (in G1, not the
 /// identity), `key` is a checked key point, so this is BLS verification (Boneh–Lynn–
@@ -193,6 +208,8 @@ pub(crate) struct MinSigVerifier {
     g: usize,
     public_key: G2Prepared,
     shares: Vec<KeyShare>,
+    /// The latest [`PREPARED`] messages' halves, oldest first.
+    prepared: Mutex<VecDeque<Prepared>>,
 }
 
 impl std::fmt::Debug for MinSigVerifier {
@@ -246,7 +263,14 @@ impl MinSigVerifier {
             g: header.g,
             public_key: G2Prepared::from(master),
             shares,
+            prepared: Mutex::new(VecDeque::with_capacity(PREPARED)),
         })
+    }
+
+    /// The prepared half for `message`, if `prepare` computed it (and it is still kept).
+    fn prepared_half(&self, message: &[u8]) -> Option<blstrs::MillerLoopResult> {
+        let kept = self.prepared.lock().ok()?;
+        kept.iter().find(|p| p.message == message).map(|p| p.half)
     }
 }
 
@@ -293,9 +317,33 @@ impl ThresholdVerifier for MinSigVerifier {
     }
 
     fn verify(&self, message: &[u8], signature: &ThresholdSignature) -> bool {
-        match parse_signature(&signature.0) {
-            Some(sig) => pairing_check(&sig, message, &self.public_key),
-            None => false,
+        let Some(sig) = parse_signature(&signature.0) else {
+            return false;
+        };
+        match self.prepared_half(message) {
+            Some(half) => {
+                let loops = Bls12::multi_miller_loop(&[(&sig, neg_generator())]) + half;
+                bool::from(loops.final_exponentiation().is_identity())
+            }
+            None => pairing_check(&sig, message, &self.public_key),
+        }
+    }
+
+    fn prepare(&self, message: &[u8]) {
+        if self.prepared_half(message).is_some() {
+            return;
+        }
+        let hashed = G1Projective::hash_to_curve(message, DST, &[]).to_affine();
+        let half = Bls12::multi_miller_loop(&[(&hashed, &self.public_key)]);
+        // A poisoned lock (a panic elsewhere while holding it) only costs the shortcut.
+        if let Ok(mut kept) = self.prepared.lock() {
+            if kept.len() >= PREPARED {
+                kept.pop_front();
+            }
+            kept.push_back(Prepared {
+                message: message.to_vec(),
+                half,
+            });
         }
     }
 }
@@ -372,6 +420,49 @@ mod tests {
         }
         let same = [Scalar::from(2u64), Scalar::from(2u64)];
         assert!(lagrange_at_zero(&same).is_none());
+    }
+
+    #[test]
+    fn a_prepared_message_verifies_exactly_as_an_unprepared_one() {
+        let keys = deal(1, 3, [8; 32]).unwrap();
+        let header = PublicHeader::parse(&keys.public).unwrap();
+        let verifier = MinSigVerifier::from_header(&header).unwrap();
+        let sign = |m: &[u8]| {
+            let shares: Vec<_> = (0..2u32)
+                .map(|i| {
+                    let share = ShareHeader::parse(&keys.shares[i as usize]).unwrap();
+                    let signer = MinSigSigner::from_headers(&header, &share).unwrap();
+                    (i, signer.sign_share(m))
+                })
+                .collect();
+            verifier.combine(&shares).unwrap()
+        };
+        let (good, other) = (sign(b"root 1"), sign(b"root 2"));
+        let mut flipped = good.clone();
+        flipped.0[47] ^= 1;
+        let answers = |v: &MinSigVerifier| {
+            [
+                v.verify(b"root 1", &good),
+                v.verify(b"root 1", &other),
+                v.verify(b"root 1", &flipped),
+                v.verify(b"root 2", &other),
+                v.verify(b"root 2", &good),
+            ]
+        };
+        let unprepared = answers(&verifier);
+        assert_eq!(unprepared, [true, false, false, true, false]);
+        verifier.prepare(b"root 1");
+        verifier.prepare(b"root 1");
+        assert_eq!(verifier.prepared.lock().unwrap().len(), 1, "kept once");
+        assert!(verifier.prepared_half(b"root 1").is_some());
+        assert_eq!(answers(&verifier), unprepared);
+        // Bounded: the oldest goes first, and is then checked the long way, alike.
+        for i in 0..PREPARED as u32 {
+            verifier.prepare(&i.to_le_bytes());
+        }
+        assert_eq!(verifier.prepared.lock().unwrap().len(), PREPARED);
+        assert!(verifier.prepared_half(b"root 1").is_none());
+        assert_eq!(answers(&verifier), unprepared);
     }
 
     #[test]

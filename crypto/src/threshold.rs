@@ -71,6 +71,12 @@ pub trait ThresholdVerifier: Send + Sync + std::fmt::Debug {
     fn combine(&self, shares: &[(u32, SignatureShare)]) -> Result<ThresholdSignature, CryptoError>;
     /// Whether `signature` is the key set's signature on `message`.
     fn verify(&self, message: &[u8], signature: &ThresholdSignature) -> bool;
+    /// Does ahead of time the part of checking a signature on `message` that does not
+    /// depend on the signature, so that a [`verify`](Self::verify) of `message` soon after
+    /// takes less time (a bottom filter holding the first share of a root, while it
+    /// waits for the g others). Same answers either way; the latest few messages are
+    /// kept. Nothing by default.
+    fn prepare(&self, _message: &[u8]) {}
 }
 
 /// One share holder's secret share (an execution replica).

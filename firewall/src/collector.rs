@@ -105,12 +105,17 @@ impl ReplyCollector {
             shares: ShareSet::default(),
         });
         group.shares.insert(replica, share);
+        let message = reply_root_message(sequence, &root);
         if group.shares.len() <= verifier.threshold() {
+            // The first share of a root: while the others are on their way, do the half
+            // of the combination's check that does not need the signature (hash to the
+            // curve, one Miller loop), off the reply's critical path.
+            if group.shares.len() == 1 {
+                verifier.prepare(&message);
+            }
             return ShareVerdict::Taken(Attempt::default());
         }
-        let attempt = group
-            .shares
-            .try_certify(verifier, &reply_root_message(sequence, &root));
+        let attempt = group.shares.try_certify(verifier, &message);
         for bad in &attempt.bad {
             self.by_replica.insert(*bad, Contribution::Excluded);
         }
