@@ -6,9 +6,10 @@
 //! sending wrong replies, the client could then never see g+1 matching ones. So when the
 //! batch's order is re-delivered (a client retransmitted), or agreement asks for one of
 //! its replies after collecting the order (`ResendReply` naming the sequence), such a
-//! replica asks its peers for the replies it lacks (`FetchReplies`), checks each body it gets against its own
-//! leaves — which its checkpoint digest covers, so a faulty peer cannot make it sign
-//! anything but the true reply — and signs and sends the reply itself.
+//! replica asks its peers for the replies it lacks (`FetchReplies`), checks each body it
+//! gets against its own leaves — which its checkpoint digest covers, so a faulty peer
+//! cannot make it sign anything but the true reply — and signs and sends the reply
+//! itself.
 //!
 //! This type is the bookkeeping: which sequences this replica asked for (bodies for any
 //! other are unsolicited and dropped), and how often it answered each peer for each
