@@ -690,3 +690,36 @@ fn a_state_request_after_a_checkpoint_is_answered_at_once_from_its_snapshot() {
     assert_eq!(chunks.len(), 1);
     assert_eq!(chunks[0].0, 2 * K);
 }
+
+/// A replica that missed the stable certificate of checkpoint K and moved on to 2K holds
+/// snapshots of both, neither stable here. A peer that holds K's certificate asks for K:
+/// it gets the state AT K, which it can install, not the newer one at 2K, which only this
+/// replica holds and so could never be certified (a simulator seed deadlocked on that:
+/// the asker re-asked for K until answers were deferred, forever).
+#[test]
+fn a_state_request_names_the_checkpoint_it_can_install_and_gets_that_snapshot() {
+    let mut r = replica(0);
+    r.step(order(1, vec![create(0, 1, "a")]));
+    for s in 2..=2 * K {
+        r.step(order(s, vec![]));
+    }
+    let out = r.step(ReplicaInput::Message {
+        from: 2,
+        message: ExecutionMessage::FetchState {
+            sequence: K,
+            have: vec![],
+        },
+    });
+    let chunks = state_chunks_to(&out, 2);
+    assert_eq!(chunks.len(), 1, "answered at once: {out:?}");
+    assert_eq!(chunks[0].0, K, "the snapshot the asker named");
+    // Asked for a sequence with no snapshot of its own, it answers with the newest.
+    let out = r.step(ReplicaInput::Message {
+        from: 1,
+        message: ExecutionMessage::FetchState {
+            sequence: K - 1,
+            have: vec![],
+        },
+    });
+    assert_eq!(state_chunks_to(&out, 1)[0].0, 2 * K);
+}

@@ -1232,13 +1232,18 @@ impl<S: Store> ExecutionReplica<S> {
         // snapshot (a re-ask after lost chunks is normal; more is a peer making us
         // export over and over).
         // The newest snapshot at or above the asked sequence that is stable here (an
-        // asker can install only a certified state), else the newest at or above it.
+        // asker can install only a certified state); else the one at exactly the asked
+        // sequence, which an asker names when it holds that checkpoint's stable
+        // certificate (see `send_fetch_state`) — this replica may not know it is stable
+        // (it missed the certificate) and may have moved past it, and a newer snapshot
+        // that only it holds could never be certified; else the newest at or above it.
         let stable = &self.stable;
         let chosen = self
             .snapshots
             .range(sequence..)
             .rev()
             .find(|(s, _)| stable.contains_key(s))
+            .or_else(|| self.snapshots.get_key_value(&sequence))
             .or_else(|| self.snapshots.range(sequence..).next_back())
             .map(|(s, _)| *s);
         let now = match chosen.and_then(|s| self.snapshots.get_mut(&s)) {
