@@ -1,48 +1,19 @@
 //! Checking the certificates that replicas forward to each other as evidence, and
 //! building the ORDER certificate (TOCS §4.2–4.4).
 //!
-//! MACs would suffice for votes consumed only by their direct receiver (TOCS §3.2
-//! authenticators); everything checked here is a quorum of messages *forwarded* by a
-//! possibly faulty replica, so each must carry its author's signature.
+//! MACs suffice for votes consumed only by their direct receiver (TOCS §3.2
+//! authenticators), which is why prepares travel unsigned over authenticated links;
+//! everything checked here is a quorum of messages *forwarded* by a possibly faulty
+//! replica, so each must carry its author's signature.
 
 use std::collections::BTreeSet;
 
 use palisade_wire::agreement::{
-    Checkpoint, Commit, Digest, OrderCertificate, PbftCertificate, PreparedProof, Sequence, Signed,
+    Checkpoint, Commit, Digest, OrderCertificate, PbftCertificate, Sequence, Signed,
 };
 
 use crate::config::Config;
 use crate::error::Reject;
-
-/// Checks a prepared certificate (TOCS §4.2 "prepared(m, v, n, i)"): the pre-prepare is
-/// signed by the primary of its view, and 2f prepares from distinct backups of that
-/// view match its view, sequence and digest.
-pub fn verify_prepared(proof: &PreparedProof, config: &Config) -> Result<(), Reject> {
-    let pp = &proof.pre_prepare.message;
-    let primary = config.primary(pp.view);
-    if pp.primary != primary {
-        return Err(Reject::Rule(
-            "prepared proof: pre-prepare not from the view's primary",
-        ));
-    }
-    proof.pre_prepare.verify_with(&config.replica_keys)?;
-    let mut backups = BTreeSet::new();
-    for prepare in &proof.prepares {
-        let p = &prepare.message;
-        if p.view != pp.view || p.sequence != pp.sequence || p.digest != pp.digest {
-            return Err(Reject::Rule("prepared proof: prepare for another slot"));
-        }
-        if p.replica == primary {
-            return Err(Reject::Rule("prepared proof: prepare from the primary"));
-        }
-        prepare.verify_with(&config.replica_keys)?;
-        backups.insert(p.replica);
-    }
-    if backups.len() < 2 * config.f {
-        return Err(Reject::Rule("prepared proof: fewer than 2f prepares"));
-    }
-    Ok(())
-}
 
 /// Checks a checkpoint proof (TOCS §4.3): 2f+1 checkpoint messages from distinct
 /// replicas for `sequence` with one state digest, which is returned. Sequence 0 (the

@@ -11,7 +11,9 @@
 //! - pre-prepare, prepare, commit, in-order delivery ([`replica`], [`log`], §4.2); the
 //!   primary fixes each batch's timestamp, backups check it;
 //! - checkpoints, watermarks, log garbage collection ([`checkpoint`], §4.3);
-//! - view change and new view with a backed-off timer ([`view_change`], §4.4–4.5);
+//! - view change and new view with a backed-off timer ([`view_change`], §4.4–4.5), with
+//!   the `P`/`Q` sets and the decision procedure of §4.5.1–4.5.2, since prepares are
+//!   unsigned;
 //! - the ORDER certificate: 2f+1 signed commits, verifiable by anyone
 //!   ([`palisade_wire::agreement::OrderCertificate::verify`], [`certificate`]).
 //!
@@ -32,8 +34,11 @@
 //! Limits, on purpose or not yet done:
 //! - no durable log (no `Persist` effect): a restarted replica rejoins from the others'
 //!   checkpoints and the next view change (TOCS §5.3 recovery is not implemented);
-//! - every message is signed (ed25519); PBFT's MAC authenticators for the normal case
-//!   are not used (see [`palisade_wire::agreement`] for where they would suffice);
+//! - prepares are authenticated by their links (the Noise session's AEAD tag is the MAC
+//!   of TOCS §3.2) and carry no signature; every other replica message is signed
+//!   (ed25519), because it is forwarded as evidence (see [`palisade_wire::agreement`]);
+//!   commits could be link-authenticated too only if the ORDER certificate became
+//!   something else than 2f+1 signed commits;
 //! - retransmission answers (`Status`) and batch fetches are not rate-limited here: the
 //!   runtime must bound how often it feeds one peer's messages in;
 //! - requests of batches skipped by a state transfer are forgotten (clients
@@ -46,7 +51,7 @@
 //!
 //! The output towards execution is protocol-neutral ([`OrderedBatch`] plus
 //! [`OrderCertificate`], an enum with a `Pbft` variant), so FaB Paxos can fill the same
-//! seam. Where MACs would suffice and why signatures are used is explained in
+//! seam. Where MACs suffice and where signatures are needed is explained in
 //! [`palisade_wire::agreement`] and [`certificate`].
 
 pub mod batcher;

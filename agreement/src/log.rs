@@ -1,10 +1,12 @@
 //! The message log between the low and high watermarks (TOCS §4.2–4.3): per sequence
-//! number, the accepted pre-prepare, the votes, the prepared certificate and the body.
+//! number, the accepted pre-prepare, the votes, the `P` and `Q` entries a view change
+//! reports (TOCS §4.5.1), and the body.
 
 use std::collections::BTreeMap;
 
 use palisade_wire::agreement::{
-    Batch, Commit, Digest, PrePrepare, Prepare, PreparedProof, ReplicaId, Sequence, Signed, View,
+    Batch, Commit, Digest, PrePrepare, Prepare, ReplicaId, Sequence, Signed, View,
+    MAX_PRE_PREPARED_PER_SEQUENCE,
 };
 
 /// Batch bodies kept per slot: one per view at most, and an equivocating primary can add
@@ -20,8 +22,9 @@ pub struct Slot {
     /// fetched).
     pub bodies: BTreeMap<Digest, Batch>,
     /// At most one prepare and one commit per replica; a newer view replaces an older
-    /// one, a conflicting vote in the same view is refused.
-    pub prepares: BTreeMap<ReplicaId, Signed<Prepare>>,
+    /// one, a conflicting vote in the same view is refused. Prepares are unsigned (their
+    /// links authenticated them); commits are signed, since they are forwarded.
+    pub prepares: BTreeMap<ReplicaId, Prepare>,
     pub commits: BTreeMap<ReplicaId, Signed<Commit>>,
     /// A second commit of the same view with another digest, at most one per replica:
     /// its sender is proven faulty, but its signature is still valid evidence. A correct
@@ -31,9 +34,14 @@ pub struct Slot {
     /// and would suspect the view forever (TOCS §4.2: the certificate is 2f+1 commits for
     /// one digest, from any replicas).
     pub equivocal_commits: BTreeMap<ReplicaId, Signed<Commit>>,
-    /// The prepared certificate of the highest view in which this slot prepared here;
-    /// it goes into view-change messages (TOCS §4.4).
-    pub prepared: Option<PreparedProof>,
+    /// `P` (TOCS §4.5.1): the pre-prepare of the highest view in which this slot
+    /// prepared here (pre-prepare and 2f matching prepares); it goes into view-change
+    /// messages.
+    pub prepared: Option<Signed<PrePrepare>>,
+    /// `Q` (TOCS §4.5.1): each digest pre-prepared here at this sequence, with the latest
+    /// view it was pre-prepared in; at most [`MAX_PRE_PREPARED_PER_SEQUENCE`], the
+    /// lowest views evicted first (never the digest of `prepared`).
+    pub pre_prepared: BTreeMap<Digest, View>,
     /// This replica sent its commit in `commit_sent_view`.
     pub commit_sent_view: Option<View>,
     /// A fetch for the committed or re-proposed body was already multicast.
@@ -60,6 +68,30 @@ impl Slot {
         self.bodies.insert(digest, batch);
     }
 
+    /// Accepts `pre_prepare` for the current view (as backup, as primary, or from a
+    /// new-view message) and records it in `Q`.
+    pub fn accept(&mut self, pre_prepare: Signed<PrePrepare>) {
+        let (digest, view) = (pre_prepare.message.digest, pre_prepare.message.view);
+        self.pre_prepare = Some(pre_prepare);
+        let latest = self.pre_prepared.entry(digest).or_insert(view);
+        *latest = (*latest).max(view);
+        while self.pre_prepared.len() > MAX_PRE_PREPARED_PER_SEQUENCE {
+            let keep = self.prepared.as_ref().map(|p| p.message.digest);
+            let oldest = self
+                .pre_prepared
+                .iter()
+                .filter(|(d, _)| Some(**d) != keep && **d != digest)
+                .min_by_key(|(_, v)| **v)
+                .map(|(d, _)| *d);
+            match oldest {
+                Some(d) => {
+                    self.pre_prepared.remove(&d);
+                }
+                None => break,
+            }
+        }
+    }
+
     /// The pre-prepare's view, sequence and digest, if one was accepted.
     pub fn accepted(&self) -> Option<(View, Digest)> {
         self.pre_prepare
@@ -68,24 +100,21 @@ impl Slot {
     }
 
     /// Prepares matching the accepted pre-prepare, from backups of its view.
-    pub fn matching_prepares(&self, primary: ReplicaId) -> Vec<Signed<Prepare>> {
+    pub fn matching_prepares(&self, primary: ReplicaId) -> usize {
         let Some((view, digest)) = self.accepted() else {
-            return Vec::new();
+            return 0;
         };
         self.prepares
             .values()
-            .filter(|p| {
-                p.message.view == view && p.message.digest == digest && p.message.replica != primary
-            })
-            .cloned()
-            .collect()
+            .filter(|p| p.view == view && p.digest == digest && p.replica != primary)
+            .count()
     }
 
-    /// A new view begins: the current-view state goes; proofs, bodies and commits
+    /// A new view begins: the current-view state goes; `P`, `Q`, bodies and commits
     /// (evidence in any view) stay.
     pub fn enter_view(&mut self, view: View) {
         self.pre_prepare = None;
-        self.prepares.retain(|_, p| p.message.view >= view);
+        self.prepares.retain(|_, p| p.view >= view);
     }
 }
 

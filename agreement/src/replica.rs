@@ -195,9 +195,9 @@ impl Replica {
     /// (after [`Replica`] rejoined a lower view, see `view_changes::rejoin`): it then
     /// learns committed batches from commit certificates but sends no pre-prepare,
     /// prepare, commit or new-view. Its view-change for the higher view may still be
-    /// counted in that view's new-view; it only stays truthful (it lists every batch this
-    /// replica prepared below that view, TOCS §4.4) if the replica prepares nothing more
-    /// in lower views.
+    /// counted in that view's new-view; it only stays truthful (its `P` and `Q` sets list
+    /// every batch this replica prepared and pre-prepared below that view, TOCS §4.5.1)
+    /// if the replica votes for nothing more in lower views.
     pub fn may_vote(&self) -> bool {
         self.view >= self.vc_floor
     }
@@ -512,7 +512,7 @@ impl Replica {
             .log
             .slot_mut(sequence)
             .ok_or(Reject::OutsideWindow(sequence))?;
-        slot.pre_prepare = Some(pre_prepare.clone());
+        slot.accept(pre_prepare.clone());
         // Large requests go by name (TOCS §5.1, separate request transmission): every
         // backup received them from their client.
         let named_from = self.config.named_requests_from;

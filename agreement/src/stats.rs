@@ -44,6 +44,9 @@ pub struct Stats {
     pub checkpoints_stable: u64,
     pub view_changes_started: u64,
     pub new_views_installed: u64,
+    /// Times a new primary held 2f+1 or more view-changes that did not yet decide every
+    /// sequence (TOCS §4.5.2) and waited for more.
+    pub new_views_undecided: u64,
     pub batches_fetched: u64,
     /// Pre-prepares whose named requests ([`palisade_wire::agreement::BatchEntry`]) this
     /// backup rebuilt from the requests it held.

@@ -390,10 +390,10 @@ fn missing_body_after_view_change_is_fetched() {
 #[test]
 fn tampered_messages_are_dropped_and_counted() {
     let mut c = Cluster::new(1);
-    // Corrupt every prepare's signature in flight.
+    // Corrupt every commit's signature in flight.
     c.filter = Some(Box::new(|_, _, m| {
-        if let AgreementMessage::Prepare(p) = m {
-            p.signature.0[0] ^= 1;
+        if let AgreementMessage::Commit(commit) = m {
+            commit.signature.0[0] ^= 1;
         }
         true
     }));
@@ -404,8 +404,33 @@ fn tampered_messages_are_dropped_and_counted() {
         assert!(c.delivered[i].is_empty());
     }
     let invalid: u64 = c.replicas.iter().map(|r| r.stats().messages_invalid).sum();
-    assert_eq!(invalid, 9, "prepares from 3 backups to 3 others each");
+    assert_eq!(invalid, 12, "commits from 4 replicas to 3 others each");
     assert!(c.replicas.iter().all(|r| r.stats().batches_delivered == 0));
+}
+
+/// Prepares are unsigned: only the link says who voted. A prepare relabelled in flight
+/// as another replica's vote is refused, so no slot prepares and nothing commits.
+#[test]
+fn a_prepare_counts_only_for_the_replica_whose_link_it_came_over() {
+    let mut c = Cluster::new(1);
+    c.filter = Some(Box::new(|_, _, m| {
+        if let AgreementMessage::Prepare(p) = m {
+            p.replica = (p.replica + 1) % 4;
+        }
+        true
+    }));
+    c.submit(request(0, 1, b"t"));
+    c.fire_all(TimerKind::Batch);
+    c.run();
+    let rejected: u64 = c.replicas.iter().map(|r| r.stats().messages_rejected).sum();
+    assert_eq!(rejected, 9, "prepares from 3 backups to 3 others each");
+    assert!(c.replicas.iter().all(|r| r.stats().batches_delivered == 0));
+    // The same run with honest links commits.
+    let mut c = Cluster::new(1);
+    c.submit(request(0, 1, b"t"));
+    c.fire_all(TimerKind::Batch);
+    c.run();
+    assert!(c.replicas.iter().all(|r| r.stats().batches_delivered == 1));
 }
 
 #[test]

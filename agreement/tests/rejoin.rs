@@ -29,9 +29,7 @@ fn equivocate_to_replica_1(c: &mut Cluster) -> Rc<RefCell<Vec<(u64, &'static str
     c.filter = Some(Box::new(move |from, to, m| {
         if from == 1 {
             match m {
-                AgreementMessage::Prepare(p) => {
-                    record.borrow_mut().push((p.message.view, "prepare"))
-                }
+                AgreementMessage::Prepare(p) => record.borrow_mut().push((p.view, "prepare")),
                 AgreementMessage::Commit(c) => record.borrow_mut().push((c.message.view, "commit")),
                 _ => {}
             }

@@ -10,22 +10,19 @@ use std::time::Duration;
 use common::{batch_at, client_key, config, msg, pre_prepare, replica, replica_key, request, time};
 use palisade_agreement::{ConfigError, Input, Output, Replica, Status, TimerKind};
 use palisade_wire::agreement::{
-    AgreementMessage, Batch, Checkpoint, Commit, Digest, NewView, PrePrepare, Prepare,
-    PreparedProof, Request, Signed, ViewChange, MAX_REQUEST_PAYLOAD,
+    AgreementMessage, Batch, Checkpoint, Commit, Digest, NewView, PrePrepare, PrePrepared, Prepare,
+    Request, Signed, ViewChange, MAX_REQUEST_PAYLOAD,
 };
 use palisade_wire::fs::Timestamp;
 
-fn prepare(replica: u32, view: u64, sequence: u64, digest: Digest) -> Signed<Prepare> {
-    Signed::sign(
-        &replica_key(replica as usize),
-        Prepare {
-            view,
-            sequence,
-            digest,
-            replica,
-        },
-    )
-    .unwrap()
+/// A prepare: unsigned, authenticated by the link it arrives on (`msg`'s sender).
+fn prepare(replica: u32, view: u64, sequence: u64, digest: Digest) -> Prepare {
+    Prepare {
+        view,
+        sequence,
+        digest,
+        replica,
+    }
 }
 
 fn commit(replica: u32, sequence: u64, digest: Digest) -> Signed<Commit> {
@@ -412,7 +409,7 @@ fn bad_replica_messages_are_dropped_and_counted() {
     assert!(r
         .step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 9, d))))
         .is_empty());
-    // (A signed vote of a higher view is refused, but makes this replica ask its
+    // (An authenticated vote of a higher view is refused, but makes this replica ask its
     // sender, once, where it is: it may have missed a view change.)
     assert_eq!(
         r.step(msg(2, AgreementMessage::Prepare(prepare(2, 5, 1, d)))),
@@ -436,7 +433,12 @@ fn bad_replica_messages_are_dropped_and_counted() {
     assert!(r
         .step(msg(7, AgreementMessage::Prepare(prepare(2, 0, 1, d))))
         .is_empty());
-    assert_eq!(r.stats().messages_rejected, 6);
+    // A prepare naming another replica than the link it came over (prepares are
+    // unsigned: only the link says who voted).
+    assert!(r
+        .step(msg(3, AgreementMessage::Prepare(prepare(2, 0, 1, d))))
+        .is_empty());
+    assert_eq!(r.stats().messages_rejected, 7);
     // Conflicting votes of one replica in one view.
     assert!(r
         .step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d))))
@@ -459,12 +461,17 @@ fn bad_replica_messages_are_dropped_and_counted() {
     )
     .unwrap();
     assert!(r.step(msg(2, AgreementMessage::Checkpoint(cp))).is_empty());
-    assert_eq!(r.stats().messages_rejected, 7);
+    assert_eq!(r.stats().messages_rejected, 8);
     // None of it touched the log beyond the one slot the honest prepare created.
     assert_eq!(r.log_len(), 1);
 }
 
-fn view_change(replica: u32, new_view: u64, prepared: Vec<PreparedProof>) -> Signed<ViewChange> {
+fn view_change(
+    replica: u32,
+    new_view: u64,
+    prepared: Vec<Signed<PrePrepare>>,
+    pre_prepared: Vec<PrePrepared>,
+) -> Signed<ViewChange> {
     Signed::sign(
         &replica_key(replica as usize),
         ViewChange {
@@ -472,6 +479,7 @@ fn view_change(replica: u32, new_view: u64, prepared: Vec<PreparedProof>) -> Sig
             stable_sequence: 0,
             checkpoint_proof: vec![],
             prepared,
+            pre_prepared,
             replica,
         },
     )
@@ -496,6 +504,9 @@ fn new_view(
     )
 }
 
+/// The TOCS §4.5.2 decision procedure, as a backup checks a new-view: replica 2 claims it
+/// prepared batch `d` at sequence 1 in view 0; whether the new view must re-propose it
+/// depends on what the other senders' `P` and `Q` sets say.
 #[test]
 fn new_view_is_checked_against_its_view_changes() {
     let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
@@ -511,14 +522,17 @@ fn new_view_is_checked_against_its_view_changes() {
         },
     )
     .unwrap();
-    let proof = PreparedProof {
-        pre_prepare: pp0,
-        prepares: vec![prepare(2, 0, 1, d), prepare(3, 0, 1, d)],
+    let q = |digest| PrePrepared {
+        sequence: 1,
+        digest,
+        view: 0,
     };
+    // Replica 3 pre-prepared `d` too: A1 (no sender contradicts it) and A2 (f+1 = 2
+    // pre-prepared it) hold, so `d` must be re-proposed.
     let vcs = vec![
-        view_change(0, 1, vec![]),
-        view_change(2, 1, vec![proof.clone()]),
-        view_change(3, 1, vec![]),
+        view_change(0, 1, vec![], vec![]),
+        view_change(2, 1, vec![pp0.clone()], vec![q(d)]),
+        view_change(3, 1, vec![], vec![q(d)]),
     ];
     let reproposal = Signed::sign(
         &replica_key(1),
@@ -531,28 +545,85 @@ fn new_view_is_checked_against_its_view_changes() {
         },
     )
     .unwrap();
+    let null = Signed::sign(
+        &replica_key(1),
+        PrePrepare {
+            view: 1,
+            sequence: 1,
+            timestamp: Timestamp::default(),
+            digest: Batch::null().digest().unwrap(),
+            primary: 1,
+        },
+    )
+    .unwrap();
     let mut r = replica(2, |_| {});
-    // The new primary leaves out the prepared batch: refused.
-    assert!(r.step(msg(1, new_view(vcs.clone(), vec![]))).is_empty());
-    // Only two view-changes: refused.
-    assert!(r
-        .step(msg(
-            1,
-            new_view(vcs[..2].to_vec(), vec![reproposal.clone()])
-        ))
-        .is_empty());
-    // A prepared proof with only one prepare makes its view-change invalid.
-    let mut weak = proof.clone();
-    weak.prepares.truncate(1);
-    let weak_vcs = vec![
+    let mut rejected = 0;
+    let mut refused = |r: &mut Replica, m: AgreementMessage, why: &str| {
+        assert!(r.step(msg(1, m)).is_empty(), "{why}");
+        rejected += 1;
+        assert_eq!(r.stats().messages_rejected, rejected, "{why}");
+        assert_eq!(r.view(), 0, "{why}");
+    };
+    refused(
+        &mut r,
+        new_view(vcs.clone(), vec![]),
+        "the new primary leaves out the batch",
+    );
+    refused(
+        &mut r,
+        new_view(vcs.clone(), vec![null.clone()]),
+        "the new primary proposes the null batch instead",
+    );
+    refused(
+        &mut r,
+        new_view(vcs[..2].to_vec(), vec![reproposal.clone()]),
+        "only two view-changes",
+    );
+    refused(
+        &mut r,
+        new_view(
+            vec![vcs[0].clone(), vcs[1].clone(), vcs[1].clone()],
+            vec![reproposal.clone()],
+        ),
+        "one sender counted twice",
+    );
+    // Only replica 2 pre-prepared `d` (A2 fails: it may be a liar's), and only two
+    // senders report nothing prepared (B fails): undecided, so no new-view is valid;
+    // the new primary must wait for the fourth view-change.
+    let undecided = vec![
         vcs[0].clone(),
-        view_change(2, 1, vec![weak]),
+        vcs[1].clone(),
+        view_change(3, 1, vec![], vec![]),
+    ];
+    for pps in [vec![], vec![reproposal.clone()], vec![null.clone()]] {
+        refused(
+            &mut r,
+            new_view(undecided.clone(), pps),
+            "view-changes that decide nothing",
+        );
+    }
+    // With the fourth (replica 1 reports nothing prepared either), B holds: the null
+    // batch. (Replica 2 alone prepared `d`, so it cannot have committed.)
+    let mut four = undecided.clone();
+    four.insert(1, view_change(1, 1, vec![], vec![]));
+    refused(
+        &mut r,
+        new_view(four.clone(), vec![reproposal.clone()]),
+        "B holds: the null batch, not d",
+    );
+    // A `P` entry whose pre-prepare is not signed by its view's primary invalidates
+    // its view-change.
+    let mut forged = pp0.clone();
+    forged.signature.0[0] ^= 1;
+    let forged_vcs = vec![
+        vcs[0].clone(),
+        view_change(2, 1, vec![forged], vec![q(d)]),
         vcs[2].clone(),
     ];
     assert!(r
-        .step(msg(1, new_view(weak_vcs, vec![reproposal.clone()])))
+        .step(msg(1, new_view(forged_vcs, vec![reproposal.clone()])))
         .is_empty());
-    assert_eq!(r.stats().messages_rejected, 3);
+    assert_eq!(r.stats().messages_invalid, 1);
     assert_eq!(r.view(), 0);
     // The correct new-view: the replica enters view 1, prepares the re-proposed batch
     // and, lacking its body, asks for it.
@@ -581,6 +652,51 @@ fn new_view_is_checked_against_its_view_changes() {
     assert_eq!(r.stats().batches_fetched, 0);
     r.step(msg(3, AgreementMessage::BatchBody { sequence: 1, batch }));
     assert_eq!(r.stats().batches_fetched, 1);
+}
+
+/// The null-batch side of the decision: with the four view-changes above, a new-view
+/// that proposes the null batch at sequence 1 is the valid one.
+#[test]
+fn new_view_chooses_the_null_batch_when_2f_plus_1_prepared_nothing() {
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    let d = batch.digest().unwrap();
+    let pp0 = Signed::sign(
+        &replica_key(0),
+        PrePrepare {
+            view: 0,
+            sequence: 1,
+            timestamp: batch.timestamp,
+            digest: d,
+            primary: 0,
+        },
+    )
+    .unwrap();
+    let q = PrePrepared {
+        sequence: 1,
+        digest: d,
+        view: 0,
+    };
+    let vcs = vec![
+        view_change(0, 1, vec![], vec![]),
+        view_change(1, 1, vec![], vec![]),
+        view_change(2, 1, vec![pp0], vec![q]),
+        view_change(3, 1, vec![], vec![]),
+    ];
+    let null = Signed::sign(
+        &replica_key(1),
+        PrePrepare {
+            view: 1,
+            sequence: 1,
+            timestamp: Timestamp::default(),
+            digest: Batch::null().digest().unwrap(),
+            primary: 1,
+        },
+    )
+    .unwrap();
+    let mut r = replica(3, |_| {});
+    let out = r.step(msg(1, new_view(vcs, vec![null])));
+    assert_eq!(r.view(), 1, "{out:?}");
+    assert_eq!(r.stats().messages_rejected, 0);
 }
 
 #[test]
@@ -678,18 +794,12 @@ fn hostile_run(seed: u64) {
             let view = pick(&mut rng);
             let sequence = pick(&mut rng);
             let message = match rng.next(10) {
-                0 => AgreementMessage::Prepare(
-                    Signed::sign(
-                        &key,
-                        Prepare {
-                            view,
-                            sequence,
-                            digest,
-                            replica: signer,
-                        },
-                    )
-                    .unwrap(),
-                ),
+                0 => AgreementMessage::Prepare(Prepare {
+                    view,
+                    sequence,
+                    digest,
+                    replica: signer,
+                }),
                 1 => AgreementMessage::Commit(
                     Signed::sign(
                         &key,
@@ -723,8 +833,17 @@ fn hostile_run(seed: u64) {
                     );
                     pre_prepare(signer.min(3), view, sequence, &batch)
                 }
-                4 => AgreementMessage::ViewChange(view_change(signer.min(3), view, vec![])),
-                5 => new_view(vec![view_change(0, view, vec![])], vec![]),
+                4 => AgreementMessage::ViewChange(view_change(
+                    signer.min(3),
+                    view,
+                    vec![],
+                    vec![PrePrepared {
+                        sequence,
+                        digest,
+                        view: view.saturating_sub(1),
+                    }],
+                )),
+                5 => new_view(vec![view_change(0, view, vec![], vec![])], vec![]),
                 6 => AgreementMessage::FetchBatch { sequence, digest },
                 7 => AgreementMessage::BatchBody {
                     sequence,
@@ -745,8 +864,8 @@ fn hostile_run(seed: u64) {
             };
             let mut message = message;
             if step % 7 == 0 {
-                if let AgreementMessage::Prepare(p) = &mut message {
-                    p.signature.0[3] ^= 0x10;
+                if let AgreementMessage::Commit(c) = &mut message {
+                    c.signature.0[3] ^= 0x10;
                 }
             }
             r.step(Input::Message {

@@ -554,7 +554,13 @@ impl AgreementNode {
         effects: &mut Vec<Effect>,
     ) {
         let message = match &self.fault {
-            Some(fault) => match self.byzantine.rewrite(fault, &self.key, to, message) {
+            Some(fault) => match self.byzantine.rewrite(
+                fault,
+                &self.key,
+                self.replica.config().n(),
+                to,
+                message,
+            ) {
                 Some(m) => m,
                 None => return,
             },

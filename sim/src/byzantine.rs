@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ed25519_dalek::SigningKey;
 use palisade_wire::agreement::{
-    AgreementMessage, Batch, Commit, Digest, PrePrepare, Prepare, ReplicaId, Signed,
+    AgreementMessage, Batch, Commit, Digest, PrePrepare, PrePrepared, Prepare, ReplicaId, Signed,
+    ViewChange,
 };
 
 use crate::scenario::AgreementFault;
@@ -64,14 +65,27 @@ impl ByzantineState {
         }
     }
 
-    /// Rewrites one outgoing message to replica `to`; `None` drops it.
+    /// Rewrites one outgoing message to replica `to` (of `n` replicas); `None` drops it.
     pub fn rewrite(
         &mut self,
         fault: &AgreementFault,
         key: &SigningKey,
+        n: usize,
         to: ReplicaId,
         message: AgreementMessage,
     ) -> Option<AgreementMessage> {
+        // View-change messages carry unproven claims (TOCS §4.5.1: prepares are
+        // unsigned, so `P` and `Q` are the sender's word); every faulty replica lies in
+        // them, the way its fault suggests.
+        if let AgreementMessage::ViewChange(vc) = message {
+            let lie = match fault {
+                AgreementFault::Equivocate { .. } => claim_other_batches(key, n, vc.message),
+                _ => claim_nothing(vc.message),
+            };
+            return Signed::sign(key, lie)
+                .ok()
+                .map(AgreementMessage::ViewChange);
+        }
         match fault {
             AgreementFault::Equivocate { group_b, .. } => {
                 if let AgreementMessage::PrePrepare { batch, .. } = &message {
@@ -109,14 +123,8 @@ impl ByzantineState {
                     batch: alt,
                 })
             }
-            AgreementMessage::Prepare(p) => match self.alternates.get(&p.message.digest) {
-                Some((_, d)) => {
-                    let vote = Prepare {
-                        digest: *d,
-                        ..p.message
-                    };
-                    Signed::sign(key, vote).ok().map(AgreementMessage::Prepare)
-                }
+            AgreementMessage::Prepare(p) => match self.alternates.get(&p.digest) {
+                Some((_, d)) => Some(AgreementMessage::Prepare(Prepare { digest: *d, ..p })),
                 None => Some(AgreementMessage::Prepare(p)),
             },
             AgreementMessage::Commit(c) => match self.alternates.get(&c.message.digest) {
@@ -134,17 +142,82 @@ impl ByzantineState {
     }
 }
 
+/// A view-change that claims this replica prepared and pre-prepared nothing: the
+/// omission a faulty replica can always make (TOCS §4.5.2's A1 and B count on 2f+1
+/// senders, so f omissions cannot make a committed batch look unprepared).
+fn claim_nothing(vc: ViewChange) -> ViewChange {
+    ViewChange {
+        prepared: Vec::new(),
+        pre_prepared: Vec::new(),
+        ..vc
+    }
+}
+
+/// A view-change from the primary being replaced that claims it prepared, in its own
+/// view (the latest view below the new one, so higher than anything correct replicas
+/// prepared), a batch no one else saw at every sequence it reports, backed by a
+/// pre-prepare it signs itself as that view's primary — a valid signature on a lie. A1
+/// alone would accept it (nobody reports a higher view); A2 must refuse it, since no
+/// correct replica pre-prepared it. Other faulty replicas omit instead.
+fn claim_other_batches(key: &SigningKey, n: usize, vc: ViewChange) -> ViewChange {
+    let me = vc.replica;
+    let Some(view) = vc.new_view.checked_sub(1) else {
+        return claim_nothing(vc);
+    };
+    if n == 0 || view % n as u64 != u64::from(me) {
+        return claim_nothing(vc);
+    }
+    let sequences: BTreeSet<u64> = vc
+        .prepared
+        .iter()
+        .map(|pp| pp.message.sequence)
+        .chain(vc.pre_prepared.iter().map(|q| q.sequence))
+        .collect();
+    let bogus = |seq: u64| Digest::of(b"palisade/sim/claimed", &seq.to_le_bytes());
+    let timestamp = vc
+        .prepared
+        .first()
+        .map(|pp| pp.message.timestamp)
+        .unwrap_or_default();
+    let prepared = sequences
+        .iter()
+        .filter_map(|&sequence| {
+            Signed::sign(
+                key,
+                PrePrepare {
+                    view,
+                    sequence,
+                    timestamp,
+                    digest: bogus(sequence),
+                    primary: me,
+                },
+            )
+            .ok()
+        })
+        .collect();
+    let pre_prepared = sequences
+        .iter()
+        .map(|&sequence| PrePrepared {
+            sequence,
+            digest: bogus(sequence),
+            view,
+        })
+        .collect();
+    ViewChange {
+        prepared,
+        pre_prepared,
+        ..vc
+    }
+}
+
 /// A prepare or commit for a digest no batch has.
 fn bogus_vote(key: &SigningKey, message: AgreementMessage) -> Option<AgreementMessage> {
     let bogus = |seq: u64| Digest::of(b"palisade/sim/bogus", &seq.to_le_bytes());
     match message {
-        AgreementMessage::Prepare(p) => {
-            let vote = Prepare {
-                digest: bogus(p.message.sequence),
-                ..p.message
-            };
-            Signed::sign(key, vote).ok().map(AgreementMessage::Prepare)
-        }
+        AgreementMessage::Prepare(p) => Some(AgreementMessage::Prepare(Prepare {
+            digest: bogus(p.sequence),
+            ..p
+        })),
         AgreementMessage::Commit(c) => {
             let vote = Commit {
                 digest: bogus(c.message.sequence),

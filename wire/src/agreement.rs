@@ -4,9 +4,9 @@
 //! Every message that a replica or a client signs travels in a [`Signed`] envelope: the
 //! signer's id and an ed25519 signature over a domain tag followed by the BLAKE3 digest of
 //! the canonical bytes ([`crate::encode`]) of the message (see `signing_bytes`: large
-//! payloads are hashed once, with a fast hash). The domain tag matters: `Prepare` and `Commit`
-//! have identical fields, and without the tag a signed prepare could be replayed as a
-//! commit.
+//! payloads are hashed once, with a fast hash). The domain tag matters: messages of
+//! different kinds may have identical fields, and without the tag a signature on one
+//! could be replayed as the other.
 //!
 //! Verification is in two layers, both run before a message touches protocol state:
 //! - here, [`Signed::verify`]: signature against the signer's key, and
@@ -14,16 +14,21 @@
 //! - in `palisade-agreement`, the semantic checks that need the configuration (quorum
 //!   sizes, watermarks, views).
 //!
-//! **Why signatures and not MACs.** PBFT's normal case (TOCS §3.2, §4.2) only needs
-//! MAC authenticators: a prepare or commit is consumed by the replicas it was sent to,
-//! who share a key with the sender. Signatures are needed wherever a message is
-//! *forwarded as evidence* to someone who did not receive it first-hand: the
-//! [`OrderCertificate`] (execution replicas and filters verify it without trusting the
-//! node that delivered it), checkpoint proofs and prepared certificates inside view-change
-//! and new-view messages (TOCS §4.4–4.5, where the MAC variant needs an extra round of
-//! acknowledgements instead). We sign everything for one code path; a runtime that wants
-//! the MAC optimisation for prepares can authenticate links with MACs and keep signatures
-//! on commits, checkpoints and view changes only.
+//! **Where MACs suffice and where signatures are needed.** PBFT's normal case (TOCS
+//! §3.2, §4.2) only needs MAC authenticators: a vote consumed by the replicas it was
+//! sent to needs only to convince them. Every link here is a Noise session (`palisade-net`)
+//! whose per-message AEAD tag is exactly such a MAC, and the runtime hands each message to
+//! the core with the link's authenticated sender. So a [`Prepare`] travels unsigned: it is
+//! never forwarded, and its receiver checks that it names the link's sender. Signatures
+//! are needed wherever a message is *forwarded as evidence* to someone who did not receive
+//! it first-hand: the pre-prepare and the commits (2f+1 commits are the
+//! [`OrderCertificate`] that execution replicas and filters verify without trusting the
+//! node that delivered it, and a pre-prepare vouches for its batch inside view-change
+//! messages), checkpoints (their proofs travel in view changes and state transfer),
+//! view-change and new-view messages, and client requests (the primary forwards them in
+//! its batches). Without signed prepares a view change cannot carry prepared
+//! certificates; it carries the `P` and `Q` sets of TOCS §4.5 instead, and the new view
+//! is chosen by that section's decision procedure (`palisade-agreement`, `view_change`).
 
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -369,26 +374,15 @@ impl Bounded for PrePrepare {
     }
 }
 
-/// A vote: `<PREPARE, v, n, d, i>` (TOCS §4.2).
+/// A vote: `<PREPARE, v, n, d, i>` (TOCS §4.2). Unsigned: it is authenticated by its
+/// link (TOCS §3.2 MACs; see the module docs) and never forwarded, so its receiver checks
+/// that `replica` is the link's sender.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Prepare {
     pub view: View,
     pub sequence: Sequence,
     pub digest: Digest,
     pub replica: ReplicaId,
-}
-
-impl Signable for Prepare {
-    const DOMAIN: &'static [u8] = b"palisade/agreement/prepare";
-    fn signer(&self) -> u64 {
-        u64::from(self.replica)
-    }
-}
-
-impl Bounded for Prepare {
-    fn check_bounds(&self) -> Result<(), VerifyError> {
-        Ok(())
-    }
 }
 
 /// A vote: `<COMMIT, v, n, d, i>` (TOCS §4.2). 2f+1 of these form the ORDER certificate.
@@ -435,32 +429,39 @@ impl Bounded for Checkpoint {
     }
 }
 
-/// A prepared certificate (TOCS §4.4, the `P` set): a pre-prepare and 2f matching
-/// prepares from distinct backups, all in the pre-prepare's view.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct PreparedProof {
-    pub pre_prepare: Signed<PrePrepare>,
-    pub prepares: Vec<Signed<Prepare>>,
+/// Most `Q` entries a view-change may carry per sequence number (TOCS §4.5.1 bounds the
+/// `Q` set too): a correct replica pre-prepares one digest per view, so four covers four
+/// views with different proposals at one sequence before it is collected.
+pub const MAX_PRE_PREPARED_PER_SEQUENCE: usize = 4;
+
+/// One entry of a view-change's `Q` set (TOCS §4.5.1): this replica pre-prepared (accepted
+/// the pre-prepare of, or as primary proposed) the batch `digest` at `sequence`, most
+/// recently in `view`. An unproven claim: the new-view decision procedure counts f+1 of
+/// them, so that at least one comes from a correct replica.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrePrepared {
+    pub sequence: Sequence,
+    pub digest: Digest,
+    pub view: View,
 }
 
-impl Bounded for PreparedProof {
-    fn check_bounds(&self) -> Result<(), VerifyError> {
-        if self.prepares.len() > MAX_REPLICAS {
-            return Err(VerifyError::OutOfBounds("too many prepares in proof"));
-        }
-        Ok(())
-    }
-}
-
-/// `<VIEW-CHANGE, v+1, n, C, P, i>` (TOCS §4.4): the last stable checkpoint `n` with its
-/// proof `C` (2f+1 checkpoint messages; empty for the initial state at 0) and a prepared
-/// certificate for every sequence above `n` that prepared at this replica.
+/// `<VIEW-CHANGE, v+1, n, C, P, Q, i>` (TOCS §4.5.1): the last stable checkpoint `n`
+/// with its proof `C` (2f+1 checkpoint messages; empty for the initial state at 0), the
+/// `P` set — for every sequence above `n` that prepared here, the pre-prepare of the
+/// latest view in which it did (signed by that view's primary, so no replica can name a
+/// batch that primary never proposed) — and the `Q` set of what this replica
+/// pre-prepared. Prepares are unsigned, so `P` carries no prepared certificates: the new
+/// primary decides from the claims of enough replicas (TOCS §4.5.2).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ViewChange {
     pub new_view: View,
     pub stable_sequence: Sequence,
     pub checkpoint_proof: Vec<Signed<Checkpoint>>,
-    pub prepared: Vec<PreparedProof>,
+    /// `P`, in increasing sequence order, at most one per sequence.
+    pub prepared: Vec<Signed<PrePrepare>>,
+    /// `Q`, in increasing (sequence, digest) order, at most
+    /// [`MAX_PRE_PREPARED_PER_SEQUENCE`] per sequence.
+    pub pre_prepared: Vec<PrePrepared>,
     pub replica: ReplicaId,
 }
 
@@ -477,14 +478,18 @@ impl Bounded for ViewChange {
             return Err(VerifyError::OutOfBounds("too many checkpoint messages"));
         }
         if self.prepared.len() > MAX_WINDOW {
-            return Err(VerifyError::OutOfBounds("too many prepared certificates"));
+            return Err(VerifyError::OutOfBounds("too many prepared entries"));
         }
-        self.prepared.iter().try_for_each(Bounded::check_bounds)
+        if self.pre_prepared.len() > MAX_WINDOW * MAX_PRE_PREPARED_PER_SEQUENCE {
+            return Err(VerifyError::OutOfBounds("too many pre-prepared entries"));
+        }
+        Ok(())
     }
 }
 
-/// `<NEW-VIEW, v+1, V, O>` (TOCS §4.4): 2f+1 view-change messages and the pre-prepares
-/// the new primary derived from them (recomputed and compared by every backup).
+/// `<NEW-VIEW, v+1, V, O>` (TOCS §4.5.2): the view-change messages (2f+1 or more, one per
+/// replica) from which the new primary could decide every sequence, and the pre-prepares
+/// it derived from them (recomputed and compared by every backup).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct NewView {
     pub view: View,
@@ -522,7 +527,8 @@ pub enum AgreementMessage {
         pre_prepare: Signed<PrePrepare>,
         batch: Batch,
     },
-    Prepare(Signed<Prepare>),
+    /// Unsigned; authenticated by its link (see the module docs).
+    Prepare(Prepare),
     Commit(Signed<Commit>),
     Checkpoint(Signed<Checkpoint>),
     ViewChange(Signed<ViewChange>),
@@ -670,21 +676,44 @@ mod tests {
         SigningKey::from_bytes(&[i; 32])
     }
 
+    /// A message with exactly a commit's fields under another domain tag, standing for
+    /// any other signed kind: only the tag tells the two apart.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+    struct NotACommit {
+        view: View,
+        sequence: Sequence,
+        digest: Digest,
+        replica: ReplicaId,
+    }
+
+    impl Signable for NotACommit {
+        const DOMAIN: &'static [u8] = b"palisade/agreement/test-not-a-commit";
+        fn signer(&self) -> u64 {
+            u64::from(self.replica)
+        }
+    }
+
+    impl Bounded for NotACommit {
+        fn check_bounds(&self) -> Result<(), VerifyError> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn signatures_verify_and_are_domain_separated() {
-        let prepare = Prepare {
+        let other = NotACommit {
             view: 1,
             sequence: 2,
             digest: Digest([3; 32]),
             replica: 0,
         };
-        let signed = Signed::sign(&key(0), prepare.clone()).unwrap();
+        let signed = Signed::sign(&key(0), other.clone()).unwrap();
         signed.verify(&key(0).verifying_key()).unwrap();
         assert_eq!(
             signed.verify(&key(1).verifying_key()),
             Err(VerifyError::BadSignature(0))
         );
-        // The same fields as a commit, with the prepare's signature: refused.
+        // The same fields as a commit, with the other message's signature: refused.
         let forged = Signed {
             signer: 0,
             message: Commit {
@@ -695,6 +724,11 @@ mod tests {
             },
             signature: signed.signature,
         };
+        assert_eq!(
+            crate::encode(&forged.message).unwrap(),
+            crate::encode(&other).unwrap(),
+            "the test needs identical encodings"
+        );
         assert!(forged.verify(&key(0).verifying_key()).is_err());
         // Envelope names another signer than the message.
         let mut mismatched = signed.clone();
@@ -706,9 +740,9 @@ mod tests {
         assert_eq!(
             Signed::sign(
                 &key(5),
-                Prepare {
+                NotACommit {
                     replica: 5,
-                    ..prepare
+                    ..other
                 }
             )
             .unwrap()

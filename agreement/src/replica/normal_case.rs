@@ -4,7 +4,7 @@
 use palisade_wire::agreement::Bounded as _;
 use palisade_wire::agreement::{
     verify_all, AgreementMessage, Batch, Commit, Digest, OrderedBatch, PrePrepare, Prepare,
-    PreparedProof, ReplicaId, Sequence, Signed,
+    ReplicaId, Sequence, Signed,
 };
 use palisade_wire::fs::Timestamp;
 
@@ -27,14 +27,15 @@ impl Replica {
             return Err(Reject::Rule("message from an unknown replica"));
         }
         message.check_bounds()?;
-        // A signed vote of a view above ours: we may have missed a view change. The
-        // signature is checked only when we would ask (once per peer and view), so a
-        // peer cannot make us verify its messages for views we drop anyway.
+        // An authenticated vote of a view above ours: we may have missed a view change.
+        // A signature is checked only when we would ask (once per peer and view), so a
+        // peer cannot make us verify its messages for views we drop anyway; a prepare is
+        // authenticated by its link alone.
         let keys = &self.config.replica_keys;
         let vote_view = match &message {
             AgreementMessage::PrePrepare { pre_prepare, .. }
             | AgreementMessage::PrePrepareNamed { pre_prepare, .. } => pre_prepare.message.view,
-            AgreementMessage::Prepare(p) => p.message.view,
+            AgreementMessage::Prepare(p) => p.view,
             AgreementMessage::Commit(c) => c.message.view,
             _ => 0,
         };
@@ -44,7 +45,7 @@ impl Replica {
                 | AgreementMessage::PrePrepareNamed { pre_prepare, .. } => {
                     pre_prepare.verify_with(keys).is_ok()
                 }
-                AgreementMessage::Prepare(p) => p.verify_with(keys).is_ok(),
+                AgreementMessage::Prepare(p) => p.replica == from,
                 AgreementMessage::Commit(c) => c.verify_with(keys).is_ok(),
                 _ => false,
             };
@@ -60,7 +61,7 @@ impl Replica {
                 pre_prepare,
                 entries,
             } => self.on_pre_prepare_named(from, pre_prepare, entries, out),
-            AgreementMessage::Prepare(p) => self.on_prepare(p, out),
+            AgreementMessage::Prepare(p) => self.on_prepare(from, p, out),
             AgreementMessage::Commit(c) => self.on_commit(c, out),
             AgreementMessage::Checkpoint(c) => self.on_checkpoint(c, out),
             AgreementMessage::ViewChange(vc) => self.on_view_change(vc, out),
@@ -145,21 +146,18 @@ impl Replica {
                 .mark_proposed(r.message.client, r.message.request_id);
         }
         self.last_timestamp = self.last_timestamp.max(m.timestamp);
-        let prepare = if self.may_vote() {
-            Some(self.sign(Prepare {
-                view: m.view,
-                sequence: m.sequence,
-                digest: m.digest,
-                replica: self.config.id,
-            })?)
-        } else {
-            None
-        };
+        // Unsigned: the links authenticate it (TOCS §3.2), and it is never forwarded.
+        let prepare = self.may_vote().then_some(Prepare {
+            view: m.view,
+            sequence: m.sequence,
+            digest: m.digest,
+            replica: self.config.id,
+        });
         let slot = self
             .log
             .slot_mut(m.sequence)
             .ok_or(Reject::OutsideWindow(m.sequence))?;
-        slot.pre_prepare = Some(pre_prepare);
+        slot.accept(pre_prepare);
         slot.add_body(m.digest, batch);
         if let Some(prepare) = prepare {
             slot.prepares.insert(self.config.id, prepare.clone());
@@ -248,12 +246,18 @@ impl Replica {
         Ok(())
     }
 
+    /// A prepare, authenticated by the link it came over (`from`): it counts only for
+    /// the replica that sent it (TOCS §3.2: a MAC authenticates its sender to its
+    /// receiver, and nobody else ever sees it).
     pub(super) fn on_prepare(
         &mut self,
-        prepare: Signed<Prepare>,
+        from: ReplicaId,
+        m: Prepare,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
-        let m = prepare.message.clone();
+        if m.replica != from {
+            return Err(Reject::Rule("prepare names another replica than its link"));
+        }
         // Prepares for the next view are kept: with reordering they can overtake the
         // new-view message that lets this replica enter that view.
         if m.view != self.view && m.view != self.view.saturating_add(1) {
@@ -269,30 +273,30 @@ impl Replica {
             return Err(Reject::OutsideWindow(m.sequence));
         }
         // The slot prepared in this view with this digest already: another prepare adds
-        // nothing (its proof holds 2f), so its signature is not worth checking.
+        // nothing.
         if self.log.get(m.sequence).is_some_and(|s| {
-            s.prepared.as_ref().is_some_and(|p| {
-                p.pre_prepare.message.view == m.view && p.pre_prepare.message.digest == m.digest
-            })
+            s.prepared
+                .as_ref()
+                .is_some_and(|p| p.message.view == m.view && p.message.digest == m.digest)
         }) {
             return Err(Reject::Redundant(m.sequence));
         }
-        prepare.verify_with(&self.config.replica_keys)?;
         let slot = self
             .log
             .slot_mut(m.sequence)
             .ok_or(Reject::OutsideWindow(m.sequence))?;
         if let Some(old) = slot.prepares.get(&m.replica) {
-            if old.message.view == m.view {
-                return Err(if old.message.digest == m.digest {
+            if old.view == m.view {
+                return Err(if old.digest == m.digest {
                     Reject::Rule("duplicate prepare")
                 } else {
                     Reject::ConflictingVote(m.replica)
                 });
             }
         }
-        slot.prepares.insert(m.replica, prepare);
-        self.check_progress(m.sequence, out)
+        let sequence = m.sequence;
+        slot.prepares.insert(m.replica, m);
+        self.check_progress(sequence, out)
     }
 
     pub(super) fn on_commit(
@@ -393,8 +397,7 @@ impl Replica {
         let Some((view, digest)) = slot.accepted() else {
             return Ok(());
         };
-        let mut prepares = slot.matching_prepares(self.config.primary(view));
-        if prepares.len() < 2 * f {
+        if slot.matching_prepares(self.config.primary(view)) < 2 * f {
             return Ok(());
         }
         let commit = if slot.commit_sent_view != Some(view) && self.may_vote() {
@@ -410,19 +413,8 @@ impl Replica {
         let Some(slot) = self.log.slot_mut(sequence) else {
             return Ok(());
         };
-        if slot
-            .prepared
-            .as_ref()
-            .is_none_or(|p| p.pre_prepare.message.view < view)
-        {
-            if let Some(pre_prepare) = slot.pre_prepare.clone() {
-                prepares.sort_by_key(|p| p.message.replica);
-                prepares.truncate(2 * f);
-                slot.prepared = Some(PreparedProof {
-                    pre_prepare,
-                    prepares,
-                });
-            }
+        if slot.prepared.as_ref().is_none_or(|p| p.message.view < view) {
+            slot.prepared = slot.pre_prepare.clone();
         }
         if let Some(commit) = commit {
             slot.commit_sent_view = Some(view);

@@ -1,7 +1,7 @@
 //! View change and new view (TOCS §4.4–4.5), as steps of a [`Replica`].
 
 use palisade_wire::agreement::{
-    AgreementMessage, Batch, NewView, PrePrepare, Prepare, Signed, View, ViewChange,
+    AgreementMessage, Batch, NewView, PrePrepare, PrePrepared, Prepare, Signed, View, ViewChange,
 };
 
 use super::{Replica, Status};
@@ -54,17 +54,25 @@ impl Replica {
         let (stable_sequence, _, proof) = self.checkpoints.stable();
         let checkpoint_proof = proof.to_vec();
         let low = self.log.low();
-        let prepared = self
-            .log
-            .slots()
-            .filter(|(n, _)| **n > low)
+        let above_low = || self.log.slots().filter(|(n, _)| **n > low);
+        let prepared = above_low()
             .filter_map(|(_, s)| s.prepared.clone())
+            .collect();
+        let pre_prepared = above_low()
+            .flat_map(|(n, s)| {
+                s.pre_prepared.iter().map(|(digest, view)| PrePrepared {
+                    sequence: *n,
+                    digest: *digest,
+                    view: *view,
+                })
+            })
             .collect();
         let vc = self.sign(ViewChange {
             new_view: target,
             stable_sequence,
             checkpoint_proof,
             prepared,
+            pre_prepared,
             replica: self.config.id,
         })?;
         out.push(Output::Broadcast(AgreementMessage::ViewChange(vc.clone())));
@@ -112,19 +120,27 @@ impl Replica {
         self.try_new_view(out)
     }
 
-    /// The primary of the view being changed to announces it once it holds 2f+1
-    /// view-change messages (TOCS §4.4).
+    /// The primary of the view being changed to announces it once the view-change
+    /// messages it holds (at least 2f+1) decide every sequence (TOCS §4.5.2); until then
+    /// each new one is another chance.
     pub(super) fn try_new_view(&mut self, out: &mut Vec<Output>) -> Result<(), Reject> {
         if self.status != Status::ViewChange || !self.is_primary() || !self.may_vote() {
             return Ok(());
         }
-        let Some(vcs) = self
-            .view_changes
-            .quorum_for(self.view, self.config.quorum())
-        else {
+        let vcs = self.view_changes.for_view(self.view);
+        if vcs.len() < self.config.quorum() {
+            return Ok(());
+        }
+        let Some(plan) = plan_new_view(&vcs, self.null_digest, self.config.f) else {
+            self.stats.new_views_undecided += 1;
+            tracing::debug!(
+                replica = self.config.id,
+                view = self.view,
+                view_changes = vcs.len(),
+                "view-changes decide not every sequence yet: waiting for more"
+            );
             return Ok(());
         };
-        let plan = plan_new_view(&vcs, self.null_digest);
         let mut pre_prepares = Vec::with_capacity(plan.entries.len());
         for (sequence, digest, timestamp) in &plan.entries {
             pre_prepares.push(self.sign(PrePrepare {
@@ -165,8 +181,10 @@ impl Replica {
         }
         nv.verify_with(&self.config.replica_keys)?;
         verify_quorum(&m.view_changes, m.view, &self.config)?;
-        // Recompute O from V and demand exactly the primary's pre-prepares (TOCS §4.4).
-        let plan = plan_new_view(&m.view_changes, self.null_digest);
+        // Recompute O from V and demand exactly the primary's pre-prepares (TOCS §4.5.2).
+        let plan = plan_new_view(&m.view_changes, self.null_digest, self.config.f).ok_or(
+            Reject::Rule("new-view: its view-changes do not decide every sequence"),
+        )?;
         if plan.entries.len() != m.pre_prepares.len() {
             return Err(Reject::Rule(
                 "new-view: pre-prepares differ from the view-changes",
@@ -236,21 +254,17 @@ impl Replica {
         let mut touched = Vec::new();
         for pp in pre_prepares {
             let (sequence, digest) = (pp.message.sequence, pp.message.digest);
-            let prepare = if backup {
-                Some(self.sign(Prepare {
-                    view,
-                    sequence,
-                    digest,
-                    replica: self.config.id,
-                })?)
-            } else {
-                None
-            };
+            let prepare = backup.then_some(Prepare {
+                view,
+                sequence,
+                digest,
+                replica: self.config.id,
+            });
             let null_digest = self.null_digest;
             let Some(slot) = self.log.slot_mut(sequence) else {
                 continue;
             };
-            slot.pre_prepare = Some(pp);
+            slot.accept(pp);
             if digest == null_digest {
                 slot.add_body(digest, Batch::null());
             }
