@@ -555,7 +555,7 @@ pub enum AgreementMessage {
     /// "Send me the new-view message of `view`": from a replica still waiting for it to
     /// a peer whose status reports that view (a status message does not say whether its
     /// sender installed its view or is still changing to it). Unsigned: the answer
-    /// carries its own proof (2f+1 signed view-changes).
+    /// carries its own proof (2f+1 or more signed view-changes).
     FetchNewView {
         view: View,
     },

@@ -353,7 +353,7 @@ impl Replica {
     /// tell a replica in another view what it missed). Unsigned, so it only triggers
     /// things that are safe whatever it says:
     /// - a peer in a LOWER view (e.g. restarted without a log) gets this view's new-view
-    ///   message, which carries its own proof (2f+1 signed view-changes);
+    ///   message, which carries its own proof (2f+1 or more signed view-changes);
     /// - a peer in a HIGHER view (e.g. alone in a view change nobody supports) gets our
     ///   status, so it learns where the others are; a replica in a view change never
     ///   answers, so two replicas cannot keep answering each other;
