@@ -7,7 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{batch_at, client_key, config, msg, pre_prepare, replica, replica_key, request, time};
+use common::{
+    batch_at, client_key, config, msg, pre_prepare, replica, replica_key, request,
+    signed_pre_prepare, time,
+};
 use palisade_agreement::{ConfigError, Input, Output, Replica, Status, TimerKind};
 use palisade_wire::agreement::{
     AgreementMessage, Batch, Checkpoint, Commit, Digest, NewView, PrePrepare, PrePrepared, Prepare,
@@ -511,17 +514,7 @@ fn new_view(
 fn new_view_is_checked_against_its_view_changes() {
     let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
     let d = batch.digest().unwrap();
-    let pp0 = Signed::sign(
-        &replica_key(0),
-        PrePrepare {
-            view: 0,
-            sequence: 1,
-            timestamp: batch.timestamp,
-            digest: d,
-            primary: 0,
-        },
-    )
-    .unwrap();
+    let pp0 = signed_pre_prepare(0, 0, 1, &batch);
     let q = |digest| PrePrepared {
         sequence: 1,
         digest,
@@ -534,28 +527,8 @@ fn new_view_is_checked_against_its_view_changes() {
         view_change(2, 1, vec![pp0.clone()], vec![q(d)]),
         view_change(3, 1, vec![], vec![q(d)]),
     ];
-    let reproposal = Signed::sign(
-        &replica_key(1),
-        PrePrepare {
-            view: 1,
-            sequence: 1,
-            timestamp: batch.timestamp,
-            digest: d,
-            primary: 1,
-        },
-    )
-    .unwrap();
-    let null = Signed::sign(
-        &replica_key(1),
-        PrePrepare {
-            view: 1,
-            sequence: 1,
-            timestamp: Timestamp::default(),
-            digest: Batch::null().digest().unwrap(),
-            primary: 1,
-        },
-    )
-    .unwrap();
+    let reproposal = signed_pre_prepare(1, 1, 1, &batch);
+    let null = signed_pre_prepare(1, 1, 1, &Batch::null());
     let mut r = replica(2, |_| {});
     let mut rejected = 0;
     let mut refused = |r: &mut Replica, m: AgreementMessage, why: &str| {
@@ -660,17 +633,7 @@ fn new_view_is_checked_against_its_view_changes() {
 fn new_view_chooses_the_null_batch_when_2f_plus_1_prepared_nothing() {
     let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
     let d = batch.digest().unwrap();
-    let pp0 = Signed::sign(
-        &replica_key(0),
-        PrePrepare {
-            view: 0,
-            sequence: 1,
-            timestamp: batch.timestamp,
-            digest: d,
-            primary: 0,
-        },
-    )
-    .unwrap();
+    let pp0 = signed_pre_prepare(0, 0, 1, &batch);
     let q = PrePrepared {
         sequence: 1,
         digest: d,
@@ -682,17 +645,7 @@ fn new_view_chooses_the_null_batch_when_2f_plus_1_prepared_nothing() {
         view_change(2, 1, vec![pp0], vec![q]),
         view_change(3, 1, vec![], vec![]),
     ];
-    let null = Signed::sign(
-        &replica_key(1),
-        PrePrepare {
-            view: 1,
-            sequence: 1,
-            timestamp: Timestamp::default(),
-            digest: Batch::null().digest().unwrap(),
-            primary: 1,
-        },
-    )
-    .unwrap();
+    let null = signed_pre_prepare(1, 1, 1, &Batch::null());
     let mut r = replica(3, |_| {});
     let out = r.step(msg(1, new_view(vcs, vec![null])));
     assert_eq!(r.view(), 1, "{out:?}");
