@@ -69,10 +69,21 @@ impl Slot {
     }
 
     /// Accepts `pre_prepare` for the current view (as backup, as primary, or from a
-    /// new-view message) and records it in `Q`.
-    pub fn accept(&mut self, pre_prepare: Signed<PrePrepare>) {
+    /// new-view message) and, if `vouch`, records it in `Q`.
+    ///
+    /// Why not always: a `Q` entry is this replica's word that the batch was proposed in
+    /// that view consistently with the view's new-view message (A2 of TOCS §4.5.2 leans
+    /// on it). A replica that rejoined a view without voting (`Replica::may_vote`) may
+    /// never have received that view's new-view, so a faulty primary could show it a
+    /// pre-prepare that contradicts it; such a replica takes pre-prepares but does not
+    /// vouch for them. (It sends no prepare either, so no prepared certificate counts on
+    /// it.)
+    pub fn accept(&mut self, pre_prepare: Signed<PrePrepare>, vouch: bool) {
         let (digest, view) = (pre_prepare.message.digest, pre_prepare.message.view);
         self.pre_prepare = Some(pre_prepare);
+        if !vouch {
+            return;
+        }
         let latest = self.pre_prepared.entry(digest).or_insert(view);
         *latest = (*latest).max(view);
         while self.pre_prepared.len() > MAX_PRE_PREPARED_PER_SEQUENCE {
@@ -199,5 +210,53 @@ impl Log {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_wire::agreement::Signature;
+    use palisade_wire::fs::Timestamp;
+
+    fn pp(view: View, tag: u8) -> Signed<PrePrepare> {
+        Signed {
+            signer: 0,
+            message: PrePrepare {
+                view,
+                sequence: 1,
+                timestamp: Timestamp::default(),
+                digest: Digest([tag; 32]),
+                primary: 0,
+            },
+            signature: Signature([0; 64]),
+        }
+    }
+
+    #[test]
+    fn q_holds_the_latest_view_per_digest_within_its_bound_and_only_vouched_ones() {
+        let mut slot = Slot::default();
+        // Not vouched for (a replica following a view without voting): accepted, not in Q.
+        slot.accept(pp(0, 1), false);
+        assert_eq!(slot.accepted(), Some((0, Digest([1; 32]))));
+        assert!(slot.pre_prepared.is_empty());
+        slot.accept(pp(1, 1), true);
+        slot.accept(pp(0, 1), true);
+        assert_eq!(
+            slot.pre_prepared.get(&Digest([1; 32])),
+            Some(&1),
+            "latest view kept"
+        );
+        // Digest 1 prepared in view 1; four more digests in later views: the bound evicts
+        // the lowest views first, but never the prepared digest or the one just accepted.
+        slot.prepared = Some(pp(1, 1));
+        for (view, tag) in [(2, 2), (3, 3), (4, 4), (5, 5)] {
+            slot.accept(pp(view, tag), true);
+        }
+        assert_eq!(slot.pre_prepared.len(), MAX_PRE_PREPARED_PER_SEQUENCE);
+        assert_eq!(
+            slot.pre_prepared.keys().map(|d| d.0[0]).collect::<Vec<_>>(),
+            vec![1, 3, 4, 5]
+        );
     }
 }

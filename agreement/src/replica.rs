@@ -512,7 +512,8 @@ impl Replica {
             .log
             .slot_mut(sequence)
             .ok_or(Reject::OutsideWindow(sequence))?;
-        slot.accept(pre_prepare.clone());
+        // Only a voting primary proposes (see `propose`).
+        slot.accept(pre_prepare.clone(), true);
         // Large requests go by name (TOCS §5.1, separate request transmission): every
         // backup received them from their client.
         let named_from = self.config.named_requests_from;

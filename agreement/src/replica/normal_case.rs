@@ -157,7 +157,7 @@ impl Replica {
             .log
             .slot_mut(m.sequence)
             .ok_or(Reject::OutsideWindow(m.sequence))?;
-        slot.accept(pre_prepare);
+        slot.accept(pre_prepare, prepare.is_some());
         slot.add_body(m.digest, batch);
         if let Some(prepare) = prepare {
             slot.prepares.insert(self.config.id, prepare.clone());

@@ -264,7 +264,8 @@ impl Replica {
             let Some(slot) = self.log.slot_mut(sequence) else {
                 continue;
             };
-            slot.accept(pp);
+            // Backed by the new-view message this replica checked: vouched for.
+            slot.accept(pp, true);
             if digest == null_digest {
                 slot.add_body(digest, Batch::null());
             }
