@@ -8,6 +8,7 @@ use palisade_wire::agreement::{
     Batch, Commit, Digest, PrePrepare, Prepare, ReplicaId, Sequence, Signed, View,
     MAX_PRE_PREPARED_PER_SEQUENCE,
 };
+use palisade_wire::fs::Timestamp;
 
 /// Batch bodies kept per slot: one per view at most, and an equivocating primary can add
 /// at most one per view per replica, so a small cap suffices.
@@ -39,9 +40,10 @@ pub struct Slot {
     /// messages.
     pub prepared: Option<Signed<PrePrepare>>,
     /// `Q` (TOCS §4.5.1): each digest pre-prepared here at this sequence, with the latest
-    /// view it was pre-prepared in; at most [`MAX_PRE_PREPARED_PER_SEQUENCE`], the
-    /// lowest views evicted first (never the digest of `prepared`).
-    pub pre_prepared: BTreeMap<Digest, View>,
+    /// view it was pre-prepared in and that pre-prepare's timestamp; at most
+    /// [`MAX_PRE_PREPARED_PER_SEQUENCE`], the lowest views evicted first (never the digest
+    /// of `prepared`).
+    pub pre_prepared: BTreeMap<Digest, (View, Timestamp)>,
     /// This replica sent its commit in `commit_sent_view`.
     pub commit_sent_view: Option<View>,
     /// A fetch for the committed or re-proposed body was already multicast.
@@ -79,20 +81,23 @@ impl Slot {
     /// vouch for them. (It sends no prepare either, so no prepared certificate counts on
     /// it.)
     pub fn accept(&mut self, pre_prepare: Signed<PrePrepare>, vouch: bool) {
-        let (digest, view) = (pre_prepare.message.digest, pre_prepare.message.view);
+        let m = &pre_prepare.message;
+        let (digest, view, timestamp) = (m.digest, m.view, m.timestamp);
         self.pre_prepare = Some(pre_prepare);
         if !vouch {
             return;
         }
-        let latest = self.pre_prepared.entry(digest).or_insert(view);
-        *latest = (*latest).max(view);
+        let latest = self.pre_prepared.entry(digest).or_insert((view, timestamp));
+        if view >= latest.0 {
+            *latest = (view, timestamp);
+        }
         while self.pre_prepared.len() > MAX_PRE_PREPARED_PER_SEQUENCE {
             let keep = self.prepared.as_ref().map(|p| p.message.digest);
             let oldest = self
                 .pre_prepared
                 .iter()
                 .filter(|(d, _)| Some(**d) != keep && **d != digest)
-                .min_by_key(|(_, v)| **v)
+                .min_by_key(|(_, (v, _))| *v)
                 .map(|(d, _)| *d);
             match oldest {
                 Some(d) => {
@@ -217,15 +222,18 @@ impl Log {
 mod tests {
     use super::*;
     use palisade_wire::agreement::Signature;
-    use palisade_wire::fs::Timestamp;
 
+    /// A pre-prepare whose timestamp tells its view, to see which one `Q` keeps.
     fn pp(view: View, tag: u8) -> Signed<PrePrepare> {
         Signed {
             signer: 0,
             message: PrePrepare {
                 view,
                 sequence: 1,
-                timestamp: Timestamp::default(),
+                timestamp: Timestamp {
+                    seconds: view as u32,
+                    nanos: 0,
+                },
                 digest: Digest([tag; 32]),
                 primary: 0,
             },
@@ -244,8 +252,14 @@ mod tests {
         slot.accept(pp(0, 1), true);
         assert_eq!(
             slot.pre_prepared.get(&Digest([1; 32])),
-            Some(&1),
-            "latest view kept"
+            Some(&(
+                1,
+                Timestamp {
+                    seconds: 1,
+                    nanos: 0
+                }
+            )),
+            "latest view kept, with its pre-prepare's timestamp"
         );
         // Digest 1 prepared in view 1; four more digests in later views: the bound evicts
         // the lowest views first, but never the prepared digest or the one just accepted.

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use palisade_wire::agreement::{Checkpoint, Digest, ReplicaId, Sequence, Signed, View, ViewChange};
 use palisade_wire::fs::Timestamp;
 
-use palisade_wire::agreement::{verify_all, PrePrepared, MAX_PRE_PREPARED_PER_SEQUENCE};
+use palisade_wire::agreement::{verify_all, MAX_PRE_PREPARED_PER_SEQUENCE};
 
 use crate::certificate::verify_checkpoint_proof;
 use crate::config::Config;
@@ -183,8 +183,8 @@ pub struct NewViewPlan {
 struct Claims {
     /// `P`: sequence → (view, digest).
     prepared: BTreeMap<Sequence, (View, Digest)>,
-    /// `Q`: (sequence, digest) → latest view.
-    pre_prepared: BTreeMap<(Sequence, Digest), View>,
+    /// `Q`: (sequence, digest) → latest view and its pre-prepare's timestamp.
+    pre_prepared: BTreeMap<(Sequence, Digest), (View, Timestamp)>,
 }
 
 impl Claims {
@@ -198,13 +198,7 @@ impl Claims {
             pre_prepared: vc
                 .pre_prepared
                 .iter()
-                .map(
-                    |PrePrepared {
-                         sequence,
-                         digest,
-                         view,
-                     }| ((*sequence, *digest), *view),
-                )
+                .map(|q| ((q.sequence, q.digest), (q.view, q.timestamp)))
                 .collect(),
         }
     }
@@ -217,11 +211,19 @@ impl Claims {
             .is_none_or(|(v, d)| *v < view || (*v == view && *d == digest))
     }
 
-    /// A2's test for one sender: it pre-prepared `digest` at `sequence` in `view` or later.
-    fn vouches(&self, sequence: Sequence, view: View, digest: Digest) -> bool {
+    /// A2's test for one sender: it pre-prepared `digest` at `sequence` in `view` or later,
+    /// under `timestamp`. (A correct replica accepts a pre-prepare only with its batch's
+    /// own time, which the digest binds, so f+1 matching times include a correct one.)
+    fn vouches(
+        &self,
+        sequence: Sequence,
+        view: View,
+        digest: Digest,
+        timestamp: Timestamp,
+    ) -> bool {
         self.pre_prepared
             .get(&(sequence, digest))
-            .is_some_and(|v| *v >= view)
+            .is_some_and(|(v, t)| *v >= view && *t == timestamp)
     }
 }
 
@@ -232,7 +234,9 @@ impl Claims {
 ///
 /// - **A.** a batch `d` that some sender's `P` names in view `v` is chosen when
 ///   **A1** 2f+1 senders report at `n` nothing, a lower view, or `(v, d)` itself; and
-///   **A2** f+1 senders' `Q` holds `d` at `n` in view `v` or later.
+///   **A2** f+1 senders' `Q` holds `d` at `n` in view `v` or later, under the
+///   candidate's timestamp (so a time a faulty primary signed `d` under, which no correct
+///   replica accepted, is never re-proposed).
 ///   (A3, "the primary has the batch", is met later: a new primary without the body
 ///   fetches it by digest before proposing anything, see `Replica::awaiting_bodies`.)
 ///   Candidates are tried highest view first, then by digest, so that the choice is
@@ -277,9 +281,9 @@ pub fn plan_new_view(
     let mut entries = Vec::new();
     for n in min_s.saturating_add(1)..=max_s {
         let chosen = candidates.get(&n).and_then(|set| {
-            set.iter().rev().find(|(v, d, _)| {
+            set.iter().rev().find(|(v, d, ts)| {
                 claims.iter().filter(|c| c.allows(n, *v, *d)).count() >= quorum
-                    && claims.iter().filter(|c| c.vouches(n, *v, *d)).count() > f
+                    && claims.iter().filter(|c| c.vouches(n, *v, *d, *ts)).count() > f
             })
         });
         match chosen {

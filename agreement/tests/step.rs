@@ -518,6 +518,7 @@ fn new_view_is_checked_against_its_view_changes() {
     let q = |digest| PrePrepared {
         sequence: 1,
         digest,
+        timestamp: time(1_000),
         view: 0,
     };
     // Replica 3 pre-prepared `d` too: A1 (no sender contradicts it) and A2 (f+1 = 2
@@ -637,6 +638,7 @@ fn new_view_chooses_the_null_batch_when_2f_plus_1_prepared_nothing() {
     let q = PrePrepared {
         sequence: 1,
         digest: d,
+        timestamp: time(1_000),
         view: 0,
     };
     let vcs = vec![
@@ -650,6 +652,58 @@ fn new_view_chooses_the_null_batch_when_2f_plus_1_prepared_nothing() {
     let out = r.step(msg(1, new_view(vcs, vec![null])));
     assert_eq!(r.view(), 1, "{out:?}");
     assert_eq!(r.stats().messages_rejected, 0);
+}
+
+/// A faulty primary of view 0 (replica 0) signed batch `d` twice: under the batch's own
+/// time, which correct replicas accepted and prepared, and under a time an hour later,
+/// which it claims in its view-change. The digest binds the batch's time, so the new
+/// view must re-propose `d` under it: f+1 senders' `Q` vouch for that time, only the liar
+/// for the other. (Re-proposed under the later time, every later proposal would look to
+/// go backwards and cost another view change.)
+#[test]
+fn new_view_re_proposes_a_batch_under_the_time_its_body_carries() {
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    let d = batch.digest().unwrap();
+    let honest = signed_pre_prepare(0, 0, 1, &batch);
+    let mut later = honest.message.clone();
+    later.timestamp = time(4_600);
+    let lie = Signed::sign(&replica_key(0), later).unwrap();
+    let q = |timestamp| PrePrepared {
+        sequence: 1,
+        digest: d,
+        timestamp,
+        view: 0,
+    };
+    let vcs = vec![
+        view_change(0, 1, vec![lie], vec![q(time(4_600))]),
+        view_change(2, 1, vec![honest.clone()], vec![q(time(1_000))]),
+        view_change(3, 1, vec![honest], vec![q(time(1_000))]),
+    ];
+    let plan =
+        palisade_agreement::view_change::plan_new_view(&vcs, Batch::null().digest().unwrap(), 1)
+            .expect("A1 and A2 hold for d");
+    assert_eq!(plan.entries, vec![(1, d, time(1_000))]);
+    // A backup holds the new primary to it.
+    let mut r = replica(2, |_| {});
+    let under = |timestamp| {
+        let pp = PrePrepare {
+            view: 1,
+            sequence: 1,
+            timestamp,
+            digest: d,
+            primary: 1,
+        };
+        Signed::sign(&replica_key(1), pp).unwrap()
+    };
+    let wrong_time = under(time(4_600));
+    assert!(r
+        .step(msg(1, new_view(vcs.clone(), vec![wrong_time])))
+        .is_empty());
+    assert_eq!(r.stats().messages_rejected, 1);
+    assert_eq!(r.view(), 0);
+    let out = r.step(msg(1, new_view(vcs, vec![under(time(1_000))])));
+    assert_eq!(r.view(), 1, "{out:?}");
+    assert_eq!(r.stats().messages_rejected, 1);
 }
 
 #[test]
@@ -793,6 +847,7 @@ fn hostile_run(seed: u64) {
                     vec![PrePrepared {
                         sequence,
                         digest,
+                        timestamp: time(1_000),
                         view: view.saturating_sub(1),
                     }],
                 )),

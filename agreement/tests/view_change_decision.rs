@@ -31,17 +31,45 @@ fn digest(tag: u8) -> Digest {
     Digest([tag; 32])
 }
 
-/// One replica's claims at sequence 1: `P` (view, digest) and `Q` (digest -> view).
+/// The timestamp inside batch `digest`: a correct replica's `P` and `Q` name a digest
+/// only with it, since the digest binds it.
+fn time_of(digest: Digest) -> Timestamp {
+    Timestamp {
+        seconds: 1_000 + u32::from(digest.0[0]),
+        nanos: 0,
+    }
+}
+
+/// A time no batch carries, which a faulty primary may sign a real digest under.
+const LIE_TIME: Timestamp = Timestamp {
+    seconds: 9_999,
+    nanos: 0,
+};
+
+/// One replica's claims at sequence 1: `P` (view, digest, timestamp) and `Q` (digest ->
+/// view, timestamp).
 #[derive(Clone, Debug, Default)]
 struct Claims {
-    prepared: Option<(View, Digest)>,
-    pre_prepared: BTreeMap<Digest, View>,
+    prepared: Option<(View, Digest, Timestamp)>,
+    pre_prepared: BTreeMap<Digest, (View, Timestamp)>,
 }
 
 impl Claims {
+    /// What a correct replica records: the batch's own time.
     fn pre_prepare(&mut self, digest: Digest, view: View) {
-        let v = self.pre_prepared.entry(digest).or_insert(view);
-        *v = (*v).max(view);
+        self.pre_prepare_at(digest, view, time_of(digest));
+    }
+
+    fn pre_prepare_at(&mut self, digest: Digest, view: View, timestamp: Timestamp) {
+        let v = self.pre_prepared.entry(digest).or_insert((view, timestamp));
+        if view >= v.0 {
+            *v = (view, timestamp);
+        }
+    }
+
+    fn prepare(&mut self, digest: Digest, view: View) {
+        self.prepared = Some((view, digest, time_of(digest)));
+        self.pre_prepare(digest, view);
     }
 
     /// The view-change message (signatures are not the procedure's business: the
@@ -50,12 +78,12 @@ impl Claims {
         let prepared = self
             .prepared
             .iter()
-            .map(|(view, digest)| Signed {
+            .map(|(view, digest, timestamp)| Signed {
                 signer: u64::from((*view % N as u64) as u32),
                 message: PrePrepare {
                     view: *view,
                     sequence: 1,
-                    timestamp: Timestamp::default(),
+                    timestamp: *timestamp,
                     digest: *digest,
                     primary: (*view % N as u64) as u32,
                 },
@@ -65,9 +93,10 @@ impl Claims {
         let pre_prepared = self
             .pre_prepared
             .iter()
-            .map(|(digest, view)| PrePrepared {
+            .map(|(digest, (view, timestamp))| PrePrepared {
                 sequence: 1,
                 digest: *digest,
+                timestamp: *timestamp,
                 view: *view,
             })
             .collect();
@@ -108,8 +137,7 @@ fn history(rng: &mut common::Schedule) -> (Vec<Claims>, usize) {
     let witnesses = [correct[0], correct[1]];
     for &i in &witnesses {
         let v = v_c + rng.next(3 - v_c);
-        claims[i].prepared = Some((v, d));
-        claims[i].pre_prepare(d, v);
+        claims[i].prepare(d, v);
     }
     // The third correct replica: nothing prepared, `d` in some view from `v_c` on, or
     // another batch in a view before `v_c`.
@@ -118,13 +146,11 @@ fn history(rng: &mut common::Schedule) -> (Vec<Claims>, usize) {
         0 => {}
         1 => {
             let v = v_c + rng.next(3 - v_c);
-            claims[third].prepared = Some((v, d));
-            claims[third].pre_prepare(d, v);
+            claims[third].prepare(d, v);
         }
         _ if v_c > 0 => {
             let (v, x) = (rng.next(v_c), others[rng.next(2) as usize]);
-            claims[third].prepared = Some((v, x));
-            claims[third].pre_prepare(x, v);
+            claims[third].prepare(x, v);
         }
         _ => {}
     }
@@ -132,11 +158,11 @@ fn history(rng: &mut common::Schedule) -> (Vec<Claims>, usize) {
     // f+1 correct replicas (the 2f+1 that pre-prepared or prepared it in `v` hold f+1
     // correct ones).
     for &i in &correct {
-        if let Some((v, x)) = claims[i].prepared {
+        if let Some((v, x, _)) = claims[i].prepared {
             let mut vouching: Vec<usize> = correct
                 .iter()
                 .copied()
-                .filter(|j| claims[*j].pre_prepared.get(&x).is_some_and(|w| *w >= v))
+                .filter(|j| claims[*j].pre_prepared.get(&x).is_some_and(|w| w.0 >= v))
                 .collect();
             for &j in &correct {
                 if vouching.len() > F {
@@ -149,15 +175,25 @@ fn history(rng: &mut common::Schedule) -> (Vec<Claims>, usize) {
             }
         }
     }
-    // The faulty replica claims anything, in any view before the new one.
+    // The faulty replica claims anything, in any view before the new one, and under the
+    // batch's own time or a time a faulty primary signed it under instead.
     let mut lie = Claims::default();
     let any = [d, others[0], others[1], digest(9)];
+    let time = |rng: &mut common::Schedule, x: Digest| {
+        if rng.next(2) == 0 {
+            time_of(x)
+        } else {
+            LIE_TIME
+        }
+    };
     if rng.next(4) != 0 {
-        lie.prepared = Some((rng.next(NEW_VIEW), any[rng.next(4) as usize]));
+        let x = any[rng.next(4) as usize];
+        lie.prepared = Some((rng.next(NEW_VIEW), x, time(rng, x)));
     }
     for x in any {
         if rng.next(2) == 0 {
-            lie.pre_prepare(x, rng.next(NEW_VIEW));
+            let (view, timestamp) = (rng.next(NEW_VIEW), time(rng, x));
+            lie.pre_prepare_at(x, view, timestamp);
         }
     }
     claims[faulty] = lie;
@@ -188,10 +224,10 @@ fn a_committed_batch_is_chosen_by_every_deciding_set_and_all_four_decide() {
                 .collect();
             match plan_new_view(&subset, null, F) {
                 Some(plan) => assert_eq!(
-                    plan.entries.first().map(|e| e.1),
-                    Some(d),
+                    plan.entries.first().map(|e| (e.1, e.2)),
+                    Some((d, time_of(d))),
                     "seed {seed}: senders {mask:04b} (faulty {faulty}) chose another batch \
-                     than the committed one: {claims:?}"
+                     or time than the committed one: {claims:?}"
                 ),
                 None => {
                     assert_ne!(

@@ -9,6 +9,7 @@ use palisade_wire::agreement::{
     AgreementMessage, Batch, Commit, Digest, PrePrepare, PrePrepared, Prepare, ReplicaId, Signed,
     ViewChange,
 };
+use palisade_wire::fs::Timestamp;
 
 use crate::scenario::AgreementFault;
 
@@ -153,12 +154,20 @@ fn claim_nothing(vc: ViewChange) -> ViewChange {
     }
 }
 
-/// A view-change from the primary being replaced that claims it prepared, in its own
-/// view (the latest view below the new one, so higher than anything correct replicas
-/// prepared), a batch no one else saw at every sequence it reports, backed by a
-/// pre-prepare it signs itself as that view's primary — a valid signature on a lie. A1
-/// alone would accept it (nobody reports a higher view); A2 must refuse it, since no
-/// correct replica pre-prepared it. Other faulty replicas omit instead.
+/// A view-change from the primary being replaced that lies with the signing key of its
+/// own view (the latest view below the new one, so higher than anything correct replicas
+/// prepared), in one of two ways by sequence:
+///
+/// - at even sequences it reports, it claims it prepared a batch no one else saw, backed
+///   by a pre-prepare it signs itself: a valid signature on a lie. A1 alone would accept
+///   it (nobody reports a higher view); A2 must refuse it, since no correct replica
+///   pre-prepared it;
+/// - at odd sequences where it proposed a real batch, it claims that very batch under a
+///   timestamp an hour later, re-signed. The digest still names the true batch, so only
+///   A2's timestamp match keeps the new view from re-proposing it under a time its body
+///   does not carry (which would make every later proposal look to go backwards).
+///
+/// Other faulty replicas omit instead.
 fn claim_other_batches(key: &SigningKey, n: usize, vc: ViewChange) -> ViewChange {
     let me = vc.replica;
     let Some(view) = vc.new_view.checked_sub(1) else {
@@ -179,29 +188,53 @@ fn claim_other_batches(key: &SigningKey, n: usize, vc: ViewChange) -> ViewChange
         .first()
         .map(|pp| pp.message.timestamp)
         .unwrap_or_default();
-    let prepared = sequences
+    // Its own real proposals, by sequence: the ones it can re-sign with another time.
+    let own: BTreeMap<u64, PrePrepare> = vc
+        .pre_prepared
         .iter()
-        .filter_map(|&sequence| {
-            Signed::sign(
-                key,
-                PrePrepare {
-                    view,
-                    sequence,
-                    timestamp,
-                    digest: bogus(sequence),
-                    primary: me,
-                },
-            )
-            .ok()
+        .filter(|q| q.view == view && q.sequence % 2 == 1)
+        .map(|q| {
+            let pp = PrePrepare {
+                view,
+                sequence: q.sequence,
+                timestamp: q.timestamp,
+                digest: q.digest,
+                primary: me,
+            };
+            (q.sequence, pp)
         })
         .collect();
-    let pre_prepared = sequences
+    let claims: Vec<PrePrepare> = sequences
         .iter()
-        .map(|&sequence| PrePrepared {
-            sequence,
-            digest: bogus(sequence),
+        .map(|&sequence| match own.get(&sequence) {
+            Some(real) => PrePrepare {
+                timestamp: Timestamp {
+                    seconds: real.timestamp.seconds.saturating_add(3_600),
+                    ..real.timestamp
+                },
+                ..real.clone()
+            },
+            None => PrePrepare {
+                view,
+                sequence,
+                timestamp,
+                digest: bogus(sequence),
+                primary: me,
+            },
+        })
+        .collect();
+    let pre_prepared = claims
+        .iter()
+        .map(|pp| PrePrepared {
+            sequence: pp.sequence,
+            digest: pp.digest,
+            timestamp: pp.timestamp,
             view,
         })
+        .collect();
+    let prepared = claims
+        .into_iter()
+        .filter_map(|pp| Signed::sign(key, pp).ok())
         .collect();
     ViewChange {
         prepared,

@@ -436,12 +436,20 @@ pub const MAX_PRE_PREPARED_PER_SEQUENCE: usize = 4;
 
 /// One entry of a view-change's `Q` set (TOCS §4.5.1): this replica pre-prepared (accepted
 /// the pre-prepare of, or as primary proposed) the batch `digest` at `sequence`, most
-/// recently in `view`. An unproven claim: the new-view decision procedure counts f+1 of
-/// them, so that at least one comes from a correct replica.
+/// recently in `view`, with the timestamp the pre-prepare carried. An unproven claim: the
+/// new-view decision procedure counts f+1 of them, so that at least one comes from a
+/// correct replica.
+///
+/// Why the timestamp: the digest binds the batch's own timestamp, and a correct replica
+/// accepts a pre-prepare only if its timestamp is the batch's, so for correct replicas a
+/// digest has one timestamp. A faulty primary can still sign the same digest under another
+/// time, and a faulty replica can claim that one in `P`; counting f+1 matching timestamps
+/// here keeps the new view from re-proposing the batch under it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PrePrepared {
     pub sequence: Sequence,
     pub digest: Digest,
+    pub timestamp: Timestamp,
     pub view: View,
 }
 

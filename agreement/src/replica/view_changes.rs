@@ -60,11 +60,14 @@ impl Replica {
             .collect();
         let pre_prepared = above_low()
             .flat_map(|(n, s)| {
-                s.pre_prepared.iter().map(|(digest, view)| PrePrepared {
-                    sequence: *n,
-                    digest: *digest,
-                    view: *view,
-                })
+                s.pre_prepared
+                    .iter()
+                    .map(|(digest, (view, timestamp))| PrePrepared {
+                        sequence: *n,
+                        digest: *digest,
+                        timestamp: *timestamp,
+                        view: *view,
+                    })
             })
             .collect();
         let vc = self.sign(ViewChange {
