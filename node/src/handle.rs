@@ -35,6 +35,9 @@ pub struct Probe {
     /// Agreement (`separate`): `ResendReply` rounds sent for retransmitted requests
     /// whose orders had left the delivery log.
     pub replies_asked: AtomicU64,
+    /// Agreement (firewall): kept certified replies sent again to a gateway that
+    /// retransmitted its request (`palisade_firewall::RecentReplies`).
+    pub replies_resent: AtomicU64,
 }
 
 impl Probe {

@@ -94,6 +94,8 @@ pub struct RunStats {
     pub filter_drops: u64,
     pub bad_shares: u64,
     pub replies_relayed: u64,
+    /// Kept certified replies agreement nodes sent again to a retransmitting client.
+    pub replies_resent: u64,
     pub firewall_refused: u64,
     pub no_link: u64,
     pub leaks_sent: u64,
@@ -932,8 +934,8 @@ impl Simulation {
         for a in &self.agreement {
             if let Some(fw) = &a.firewall {
                 lines.push(format!(
-                    "  agreement{} firewall: relayed {}, refused {}",
-                    a.id, fw.replies_relayed, fw.refused
+                    "  agreement{} firewall: relayed {}, resent {}, refused {}",
+                    a.id, fw.replies_relayed, fw.replies_resent, fw.refused
                 ));
             }
         }
@@ -1014,6 +1016,7 @@ impl Simulation {
         for a in &self.agreement {
             if let Some(fw) = &a.firewall {
                 stats.replies_relayed += fw.replies_relayed;
+                stats.replies_resent += fw.replies_resent;
                 stats.firewall_refused += fw.refused;
             }
         }

@@ -198,6 +198,21 @@ fn former_gap_seeds_are_answered() {
     }
 }
 
+/// A certified reply whose copies to the f+1 relaying agreement nodes were lost (or came
+/// while they were down), for a request whose batch checkpoints then collected
+/// everywhere: only another agreement node's kept copy can answer the retransmission
+/// (`palisade_firewall::RecentReplies`). These seeds failed on liveness once the
+/// simulated disk lost unsynced commits in a crash, which changed their timing.
+#[test]
+fn a_certified_reply_lost_on_the_last_hop_is_sent_again() {
+    let runs = check(&scenario(Scenario::Firewall), 91..92);
+    let more = check(&scenario(Scenario::Firewall), 103..104);
+    assert!(
+        runs.iter().chain(&more).any(|r| r.replies_resent > 0),
+        "{runs:?} {more:?}"
+    );
+}
+
 /// A correct replica that skipped batches by state transfer, beside a faulty one sending
 /// bad shares: only g valid shares existed for those batches until the reply leaves of
 /// recent batches became replicated state (crate docs). Seed 102 failed on liveness.
