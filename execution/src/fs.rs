@@ -30,6 +30,18 @@ impl RanBatch {
     pub fn replies(&mut self, replies: BTreeMap<u64, Option<Vec<[u8; 32]>>>) {
         self.changes.replies = replies;
     }
+
+    /// Whether the commit will wait for the disk: false only for a batch that changed
+    /// no file (reads only), see [`FileSystem::run_batch`].
+    pub fn is_durable(&self) -> bool {
+        self.changes.durable
+    }
+
+    /// Commits this batch durably even if it changed no file: the caller is about to
+    /// vouch for the state it leaves (a checkpoint).
+    pub fn make_durable(&mut self) {
+        self.changes.durable = true;
+    }
 }
 
 /// The file system of one execution replica (and of the unreplicated gateway).

@@ -723,3 +723,24 @@ fn a_state_request_names_the_checkpoint_it_can_install_and_gets_that_snapshot() 
     });
     assert_eq!(state_chunks_to(&out, 1)[0].0, 2 * K);
 }
+
+/// A batch of reads commits without an fsync, except at a checkpoint's sequence: the
+/// replica signs that state, and agreement collects the orders up to it once g+1 did, so
+/// it must survive a crash of every replica.
+#[test]
+fn reads_commit_unsynced_except_at_a_checkpoint() {
+    let mut r = replica(0);
+    let getattr = |id| request(0, id, &FsOp::GetAttr { id: ROOT_ID });
+    for s in 1..=K + 1 {
+        r.step(order(s, vec![getattr(s)]));
+    }
+    assert_eq!(r.stats().batches_executed, K + 1);
+    // 1..K-1 and K+1; not K.
+    assert_eq!(r.stats().batches_unsynced, K);
+    r.step(order(K + 2, vec![create(0, K + 2, "f")]));
+    assert_eq!(
+        r.stats().batches_unsynced,
+        K,
+        "a batch that changed a file syncs"
+    );
+}

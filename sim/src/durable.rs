@@ -1,7 +1,9 @@
 //! A [`MemStore`] that outlives the replica using it: the simulator's stand-in for an
 //! execution replica's data directory. A crash drops the replica (and everything it held
 //! in memory); the restart reopens the same store, which holds exactly the batches whose
-//! commit completed, as a redb directory would.
+//! commit completed durably, as a redb directory would: a commit without an fsync
+//! (`ChangeSet::durable` false, a batch of reads) is lost in a crash unless a durable
+//! commit followed it, since redb's commits reach the disk in order.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,7 +16,16 @@ use palisade_wire::fs::FileId;
 
 /// A shared handle to one simulated data directory.
 #[derive(Clone, Debug, Default)]
-pub struct DurableStore(Rc<RefCell<MemStore>>);
+pub struct DurableStore(Rc<RefCell<MemStore>>, Rc<RefCell<OnDisk>>);
+
+/// What a crash leaves: the state as of the last durable commit, and the commits since
+/// (made without an fsync) that a crash loses. At most a checkpoint interval of them:
+/// a replica's checkpoint batches are durable.
+#[derive(Debug, Default)]
+struct OnDisk {
+    synced: MemStore,
+    unsynced: Vec<ChangeSet>,
+}
 
 fn busy() -> ExecError {
     ExecError::Storage("simulated store is busy (re-entrant use)".into())
@@ -24,6 +35,18 @@ impl DurableStore {
     /// An empty data directory.
     pub fn new() -> DurableStore {
         DurableStore::default()
+    }
+
+    /// A crash: the commits made without an fsync since the last durable one are gone.
+    pub fn crash(&self) {
+        let Ok(mut disk) = self.1.try_borrow_mut() else {
+            return;
+        };
+        let Ok(mut live) = self.0.try_borrow_mut() else {
+            return;
+        };
+        disk.unsynced.clear();
+        *live = disk.synced.clone();
     }
 }
 
@@ -88,6 +111,20 @@ impl Store for DurableStore {
             .replies_from(from, limit)
     }
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
-        self.0.try_borrow_mut().map_err(|_| busy())?.commit(changes)
+        self.0
+            .try_borrow_mut()
+            .map_err(|_| busy())?
+            .commit(changes)?;
+        let mut disk = self.1.try_borrow_mut().map_err(|_| busy())?;
+        if changes.durable {
+            let OnDisk { synced, unsynced } = &mut *disk;
+            for earlier in unsynced.drain(..) {
+                synced.commit(&earlier)?;
+            }
+            synced.commit(changes)?;
+        } else {
+            disk.unsynced.push(changes.clone());
+        }
+        Ok(())
     }
 }

@@ -86,6 +86,8 @@ impl ExecutionNode {
     pub fn restart(&mut self, wipe: bool) -> Result<(), NodeError> {
         if wipe {
             self.store = DurableStore::new();
+        } else {
+            self.store.crash();
         }
         let fs = FileSystem::open(self.store.clone(), FsConfig::default())?;
         self.replica = ExecutionReplica::new(self.config.clone(), self.key.clone(), fs)?;

@@ -789,7 +789,20 @@ impl<S: Store> ExecutionReplica<S> {
         // exactly-once; a reopened replica's digest equals its peers').
         ran.clients(staged.records(&self.executed));
         ran.replies(self.reply_leaves.changes(sequence, &leaves));
+        // A batch of reads commits without an fsync: lost in a crash, it is fetched and
+        // replayed. Not at a checkpoint's sequence, though: this replica signs the state
+        // it leaves, and once g+1 signed it agreement collects the orders up to it; had
+        // every replica lost it in one power failure, none could replay it and none could
+        // serve it by state transfer. Durable there, a stable checkpoint always has g+1
+        // replicas that hold it on disk.
+        if sequence.is_multiple_of(self.config.checkpoint_interval) {
+            ran.make_durable();
+        }
+        let unsynced = !ran.is_durable();
         self.fs.commit_batch(ran)?;
+        if unsynced {
+            self.stats.batches_unsynced += 1;
+        }
         self.executed.apply(staged);
         self.reply_leaves.apply(sequence, leaves.clone());
         self.stats.batches_executed += 1;

@@ -6,6 +6,9 @@
 pub struct ReplicaStats {
     /// Batches executed (null batches included).
     pub batches_executed: u64,
+    /// Of those, batches committed without waiting for the disk: they changed no file
+    /// and are not at a checkpoint's sequence.
+    pub batches_unsynced: u64,
     /// Requests executed (each exactly once).
     pub requests_executed: u64,
     /// Replies sent for newly executed requests: signed replies (`Signed` mode) or reply
