@@ -2,6 +2,10 @@
 //! "retransmissions are answered from a bounded cache"). Bounded by bytes; the oldest
 //! sequence goes first. Re-sending a cached reply sends bytes that already crossed this
 //! filter once, and that the execution cluster's unique threshold signature fixes.
+//!
+//! Replies stay past the stable checkpoint that collects their order: a reply lost on
+//! its way up after that can only come from here, when agreement asks for it again on a
+//! client's retransmission (`ExecutionMessage::ResendReply`, see `Filter::on_resend`).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +32,9 @@ pub(crate) fn reply_bytes(reply: &CertifiedReply) -> usize {
 #[derive(Clone, Debug)]
 pub(crate) struct ReplyCache {
     by_sequence: BTreeMap<Sequence, BTreeMap<RequestKey, CertifiedReply>>,
+    /// Each cached request's sequence (a request is ordered once; a later sequence for
+    /// the same key replaces the index entry).
+    by_request: BTreeMap<RequestKey, Sequence>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -36,6 +43,7 @@ impl ReplyCache {
     pub fn new(max_bytes: usize) -> ReplyCache {
         ReplyCache {
             by_sequence: BTreeMap::new(),
+            by_request: BTreeMap::new(),
             bytes: 0,
             max_bytes,
         }
@@ -49,17 +57,32 @@ impl ReplyCache {
     pub fn insert(&mut self, reply: CertifiedReply) {
         let key = (reply.entry.client, reply.entry.request_id);
         let size = reply_bytes(&reply);
+        self.by_request.insert(key, reply.sequence);
         let replies = self.by_sequence.entry(reply.sequence).or_default();
         if let Some(old) = replies.insert(key, reply) {
             self.bytes = self.bytes.saturating_sub(reply_bytes(&old));
         }
         self.bytes = self.bytes.saturating_add(size);
         while self.bytes > self.max_bytes {
-            let Some((_, evicted)) = self.by_sequence.pop_first() else {
+            let Some((sequence, evicted)) = self.by_sequence.pop_first() else {
                 break;
             };
-            for r in evicted.values() {
-                self.bytes = self.bytes.saturating_sub(reply_bytes(r));
+            self.forget(sequence, evicted);
+        }
+    }
+
+    /// The cached reply to one request, whatever its sequence.
+    pub fn get(&self, key: &RequestKey) -> Option<&CertifiedReply> {
+        let sequence = self.by_request.get(key)?;
+        self.by_sequence.get(sequence)?.get(key)
+    }
+
+    /// Uncounts the replies of `sequence` just removed, and their index entries.
+    fn forget(&mut self, sequence: Sequence, removed: BTreeMap<RequestKey, CertifiedReply>) {
+        for (key, r) in removed {
+            self.bytes = self.bytes.saturating_sub(reply_bytes(&r));
+            if self.by_request.get(&key) == Some(&sequence) {
+                self.by_request.remove(&key);
             }
         }
     }
@@ -73,16 +96,6 @@ impl ReplyCache {
     ) -> Option<Vec<CertifiedReply>> {
         let cached = self.by_sequence.get(&sequence)?;
         requests.map(|key| cached.get(key).cloned()).collect()
-    }
-
-    /// Drops every reply at or below `sequence` (its order is collected, so no
-    /// retransmission of it will be served any more).
-    pub fn collect_through(&mut self, sequence: Sequence) {
-        let kept = self.by_sequence.split_off(&sequence.saturating_add(1));
-        let dropped = std::mem::replace(&mut self.by_sequence, kept);
-        for r in dropped.values().flat_map(|m| m.values()) {
-            self.bytes = self.bytes.saturating_sub(reply_bytes(r));
-        }
     }
 }
 
@@ -124,7 +137,14 @@ mod tests {
         // The same reply again is not counted twice.
         cache.insert(reply(3, 4));
         assert_eq!(cache.bytes(), 2 * one);
-        cache.collect_through(2);
-        assert_eq!(cache.bytes(), one);
+        // By request, whatever the sequence; evicted ones are gone from the index too.
+        assert_eq!(cache.get(&(1, 4)).map(|r| r.sequence), Some(3));
+        assert_eq!(cache.get(&(1, 3)).map(|r| r.sequence), Some(2));
+        assert!(cache.get(&(1, 1)).is_none());
+        cache.insert(reply(4, 5));
+        cache.insert(reply(5, 6));
+        assert!(cache.get(&(1, 3)).is_none());
+        assert_eq!(cache.get(&(1, 6)).map(|r| r.sequence), Some(5));
+        assert_eq!(cache.by_request.len(), 3);
     }
 }

@@ -8,6 +8,9 @@
 mod bottom;
 mod downward;
 mod relay;
+mod resend;
+
+pub use resend::MAX_RESENDS_PER_INTERVAL;
 
 pub use downward::{MAX_FETCH_BYTES, MAX_FETCH_ORDERS};
 
@@ -52,6 +55,9 @@ pub struct Filter {
     fetch_answered: BTreeMap<u32, Duration>,
     /// When this filter last sent its own `FetchOrders` up.
     fetch_sent: Option<Duration>,
+    /// Per peer above: since when, and how many, replies it asked for again were re-sent
+    /// (`resend.rs`).
+    resends_answered: BTreeMap<u32, (Duration, u32)>,
     stats: FilterStats,
 }
 
@@ -85,6 +91,7 @@ impl Filter {
             stable_shares: StableShares::default(),
             fetch_answered: BTreeMap::new(),
             fetch_sent: None,
+            resends_answered: BTreeMap::new(),
             stats: FilterStats::default(),
         }
     }
@@ -176,6 +183,9 @@ impl Filter {
             Envelope::Execution(ExecutionMessage::Order { batch, certificate }) => {
                 self.on_order(from, batch, certificate, out)
             }
+            Envelope::Execution(ExecutionMessage::ResendReply {
+                client, request_id, ..
+            }) => self.on_resend(from, client, request_id, out),
             other => {
                 tracing::debug!(kind = other.kind(), "from above");
                 self.refuse(reason::UNEXPECTED_FROM_ABOVE, from, None)
@@ -287,7 +297,7 @@ impl Filter {
             self.release_pending(h.from, h.bytes);
         }
         self.log.collect_through(previous);
-        self.cache.collect_through(previous);
+        // Not the reply cache: it outlives the orders (`cache.rs`, `filter/resend.rs`).
         let kept = self.collectors.split_off(&previous.saturating_add(1));
         for mut collector in std::mem::replace(&mut self.collectors, kept).into_values() {
             for body in collector.take_pending() {

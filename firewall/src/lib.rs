@@ -69,4 +69,4 @@ pub use reply_relay::{RelayDecision, ReplyRelay};
 pub use stable::MAX_PENDING_PER_REPLICA as MAX_STABLE_SHARES_PER_REPLICA;
 pub use stats::FilterStats;
 
-pub use filter::{MAX_FETCH_BYTES, MAX_FETCH_ORDERS};
+pub use filter::{MAX_FETCH_BYTES, MAX_FETCH_ORDERS, MAX_RESENDS_PER_INTERVAL};

@@ -27,6 +27,11 @@ pub mod reason {
     pub const DUPLICATE_ORDER: &str = "duplicate order";
     /// A `FetchOrders` within `retransmit_interval` of the last answer to that asker.
     pub const FETCH_RATE_LIMITED: &str = "fetch rate limited";
+    /// A `ResendReply` from a peer above that had `MAX_RESENDS_PER_INTERVAL` answered
+    /// within `retransmit_interval`.
+    pub const RESEND_RATE_LIMITED: &str = "resend rate limited";
+    /// A `ResendReply` for a request whose certified reply this filter does not hold.
+    pub const NOT_CACHED: &str = "reply not cached";
     /// A share or body whose `replica` field is not the link it came on.
     pub const IMPOSTOR: &str = "impostor";
     /// A share, body or reply for a sequence that is not outstanding (never forwarded
@@ -88,6 +93,9 @@ pub struct FilterStats {
     pub replies_forwarded: u64,
     /// Cached certified replies re-sent up (a re-delivered order).
     pub replies_resent: u64,
+    /// Cached certified replies re-sent to a peer above that asked for one
+    /// (`ResendReply`: a client retransmitted after its batch was collected).
+    pub replies_resent_on_request: u64,
     /// Bottom row: reply roots certified by g+1 shares.
     pub roots_certified: u64,
     /// Bottom row: stable certificates combined from g+1 shares.

@@ -191,16 +191,68 @@ fn stable_certificates_are_verified_forwarded_once_and_collect() {
         1
     );
     assert_eq!(filter.collected(), 4);
-    assert_eq!(
-        filter.cached_reply_bytes(),
-        0,
-        "the cached reply of 2 is collected"
+    assert!(
+        filter.cached_reply_bytes() > 0,
+        "the cached reply of 2 outlives its order (filter/resend.rs)"
     );
     // Replays after collection: the order is old, its replies are not outstanding.
     assert!(filter.step(order_from(0, &old)).is_empty());
     assert_eq!(filter.stats().dropped(reason::OLD), 1);
     assert!(send_reply(&mut filter, 0, &old_reply[0]).is_empty());
     assert_eq!(filter.stats().dropped(reason::NOT_OUTSTANDING), 1);
+}
+
+/// A client retransmits after a stable checkpoint collected its batch everywhere, and its
+/// certified reply was lost above this filter: agreement asks for it again
+/// (`ResendReply`), and the reply cache, which outlives the orders, answers the asker.
+#[test]
+fn a_reply_asked_for_again_after_collection_comes_from_the_cache() {
+    use palisade_firewall::MAX_RESENDS_PER_INTERVAL;
+    use palisade_wire::execution::ExecutionMessage;
+    let cluster = cluster();
+    let mut filter = top(&cluster);
+    for sequence in 1..=8 {
+        filter.step(order_from(0, &batch(sequence, &[(0, sequence)])));
+    }
+    let old = certified(&cluster, 2, &entries(&batch(2, &[(0, 2)])));
+    assert_eq!(replies_up(&send_reply(&mut filter, 0, &old[0])).len(), 1);
+    for sequence in [4, 8] {
+        let cert = stable_certificate(&cluster, sequence);
+        filter.step(from_below(0, FirewallMessage::Stable(cert)));
+    }
+    assert_eq!(filter.collected(), 4);
+    let ask = |client, request_id| FilterInput::FromAbove {
+        from: 1,
+        envelope: Envelope::Execution(ExecutionMessage::ResendReply {
+            client,
+            request_id,
+            sequence: Some(2),
+        }),
+    };
+    let out = filter.step(ask(0, 2));
+    assert_eq!(
+        out,
+        vec![FilterOutput::ToAbove {
+            to: Some(1),
+            envelope: Envelope::Firewall(FirewallMessage::CertifiedReply(old[0].clone())),
+        }]
+    );
+    assert_eq!(filter.stats().replies_resent_on_request, 1);
+    // A request whose reply never passed here: nothing.
+    assert!(filter.step(ask(0, 3)).is_empty());
+    assert_eq!(filter.stats().dropped(reason::NOT_CACHED), 1);
+    // At most MAX_RESENDS_PER_INTERVAL answers per asker per interval.
+    for _ in 1..MAX_RESENDS_PER_INTERVAL {
+        assert_eq!(filter.step(ask(0, 2)).len(), 1);
+    }
+    assert!(filter.step(ask(0, 2)).is_empty());
+    assert_eq!(filter.stats().dropped(reason::RESEND_RATE_LIMITED), 1);
+    filter.step(FilterInput::Tick(INTERVAL));
+    assert_eq!(filter.step(ask(0, 2)).len(), 1);
+    assert_eq!(
+        filter.stats().replies_resent_on_request,
+        u64::from(MAX_RESENDS_PER_INTERVAL) + 1
+    );
 }
 
 #[test]

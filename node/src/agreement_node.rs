@@ -518,12 +518,14 @@ impl Driver {
         self.on_stable(cert.sequence, firewall_state_digest(cert.sequence));
     }
 
-    /// `separate`: asks every execution replica to re-send its cached reply to (client,
-    /// request id), whose order can no longer be re-sent (TOCS §4.1). Through the firewall
-    /// the filters re-forward overdue orders instead, and an agreement node must not make
-    /// execution replicas send anything.
+    /// Asks for the reply to (client, request id) again, whose order can no longer be
+    /// re-sent (TOCS §4.1): in `separate` every execution replica re-sends its cached
+    /// reply; through the firewall the top filters answer from their reply caches
+    /// (`palisade_firewall`'s `filter/resend.rs`), and this node relays what comes back.
+    /// Either way its downstream: an agreement node never reaches execution replicas
+    /// through the firewall.
     fn ask_for_reply(&mut self, (client, request_id): (u64, u64)) {
-        if self.firewall.is_some() || !self.sends_orders {
+        if !self.sends_orders {
             return;
         }
         Probe::bump(&self.probe.replies_asked);

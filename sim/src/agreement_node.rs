@@ -481,8 +481,10 @@ impl AgreementNode {
         if orders.is_empty() {
             // Its batch left the delivery log (a stable checkpoint collected it), or was
             // never delivered here: ask the execution replicas for their cached reply
-            // instead. The firewall has its own way (filters re-forward overdue orders).
-            if self.firewall.is_none() {
+            // instead, or through the firewall the top filters (replicas 0..=f, which
+            // relay what comes back).
+            let asks = self.firewall.as_ref().is_none_or(|fw| fw.pushes_orders);
+            if asks {
                 self.replies_asked += 1;
                 for to in &downstream {
                     effects.push(Effect::Send {

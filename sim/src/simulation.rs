@@ -96,6 +96,9 @@ pub struct RunStats {
     pub replies_relayed: u64,
     /// Kept certified replies agreement nodes sent again to a retransmitting client.
     pub replies_resent: u64,
+    /// Cached certified replies top filters re-sent to an agreement node that asked
+    /// again for a collected batch's reply.
+    pub filter_replies_resent_on_request: u64,
     pub firewall_refused: u64,
     pub no_link: u64,
     pub leaks_sent: u64,
@@ -1007,6 +1010,11 @@ impl Simulation {
             .filters
             .iter()
             .map(|f| f.filter.stats().total_dropped())
+            .sum();
+        stats.filter_replies_resent_on_request = self
+            .filters
+            .iter()
+            .map(|f| f.filter.stats().replies_resent_on_request)
             .sum();
         stats.bad_shares = self
             .filters
