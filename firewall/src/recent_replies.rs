@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use palisade_wire::agreement::ClientId;
 use palisade_wire::firewall::CertifiedReply;
 
+use crate::cache::reply_bytes as size_of;
+
 /// A request's copies, and the top filters that sent each.
 type Copies = Vec<(BTreeSet<u32>, CertifiedReply)>;
 
@@ -36,17 +38,6 @@ pub struct RecentReplies {
     replies: BTreeMap<(ClientId, u64), Copies>,
     /// Requests in the order their first copy came: the eviction order.
     arrival: VecDeque<(ClientId, u64)>,
-}
-
-/// What one kept copy is counted as: its body and path, plus a fixed allowance for the
-/// rest (ids, the signature, the map's own entry).
-fn size_of(reply: &CertifiedReply) -> usize {
-    reply
-        .entry
-        .body
-        .len()
-        .saturating_add(reply.path.len().saturating_mul(32))
-        .saturating_add(256)
 }
 
 impl RecentReplies {
@@ -120,7 +111,7 @@ impl RecentReplies {
         self.replies.is_empty()
     }
 
-    /// Bytes counted for the kept replies.
+    /// Bytes counted for the kept replies (as the filters' reply cache counts them).
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -183,13 +174,14 @@ mod tests {
         assert_eq!(recent.len(), 3);
         assert_eq!(recent.get(1, 1).count(), 0, "the oldest went");
         assert_eq!(recent.get(1, 4).count(), 1);
-        // Bytes: each copy counts its body plus 256; room for two 1,000-byte bodies.
-        let mut recent = RecentReplies::new(100, 2 * (1_000 + 256));
+        // Bytes, as the filters' reply cache counts them: room for two 1,000-byte bodies.
+        let one = size_of(&reply(1, 1, &[0; 1_000]));
+        let mut recent = RecentReplies::new(100, 2 * one);
         for id in 1..=3 {
             recent.keep(0, reply(1, id, &[0; 1_000]));
         }
         assert_eq!(recent.len(), 2);
-        assert_eq!(recent.bytes(), 2 * (1_000 + 256));
+        assert_eq!(recent.bytes(), 2 * one);
         assert_eq!(recent.get(1, 1).count(), 0);
         // Larger than the whole budget: not kept, nothing evicted for it.
         recent.keep(0, reply(1, 9, &[0; 4_000]));
