@@ -417,9 +417,11 @@ impl Driver {
                     self.step(Input::ClientRequest(request));
                 }
                 // A retransmission of a request ordered before the last stable checkpoint
-                // (its batch has left the delivery log): only the execution replicas'
-                // reply caches can answer it now.
+                // (its batch has left the delivery log): only kept replies, or the execution
+                // replicas' or top filters' reply caches, can answer it now; what comes back
+                // is relayed again.
                 if self.replica.stats().requests_duplicate > duplicates && self.allowed(from) {
+                    self.relay.forget(key.0, key.1);
                     self.resend_kept(key);
                     self.ask_for_reply(key);
                 }
