@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica, TimerKind};
 use palisade_crypto::ThresholdVerifier;
-use palisade_firewall::{RecentReplies, RelayDecision, ReplyRelay};
+use palisade_firewall::{RelayDecision, ReplyRelay};
 use palisade_net::{Envelope, Inbound, Network, NodeId};
 use palisade_wire::agreement::{AgreementMessage, Bounded, Digest, Sequence};
 use palisade_wire::execution::ExecutionMessage;
@@ -160,10 +160,6 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         firewall,
         clients: cfg.clients.len() as u64,
         relay: ReplyRelay::new(cfg.h.unwrap_or(0).saturating_add(1), MAX_RELAYED),
-        recent: RecentReplies::new(
-            RecentReplies::DEFAULT_REQUESTS,
-            RecentReplies::DEFAULT_BYTES,
-        ),
         exec_keys: cfg.execution_keys(),
         g: cfg.g,
         timers: Timers::default(),
@@ -254,9 +250,6 @@ struct Driver {
     /// Firewall: the certified replies relayed to gateways, once per claim per arrival
     /// of their request, vouched for when every top filter sent the claim.
     relay: ReplyRelay,
-    /// Firewall: every certified reply a top filter sent here, relayed or not, for a
-    /// gateway that asks again after its batch was collected everywhere.
-    recent: RecentReplies,
     exec_keys: Vec<ed25519_dalek::VerifyingKey>,
     g: usize,
     timers: Timers<TimerKind>,
@@ -387,7 +380,6 @@ impl Driver {
                     // lost ours, so relay the next copy again.)
                     if self.allowed(from) {
                         self.relay.forget(key.0, key.1);
-                        self.resend_kept(key);
                         let orders: Vec<ExecutionMessage> = self
                             .log
                             .fetch(sequence)
@@ -417,12 +409,11 @@ impl Driver {
                     self.step(Input::ClientRequest(request));
                 }
                 // A retransmission of a request ordered before the last stable checkpoint
-                // (its batch has left the delivery log): only kept replies, or the execution
-                // replicas' or top filters' reply caches, can answer it now; what comes back
-                // is relayed again.
+                // (its batch has left the delivery log): only the execution replicas' or
+                // the top filters' reply caches can answer it now; what comes back is
+                // relayed again.
                 if self.replica.stats().requests_duplicate > duplicates && self.allowed(from) {
                     self.relay.forget(key.0, key.1);
-                    self.resend_kept(key);
                     self.ask_for_reply(key);
                 }
             }
@@ -542,24 +533,15 @@ impl Driver {
         );
     }
 
-    /// Firewall: sends a gateway that retransmitted a request the certified replies kept
-    /// for it, if any (a copy relayed before may have been lost, or never relayed).
-    fn resend_kept(&mut self, (client, request_id): (u64, u64)) {
-        for reply in self.recent.get(client, request_id) {
-            Probe::bump(&self.probe.replies_resent);
-            self.net.send(
-                NodeId::Client(client),
-                &Envelope::Firewall(FirewallMessage::CertifiedReply(reply.clone())),
-            );
-        }
-    }
-
     /// Relays a certified reply from a top filter to its gateway, once per (client,
     /// request id) and signature (each top filter sends every one), after checking its
     /// bounds and that the client exists; the signature is the gateway's to check (see
-    /// the module doc). Every node keeps it for a retransmission (`RecentReplies`);
-    /// replicas 0..=f relay it.
+    /// the module doc).
     fn relay(&mut self, from: NodeId, filter: u32, reply: CertifiedReply) {
+        if !self.sends_orders {
+            // Replicas 0..=f relay (one of them is correct); the rest stay quiet.
+            return;
+        }
         let key = (reply.entry.client, reply.entry.request_id);
         if reply.entry.client >= self.clients {
             return self.refuse(from, "certified reply for an unknown client");
@@ -575,11 +557,6 @@ impl Driver {
         if self.firewall.is_none() {
             return self.refuse(from, "certified reply outside the firewall configuration");
         }
-        if !self.sends_orders {
-            // Replicas 0..=f relay (one of them is correct); the rest only keep it.
-            self.recent.keep(filter, reply);
-            return;
-        }
         let (relay, vouch) = match self.relay.offer(filter, &reply) {
             RelayDecision::Relay { vouch } => (true, vouch),
             RelayDecision::AlreadyRelayed { vouch } => (false, vouch),
@@ -590,14 +567,12 @@ impl Driver {
                 return self.refuse(from, "certified reply with a broken audit path")
             }
         };
-        // Sent, then moved into the kept replies: a READ's reply may be a megabyte.
-        let envelope = Envelope::Firewall(FirewallMessage::CertifiedReply(reply));
         if relay {
             Probe::bump(&self.probe.forwarded_up);
-            self.net.send(NodeId::Client(key.0), &envelope);
-        }
-        if let Envelope::Firewall(FirewallMessage::CertifiedReply(reply)) = envelope {
-            self.recent.keep(filter, reply);
+            self.net.send(
+                NodeId::Client(key.0),
+                &Envelope::Firewall(FirewallMessage::CertifiedReply(reply)),
+            );
         }
         if let Some(vouch) = vouch {
             self.net.send(

@@ -32,12 +32,10 @@ pub struct Probe {
     pub forwarded_up: AtomicU64,
     /// Filter: inputs its core dropped, all reasons (by reason: `NodeHandle::filter_stats`).
     pub dropped: AtomicU64,
-    /// Agreement (`separate`): `ResendReply` rounds sent for retransmitted requests
-    /// whose orders had left the delivery log.
+    /// Agreement: `ResendReply` rounds sent for retransmitted requests whose orders had
+    /// left the delivery log (to the execution replicas, or through the firewall to the
+    /// top filters).
     pub replies_asked: AtomicU64,
-    /// Agreement (firewall): kept certified replies sent again to a gateway that
-    /// retransmitted its request (`palisade_firewall::RecentReplies`).
-    pub replies_resent: AtomicU64,
 }
 
 impl Probe {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica};
 use palisade_crypto::{verify_stable, ThresholdVerifier};
-use palisade_firewall::{RecentReplies, RelayDecision, ReplyRelay};
+use palisade_firewall::{RelayDecision, ReplyRelay};
 use palisade_wire::agreement::{Bounded, ClientId, Digest, ReplicaId, Sequence};
 use palisade_wire::execution::ExecutionMessage;
 use palisade_wire::firewall::{CertifiedReply, FirewallMessage, StableCertificate};
@@ -91,13 +91,8 @@ pub struct FirewallSide {
     /// retransmission clears them, so a relayed reply lost on the way is relayed
     /// again), once per signature, at most one signature per top filter.
     relayed: ReplyRelay,
-    /// Every certified reply a top filter sent, relayed or not, for clients that ask
-    /// again after their batch was collected (`RecentReplies` says why).
-    recent: RecentReplies,
     /// Certified replies relayed to clients.
     pub replies_relayed: u64,
-    /// Kept certified replies sent to a client that retransmitted its request.
-    pub replies_resent: u64,
     /// Firewall messages refused (bounds, unknown client, bad signature, wrong sender).
     pub refused: u64,
 }
@@ -111,26 +106,17 @@ impl FirewallSide {
     ) -> FirewallSide {
         FirewallSide {
             relayed: ReplyRelay::new(top_row.len(), MAX_DELIVERED_INDEX),
-            recent: RecentReplies::new(
-                RecentReplies::DEFAULT_REQUESTS,
-                RecentReplies::DEFAULT_BYTES,
-            ),
             top_row,
             verifier,
             n_clients,
             pushes_orders,
             replies_relayed: 0,
-            replies_resent: 0,
             refused: 0,
         }
     }
 
     fn reset(&mut self) {
         self.relayed.clear();
-        self.recent = RecentReplies::new(
-            RecentReplies::DEFAULT_REQUESTS,
-            RecentReplies::DEFAULT_BYTES,
-        );
     }
 }
 
@@ -257,13 +243,6 @@ impl AgreementNode {
                 if self.replica.stats().requests_duplicate > duplicates {
                     if let Some(fw) = &mut self.firewall {
                         fw.relayed.forget(key.0, key.1);
-                        for reply in fw.recent.get(key.0, key.1) {
-                            fw.replies_resent += 1;
-                            effects.push(Effect::Send {
-                                to: NodeId::Client(key.0),
-                                msg: Msg::Firewall(FirewallMessage::CertifiedReply(reply.clone())),
-                            });
-                        }
                     }
                     self.forward_retransmission(key, &mut effects);
                 }
@@ -374,12 +353,15 @@ impl AgreementNode {
     /// Relays a certified reply to the client it names, once per request and signature
     /// (until the client asks again), as the real node does: bounds and a known client
     /// are checked here, the signature by the client ([`ReplyRelay`] says why), and a
-    /// forging top filter cannot take a request's relay slot with garbage. Every node
-    /// keeps the reply for a retransmission ([`RecentReplies`]); replicas 0..=f relay it.
+    /// forging top filter cannot take a request's relay slot with garbage.
     fn relay(&mut self, from: NodeId, c: CertifiedReply, effects: &mut Vec<Effect>) {
         let Some(fw) = &mut self.firewall else {
             return;
         };
+        if !fw.pushes_orders {
+            // Replicas 0..=f relay (one of them is correct), as they push orders.
+            return;
+        }
         if c.entry.client as usize >= fw.n_clients {
             return self.refuse("certified reply for an unknown client", from);
         }
@@ -393,11 +375,6 @@ impl AgreementNode {
         let NodeId::Filter(filter) = from else {
             return;
         };
-        fw.recent.keep(filter, c.clone());
-        if !fw.pushes_orders {
-            // Replicas 0..=f relay (one of them is correct), as they push orders.
-            return;
-        }
         let (relay, vouch) = match fw.relayed.offer(filter, &c) {
             RelayDecision::Relay { vouch } => (true, vouch),
             RelayDecision::AlreadyRelayed { vouch } => (false, vouch),
@@ -481,8 +458,8 @@ impl AgreementNode {
         if orders.is_empty() {
             // Its batch left the delivery log (a stable checkpoint collected it), or was
             // never delivered here: ask the execution replicas for their cached reply
-            // instead, or through the firewall the top filters (replicas 0..=f, which
-            // relay what comes back).
+            // instead, or through the firewall the top filters' reply caches (replicas
+            // 0..=f ask, and relay what comes back).
             let asks = self.firewall.as_ref().is_none_or(|fw| fw.pushes_orders);
             if asks {
                 self.replies_asked += 1;

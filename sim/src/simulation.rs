@@ -94,8 +94,6 @@ pub struct RunStats {
     pub filter_drops: u64,
     pub bad_shares: u64,
     pub replies_relayed: u64,
-    /// Kept certified replies agreement nodes sent again to a retransmitting client.
-    pub replies_resent: u64,
     /// Cached certified replies top filters re-sent to an agreement node that asked
     /// again for a collected batch's reply.
     pub filter_replies_resent_on_request: u64,
@@ -937,8 +935,8 @@ impl Simulation {
         for a in &self.agreement {
             if let Some(fw) = &a.firewall {
                 lines.push(format!(
-                    "  agreement{} firewall: relayed {}, resent {}, refused {}",
-                    a.id, fw.replies_relayed, fw.replies_resent, fw.refused
+                    "  agreement{} firewall: relayed {}, refused {}",
+                    a.id, fw.replies_relayed, fw.refused
                 ));
             }
         }
@@ -1024,7 +1022,6 @@ impl Simulation {
         for a in &self.agreement {
             if let Some(fw) = &a.firewall {
                 stats.replies_relayed += fw.replies_relayed;
-                stats.replies_resent += fw.replies_resent;
                 stats.firewall_refused += fw.refused;
             }
         }
