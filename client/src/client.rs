@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use palisade_crypto::VerifiedRoots;
-use palisade_wire::agreement::{Digest, Request, Signed, MAX_REQUEST_PAYLOAD};
+use palisade_wire::agreement::{Bounded, Digest, Request, Signed, MAX_REQUEST_PAYLOAD};
 use palisade_wire::execution::{BatchReply, ExecReplicaId};
 use palisade_wire::firewall::{reply_root_message, CertifiedReply, Vouch};
 
@@ -107,7 +107,8 @@ impl Client {
         let mut out = Vec::new();
         match input {
             ClientInput::Submit { payload } => self.on_submit(payload, now, &mut out),
-            ClientInput::Reply(reply) => self.on_reply(reply, &mut out),
+            ClientInput::Reply(reply) => self.on_reply(reply, None, &mut out),
+            ClientInput::LinkReply { from, reply } => self.on_reply(reply, Some(from), &mut out),
             ClientInput::Certified(reply) => self.on_certified(reply, now, &mut out),
             ClientInput::Vouch { from, vouch } => self.on_vouch(from, vouch, &mut out),
             ClientInput::Timer(ClientTimer::Vouch) => self.on_vouch_timer(&mut out),
@@ -175,7 +176,14 @@ impl Client {
         );
     }
 
-    fn on_reply(&mut self, reply: BatchReply, out: &mut Vec<ClientOutput>) {
+    /// `link`: the execution replica whose authenticated link the reply came over, if
+    /// the runtime knows it.
+    fn on_reply(
+        &mut self,
+        reply: BatchReply,
+        link: Option<ExecReplicaId>,
+        out: &mut Vec<ClientOutput>,
+    ) {
         // Cheap checks first, so replies nobody waits for cost no signature check.
         let client = self.config.id;
         if !matches!(self.config.acceptance, Acceptance::Matching) {
@@ -193,36 +201,31 @@ impl Client {
             return;
         }
         let request_id = reply.message.request_id;
-        let Some(entry) = self.outstanding.get_mut(&request_id) else {
+        if !self.outstanding.contains_key(&request_id) {
             self.stats.replies_unknown_request += 1;
             tracing::debug!(client, request_id, "reply for no outstanding request");
             return;
+        }
+        let replica = reply.message.replica;
+        let checked = if link == Some(replica) {
+            // Bounds only: the link vouches for its sender (see `ClientInput::LinkReply`).
+            // The signature check on top was two ed25519 checks on every call's critical
+            // path in `separate` (docs/PERFORMANCE.md).
+            self.stats.replies_link_authenticated += 1;
+            reply
+                .check_bounds()
+                .map_err(|_| palisade_crypto::CryptoError::OutOfBounds("batch reply bounds"))
+        } else {
+            self.check_reply_signature(&reply)
         };
-        // Bounds and the Merkle path (hashing only), then the replica's signature on the
-        // batch root — once per replica and batch, thanks to the remembered roots.
-        let (replica, sequence) = (reply.message.replica, reply.message.sequence);
-        let checked = palisade_crypto::batch_reply_root(&reply).and_then(|root| {
-            if self
-                .signed_roots
-                .contains(replica, sequence, &root, &reply.signature)
-            {
-                self.stats.reply_signatures_cached += 1;
-                return Ok(());
-            }
-            let key = usize::try_from(replica)
-                .ok()
-                .and_then(|i| self.config.exec_keys.get(i))
-                .ok_or(palisade_crypto::CryptoError::UnknownSigner(replica))?;
-            palisade_crypto::verify_batch_reply(key, &reply)?;
-            self.signed_roots
-                .insert(replica, sequence, root, reply.signature);
-            Ok(())
-        });
         if let Err(e) = checked {
             self.stats.replies_invalid += 1;
             tracing::debug!(client, request_id, replica, error = %e, "reply refused");
             return;
         }
+        let Some(entry) = self.outstanding.get_mut(&request_id) else {
+            return;
+        };
         match entry.votes.add(reply.message) {
             Vote::Counted => self.stats.replies_counted += 1,
             Vote::Duplicate => {
@@ -255,6 +258,31 @@ impl Client {
                 result,
             });
         }
+    }
+
+    /// Bounds and the Merkle path (hashing only), then the replica's signature on the
+    /// batch root — once per replica and batch, thanks to the remembered roots.
+    fn check_reply_signature(
+        &mut self,
+        reply: &BatchReply,
+    ) -> Result<(), palisade_crypto::CryptoError> {
+        let (replica, sequence) = (reply.message.replica, reply.message.sequence);
+        let root = palisade_crypto::batch_reply_root(reply)?;
+        if self
+            .signed_roots
+            .contains(replica, sequence, &root, &reply.signature)
+        {
+            self.stats.reply_signatures_cached += 1;
+            return Ok(());
+        }
+        let key = usize::try_from(replica)
+            .ok()
+            .and_then(|i| self.config.exec_keys.get(i))
+            .ok_or(palisade_crypto::CryptoError::UnknownSigner(replica))?;
+        palisade_crypto::verify_batch_reply(key, reply)?;
+        self.signed_roots
+            .insert(replica, sequence, root, reply.signature);
+        Ok(())
     }
 
     /// A reply certified by the execution cluster (SOSP 2003 §4): it completes its request

@@ -28,6 +28,15 @@ pub enum ClientInput {
     /// A reply from an execution replica, as received (not yet verified); used with
     /// [`crate::Acceptance::Matching`].
     Reply(BatchReply),
+    /// A reply that came over execution replica `from`'s own authenticated link. The
+    /// link's MAC authenticates it as a point-to-point message (TOCS §3.2: MACs suffice
+    /// for what the receiver consumes itself and never forwards), so when `from` is the
+    /// replica the reply names it counts without a check of its batch signature; a reply
+    /// naming another replica is checked as [`ClientInput::Reply`] is.
+    LinkReply {
+        from: palisade_wire::execution::ExecReplicaId,
+        reply: BatchReply,
+    },
     /// A reply certified by the execution cluster's threshold signature, as received
     /// through the firewall and an agreement node (not yet verified); used with
     /// [`crate::Acceptance::Certified`].

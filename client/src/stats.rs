@@ -23,6 +23,9 @@ pub struct ClientStats {
     pub replies_wrong_client: u64,
     /// Replies with a bad signature, an unknown signer or broken bounds.
     pub replies_invalid: u64,
+    /// Replies counted on their link's authentication instead of a signature check
+    /// ([`crate::ClientInput::LinkReply`] from the replica they name).
+    pub replies_link_authenticated: u64,
     /// The same reply again from the same replica (a retransmission).
     pub replies_duplicate: u64,
     /// A replica sent a reply that differs from the one it sent before for the same

@@ -281,6 +281,63 @@ fn bad_replies_are_dropped_and_counted() {
     assert_eq!(c.outstanding(), vec![1]);
 }
 
+/// A reply over the link of the replica it names counts without its signature (the link
+/// authenticates it); over any other replica's link it is checked as usual.
+#[test]
+fn a_reply_over_its_replicas_own_link_counts_without_a_signature_check() {
+    let mut c = client(4);
+    c.step(submit(b"a"), ms(0));
+    let unsigned = |replica: u32| {
+        let mut r = signed_reply(
+            replica,
+            Reply {
+                sequence: 9,
+                client: CLIENT,
+                request_id: 1,
+                result: b"r".to_vec(),
+                replica,
+            },
+        );
+        r.signature = palisade_wire::agreement::Signature([0; 64]);
+        r
+    };
+    // Replica 2 relays a reply naming replica 0: its link does not vouch for replica 0,
+    // and the signature does not hold.
+    let relayed = ClientInput::LinkReply {
+        from: 2,
+        reply: unsigned(0),
+    };
+    assert_eq!(c.step(relayed, ms(1)), vec![]);
+    assert_eq!(c.stats().replies_invalid, 1);
+    // Replicas 0 and 1 over their own links: g+1 = 2 matching replies complete it.
+    let own = |replica| ClientInput::LinkReply {
+        from: replica,
+        reply: unsigned(replica),
+    };
+    assert_eq!(c.step(own(0), ms(2)), vec![]);
+    let out = c.step(own(1), ms(3));
+    assert_eq!(
+        out[..2],
+        [
+            ClientOutput::RepliedThrough(9),
+            ClientOutput::Complete {
+                request_id: 1,
+                sequence: 9,
+                result: b"r".to_vec(),
+            },
+        ]
+    );
+    let s = c.stats();
+    assert_eq!(
+        (
+            s.replies_link_authenticated,
+            s.replies_counted,
+            s.replies_invalid
+        ),
+        (2, 2, 1)
+    );
+}
+
 #[test]
 fn retransmits_due_requests_with_backoff() {
     let mut c = client(4);

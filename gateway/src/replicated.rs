@@ -357,7 +357,11 @@ impl Driver {
 
     fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
         let input = match (from, envelope) {
-            (NodeId::Execution(_), Envelope::Reply(reply)) => ClientInput::Reply(reply),
+            // The Noise link names its peer: the core counts a reply from the replica it
+            // names without checking its signature.
+            (NodeId::Execution(from), Envelope::Reply(reply)) => {
+                ClientInput::LinkReply { from, reply }
+            }
             // Firewall configuration: certified replies leave the top filter row to the
             // agreement nodes, which pass them on; the signature, not the sender, is
             // what the core checks.

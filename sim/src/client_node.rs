@@ -138,7 +138,13 @@ impl ClientNode {
     ) -> Vec<Effect> {
         match msg {
             Msg::Reply(reply) => {
-                let outputs = self.client.step(ClientInput::Reply(reply), now);
+                // As the runtime does: a reply over an execution replica's own link counts
+                // on the link's authentication.
+                let input = match from {
+                    NodeId::Execution(from) => ClientInput::LinkReply { from, reply },
+                    _ => ClientInput::Reply(reply),
+                };
+                let outputs = self.client.step(input, now);
                 self.apply(outputs, rng)
             }
             Msg::Firewall(FirewallMessage::CertifiedReply(c)) => {
