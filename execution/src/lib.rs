@@ -51,8 +51,8 @@ pub use fs::{FileSystem, RanBatch};
 pub use mem_store::{MemSnapshot, MemStore};
 pub use redb_store::{RedbSnapshot, RedbStore};
 pub use replica::{
-    ExecTimer, ExecutionReplica, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats,
-    ReplyMode,
+    ExecTimer, ExecutionReplica, RedundantOrders, ReplicaConfig, ReplicaInput, ReplicaOutput,
+    ReplicaStats, ReplyMode,
 };
 pub use snapshot::FsSnapshot;
 pub use store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};

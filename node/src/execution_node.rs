@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use palisade_execution::{
-    ExecTimer, ExecutionReplica, FileSystem, FsConfig, RedbStore, ReplicaConfig, ReplicaInput,
-    ReplicaOutput, ReplyMode,
+    ExecTimer, ExecutionReplica, FileSystem, FsConfig, RedbStore, RedundantOrders, ReplicaConfig,
+    ReplicaInput, ReplicaOutput, ReplyMode,
 };
 use palisade_net::{Envelope, Inbound, Network, NodeId};
 use palisade_wire::execution::ExecutionMessage;
@@ -32,7 +32,6 @@ use tracing::{debug, info, info_span, warn};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::handle::{NodeHandle, Probe};
-use crate::redundant_orders::RedundantOrders;
 use crate::timers::Timers;
 
 /// Messages queued for the replica thread.
@@ -176,7 +175,8 @@ struct Worker {
     probe: Arc<Probe>,
     stop: Arc<AtomicBool>,
     divergent: bool,
-    /// Drops the routine second copy of an executed order (see [`RedundantOrders`]).
+    /// Drops the routine second copy of an executed order the bottom filters push (see
+    /// [`RedundantOrders`]; in `separate` the core does this for agreement's pushes).
     redundant: RedundantOrders,
 }
 
@@ -228,6 +228,17 @@ impl Worker {
 
     fn on_inbound(&mut self, Inbound { from, envelope }: Inbound) {
         let input = match (self.order_sender(from), from, envelope) {
+            // `separate`: an agreement replica's push over its own link; the core counts
+            // matching pushes and tells the routine second copies itself.
+            (
+                Some(i),
+                NodeId::Agreement(_),
+                Envelope::Execution(ExecutionMessage::Order { batch, certificate }),
+            ) => ReplicaInput::Pushed {
+                from: i,
+                batch,
+                certificate,
+            },
             (Some(i), _, Envelope::Execution(ExecutionMessage::Order { batch, certificate })) => {
                 let last = self.replica.last_applied();
                 if self.redundant.is_redundant(i, batch.sequence, last) {

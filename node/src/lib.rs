@@ -11,8 +11,7 @@
 //!   between the row (or agreement cluster) above and the row (or execution cluster)
 //!   below.
 //! - [`execution_node`]: `ExecutionReplica<RedbStore>` on a dedicated thread (blocking
-//!   store work never runs on the async workers); [`redundant_orders`] drops the routine
-//!   second copy of an executed order before it costs a certificate check.
+//!   store work never runs on the async workers).
 //! - [`gateway_node`]: the gateway's `ReplicatedFileService` (BFT client) behind NFS.
 //! - [`cluster`]: a whole firewall or `separate` configuration in one process (what
 //!   `palisade up` and the integration tests run).
@@ -28,7 +27,6 @@ pub mod gateway_node;
 pub mod handle;
 pub mod hex;
 pub mod node;
-pub mod redundant_orders;
 pub mod timers;
 
 pub use cluster::{ClusterMode, LocalCluster, LocalClusterOptions};

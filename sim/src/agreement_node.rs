@@ -168,6 +168,17 @@ impl AgreementNode {
     }
 
     /// Where delivered and re-sent orders go.
+    /// Whether this node pushes every delivered order downstream and asks for replies
+    /// again: replicas 0..=f, so that one correct replica does (as the runtime's
+    /// `agreement_node`; in `separate` the execution replicas take an order once f+1
+    /// of them pushed it).
+    fn pushes_orders(&self) -> bool {
+        match &self.firewall {
+            Some(fw) => fw.pushes_orders,
+            None => usize::try_from(self.id).is_ok_and(|id| id <= self.config.f),
+        }
+    }
+
     fn downstream(&self) -> Vec<NodeId> {
         match &self.firewall {
             Some(fw) => fw.top_row.clone(),
@@ -460,8 +471,7 @@ impl AgreementNode {
             // never delivered here: ask the execution replicas for their cached reply
             // instead, or through the firewall the top filters' reply caches (replicas
             // 0..=f ask, and relay what comes back).
-            let asks = self.firewall.as_ref().is_none_or(|fw| fw.pushes_orders);
-            if asks {
+            if self.pushes_orders() {
                 self.replies_asked += 1;
                 for to in &downstream {
                     effects.push(Effect::Send {
@@ -525,17 +535,27 @@ impl AgreementNode {
                         self.delivered_requests
                             .insert((r.message.client, r.message.request_id), batch.sequence);
                     }
-                    let pushes = self.firewall.as_ref().is_none_or(|fw| fw.pushes_orders);
-                    let downstream = if pushes {
+                    let downstream = if self.pushes_orders() {
                         self.downstream()
                     } else {
                         Vec::new()
+                    };
+                    // A forging pusher pushes a batch it did not deliver, under the
+                    // delivered batch's certificate.
+                    let pushed = match (&self.fault, &self.firewall) {
+                        (Some(AgreementFault::ForgeOrders), None) => {
+                            palisade_wire::agreement::OrderedBatch {
+                                sequence: batch.sequence,
+                                batch: crate::byzantine::alternate(&batch.batch),
+                            }
+                        }
+                        _ => batch.clone(),
                     };
                     for to in downstream {
                         effects.push(Effect::Send {
                             to,
                             msg: Msg::Execution(ExecutionMessage::Order {
-                                batch: batch.clone(),
+                                batch: pushed.clone(),
                                 certificate: certificate.clone(),
                             }),
                         });

@@ -116,7 +116,16 @@ impl ExecutionNode {
                 if let Some(leaker) = &mut self.leaker {
                     leaker.observe_order(&batch, self.config.body_key.as_ref());
                 }
-                ReplicaInput::Order { batch, certificate }
+                // As the runtime does: in `separate` an agreement replica's push over its
+                // own link counts towards f+1 matching pushes.
+                match from {
+                    NodeId::Agreement(from) => ReplicaInput::Pushed {
+                        from,
+                        batch,
+                        certificate,
+                    },
+                    _ => ReplicaInput::Order { batch, certificate },
+                }
             }
             (_, Msg::Execution(ExecutionMessage::Stable(cert))) if self.orders_from(from) => {
                 ReplicaInput::Stable(cert)

@@ -155,13 +155,16 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     };
                     writeln!(
                         out,
-                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
+                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{} orders by f+1 pushes/waits expired/bad certificates, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
                         stats.completed,
                         stats.committed,
                         stats.max_view,
                         stats.agreement_lagging,
                         stats.pre_prepares_rebuilt,
                         stats.pre_prepares_fetched,
+                        stats.orders_agreed_by_pushers,
+                        stats.push_waits_expired,
+                        stats.exec_bad_certificates,
                         stats.state_transfers,
                         stats.messages_dropped,
                         stats.sim_time,

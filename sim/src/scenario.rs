@@ -26,6 +26,10 @@ pub enum AgreementFault {
     BadTimestamp { ahead: Duration },
     /// Sends prepares and commits for a bogus digest to the replicas in `group_b`.
     ConflictingVotes { group_b: BTreeSet<ReplicaId> },
+    /// As one of the replicas 0..=f that push orders, pushes every execution replica a
+    /// batch it did not deliver (the delivered one with its time moved), under the real
+    /// certificate: f+1 matching pushes must never be faked by one replica.
+    ForgeOrders,
 }
 
 /// What a Byzantine execution replica does.
@@ -102,6 +106,9 @@ pub enum Scenario {
     CensoringPrimary,
     BadTimestamp,
     ConflictingBackup,
+    /// An agreement replica that pushes orders (replica 1) pushes forged batches to the
+    /// execution replicas.
+    ForgingPusher,
     WrongReplies,
     LyingCheckpoint,
     /// f+1 colluding agreement replicas: beyond what PBFT tolerates. The checker is
@@ -125,7 +132,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 19] = [
+    pub const ALL: [Scenario; 20] = [
         Scenario::Normal,
         Scenario::Lossy,
         Scenario::LossyReplies,
@@ -137,6 +144,7 @@ impl Scenario {
         Scenario::CensoringPrimary,
         Scenario::BadTimestamp,
         Scenario::ConflictingBackup,
+        Scenario::ForgingPusher,
         Scenario::WrongReplies,
         Scenario::LyingCheckpoint,
         Scenario::Colluding,
@@ -160,6 +168,7 @@ impl Scenario {
             Scenario::CensoringPrimary => "censoring-primary",
             Scenario::BadTimestamp => "bad-timestamp",
             Scenario::ConflictingBackup => "conflicting-backup",
+            Scenario::ForgingPusher => "forging-pusher",
             Scenario::WrongReplies => "wrong-replies",
             Scenario::LyingCheckpoint => "lying-checkpoint",
             Scenario::Colluding => "colluding",
@@ -339,6 +348,7 @@ impl SimConfig {
             | Scenario::CensoringPrimary
             | Scenario::BadTimestamp
             | Scenario::ConflictingBackup
+            | Scenario::ForgingPusher
             | Scenario::Colluding => {}
             Scenario::WrongReplies => c.exec_faults = vec![(0, ExecFault::WrongReplies)],
             Scenario::LyingCheckpoint => {

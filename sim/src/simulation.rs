@@ -82,6 +82,12 @@ pub struct RunStats {
     /// `ResendReply` rounds agreement nodes sent for retransmitted requests whose orders
     /// had left their delivery logs (`separate`).
     pub replies_asked: u64,
+    /// `separate`: orders correct execution replicas took on f+1 matching pushes
+    /// (without a certificate check), pushed orders whose certificate did not hold, and
+    /// waits for matching pushes that ran out.
+    pub orders_agreed_by_pushers: u64,
+    pub exec_bad_certificates: u64,
+    pub push_waits_expired: u64,
     /// Gateway restarts, and the in-flight requests they abandoned (never checked).
     pub client_restarts: u64,
     pub requests_abandoned: u64,
@@ -983,6 +989,12 @@ impl Simulation {
             .map(|e| e.replica.stats().state_transfers_completed)
             .sum();
         stats.messages_dropped = self.network.dropped;
+        for e in self.execution.iter().filter(|e| e.is_correct()) {
+            let s = e.replica.stats();
+            stats.orders_agreed_by_pushers += s.orders_agreed_by_pushers;
+            stats.exec_bad_certificates += s.bad_certificates;
+            stats.push_waits_expired += s.push_waits_expired;
+        }
         stats.agreement_lagging = self
             .agreement
             .iter()
@@ -1080,6 +1092,7 @@ fn byzantine_assignment(config: &SimConfig, rng: &mut SimRng) -> Vec<(ReplicaId,
                 },
             )]
         }
+        Scenario::ForgingPusher => vec![(1, AgreementFault::ForgeOrders)],
         Scenario::Colluding => {
             // f+1 = 2 colluders (the primary and replica 1) show one correct replica a
             // different batch than the other: both can commit.

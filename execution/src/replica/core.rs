@@ -21,13 +21,14 @@ use palisade_wire::fs::{FsError, FsOp, FsResult};
 use super::clients::{ExecutedTable, ReplyCache, StagedClients};
 use super::firewall::{batch_messages, reply_share, stable_share, BatchKeys, FirewallCache};
 use super::peer_replies::PeerReplies;
+use super::pushed::{Pushed, PushedOrders};
 use super::reply_leaves::ReplyLeaves;
 use super::transfer::{chunk, Transfer};
 use super::votes::CheckpointVotes;
 use super::{
     ExecTimer, ReplicaConfig, ReplicaInput, ReplicaOutput, ReplicaStats, ReplyMode, CLIENT_WINDOW,
     FETCH_ATTEMPTS_BEFORE_TRANSFER, FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES, MAX_BACKOFF,
-    REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES, REPLY_LEAVES_CHECKPOINTS,
+    PUSH_WAIT, REPLY_CACHE_BYTES, REPLY_CACHE_ENTRIES, REPLY_LEAVES_CHECKPOINTS,
 };
 use crate::{ExecError, FileSystem, FsSnapshot, StateDigest, StateView, Store};
 
@@ -81,6 +82,10 @@ pub struct ExecutionReplica<S: Store> {
     firewall: FirewallCache,
     /// Verified batches above `last_applied`, at most `max_ahead` beyond it.
     buffered: BTreeMap<Sequence, OrderedBatch>,
+    /// Orders pushed by agreement replicas, waiting for f+1 matching copies.
+    pushed: PushedOrders,
+    /// The `PushedOrders` timer is armed.
+    push_wait_armed: bool,
     fetch: Fetch,
     votes: CheckpointVotes,
     own: BTreeMap<Sequence, Digest>,
@@ -212,6 +217,7 @@ impl<S: Store> ExecutionReplica<S> {
                 "reopened from the data directory with its exactly-once table"
             );
         }
+        let pushed = PushedOrders::new(config.f);
         Ok(ExecutionReplica {
             config,
             key,
@@ -222,6 +228,8 @@ impl<S: Store> ExecutionReplica<S> {
             peer_replies: PeerReplies::default(),
             firewall: FirewallCache::new(FIREWALL_CACHE_BATCHES, FIREWALL_CACHE_BYTES),
             buffered: BTreeMap::new(),
+            pushed,
+            push_wait_armed: false,
             fetch: Fetch::default(),
             votes: CheckpointVotes::default(),
             own: BTreeMap::new(),
@@ -242,6 +250,11 @@ impl<S: Store> ExecutionReplica<S> {
             ReplicaInput::Order { batch, certificate } => {
                 self.on_order(batch, certificate, &mut out)
             }
+            ReplicaInput::Pushed {
+                from,
+                batch,
+                certificate,
+            } => self.on_pushed(from, batch, certificate, &mut out),
             ReplicaInput::Message { from, message } => self.on_message(from, message, &mut out),
             ReplicaInput::Stable(cert) => {
                 let message = ExecutionMessage::Stable(cert);
@@ -264,6 +277,7 @@ impl<S: Store> ExecutionReplica<S> {
             } => self.on_resend_reply(client, request_id, sequence, &mut out),
             ReplicaInput::Timer(ExecTimer::FetchOrders) => self.on_fetch_timer(&mut out),
             ReplicaInput::Timer(ExecTimer::FetchState) => self.on_state_timer(&mut out),
+            ReplicaInput::Timer(ExecTimer::PushedOrders) => self.on_push_wait_expired(&mut out),
         }
         out
     }
@@ -352,8 +366,16 @@ impl<S: Store> ExecutionReplica<S> {
             tracing::debug!(sequence = seq, error = %e, "order certificate refused");
             return;
         }
-        // Client signatures are not checked again here: 2f+1 commits mean at least f+1
-        // correct agreement replicas accepted this batch, and a correct replica accepts a
+        self.buffer(batch, out);
+    }
+
+    /// Buffers a batch known to be committed at its sequence (by its certificate, or by
+    /// f+1 pushers) and executes what is ready.
+    fn buffer(&mut self, batch: OrderedBatch, out: &mut Vec<ReplicaOutput>) {
+        let seq = batch.sequence;
+        // Client signatures are not checked again here: 2f+1 commits (or f+1 pushers, one
+        // of them correct and holding 2f+1) mean at least f+1 correct agreement replicas
+        // accepted this batch, and a correct replica accepts a
         // request only after checking its signature or receiving those very bytes over the
         // client's own authenticated link (TOCS §4.2; `palisade_agreement::Input::LinkRequest`).
         // Checking 2g+1 more times per request was 11% of the `separate` configuration's
@@ -366,6 +388,80 @@ impl<S: Store> ExecutionReplica<S> {
         }
         self.buffered.insert(seq, batch);
         self.execute_ready(out);
+    }
+
+    /// An order agreement replica `from` pushed over its own link (`pushed.rs`: f+1
+    /// matching pushes stand for the certificate).
+    fn on_pushed(
+        &mut self,
+        from: palisade_wire::agreement::ReplicaId,
+        batch: OrderedBatch,
+        certificate: OrderCertificate,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        let (seq, last) = (batch.sequence, self.last_applied());
+        // The same cheap refusals as `on_order`, before anything is kept.
+        if seq > last && self.buffered.contains_key(&seq) {
+            self.stats.duplicate_orders += 1;
+            return;
+        }
+        if seq > last.saturating_add(self.config.max_ahead) {
+            self.stats.orders_too_far_ahead += 1;
+            tracing::debug!(sequence = seq, last, "order too far ahead: dropped");
+            return;
+        }
+        match self.pushed.push(from, batch, certificate, last) {
+            Pushed::Redundant => self.stats.orders_redundant += 1,
+            Pushed::Redelivered(batch, certificate) => {
+                self.on_redelivered_order(&batch, &certificate, out)
+            }
+            Pushed::Agreed(batch) => {
+                self.stats.orders_agreed_by_pushers += 1;
+                self.buffer(batch, out);
+            }
+            Pushed::Wait => {
+                if !self.push_wait_armed {
+                    self.push_wait_armed = true;
+                    out.push(ReplicaOutput::SetTimer {
+                        kind: ExecTimer::PushedOrders,
+                        after: PUSH_WAIT,
+                    });
+                }
+            }
+            Pushed::Check(orders) => {
+                for (batch, certificate) in orders {
+                    self.on_order(batch, certificate, out);
+                }
+            }
+            Pushed::Conflicting => {
+                self.stats.orders_conflicting += 1;
+                tracing::warn!(
+                    sequence = seq,
+                    from,
+                    "agreement replica pushed two batches at one sequence"
+                );
+            }
+        }
+    }
+
+    /// The wait timer fired: orders that waited at least [`PUSH_WAIT`] for f+1 matching
+    /// copies are decided by their certificates; the timer stays armed while any wait.
+    fn on_push_wait_expired(&mut self, out: &mut Vec<ReplicaOutput>) {
+        self.push_wait_armed = false;
+        let orders = self.pushed.expire(self.last_applied());
+        if !orders.is_empty() {
+            self.stats.push_waits_expired += 1;
+        }
+        for (batch, certificate) in orders {
+            self.on_order(batch, certificate, out);
+        }
+        if self.pushed.is_waiting() {
+            self.push_wait_armed = true;
+            out.push(ReplicaOutput::SetTimer {
+                kind: ExecTimer::PushedOrders,
+                after: PUSH_WAIT,
+            });
+        }
     }
 
     /// An order for a sequence already executed: agreement re-delivers it when a client

@@ -119,6 +119,8 @@ mod clients;
 mod core;
 mod firewall;
 mod peer_replies;
+mod pushed;
+mod redundant_orders;
 mod reply_leaves;
 mod stats;
 mod transfer;
@@ -134,6 +136,7 @@ use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage};
 use palisade_wire::firewall::FirewallMessage;
 
 pub use self::core::ExecutionReplica;
+pub use self::redundant_orders::RedundantOrders;
 pub use self::stats::ReplicaStats;
 
 /// Request ids remembered per client below the highest executed one; older ids count as
@@ -155,6 +158,11 @@ pub const FIREWALL_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// (`Threshold` mode; see `reply_leaves.rs`): filters accept shares up to two intervals
 /// back.
 pub const REPLY_LEAVES_CHECKPOINTS: u64 = 2;
+/// How long an order pushed by one agreement replica waits for f more replicas to push
+/// the same batch ([`pushed`]) before its certificate is checked instead. On loopback
+/// the copies of replicas 0..=f arrive within tens of microseconds of each other; a
+/// pusher that lets this expire is not waited for again until it pushes.
+pub const PUSH_WAIT: Duration = Duration::from_millis(3);
 /// Largest encoded state a replica exports or assembles in one transfer. A larger state
 /// is refused (counted in [`ReplicaStats::state_too_large`]); the asker then cannot catch
 /// up by state transfer.
@@ -217,6 +225,9 @@ pub enum ExecTimer {
     FetchOrders,
     /// A state transfer made no progress: ask again.
     FetchState,
+    /// Pushed orders wait for f+1 matching copies: those that waited at least
+    /// [`PUSH_WAIT`] are checked by their certificates.
+    PushedOrders,
 }
 
 /// Everything that can happen to an execution replica.
@@ -225,6 +236,15 @@ pub enum ReplicaInput {
     /// An ordered batch with its certificate (from agreement, or a filter row). Checked
     /// regardless of who delivered it.
     Order {
+        batch: OrderedBatch,
+        certificate: OrderCertificate,
+    },
+    /// An order agreement replica `from` pushed over its own authenticated link
+    /// (`separate`): taken without its certificate once f+1 replicas pushed the same
+    /// batch (`pushed.rs`), else checked as [`ReplicaInput::Order`] is. Also tells the
+    /// routine second copy of an executed order (dropped) from a re-delivery.
+    Pushed {
+        from: palisade_wire::agreement::ReplicaId,
         batch: OrderedBatch,
         certificate: OrderCertificate,
     },

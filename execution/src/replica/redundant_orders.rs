@@ -1,21 +1,23 @@
-//! [`RedundantOrders`]: tells an execution node which ORDER messages are the second copy
-//! of an order it already executed, pushed by another of the f+1 agreement replicas that
-//! send every order (see `agreement_node`: replicas 0..=f push, so that one correct
-//! sender suffices).
+//! [`RedundantOrders`]: tells which ORDER messages are the second copy of an order already
+//! executed, pushed by another of the senders that push every order: agreement replicas
+//! 0..=f in `separate` (see `agreement_node`: so that one correct sender suffices), the
+//! bottom filter row through the firewall.
 //!
-//! Why the runtime filters them: the execution core takes an order for an executed
+//! Why they are dropped unchecked: the execution core takes an order for an executed
 //! sequence as a *re-delivery* — agreement re-sends an order when a client retransmits a
 //! request whose replies were lost (TOCS §4.1, §5.2) — and answers it by verifying the
 //! certificate again (2f+1 signatures) and re-sending its cached replies. For the routine
 //! second copy that is pure waste: measured on the small-files workload it was ~5% of
 //! all CPU in certificate checks, and it doubled the replies the gateway receives.
+//! Orders pushed by agreement replicas go through [`super::pushed`], which uses this; the
+//! execution node uses it for the orders the bottom filters push.
 //!
-//! The rule keeps real re-deliveries: agreement replica `i` pushes each order once; a
-//! second order for the same sequence *from the same replica* is a re-delivery and goes
-//! to the core, as does any order we have no record of. An order for an executed sequence
-//! from a replica that has not sent it before, while another replica has, is the routine
-//! redundant copy and is dropped here. Bounded: at most [`MAX_TRACKED`] sequences are
-//! remembered (the oldest are forgotten, which only means their copies reach the core).
+//! The rule keeps real re-deliveries: sender `i` pushes each order once; a second order
+//! for the same sequence *from the same sender* is a re-delivery and goes to the core, as
+//! does any order we have no record of. An order for an executed sequence from a sender
+//! that has not sent it before, while another one has, is the routine redundant copy and
+//! is dropped. Bounded: at most [`MAX_TRACKED`] sequences are remembered (the oldest are
+//! forgotten, which only means their copies count as re-deliveries).
 
 use std::collections::BTreeMap;
 

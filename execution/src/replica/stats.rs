@@ -57,6 +57,14 @@ pub struct ReplicaStats {
     /// replica re-send cached replies (counted in `replies_resent`) or cached firewall
     /// messages (counted in `firewall_messages_resent`).
     pub orders_redelivered: u64,
+    /// Pushed orders taken on f+1 matching pushes, without a certificate check.
+    pub orders_agreed_by_pushers: u64,
+    /// Routine second copies of executed pushed orders, dropped unchecked.
+    pub orders_redundant: u64,
+    /// Second, different batches one agreement replica pushed at one sequence, dropped.
+    pub orders_conflicting: u64,
+    /// Times pushed orders waited `PUSH_WAIT` in vain and were checked by certificate.
+    pub push_waits_expired: u64,
     /// Orders beyond `last_applied + max_ahead`, dropped.
     pub orders_too_far_ahead: u64,
     /// Orders whose certificate did not verify, dropped.
