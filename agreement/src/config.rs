@@ -75,6 +75,14 @@ pub struct Config {
     /// primary does not send each backup the payload again. A backup that lacks one
     /// fetches the batch. `usize::MAX`: every request inline.
     pub named_requests_from: usize,
+    /// Count a commit that came over its signer's own link without checking its
+    /// signature (TOCS §3.2: the link's MAC authenticates a vote this replica consumes,
+    /// as it does every prepare). The ORDER certificates this replica then delivers may
+    /// hold a faulty replica's bad signature, so only where nothing needs them to verify:
+    /// `separate`, whose execution replicas take an order on f+1 matching pushes (or
+    /// fetch answers) from distinct agreement replicas and check a certificate only when
+    /// those disagree. Not through the firewall, whose filters check every certificate.
+    pub link_authenticated_commits: bool,
 }
 
 /// Why a configuration is unusable.
@@ -118,6 +126,7 @@ impl Config {
             client_window: 1024,
             max_pending_requests: 16 * 1024,
             named_requests_from: 16 * 1024,
+            link_authenticated_commits: false,
         }
     }
 

@@ -109,6 +109,50 @@ fn normal_case_step_by_step_at_a_backup() {
         .is_empty());
 }
 
+/// With `link_authenticated_commits` (`separate`), a commit over its signer's own link
+/// counts without its signature; relayed by another replica, or with the setting off,
+/// its signature decides.
+#[test]
+fn a_commit_over_its_signers_link_counts_without_its_signature_where_configured() {
+    let prepared = |link_authenticated: bool| {
+        let mut r = replica(1, |c| c.link_authenticated_commits = link_authenticated);
+        let batch = batch_at(time(1_000), vec![request(0, 1, b"op")]);
+        let d = batch.digest().unwrap();
+        r.step(msg(0, pre_prepare(0, 0, 1, &batch)));
+        r.step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d))));
+        (r, d)
+    };
+    let forged = |replica: u32, d: Digest| {
+        let mut c = commit(replica, 1, d);
+        c.signature.0[7] ^= 0xff;
+        AgreementMessage::Commit(c)
+    };
+    let delivered = |out: &[Output]| out.iter().any(|o| matches!(o, Output::Deliver { .. }));
+
+    let (mut r, d) = prepared(true);
+    // Replica 3 relays replica 0's commit with a bad signature: refused.
+    assert!(r.step(msg(3, forged(0, d))).is_empty());
+    assert_eq!(r.stats().messages_invalid, 1);
+    // Over their own links, replicas 0 and 2 complete 2f+1 with this replica's own
+    // commit, bad signatures and all: the link authenticated them.
+    assert!(r.step(msg(0, forged(0, d))).is_empty());
+    assert!(delivered(&r.step(msg(2, forged(2, d)))));
+    assert_eq!(r.last_delivered(), 1);
+
+    let (mut r, d) = prepared(false);
+    assert!(r.step(msg(0, forged(0, d))).is_empty());
+    assert!(r.step(msg(2, forged(2, d))).is_empty());
+    assert_eq!(r.stats().messages_invalid, 2);
+    assert_eq!(r.last_delivered(), 0);
+    // Good signatures still commit.
+    assert!(r
+        .step(msg(0, AgreementMessage::Commit(commit(0, 1, d))))
+        .is_empty());
+    assert!(delivered(
+        &r.step(msg(2, AgreementMessage::Commit(commit(2, 1, d))))
+    ));
+}
+
 #[test]
 fn primary_proposes_one_pre_prepare_with_its_timestamp() {
     let mut p = replica(0, |c| c.batch_delay = Duration::ZERO);

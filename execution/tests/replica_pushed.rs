@@ -145,14 +145,24 @@ fn a_silent_pusher_costs_one_wait_then_is_not_waited_for() {
 fn a_pusher_sending_an_executed_order_again_gets_the_replies_again() {
     let mut r = warmed_up();
     let b = batch(1, vec![create(1, "a")]);
-    // Pusher 0 sent sequence 1 before: this is a re-delivery (a client retransmitted),
-    // checked by its certificate and answered from the reply cache.
-    assert_eq!(
-        answered(&r.step(push(0, &b, certificate(&b)))),
-        vec![(1, 1)]
-    );
+    // Pusher 1 sent sequence 1 before: this is a re-delivery (a client retransmitted).
+    // Its link authenticates the ask, as for `ResendReply`: the cached replies go out
+    // whatever the certificate (agreement's may hold a faulty replica's bad commit).
+    assert_eq!(answered(&r.step(push(1, &b, worthless(&b)))), vec![(1, 1)]);
     assert_eq!(r.stats().orders_redelivered, 1);
-    // ...but never on a worthless certificate.
-    assert_eq!(r.step(push(1, &b, worthless(&b))), vec![]);
+    // An order whose sender no link vouches for needs its certificate.
+    let unvouched = ReplicaInput::Order {
+        batch: b.clone(),
+        certificate: worthless(&b),
+    };
+    assert_eq!(r.step(unvouched), vec![]);
     assert_eq!(r.stats().bad_certificates, 1);
+    // A forged batch at an executed sequence names a request it did not run: no reply
+    // goes out (at most the peers are asked for one, and they answer only with replies
+    // whose leaves the batch made, as for `ResendReply`).
+    let forged = batch(1, vec![create(7, "x")]);
+    assert_eq!(
+        answered(&r.step(push(0, &forged, worthless(&forged)))),
+        vec![]
+    );
 }

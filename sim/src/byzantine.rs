@@ -101,6 +101,15 @@ impl ByzantineState {
             AgreementFault::ConflictingVotes { group_b } if group_b.contains(&to) => {
                 bogus_vote(key, message)
             }
+            // Its commits carry bad signatures: over its own link a correct replica in
+            // `separate` counts them anyway, and its certificates then do not verify.
+            AgreementFault::ForgeOrders => match message {
+                AgreementMessage::Commit(mut c) => {
+                    c.signature.0[0] ^= 0xff;
+                    Some(AgreementMessage::Commit(c))
+                }
+                other => Some(other),
+            },
             _ => Some(message),
         }
     }

@@ -28,7 +28,9 @@ pub enum AgreementFault {
     ConflictingVotes { group_b: BTreeSet<ReplicaId> },
     /// As one of the replicas 0..=f that push orders, pushes every execution replica a
     /// batch it did not deliver (the delivered one with its time moved), under the real
-    /// certificate: f+1 matching pushes must never be faked by one replica.
+    /// certificate: f+1 matching pushes must never be faked by one replica. And signs
+    /// its commits badly, so that the certificates correct replicas deliver, counting
+    /// them over its link, may not verify (`link_authenticated_commits`).
     ForgeOrders,
 }
 

@@ -231,6 +231,8 @@ impl Simulation {
             c.window = 4 * k;
             c.view_change_timeout = Duration::from_millis(150);
             c.status_interval = Duration::from_millis(40);
+            // As the runtime: only `separate`'s execution replicas do without certificates.
+            c.link_authenticated_commits = firewall_keys.is_none();
             let fault = config
                 .agreement_faults
                 .iter()

@@ -62,7 +62,7 @@ impl Replica {
                 entries,
             } => self.on_pre_prepare_named(from, pre_prepare, entries, out),
             AgreementMessage::Prepare(p) => self.on_prepare(from, p, out),
-            AgreementMessage::Commit(c) => self.on_commit(c, out),
+            AgreementMessage::Commit(c) => self.on_commit(from, c, out),
             AgreementMessage::Checkpoint(c) => self.on_checkpoint(c, out),
             AgreementMessage::ViewChange(vc) => self.on_view_change(vc, out),
             AgreementMessage::NewView(nv) => self.on_new_view(nv, out),
@@ -301,6 +301,7 @@ impl Replica {
 
     pub(super) fn on_commit(
         &mut self,
+        from: ReplicaId,
         commit: Signed<Commit>,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
@@ -327,7 +328,12 @@ impl Replica {
         {
             return Err(Reject::Redundant(m.sequence));
         }
-        commit.verify_with(&self.config.replica_keys)?;
+        // Over its signer's own link it is authenticated already, where the configuration
+        // allows counting it so (see `Config::link_authenticated_commits`); otherwise
+        // (relayed, or certificates must verify) its signature decides.
+        if !(self.config.link_authenticated_commits && from == m.replica) {
+            commit.verify_with(&self.config.replica_keys)?;
+        }
         let slot = self
             .log
             .slot_mut(m.sequence)

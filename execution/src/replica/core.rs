@@ -344,7 +344,7 @@ impl<S: Store> ExecutionReplica<S> {
         let seq = batch.sequence;
         let last = self.last_applied();
         if seq <= last {
-            self.on_redelivered_order(&batch, &certificate, out);
+            self.on_redelivered_order(&batch, &certificate, true, out);
             return;
         }
         // Cheap refusals first; they change nothing.
@@ -412,8 +412,11 @@ impl<S: Store> ExecutionReplica<S> {
         }
         match self.pushed.push(from, batch, certificate, last) {
             Pushed::Redundant => self.stats.orders_redundant += 1,
+            // An agreement replica asks for the replies of an executed batch again over
+            // its own link, as its `ResendReply` does: no certificate needed (it may
+            // hold a faulty replica's bad signature, `link_authenticated_commits`).
             Pushed::Redelivered(batch, certificate) => {
-                self.on_redelivered_order(&batch, &certificate, out)
+                self.on_redelivered_order(&batch, &certificate, false, out)
             }
             Pushed::Agreed(batch) => {
                 self.stats.orders_agreed_by_pushers += 1;
@@ -467,13 +470,16 @@ impl<S: Store> ExecutionReplica<S> {
     /// An order for a sequence already executed: agreement re-delivers it when a client
     /// retransmits a request that was delivered (its replies were lost, TOCS §4.1/§5.2).
     /// Re-sends this replica's cached replies for that batch's requests. Cheap checks
-    /// first (is any reply cached at all?), then the certificate — an unverified message
-    /// never triggers work — and at most one cached reply per request of the batch,
-    /// which agreement already bounds in size.
+    /// first (is any reply cached at all?), then, with `check`, the certificate — an
+    /// unauthenticated message never triggers work — and at most one cached reply per
+    /// request of the batch, which agreement already bounds in size. Without `check`
+    /// an agreement replica asked over its own link; only replies this sequence
+    /// produced are re-sent, whoever asks.
     fn on_redelivered_order(
         &mut self,
         batch: &OrderedBatch,
         certificate: &OrderCertificate,
+        check: bool,
         out: &mut Vec<ReplicaOutput>,
     ) {
         let seq = batch.sequence;
@@ -516,10 +522,12 @@ impl<S: Store> ExecutionReplica<S> {
             );
             return;
         }
-        if let Err(e) = certificate.verify(batch, &self.config.agreement_keys, self.config.f) {
-            self.stats.bad_certificates += 1;
-            tracing::debug!(sequence = seq, error = %e, "re-delivered order: certificate refused");
-            return;
+        if check {
+            if let Err(e) = certificate.verify(batch, &self.config.agreement_keys, self.config.f) {
+                self.stats.bad_certificates += 1;
+                tracing::debug!(sequence = seq, error = %e, "re-delivered order: certificate refused");
+                return;
+            }
         }
         self.stats.orders_redelivered += 1;
         tracing::debug!(
