@@ -166,3 +166,32 @@ fn a_pusher_sending_an_executed_order_again_gets_the_replies_again() {
         vec![]
     );
 }
+
+#[test]
+fn a_large_batch_is_checked_at_its_first_copy_and_still_taken_on_matching_copies() {
+    let mut r = warmed_up();
+    // Payloads that are no `FsOp` are answered `Inval`; only their size matters here.
+    let big = |id: u64| {
+        request_raw(
+            0,
+            id,
+            vec![7; palisade_execution::replica::PUSH_WAIT_MAX_BYTES],
+        )
+    };
+    let b2 = batch(2, vec![big(2)]);
+    // Its certificate holds: taken at once, no waiting for pusher 1.
+    assert_eq!(
+        answered(&r.step(push(0, &b2, certificate(&b2)))),
+        vec![(2, 2)]
+    );
+    // Its certificate does not hold (a faulty replica's commit in it): it waits for
+    // matching copies, as a small batch does.
+    let b3 = batch(3, vec![big(3)]);
+    assert_eq!(r.step(push(0, &b3, worthless(&b3))), wait());
+    assert_eq!(r.stats().bad_certificates, 1);
+    assert_eq!(
+        answered(&r.step(push(1, &b3, worthless(&b3)))),
+        vec![(3, 3)]
+    );
+    assert_eq!(r.stats().orders_agreed_by_pushers, 1);
+}

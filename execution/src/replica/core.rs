@@ -422,13 +422,19 @@ impl<S: Store> ExecutionReplica<S> {
                 self.stats.orders_agreed_by_pushers += 1;
                 self.buffer(batch, out);
             }
-            Pushed::Wait => {
-                if !self.push_wait_armed {
-                    self.push_wait_armed = true;
-                    out.push(ReplicaOutput::SetTimer {
-                        kind: ExecTimer::PushedOrders,
-                        after: PUSH_WAIT,
-                    });
+            Pushed::Wait => self.arm_push_wait(out),
+            Pushed::Verify(sequence) => {
+                let (keys, f) = (&self.config.agreement_keys, self.config.f);
+                match self
+                    .pushed
+                    .take_certified(sequence, |b, c| c.verify(b, keys, f).is_ok())
+                {
+                    Some(batch) => self.buffer(batch, out),
+                    None => {
+                        self.stats.bad_certificates += 1;
+                        tracing::debug!(sequence, "pushed order: certificate refused, waiting");
+                        self.arm_push_wait(out);
+                    }
                 }
             }
             Pushed::Check(orders) => {
@@ -447,6 +453,16 @@ impl<S: Store> ExecutionReplica<S> {
         }
     }
 
+    fn arm_push_wait(&mut self, out: &mut Vec<ReplicaOutput>) {
+        if !self.push_wait_armed {
+            self.push_wait_armed = true;
+            out.push(ReplicaOutput::SetTimer {
+                kind: ExecTimer::PushedOrders,
+                after: PUSH_WAIT,
+            });
+        }
+    }
+
     /// The wait timer fired: orders that waited at least [`PUSH_WAIT`] for f+1 matching
     /// copies are decided by their certificates; the timer stays armed while any wait.
     fn on_push_wait_expired(&mut self, out: &mut Vec<ReplicaOutput>) {
@@ -459,11 +475,7 @@ impl<S: Store> ExecutionReplica<S> {
             self.on_order(batch, certificate, out);
         }
         if self.pushed.is_waiting() {
-            self.push_wait_armed = true;
-            out.push(ReplicaOutput::SetTimer {
-                kind: ExecTimer::PushedOrders,
-                after: PUSH_WAIT,
-            });
+            self.arm_push_wait(out);
         }
     }
 

@@ -17,6 +17,9 @@
 //! certificate check was three signature checks per batch at each of the 2g+1 replicas
 //! (10% of the CPU of `separate` under one-call-at-a-time latency, docs/PERFORMANCE.md).
 //!
+//! When not to wait: a batch of [`super::PUSH_WAIT_MAX_BYTES`] or more is checked at its
+//! first copy (the copies of large batches arrive too far apart to be worth waiting for).
+//!
 //! Whom to wait for: pushers seen before ([`PushedOrders::known`]) that did not let a
 //! wait expire since they last pushed. A sequence that cannot reach f+1 matching copies
 //! from those is checked at once.
@@ -26,6 +29,7 @@ use std::collections::BTreeMap;
 use palisade_wire::agreement::{OrderCertificate, OrderedBatch, ReplicaId, Sequence};
 
 use super::redundant_orders::RedundantOrders;
+use super::PUSH_WAIT_MAX_BYTES;
 
 /// One distinct batch pushed at a sequence, the certificate of its first copy, and who
 /// pushed it (bit i: agreement replica i).
@@ -54,6 +58,11 @@ pub enum Pushed {
     /// A pusher pushed a second, different batch at a sequence: dropped (no correct
     /// replica does; its first copy still counts).
     Conflicting,
+    /// The first copy of a large batch: check its certificate now
+    /// ([`PushedOrders::take_certified`]); until that holds, it waits for matching
+    /// copies like any other (agreement's certificates may not verify, see
+    /// `palisade_agreement::Config::link_authenticated_commits`).
+    Verify(Sequence),
 }
 
 /// Orders pushed by agreement replicas, above the last executed sequence, not yet taken.
@@ -125,6 +134,7 @@ impl PushedOrders {
             .pending
             .entry(sequence)
             .or_insert_with(|| (generation, Vec::new()));
+        let large = candidates.is_empty() && payload_bytes(&batch) >= PUSH_WAIT_MAX_BYTES;
         if let Some(own) = candidates.iter().find(|c| c.pushers & bit != 0) {
             // Pushed again before it was taken (a retransmission): nothing new, unless
             // it is another batch.
@@ -149,6 +159,9 @@ impl PushedOrders {
             let taken = candidates.swap_remove(i);
             self.pending.remove(&sequence);
             return Pushed::Agreed(taken.batch);
+        }
+        if large {
+            return Pushed::Verify(sequence);
         }
         let pushed_here = candidates.iter().fold(0, |all, c| all | c.pushers);
         let most = candidates
@@ -183,6 +196,22 @@ impl PushedOrders {
         expired
     }
 
+    /// Takes the batch waiting at `sequence` if `holds` accepts its certificate (see
+    /// [`Pushed::Verify`]); otherwise it keeps waiting.
+    pub fn take_certified(
+        &mut self,
+        sequence: Sequence,
+        holds: impl Fn(&OrderedBatch, &OrderCertificate) -> bool,
+    ) -> Option<OrderedBatch> {
+        let (_, candidates) = self.pending.get_mut(&sequence)?;
+        let i = candidates
+            .iter()
+            .position(|c| holds(&c.batch, &c.certificate))?;
+        let taken = candidates.swap_remove(i);
+        self.pending.remove(&sequence);
+        Some(taken.batch)
+    }
+
     /// Whether any order waits (the timer must stay armed).
     pub fn is_waiting(&self) -> bool {
         !self.pending.is_empty()
@@ -209,4 +238,14 @@ impl PushedOrders {
             self.pending = self.pending.split_off(&last_applied.saturating_add(1));
         }
     }
+}
+
+/// The payload bytes of a batch's requests.
+fn payload_bytes(batch: &OrderedBatch) -> usize {
+    batch
+        .batch
+        .requests
+        .iter()
+        .map(|r| r.message.payload.len())
+        .fold(0, usize::saturating_add)
 }
