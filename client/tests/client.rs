@@ -60,8 +60,13 @@ fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
     .unwrap()
 }
 
-fn reply(replica: u32, request_id: u64, result: &[u8]) -> ClientInput {
-    ClientInput::Reply(signed_reply(
+/// Replica `replica`'s reply at sequence 9 to this client's request `request_id`.
+fn batch_reply(
+    replica: u32,
+    request_id: u64,
+    result: &[u8],
+) -> palisade_wire::execution::BatchReply {
+    signed_reply(
         replica,
         Reply {
             sequence: 9,
@@ -70,7 +75,11 @@ fn reply(replica: u32, request_id: u64, result: &[u8]) -> ClientInput {
             result: result.to_vec(),
             replica,
         },
-    ))
+    )
+}
+
+fn reply(replica: u32, request_id: u64, result: &[u8]) -> ClientInput {
+    ClientInput::Reply(batch_reply(replica, request_id, result))
 }
 
 fn submit(payload: &[u8]) -> ClientInput {
@@ -288,16 +297,7 @@ fn a_reply_over_its_replicas_own_link_counts_without_a_signature_check() {
     let mut c = client(4);
     c.step(submit(b"a"), ms(0));
     let unsigned = |replica: u32| {
-        let mut r = signed_reply(
-            replica,
-            Reply {
-                sequence: 9,
-                client: CLIENT,
-                request_id: 1,
-                result: b"r".to_vec(),
-                replica,
-            },
-        );
+        let mut r = batch_reply(replica, 1, b"r");
         r.signature = palisade_wire::agreement::Signature([0; 64]);
         r
     };
