@@ -38,6 +38,8 @@ use crate::timers::Timers;
 const THREAD_QUEUE: usize = 1024;
 /// Longest the thread sleeps without looking at the stop flag.
 const IDLE: Duration = Duration::from_millis(100);
+/// How often `report` logs the replica's counters.
+const STATS_REPORT: Duration = Duration::from_secs(10);
 
 /// The execution replica's settings derived from a node config.
 pub fn replica_config(cfg: &NodeConfig) -> ReplicaConfig {
@@ -182,8 +184,13 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, rx: Receiver<Inbound>) {
+        let mut reported = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
+            if now.saturating_duration_since(reported) >= STATS_REPORT {
+                reported = now;
+                self.report();
+            }
             for kind in self.timers.expired(now) {
                 self.step(ReplicaInput::Timer(kind));
             }
@@ -205,6 +212,22 @@ impl Worker {
             "execution node stopped"
         );
         // Dropping the replica closes the store (redb releases its file lock).
+    }
+
+    /// Logs how orders were taken (debug level): by f+1 matching pushes, or by
+    /// certificate after a wait ran out (`pushed.rs` in the execution crate).
+    fn report(&self) {
+        let s = self.replica.stats();
+        debug!(
+            node = self.me,
+            last_applied = self.replica.last_applied(),
+            batches_executed = s.batches_executed,
+            orders_agreed_by_pushers = s.orders_agreed_by_pushers,
+            push_waits_expired = s.push_waits_expired,
+            orders_redundant = s.orders_redundant,
+            bad_certificates = s.bad_certificates,
+            "execution stats"
+        );
     }
 
     fn firewall(&self) -> bool {
