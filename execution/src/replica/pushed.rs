@@ -17,6 +17,13 @@
 //! certificate check was three signature checks per batch at each of the 2g+1 replicas
 //! (10% of the CPU of `separate` under one-call-at-a-time latency, docs/PERFORMANCE.md).
 //!
+//! When neither matching copies nor a certificate decide (a faulty pusher's forgery met
+//! a correct pusher's copy whose certificate holds the faulty replica's bad commit,
+//! `palisade_agreement::Config::link_authenticated_commits`), the sequence is dropped
+//! here and comes again from every agreement replica, correct ones included: as fetch
+//! answers once a later order shows the gap, or re-sent from their delivery logs when the
+//! client retransmits. f+1 of those match (the `forging-pusher` simulator scenario).
+//!
 //! When not to wait: a batch of [`super::PUSH_WAIT_MAX_BYTES`] or more is checked at its
 //! first copy (the copies of large batches arrive too far apart to be worth waiting for).
 //!
