@@ -25,9 +25,10 @@
 //! client retransmits. f+1 of those match (the `forging-pusher` simulator scenario).
 //!
 //! When not to wait: a batch of [`super::PUSH_WAIT_MAX_BYTES`] or more is checked at its
-//! first copy (the copies of large batches arrive too far apart to be worth waiting for).
+//! first copy (the copies of large batches arrive too far apart to be worth waiting for),
+//! and waits for matching copies only if that certificate does not hold.
 //!
-//! Whom to wait for: pushers seen before ([`PushedOrders::known`]) that did not let a
+//! Whom to wait for: pushers seen before (`known`) that did not let a
 //! wait expire since they last pushed. A sequence that cannot reach f+1 matching copies
 //! from those is checked at once.
 
@@ -53,7 +54,8 @@ pub enum Pushed {
     /// The routine copy of an executed order from a second pusher: nothing.
     Redundant,
     /// A pusher sent an executed order again (a client retransmitted): the core's
-    /// re-delivery path, which checks the certificate before it answers.
+    /// re-delivery path re-sends that sequence's cached replies (the link vouches for
+    /// the asker, as for `ResendReply`).
     Redelivered(OrderedBatch, OrderCertificate),
     /// f+1 pushers agree on this batch at its sequence.
     Agreed(OrderedBatch),
