@@ -159,7 +159,7 @@ pub const FIREWALL_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// back.
 pub const REPLY_LEAVES_CHECKPOINTS: u64 = 2;
 /// How long an order pushed by one agreement replica waits for f more replicas to push
-/// the same batch ([`pushed`]) before its certificate is checked instead. On loopback
+/// the same batch (`pushed.rs`) before its certificate is checked instead. On loopback
 /// the copies of replicas 0..=f arrive within tens of microseconds of each other; a
 /// pusher that lets this expire is not waited for again until it pushes.
 pub const PUSH_WAIT: Duration = Duration::from_millis(3);
