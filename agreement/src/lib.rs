@@ -15,7 +15,9 @@
 //!   the `P`/`Q` sets and the decision procedure of §4.5.1–4.5.2, since prepares are
 //!   unsigned;
 //! - the ORDER certificate: 2f+1 signed commits, verifiable by anyone
-//!   ([`palisade_wire::agreement::OrderCertificate::verify`], [`certificate`]).
+//!   ([`palisade_wire::agreement::OrderCertificate::verify`], [`certificate`]);
+//! - which replicas push a delivered order to the execution replicas ([`pushers`]: f+1 of
+//!   them, one for a large batch).
 //!
 //! - status messages and retransmission, so a replica that lost messages catches up
 //!   (commit certificates and bodies, or a stable checkpoint proof and a
@@ -63,6 +65,7 @@ pub mod delivery;
 pub mod error;
 pub mod io;
 pub mod log;
+pub mod pushers;
 pub mod replica;
 pub mod stats;
 pub mod view_change;
@@ -72,5 +75,6 @@ pub use delivery::{DeliveryLog, DeliveryStats};
 pub use error::Reject;
 pub use io::{Input, Output, TimerKind};
 pub use palisade_wire::agreement::{OrderCertificate, OrderedBatch};
+pub use pushers::{Pushers, LARGE_BATCH_BYTES};
 pub use replica::{Replica, Status};
 pub use stats::Stats;

@@ -4,7 +4,8 @@
 //!   check it: DESIGN §1), carries out its sends, broadcasts and timers.
 //! - On `Deliver`, records the batch and its ORDER certificate and (replicas 0..=f, so
 //!   that at least one correct node does) sends `ExecutionMessage::Order` to every
-//!   execution replica (Yin et al. §3).
+//!   execution replica (Yin et al. §3); in `separate`, a large batch from one of them
+//!   only ([`Pushers`]).
 //! - Answers an execution replica's `FetchOrders` from the delivery log.
 //! - Verifies a `Stable` checkpoint certificate (g+1 execution signatures) before it feeds
 //!   `Input::StableCheckpoint` (TOCS §4.3) and collects the delivery log; remembers the
@@ -36,7 +37,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica, TimerKind};
+use palisade_agreement::{Config, DeliveryLog, Input, Output, Pushers, Replica, TimerKind};
 use palisade_crypto::ThresholdVerifier;
 use palisade_firewall::{RelayDecision, ReplyRelay};
 use palisade_net::{Envelope, Inbound, Network, NodeId};
@@ -613,6 +614,19 @@ impl Driver {
         Probe::put(&self.probe.sequence, self.replica.last_delivered());
     }
 
+    /// In `separate`, whether this pusher pushes this order: a large batch goes from
+    /// one pusher only, by sequence ([`Pushers::pushes`]). Through the firewall every
+    /// pusher still pushes every order: the top filters check each copy's certificate
+    /// and forward the first, and their fallback for a withheld order is not built.
+    fn pushes(&self, order: &Envelope) -> bool {
+        match order {
+            Envelope::Execution(ExecutionMessage::Order { batch, .. }) => {
+                Pushers::new(self.replica.config().f).pushes(self.me, batch)
+            }
+            _ => false,
+        }
+    }
+
     fn carry_out(&mut self, output: Output) {
         match output {
             Output::Send { to, message } => {
@@ -651,7 +665,7 @@ impl Driver {
                 // Sent first, then moved into the delivery log: a batch may carry
                 // megabytes of WRITE data, not worth a copy.
                 let order = Envelope::Execution(ExecutionMessage::Order { batch, certificate });
-                if self.sends_orders {
+                if self.sends_orders && (self.firewall.is_some() || self.pushes(&order)) {
                     self.net.send_many(self.downstream.iter().copied(), &order);
                 }
                 if let Envelope::Execution(ExecutionMessage::Order { batch, certificate }) = order {

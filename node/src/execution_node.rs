@@ -223,6 +223,7 @@ impl Worker {
             last_applied = self.replica.last_applied(),
             batches_executed = s.batches_executed,
             orders_agreed_by_pushers = s.orders_agreed_by_pushers,
+            large_orders_certified = s.large_orders_certified,
             push_waits_expired = s.push_waits_expired,
             orders_redundant = s.orders_redundant,
             bad_certificates = s.bad_certificates,

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use palisade_agreement::{Config, DeliveryLog, Input, Output, Replica};
+use palisade_agreement::{Config, DeliveryLog, Input, Output, Pushers, Replica};
 use palisade_crypto::{verify_stable, ThresholdVerifier};
 use palisade_firewall::{RelayDecision, ReplyRelay};
-use palisade_wire::agreement::{Bounded, ClientId, Digest, ReplicaId, Sequence};
+use palisade_wire::agreement::{Bounded, ClientId, Digest, OrderedBatch, ReplicaId, Sequence};
 use palisade_wire::execution::ExecutionMessage;
 use palisade_wire::firewall::{CertifiedReply, FirewallMessage, StableCertificate};
 use palisade_wire::fs::Timestamp;
@@ -175,7 +175,16 @@ impl AgreementNode {
     fn pushes_orders(&self) -> bool {
         match &self.firewall {
             Some(fw) => fw.pushes_orders,
-            None => usize::try_from(self.id).is_ok_and(|id| id <= self.config.f),
+            None => Pushers::new(self.config.f).is_pusher(self.id),
+        }
+    }
+
+    /// Whether this node pushes the delivered `batch`: in `separate` a large batch goes
+    /// from one pusher only ([`Pushers::pushes`], as the runtime's `agreement_node`).
+    fn pushes(&self, batch: &OrderedBatch) -> bool {
+        match &self.firewall {
+            Some(fw) => fw.pushes_orders,
+            None => Pushers::new(self.config.f).pushes(self.id, batch),
         }
     }
 
@@ -535,7 +544,7 @@ impl AgreementNode {
                         self.delivered_requests
                             .insert((r.message.client, r.message.request_id), batch.sequence);
                     }
-                    let downstream = if self.pushes_orders() {
+                    let downstream = if self.pushes(&batch) {
                         self.downstream()
                     } else {
                         Vec::new()
@@ -543,12 +552,10 @@ impl AgreementNode {
                     // A forging pusher pushes a batch it did not deliver, under the
                     // delivered batch's certificate.
                     let pushed = match (&self.fault, &self.firewall) {
-                        (Some(AgreementFault::ForgeOrders), None) => {
-                            palisade_wire::agreement::OrderedBatch {
-                                sequence: batch.sequence,
-                                batch: crate::byzantine::alternate(&batch.batch),
-                            }
-                        }
+                        (Some(AgreementFault::ForgeOrders), None) => OrderedBatch {
+                            sequence: batch.sequence,
+                            batch: crate::byzantine::alternate(&batch.batch),
+                        },
                         _ => batch.clone(),
                     };
                     for to in downstream {

@@ -139,9 +139,10 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                 Ok(stats) => {
                     let firewall = match config.h {
                         Some(h) => format!(
-                            " | firewall h={h}: {} crossed, {} relayed, {} filter drops, {} bad shares, {} leaks sent, {} filter misdeeds, {} harmless forgeries, {} no-link, BLS {}/{}",
+                            " | firewall h={h}: {} crossed, {} relayed, {} resent on request, {} filter drops, {} bad shares, {} leaks sent, {} filter misdeeds, {} harmless forgeries, {} no-link, BLS {}/{}",
                             stats.crossed,
                             stats.replies_relayed,
+                            stats.filter_replies_resent_on_request,
                             stats.filter_drops,
                             stats.bad_shares,
                             stats.leaks_sent,
@@ -155,7 +156,7 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     };
                     writeln!(
                         out,
-                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{} orders by f+1 pushes/waits expired/bad certificates, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
+                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
                         stats.completed,
                         stats.committed,
                         stats.max_view,
@@ -163,6 +164,7 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                         stats.pre_prepares_rebuilt,
                         stats.pre_prepares_fetched,
                         stats.orders_agreed_by_pushers,
+                        stats.large_orders_certified,
                         stats.push_waits_expired,
                         stats.exec_bad_certificates,
                         stats.state_transfers,

@@ -83,9 +83,11 @@ pub struct RunStats {
     /// had left their delivery logs (`separate`).
     pub replies_asked: u64,
     /// `separate`: orders correct execution replicas took on f+1 matching pushes
-    /// (without a certificate check), pushed orders whose certificate did not hold, and
-    /// waits for matching pushes that ran out.
+    /// (without a certificate check), large ones they took at their one pusher's copy by
+    /// certificate, pushed orders whose certificate did not hold, and waits for
+    /// matching pushes that ran out.
     pub orders_agreed_by_pushers: u64,
+    pub large_orders_certified: u64,
     pub exec_bad_certificates: u64,
     pub push_waits_expired: u64,
     /// Gateway restarts, and the in-flight requests they abandoned (never checked).
@@ -994,6 +996,7 @@ impl Simulation {
         for e in self.execution.iter().filter(|e| e.is_correct()) {
             let s = e.replica.stats();
             stats.orders_agreed_by_pushers += s.orders_agreed_by_pushers;
+            stats.large_orders_certified += s.large_orders_certified;
             stats.exec_bad_certificates += s.bad_certificates;
             stats.push_waits_expired += s.push_waits_expired;
         }

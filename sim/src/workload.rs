@@ -4,9 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use palisade_wire::agreement::LARGE_BATCH_BYTES;
 use palisade_wire::fs::{CreateHow, FileId, FsOp, FsReply, FsResult, SetAttr, ROOT_ID};
 
 use crate::rng::SimRng;
+
+/// Writes per thousand that carry more than [`LARGE_BATCH_BYTES`].
+const LARGE_WRITES_PER_MILLE: u64 = 100;
 
 /// Names every client draws from.
 const NAMES: [&[u8]; 6] = [b"a", b"b", b"c", b"d", b"e", b"f"];
@@ -55,7 +59,13 @@ impl Workload {
                 attr: SetAttr::default(),
             },
             3 | 4 => {
-                let len = rng.between(1, 64) as usize;
+                // Now and then a write large enough that its batch is pushed by one
+                // agreement replica only (`palisade_agreement::pushers`).
+                let len = if rng.chance(LARGE_WRITES_PER_MILLE) {
+                    LARGE_BATCH_BYTES + rng.below(1024) as usize
+                } else {
+                    rng.between(1, 64) as usize
+                };
                 FsOp::Write {
                     id: self.some_id(rng),
                     offset: rng.below(256),

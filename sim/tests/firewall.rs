@@ -203,14 +203,15 @@ fn former_gap_seeds_are_answered() {
 /// checkpoints then collected everywhere: only the top filters' reply cache, which
 /// outlives the orders, can answer the client's retransmission, when a relaying node asks
 /// for it again (`filter/resend.rs`). Seeds 91 and 103 failed on liveness once the
-/// simulated disk lost unsynced commits in a crash, which changed their timing; in seed 98
-/// a top filter answers such a request (the test fails without the asking).
+/// simulated disk lost unsynced commits in a crash, which changed their timing; in seed
+/// 261 a top filter answers such a request (seed 98 did, until the workload began to
+/// draw large writes; `palisade-sim --scenario firewall` prints the count per seed).
 #[test]
 fn a_certified_reply_lost_above_the_filters_is_sent_again() {
-    for seed in [91, 103] {
+    for seed in [91, 98, 103] {
         check(&scenario(Scenario::Firewall), seed..seed + 1);
     }
-    let asked = check(&scenario(Scenario::Firewall), 98..99);
+    let asked = check(&scenario(Scenario::Firewall), 261..262);
     assert!(
         asked.iter().all(|r| r.filter_replies_resent_on_request > 0),
         "{asked:?}"
@@ -220,10 +221,12 @@ fn a_certified_reply_lost_above_the_filters_is_sent_again() {
 /// A correct replica that skipped batches by state transfer, beside a faulty one sending
 /// bad shares: only g valid shares existed for those batches until the reply leaves of
 /// recent batches became replicated state (crate docs). Seed 102 failed on liveness; since
-/// a simulated crash loses unsynced commits its run takes no state transfer; seed 931's
-/// does.
+/// a simulated crash loses unsynced commits its run took no state transfer, seed 931's
+/// did; since the workload draws large writes, seed 102's does again (and 931's does
+/// not). `palisade-sim --scenario firewall-chaos` prints the count per seed.
 #[test]
 fn a_replica_that_skipped_batches_still_certifies_them() {
-    let runs = check(&scenario(Scenario::FirewallChaos), 931..932);
+    check(&scenario(Scenario::FirewallChaos), 931..932);
+    let runs = check(&scenario(Scenario::FirewallChaos), 102..103);
     assert!(runs.iter().all(|r| r.state_transfers > 0), "{runs:?}");
 }

@@ -61,6 +61,13 @@ fn normal() {
         );
         assert_eq!(r.exec_bad_certificates, 0, "{r:?}");
     }
+    // The workload's occasional large writes went from one pusher and were taken at that
+    // copy by certificate (`palisade_agreement::pushers`), without waiting for another.
+    assert!(
+        runs.iter().filter(|r| r.large_orders_certified > 0).count() >= 10,
+        "large batches were not taken at their one copy: {runs:?}"
+    );
+    assert!(runs.iter().all(|r| r.push_waits_expired == 0), "{runs:?}");
 }
 
 #[test]

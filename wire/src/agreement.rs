@@ -593,6 +593,11 @@ impl Bounded for AgreementMessage {
     }
 }
 
+/// Request payload bytes from which an ordered batch counts as large: one agreement
+/// replica pushes it to the execution replicas instead of f+1
+/// (`palisade_agreement::pushers`), and they check its certificate at its first copy.
+pub const LARGE_BATCH_BYTES: usize = 64 * 1024;
+
 /// The protocol-neutral output of agreement: a batch at its place in the total order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct OrderedBatch {
@@ -607,6 +612,15 @@ impl OrderedBatch {
             sequence: self.sequence,
             timestamp: self.batch.timestamp,
         }
+    }
+
+    /// The request payload bytes the batch carries (against [`LARGE_BATCH_BYTES`]).
+    pub fn payload_bytes(&self) -> usize {
+        self.batch
+            .requests
+            .iter()
+            .map(|r| r.message.payload.len())
+            .fold(0, usize::saturating_add)
     }
 }
 

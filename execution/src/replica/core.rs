@@ -429,7 +429,10 @@ impl<S: Store> ExecutionReplica<S> {
                     .pushed
                     .take_certified(sequence, |b, c| c.verify(b, keys, f).is_ok())
                 {
-                    Some(batch) => self.buffer(batch, out),
+                    Some(batch) => {
+                        self.stats.large_orders_certified += 1;
+                        self.buffer(batch, out);
+                    }
                     None => {
                         self.stats.bad_certificates += 1;
                         tracing::debug!(sequence, "pushed order: certificate refused, waiting");

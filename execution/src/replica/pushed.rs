@@ -143,7 +143,7 @@ impl PushedOrders {
             .pending
             .entry(sequence)
             .or_insert_with(|| (generation, Vec::new()));
-        let large = candidates.is_empty() && payload_bytes(&batch) >= PUSH_WAIT_MAX_BYTES;
+        let large = candidates.is_empty() && batch.payload_bytes() >= PUSH_WAIT_MAX_BYTES;
         if let Some(own) = candidates.iter().find(|c| c.pushers & bit != 0) {
             // Pushed again before it was taken (a retransmission): nothing new, unless
             // it is another batch.
@@ -247,14 +247,4 @@ impl PushedOrders {
             self.pending = self.pending.split_off(&last_applied.saturating_add(1));
         }
     }
-}
-
-/// The payload bytes of a batch's requests.
-fn payload_bytes(batch: &OrderedBatch) -> usize {
-    batch
-        .batch
-        .requests
-        .iter()
-        .map(|r| r.message.payload.len())
-        .fold(0, usize::saturating_add)
 }

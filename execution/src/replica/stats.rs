@@ -59,6 +59,9 @@ pub struct ReplicaStats {
     pub orders_redelivered: u64,
     /// Pushed orders taken on f+1 matching pushes, without a certificate check.
     pub orders_agreed_by_pushers: u64,
+    /// Large pushed orders (`PUSH_WAIT_MAX_BYTES` or more) taken at their one copy by
+    /// their certificate.
+    pub large_orders_certified: u64,
     /// Routine second copies of executed pushed orders, dropped unchecked.
     pub orders_redundant: u64,
     /// Second, different batches one agreement replica pushed at one sequence, dropped.
