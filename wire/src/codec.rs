@@ -18,12 +18,18 @@ pub enum WireError {
 }
 
 /// Encodes `value` canonically: equal values always give equal bytes.
+///
+/// The size is computed first (a pass that copies nothing), so an oversized value is
+/// refused before anything is allocated, and the bytes are written into one allocation
+/// of exactly their size: growing the vector by doubling copied a 1 MiB WRITE's order
+/// about twice more, into fresh pages the kernel zero-fills.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
-    let bytes = postcard::to_stdvec(value).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge(bytes.len()));
+    let malformed = |e: postcard::Error| WireError::Malformed(e.to_string());
+    let size = postcard::experimental::serialized_size(value).map_err(malformed)?;
+    if size > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge(size));
     }
-    Ok(bytes)
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(malformed)
 }
 
 /// Feeds `value`'s canonical encoding into `hasher` as it is produced: the same digest
