@@ -387,7 +387,7 @@ mod tests {
             message: Request {
                 client,
                 request_id: id,
-                payload: vec![0; len],
+                payload: vec![0; len].into(),
             },
             signature: Signature([0; 64]),
         }
@@ -406,7 +406,7 @@ mod tests {
                 Request {
                     client: client as u64,
                     request_id: id,
-                    payload: vec![id as u8; 3],
+                    payload: vec![id as u8; 3].into(),
                 },
             )
             .unwrap();

@@ -221,7 +221,7 @@ mod tests {
                 message: Request {
                     client: 0,
                     request_id: sequence,
-                    payload: vec![0; payload],
+                    payload: vec![0; payload].into(),
                 },
                 signature: Signature([0; 64]),
             }]

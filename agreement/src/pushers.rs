@@ -65,7 +65,7 @@ mod tests {
             message: Request {
                 client: 1,
                 request_id: sequence,
-                payload: vec![0; payload],
+                payload: vec![0; payload].into(),
             },
             signature: Signature([0; 64]),
         };

@@ -186,7 +186,7 @@ fn other_bytes_under_a_named_requests_signature_are_not_agreed_on() {
     let mut b = named_replica(1);
     let signed = large(1);
     let mut forged = signed.clone();
-    forged.message.payload = vec![9; NAMED_FROM];
+    forged.message.payload = vec![9; NAMED_FROM].into();
     b.step(Input::LinkRequest(forged));
     let batch = batch_at(time(1_000), vec![signed]);
     // The rebuilt batch does not hash to the primary's digest: fetch it.
@@ -206,7 +206,7 @@ fn other_bytes_under_a_named_requests_signature_are_not_agreed_on() {
     // refused whatever the name says.
     let mut c = named_replica(2);
     let mut unsigned = large(1);
-    unsigned.message.payload = vec![5; NAMED_FROM];
+    unsigned.message.payload = vec![5; NAMED_FROM].into();
     let bad = batch_at(time(1_000), vec![unsigned]);
     assert_eq!(c.step(msg(0, named_pre_prepare(&bad))), fetch(&bad));
     assert!(c

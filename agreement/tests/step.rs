@@ -949,7 +949,7 @@ fn unknown_client_request() -> Signed<Request> {
         Request {
             client: 9,
             request_id: 1,
-            payload: vec![],
+            payload: vec![].into(),
         },
     )
     .unwrap()
@@ -962,7 +962,7 @@ fn forged_request(id: u64) -> Signed<Request> {
         Request {
             client: 0,
             request_id: id,
-            payload: b"forged".to_vec(),
+            payload: b"forged".to_vec().into(),
         },
     )
     .unwrap();

@@ -144,7 +144,7 @@ impl Client {
         let request = Request {
             client: self.config.id,
             request_id,
-            payload,
+            payload: payload.into(),
         };
         let signed = match Signed::sign(&self.key, request) {
             Ok(s) => s,

@@ -54,7 +54,7 @@ fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
         Request {
             client: CLIENT,
             request_id: id,
-            payload: payload.to_vec(),
+            payload: payload.to_vec().into(),
         },
     )
     .unwrap()

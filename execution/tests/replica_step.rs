@@ -105,7 +105,7 @@ fn bad_certificates_and_signatures_are_dropped_and_counted() {
         palisade_wire::agreement::Request {
             client: 0,
             request_id: 1,
-            payload: vec![0; palisade_wire::agreement::MAX_REQUEST_PAYLOAD + 1],
+            payload: vec![0; palisade_wire::agreement::MAX_REQUEST_PAYLOAD + 1].into(),
         },
     )
     .unwrap();

@@ -216,7 +216,7 @@ mod tests {
                 message: Request {
                     client: 0,
                     request_id: *id,
-                    payload: vec![],
+                    payload: Default::default(),
                 },
                 signature: palisade_wire::agreement::Signature([0; 64]),
             })

@@ -47,7 +47,7 @@ impl Leaker {
         for r in &batch.batch.requests {
             let plain = match key {
                 Some(k) => k.open_request(r.message.client, &r.message.payload).ok(),
-                None => Some(r.message.payload.clone()),
+                None => Some(r.message.payload.to_vec()),
             };
             if let Some(p) = plain {
                 self.learn(&p);

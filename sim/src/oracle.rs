@@ -118,7 +118,7 @@ impl Oracle {
                 Some(k) => k
                     .open_request(request.message.client, &request.message.payload)
                     .ok(),
-                None => Some(request.message.payload.clone()),
+                None => Some(request.message.payload.to_vec()),
             };
             let op = opened.and_then(|p| palisade_wire::decode::<FsOp>(&p).ok());
             match op {
@@ -201,7 +201,7 @@ mod tests {
                     Request {
                         client: 0,
                         request_id: *id,
-                        payload: palisade_wire::encode(&op).unwrap(),
+                        payload: palisade_wire::encode(&op).unwrap().into(),
                     },
                 )
                 .unwrap()

@@ -41,7 +41,7 @@ fn batch(ops: &[FsOp], sk: &[SigningKey]) -> Batch {
             let req = Request {
                 client,
                 request_id: i as u64 + 1,
-                payload: encode(op).unwrap(),
+                payload: encode(op).unwrap().into(),
             };
             Signed::sign(&sk[client as usize], req).unwrap()
         })

@@ -30,6 +30,7 @@
 //! certificates; it carries the `P` and `Q` sets of TOCS §4.5 instead, and the new view
 //! is chosen by that section's decision procedure (`palisade-agreement`, `view_change`).
 
+use bytes::Bytes;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -236,8 +237,10 @@ pub struct Request {
     /// Per-client request id; plays the role of PBFT's client timestamp `t` (exactly-once
     /// semantics), but a client may have many ids in flight at once.
     pub request_id: u64,
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+    /// Shared, not copied, when a replica clones a request into a batch, a rebuilt
+    /// named pre-prepare or its delivery log (each was a megabyte for a 1 MiB WRITE).
+    /// Encoded as bytes, exactly as a `Vec<u8>` under `serde_bytes` was.
+    pub payload: Bytes,
 }
 
 impl Signable for Request {
@@ -782,18 +785,20 @@ mod tests {
         let request = Request {
             client: 0,
             request_id: 1,
-            payload,
+            payload: payload.into(),
         };
         let signed = Signed::sign(&key(0), request).unwrap();
         let vk = key(0).verifying_key();
         signed.verify(&vk).unwrap();
         for at in [0, 512 * 1024, 1024 * 1024 - 1] {
             let mut tampered = signed.clone();
-            tampered.message.payload[at] ^= 0x80;
+            let mut bytes = tampered.message.payload.to_vec();
+            bytes[at] ^= 0x80;
+            tampered.message.payload = bytes.into();
             assert_eq!(tampered.verify(&vk), Err(VerifyError::BadSignature(0)));
         }
         let mut shorter = signed.clone();
-        shorter.message.payload.pop();
+        shorter.message.payload.truncate(1024 * 1024 - 1);
         assert_eq!(shorter.verify(&vk), Err(VerifyError::BadSignature(0)));
         let mut other_id = signed;
         other_id.message.request_id = 2;
@@ -807,7 +812,7 @@ mod tests {
             Request {
                 client: 0,
                 request_id: 1,
-                payload: vec![1, 2, 3],
+                payload: vec![1, 2, 3].into(),
             },
         )
         .unwrap();
@@ -828,13 +833,29 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_encodes_as_its_length_and_its_bytes() {
+        // The canonical form `Bytes` must keep: what a `Vec<u8>` under `serde_bytes`
+        // encoded to (varint length, then the bytes), so digests and signatures of
+        // requests do not depend on the payload's in-memory type.
+        let request = Request {
+            client: 300,
+            request_id: 2,
+            payload: vec![9, 8, 7].into(),
+        };
+        assert_eq!(
+            crate::encode(&request).unwrap(),
+            vec![0xac, 0x02, 2, 3, 9, 8, 7]
+        );
+    }
+
+    #[test]
     fn oversized_payload_is_refused() {
         let request = Signed::sign(
             &key(9),
             Request {
                 client: 0,
                 request_id: 1,
-                payload: vec![0; MAX_REQUEST_PAYLOAD + 1],
+                payload: vec![0; MAX_REQUEST_PAYLOAD + 1].into(),
             },
         )
         .unwrap();

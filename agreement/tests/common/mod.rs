@@ -47,7 +47,7 @@ pub fn request(client: ClientId, id: u64, payload: &[u8]) -> Signed<Request> {
         Request {
             client,
             request_id: id,
-            payload: payload.to_vec(),
+            payload: payload.to_vec().into(),
         },
     )
     .unwrap()

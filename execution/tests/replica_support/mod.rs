@@ -131,7 +131,7 @@ pub fn request_raw(client: ClientId, request_id: u64, payload: Vec<u8>) -> Signe
         Request {
             client,
             request_id,
-            payload,
+            payload: payload.into(),
         },
     )
     .unwrap()

@@ -108,7 +108,9 @@ pub fn request(client: ClientId, request_id: u64) -> Signed<Request> {
         Request {
             client,
             request_id,
-            payload: format!("sealed op {client}/{request_id}").into_bytes(),
+            payload: format!("sealed op {client}/{request_id}")
+                .into_bytes()
+                .into(),
         },
     )
     .unwrap()
