@@ -211,7 +211,7 @@ impl ClientTable {
     pub fn holds_identical(&self, request: &Signed<Request>) -> bool {
         self.pending
             .get(&(request.message.client, request.message.request_id))
-            .is_some_and(|p| p.request == *request)
+            .is_some_and(|p| identical(&p.request, request))
     }
 
     /// The pending request a pre-prepare names by client, id and signature
@@ -376,6 +376,21 @@ impl ClientTable {
     }
 }
 
+/// `a == b`, without reading the payloads when they share one buffer (a rebuilt named
+/// pre-prepare holds the very `Bytes` of the pending request; comparing a 1 MiB WRITE
+/// with itself byte by byte was 1% of the CPU under sequential writes).
+fn identical(a: &Signed<Request>, b: &Signed<Request>) -> bool {
+    let (pa, pb) = (&a.message.payload, &b.message.payload);
+    if pa.as_ptr() == pb.as_ptr() && pa.len() == pb.len() {
+        a.signer == b.signer
+            && a.signature == b.signature
+            && a.message.client == b.message.client
+            && a.message.request_id == b.message.request_id
+    } else {
+        a == b
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +406,25 @@ mod tests {
             },
             signature: Signature([0; 64]),
         }
+    }
+
+    #[test]
+    fn identical_requests_are_told_apart_whether_or_not_they_share_a_payload() {
+        let a = req(1, 2, 64);
+        // A clone shares the payload's buffer; a copy does not.
+        let shared = a.clone();
+        let mut copied = a.clone();
+        copied.message.payload = a.message.payload.to_vec().into();
+        assert!(identical(&a, &shared) && identical(&a, &copied));
+        let mut other_signature = shared.clone();
+        other_signature.signature = Signature([1; 64]);
+        assert!(!identical(&a, &other_signature));
+        let mut other_bytes = copied;
+        other_bytes.message.payload = vec![1; 64].into();
+        assert!(!identical(&a, &other_bytes));
+        let mut other_id = shared;
+        other_id.message.request_id = 3;
+        assert!(!identical(&a, &other_id));
     }
 
     #[test]
