@@ -208,11 +208,13 @@ impl DeliveryLog {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use palisade_wire::agreement::{Batch, Digest, PbftCertificate, Request, Signature, Signed};
 
-    fn entry(sequence: Sequence, payload: usize) -> (OrderedBatch, OrderCertificate) {
+    /// A batch at `sequence` with one request of `payload` bytes (none for 0), and a
+    /// certificate that names it (unsigned). Also used by `pushers`' tests.
+    pub(crate) fn entry(sequence: Sequence, payload: usize) -> (OrderedBatch, OrderCertificate) {
         let requests = if payload == 0 {
             vec![]
         } else {

@@ -56,26 +56,9 @@ impl Pushers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_wire::agreement::{Batch, Request, Signature, Signed};
-    use palisade_wire::fs::Timestamp;
 
     fn batch(sequence: u64, payload: usize) -> OrderedBatch {
-        let request = Signed {
-            signer: 1,
-            message: Request {
-                client: 1,
-                request_id: sequence,
-                payload: vec![0; payload].into(),
-            },
-            signature: Signature([0; 64]),
-        };
-        OrderedBatch {
-            sequence,
-            batch: Batch {
-                timestamp: Timestamp::default(),
-                requests: vec![request],
-            },
-        }
+        crate::delivery::tests::entry(sequence, payload).0
     }
 
     #[test]
