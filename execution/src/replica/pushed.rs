@@ -25,8 +25,9 @@
 //! client retransmits. f+1 of those match (the `forging-pusher` simulator scenario).
 //!
 //! When not to wait: a batch of [`super::PUSH_WAIT_MAX_BYTES`] or more is checked at its
-//! first copy (the copies of large batches arrive too far apart to be worth waiting for),
-//! and waits for matching copies only if that certificate does not hold.
+//! first copy, and waits for matching copies only if that certificate does not hold. In
+//! `separate` such a batch comes from one pusher only (`palisade_agreement::pushers`), so
+//! further copies come only from fetch answers and re-deliveries, as above.
 //!
 //! Whom to wait for: pushers seen before (`known`) that did not let a
 //! wait expire since they last pushed. A sequence that cannot reach f+1 matching copies
