@@ -171,13 +171,7 @@ fn a_pusher_sending_an_executed_order_again_gets_the_replies_again() {
 fn a_large_batch_is_checked_at_its_first_copy_and_still_taken_on_matching_copies() {
     let mut r = warmed_up();
     // Payloads that are no `FsOp` are answered `Inval`; only their size matters here.
-    let big = |id: u64| {
-        request_raw(
-            0,
-            id,
-            vec![7; palisade_execution::replica::PUSH_WAIT_MAX_BYTES],
-        )
-    };
+    let big = |id: u64| request_raw(0, id, vec![7; palisade_wire::agreement::LARGE_BATCH_BYTES]);
     let b2 = batch(2, vec![big(2)]);
     // Its certificate holds: taken at once, no waiting for pusher 1.
     assert_eq!(

@@ -163,13 +163,6 @@ pub const REPLY_LEAVES_CHECKPOINTS: u64 = 2;
 /// the copies of replicas 0..=f arrive within tens of microseconds of each other; a
 /// pusher that lets this expire is not waited for again until it pushes.
 pub const PUSH_WAIT: Duration = Duration::from_millis(3);
-/// Pushed batches with at least this many payload bytes are checked by their certificate
-/// at the first copy instead of waiting for f more: the certificate check costs the same
-/// ~80 µs for any batch, while a copy of a batch of 1 MiB WRITEs costs milliseconds to
-/// encrypt, send and decode. So one agreement replica alone pushes such a batch
-/// (`palisade_agreement::pushers`), and a second copy comes only from fetches and
-/// re-deliveries.
-pub const PUSH_WAIT_MAX_BYTES: usize = palisade_wire::agreement::LARGE_BATCH_BYTES;
 /// Largest encoded state a replica exports or assembles in one transfer. A larger state
 /// is refused (counted in [`ReplicaStats::state_too_large`]); the asker then cannot catch
 /// up by state transfer.

@@ -59,7 +59,7 @@ pub struct ReplicaStats {
     pub orders_redelivered: u64,
     /// Pushed orders taken on f+1 matching pushes, without a certificate check.
     pub orders_agreed_by_pushers: u64,
-    /// Large pushed orders (`PUSH_WAIT_MAX_BYTES` or more) taken at their one copy by
+    /// Large pushed orders (`LARGE_BATCH_BYTES` of payload or more) taken at their one copy by
     /// their certificate.
     pub large_orders_certified: u64,
     /// Routine second copies of executed pushed orders, dropped unchecked.
