@@ -336,6 +336,8 @@ impl Driver {
                 }
             }
             if let Some(id) = accepted {
+                // Phase events (`scripts/phases.py`): where one operation's time goes.
+                tracing::trace!(target: "palisade::phase", request_id = id, "submitted");
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 self.pending.insert(id, reply);
             } else if refused {
@@ -437,6 +439,7 @@ impl Driver {
                 result,
             } => {
                 self.counters.completed.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(target: "palisade::phase", request_id, sequence, "agreed");
                 if let Some(reply) = self.pending.remove(&request_id) {
                     // Opened and decoded in the caller's task (`answer`).
                     let _ = reply.send(Agreed {

@@ -638,6 +638,24 @@ impl Driver {
                     .send(NodeId::Agreement(to), &Envelope::Agreement(message));
             }
             Output::Broadcast(message) => {
+                // Phase events (`scripts/phases.py`): when each replica proposed or
+                // prepared a sequence.
+                match &message {
+                    AgreementMessage::PrePrepare { pre_prepare, .. }
+                    | AgreementMessage::PrePrepareNamed { pre_prepare, .. } => tracing::trace!(
+                        target: "palisade::phase",
+                        node = self.me,
+                        sequence = pre_prepare.message.sequence,
+                        "pre-prepare sent"
+                    ),
+                    AgreementMessage::Commit(c) => tracing::trace!(
+                        target: "palisade::phase",
+                        node = self.me,
+                        sequence = c.message.sequence,
+                        "commit sent"
+                    ),
+                    _ => {}
+                }
                 let me = NodeId::Agreement(self.me);
                 let to: Vec<NodeId> = self
                     .agreement
@@ -668,8 +686,10 @@ impl Driver {
                 }
                 // Sent first, then moved into the delivery log: a batch may carry
                 // megabytes of WRITE data, not worth a copy.
+                let sequence = batch.sequence;
                 let order = Envelope::Execution(ExecutionMessage::Order { batch, certificate });
                 if self.sends_orders && (self.firewall.is_some() || self.pushes(&order)) {
+                    tracing::trace!(target: "palisade::phase", node = self.me, sequence, "order pushed");
                     self.net.send_many(self.downstream.iter().copied(), &order);
                 }
                 if let Envelope::Execution(ExecutionMessage::Order { batch, certificate }) = order {

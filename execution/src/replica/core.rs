@@ -844,6 +844,8 @@ impl<S: Store> ExecutionReplica<S> {
         batch: &OrderedBatch,
         out: &mut Vec<ReplicaOutput>,
     ) -> Result<(), ExecError> {
+        // Phase events (`scripts/phases.py`): when this replica executed and committed.
+        tracing::trace!(target: "palisade::phase", sequence = batch.sequence, "execute");
         let mut slots = Vec::with_capacity(batch.batch.requests.len());
         let mut ops: Vec<FsOp> = Vec::new();
         // Each request is checked against the table as the earlier requests of this
@@ -919,6 +921,7 @@ impl<S: Store> ExecutionReplica<S> {
         }
         let unsynced = !ran.is_durable();
         self.fs.commit_batch(ran)?;
+        tracing::trace!(target: "palisade::phase", sequence, synced = !unsynced, "committed");
         if unsynced {
             self.stats.batches_unsynced += 1;
         }
