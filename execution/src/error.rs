@@ -27,3 +27,9 @@ impl From<palisade_wire::WireError> for ExecError {
         ExecError::Corrupt(e.to_string())
     }
 }
+
+impl From<std::io::Error> for ExecError {
+    fn from(e: std::io::Error) -> Self {
+        ExecError::Storage(e.to_string())
+    }
+}

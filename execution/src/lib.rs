@@ -31,6 +31,7 @@ mod digest;
 mod error;
 mod exec;
 mod fs;
+mod log_record;
 mod mem_store;
 mod names;
 mod ops_attr;
@@ -41,6 +42,7 @@ mod redb_store;
 pub mod replica;
 mod snapshot;
 mod store;
+mod wal;
 
 pub use config::FsConfig;
 pub use deferred_sync::{DeferredSync, SyncHandle, SyncWaiter};
@@ -49,7 +51,7 @@ pub use error::ExecError;
 pub use exec::{IO_MAX, READDIR_MAX_ENTRIES};
 pub use fs::{FileSystem, RanBatch};
 pub use mem_store::{MemSnapshot, MemStore};
-pub use redb_store::{RedbSnapshot, RedbStore};
+pub use redb_store::{RedbSnapshot, RedbStore, DEFAULT_LOG_BYTES};
 pub use replica::{
     ExecTimer, ExecutionReplica, RedundantOrders, ReplicaConfig, ReplicaInput, ReplicaOutput,
     ReplicaStats, ReplyMode,

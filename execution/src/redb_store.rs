@@ -7,10 +7,20 @@
 //! group commit amortises it over the batch). Its ordered tables give the range reads the
 //! file system needs (READDIR by id, a file's blocks), and tuple keys keep the layout
 //! simple. Its copy-on-write pages with checksummed roots mean a crash mid-commit leaves
-//! the previous commit intact, so no write-ahead log of our own is needed. No C
-//! dependency (unlike RocksDB/LMDB), and no background threads that could break
-//! determinism. Batches that change nothing commit with `Durability::None` (no fsync):
-//! losing them in a crash only means replaying read-only operations.
+//! the previous commit intact. No C dependency (unlike RocksDB/LMDB), and no background
+//! threads that could break determinism.
+//!
+//! A store opened with [`RedbStore::open`] keeps a write-ahead log beside the B-tree
+//! (`wal.rs`, records from `log_record.rs`): a small batch is durable once its record is
+//! synced, and the B-tree commits it with `Durability::None`; a batch too large to log
+//! (over [`LOG_RECORD_MAX`]), or one that finds the log full, is a durable B-tree commit
+//! that also starts the log again under a new epoch. Opening replays the log. Why: a
+//! durable B-tree commit of one 4 KiB WRITE writes about 30 scattered pages and syncs
+//! them, the log one record of about 5 KiB (measured with `examples/small_write_latency`
+//! on the 2-vCPU test machine: 300 → 213 µs alone, 445 → 285 µs with three replicas
+//! syncing at once). Batches that change nothing are logged without a sync: losing them
+//! in a crash only means replaying read-only operations, and the next synced record
+//! makes them durable with it.
 //!
 //! Commits use redb's default single-fsync protocol (commit slot + xxhash checksums), not
 //! two-phase commit: 2PC doubles the fsyncs per batch to defend against an attacker who
@@ -22,7 +32,8 @@
 //!
 //! After a failed commit (disk full, I/O error) redb refuses further work on that handle
 //! (`PreviousIo`), so the store reopens the database, which recovers the last durable
-//! commit; the file system above it is then exactly as before the failed batch.
+//! commit, and replays the log up to the last successful commit; the file system above
+//! it is then exactly as before the failed batch.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -36,7 +47,9 @@ use redb::{
 };
 
 use crate::deferred_sync::{DeferredSync, SyncHandle, SyncWaiter};
+use crate::log_record;
 use crate::store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};
+use crate::wal::Wal;
 use crate::ExecError;
 
 /// "state" → encode((MetaRecord, last_applied)).
@@ -57,6 +70,20 @@ const CLIENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("clients");
 const REPLIES: TableDefinition<u64, &[u8]> = TableDefinition::new("replies");
 
 const META_KEY: &str = "state";
+/// The write-ahead log's epoch (u64, little-endian): records of any other epoch are
+/// never replayed (`wal.rs`). Absent in a store that has never been logged to.
+const LOG_EPOCH_KEY: &str = "log_epoch";
+
+/// Bytes of write-ahead log a store opened with [`RedbStore::open`] keeps (`wal.rs`): the
+/// B-tree is made durable about once per this many bytes of logged batches.
+pub const DEFAULT_LOG_BYTES: u64 = 16 << 20;
+
+/// The largest log record. A larger batch (1 MiB WRITEs, or the many operations of
+/// dozens of concurrent clients) commits the B-tree durably instead: its data is then
+/// written once rather than twice, and one sync is already shared by all its bytes or
+/// operations. (Measured beside 256 KiB, on the small-files workload of 32 clients:
+/// 64 KiB was no slower, 4,188–4,288 against 4,079–4,163 ops/s.)
+const LOG_RECORD_MAX: usize = 64 << 10;
 
 /// The most bytes of a block stored in [`BLOCKS`]; the rest goes to [`BLOCK_TAILS`].
 ///
@@ -73,12 +100,27 @@ const HEAD_MAX: usize = 64 * 1024 - 128;
 type Opened = (Database, Option<SyncHandle>);
 type Opener = Box<dyn Fn() -> Result<Opened, ExecError> + Send + Sync>;
 
-/// A durable store in one redb database file.
+/// A durable store in one redb database file, with (from [`RedbStore::open`]) a
+/// write-ahead log beside it.
 pub struct RedbStore {
+    db: Mutex<Inner>,
+    opener: Opener,
+}
+
+struct Inner {
     /// `None` after a failed commit until a reopen succeeds (retried on every access, so
     /// the store recovers once the disk has room again).
-    db: Mutex<Option<Opened>>,
-    opener: Opener,
+    opened: Option<Opened>,
+    log: Option<Log>,
+}
+
+/// The write-ahead log and what has been committed through it.
+struct Log {
+    wal: Wal,
+    /// The last applied sequence of the last successful commit; `None` while the store
+    /// holds no state (its first commit, which formats it, is a durable B-tree commit).
+    /// A reopen after a failed commit replays the log no further than this.
+    committed: Option<u64>,
 }
 
 fn storage(e: impl std::fmt::Display) -> ExecError {
@@ -113,14 +155,32 @@ fn guarded_open(
 }
 
 impl RedbStore {
-    /// Opens (or creates) the database `dir/state.redb`, creating `dir` if needed.
+    /// Opens (or creates) the database `dir/state.redb` with its write-ahead log
+    /// `dir/state.wal` of [`DEFAULT_LOG_BYTES`], creating `dir` if needed, and replays
+    /// the log.
     pub fn open(dir: &Path) -> Result<RedbStore, ExecError> {
+        Self::open_with_log(dir, DEFAULT_LOG_BYTES)
+    }
+
+    /// [`RedbStore::open`] with a log of `log_bytes`; 0 means no log: every batch
+    /// that changed a file is then a durable B-tree commit of its own.
+    pub fn open_with_log(dir: &Path, log_bytes: u64) -> Result<RedbStore, ExecError> {
         std::fs::create_dir_all(dir).map_err(storage)?;
         let path = dir.join("state.redb");
-        Self::with_opener(Box::new(move || {
-            let p = path.clone();
-            Ok((guarded_open(move || Database::create(p))?, None))
-        }))
+        let log = match log_bytes {
+            0 => None,
+            n => Some(Log {
+                wal: Wal::open(&dir.join("state.wal"), n).map_err(storage)?,
+                committed: None,
+            }),
+        };
+        Self::with_log(
+            Box::new(move || {
+                let p = path.clone();
+                Ok((guarded_open(move || Database::create(p))?, None))
+            }),
+            log,
+        )
     }
 
     /// [`RedbStore::open`] with deferred commit fsyncs ([`DeferredSync`]): a commit
@@ -177,142 +237,338 @@ impl RedbStore {
     }
 
     fn with_opener(opener: Opener) -> Result<RedbStore, ExecError> {
-        let db = opener()?;
-        let store = RedbStore {
-            db: Mutex::new(Some(db)),
+        Self::with_log(opener, None)
+    }
+
+    fn with_log(opener: Opener, mut log: Option<Log>) -> Result<RedbStore, ExecError> {
+        let opened = open_and_recover(&opener, &mut log, None)?;
+        Ok(RedbStore {
+            db: Mutex::new(Inner {
+                opened: Some(opened),
+                log,
+            }),
             opener,
-        };
-        store.create_tables()?;
-        Ok(store)
+        })
     }
+}
 
-    /// Creates every table, so that reads never meet a missing one.
-    fn create_tables(&self) -> Result<(), ExecError> {
-        let tx = self.with_db(|db| db.begin_write().map_err(storage))?;
-        {
-            tx.open_table(META).map_err(open_table_error)?;
-            tx.open_table(INODES).map_err(open_table_error)?;
-            tx.open_table(ENTRIES).map_err(open_table_error)?;
-            tx.open_table(CHILDREN).map_err(open_table_error)?;
-            tx.open_table(BLOCKS).map_err(open_table_error)?;
-            tx.open_table(BLOCK_TAILS).map_err(open_table_error)?;
-            tx.open_table(BLOCK_METAS).map_err(open_table_error)?;
-            tx.open_table(CLIENTS).map_err(open_table_error)?;
-            tx.open_table(REPLIES).map_err(open_table_error)?;
+/// Opens the database, creates its tables, and replays its log (no further than
+/// `upto`, if given).
+fn open_and_recover(
+    opener: &Opener,
+    log: &mut Option<Log>,
+    upto: Option<u64>,
+) -> Result<Opened, ExecError> {
+    let opened = opener()?;
+    create_tables(&opened.0)?;
+    if let Some(log) = log {
+        recover(&opened.0, log, upto)?;
+    }
+    Ok(opened)
+}
+
+/// Creates every table, so that reads never meet a missing one.
+fn create_tables(db: &Database) -> Result<(), ExecError> {
+    let tx = db.begin_write().map_err(storage)?;
+    {
+        tx.open_table(META).map_err(open_table_error)?;
+        tx.open_table(INODES).map_err(open_table_error)?;
+        tx.open_table(ENTRIES).map_err(open_table_error)?;
+        tx.open_table(CHILDREN).map_err(open_table_error)?;
+        tx.open_table(BLOCKS).map_err(open_table_error)?;
+        tx.open_table(BLOCK_TAILS).map_err(open_table_error)?;
+        tx.open_table(BLOCK_METAS).map_err(open_table_error)?;
+        tx.open_table(CLIENTS).map_err(open_table_error)?;
+        tx.open_table(REPLIES).map_err(open_table_error)?;
+    }
+    tx.commit().map_err(storage)
+}
+
+/// The log's epoch and the last applied sequence, as the B-tree's last commit left them.
+fn log_state(db: &Database) -> Result<(Option<u64>, Option<u64>), ExecError> {
+    let tx = db.begin_read().map_err(storage)?;
+    let t = tx.open_table(META).map_err(open_table_error)?;
+    let epoch = match t.get(LOG_EPOCH_KEY).map_err(storage)? {
+        Some(v) => Some(u64::from_le_bytes(v.value().try_into().map_err(|_| {
+            ExecError::Corrupt("the log epoch is not 8 bytes".into())
+        })?)),
+        None => None,
+    };
+    let last = match t.get(META_KEY).map_err(storage)? {
+        Some(v) => Some(palisade_wire::decode::<(MetaRecord, u64)>(v.value())?.1),
+        None => None,
+    };
+    Ok((epoch, last))
+}
+
+/// Brings the B-tree up to date with its log, makes that durable under a new epoch, and
+/// starts the log again (`wal.rs`). Replays no record past `upto`: after a failed commit
+/// the file system above holds the state of the last successful one, which must be
+/// exactly what the store then holds.
+fn recover(db: &Database, log: &mut Log, upto: Option<u64>) -> Result<(), ExecError> {
+    let (epoch, last) = log_state(db)?;
+    let (Some(epoch), Some(last)) = (epoch, last) else {
+        // Never logged to (a new store, or one written without a log): whatever the log
+        // file holds belongs to some other state.
+        if !log.wal.is_fresh() {
+            log.wal.erase().map_err(storage)?;
         }
-        tx.commit().map_err(storage)
+        log.wal.reset(epoch.unwrap_or(0));
+        log.committed = last;
+        if last.is_some() {
+            mark_epoch(db, log)?;
+        }
+        return Ok(());
+    };
+    let mut applied = last;
+    let mut replayed = 0u64;
+    // One commit without fsync per record (a record's block patches read the state the
+    // record before left), then one durable commit of them all with the new epoch.
+    log.wal.replay(epoch, last, |sequence, payload| {
+        if upto.is_some_and(|u| sequence > u) {
+            return Ok(());
+        }
+        let before = Before(db.begin_read().map_err(storage)?);
+        let changes = log_record::decode(payload, &before)?;
+        if changes.last_applied != sequence {
+            return Err(ExecError::Corrupt(format!(
+                "log record {sequence} holds the changes of batch {}",
+                changes.last_applied
+            )));
+        }
+        let mut tx = db.begin_write().map_err(storage)?;
+        tx.set_durability(Durability::None).map_err(storage)?;
+        write_changes(&tx, &changes)?;
+        tx.commit().map_err(storage)?;
+        applied = sequence;
+        replayed += 1;
+        Ok(())
+    })?;
+    if upto.is_some_and(|u| applied < u) {
+        return Err(ExecError::Storage(format!(
+            "the log ends at batch {applied}, before the last commit ({upto:?})"
+        )));
+    }
+    let next = epoch.wrapping_add(1);
+    let tx = db.begin_write().map_err(storage)?;
+    set_epoch(&tx, next)?;
+    tx.commit().map_err(storage)?;
+    log.wal.reset(next);
+    log.committed = Some(applied);
+    if replayed > 0 {
+        tracing::info!(
+            replayed,
+            from = last + 1,
+            to = applied,
+            "replayed batches from the write-ahead log"
+        );
+    }
+    Ok(())
+}
+
+/// The committed state a log record is made against (`log_record.rs`).
+struct Before(ReadTransaction);
+
+impl log_record::Before for Before {
+    fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
+        read::block(&self.0, id, index)
+    }
+    fn client(&self, client: u64) -> Result<Option<ClientRecord>, ExecError> {
+        let t = self.0.open_table(CLIENTS).map_err(open_table_error)?;
+        match t.get(client).map_err(storage)? {
+            Some(v) => Ok(Some(palisade_wire::decode(v.value())?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A durable commit of nothing but a new log epoch, then a fresh log under it.
+fn mark_epoch(db: &Database, log: &mut Log) -> Result<(), ExecError> {
+    let next = log.wal.epoch().wrapping_add(1);
+    let tx = db.begin_write().map_err(storage)?;
+    set_epoch(&tx, next)?;
+    tx.commit().map_err(storage)?;
+    log.wal.reset(next);
+    Ok(())
+}
+
+fn set_epoch(tx: &redb::WriteTransaction, epoch: u64) -> Result<(), ExecError> {
+    let mut meta = tx.open_table(META).map_err(storage)?;
+    meta.insert(LOG_EPOCH_KEY, epoch.to_le_bytes().as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+impl Inner {
+    /// The open database, reopening (and replaying the log) first if a failed commit
+    /// closed it.
+    fn db(&mut self, opener: &Opener) -> Result<&Database, ExecError> {
+        if self.opened.is_none() {
+            let upto = self.log.as_ref().and_then(|l| l.committed);
+            self.opened = Some(open_and_recover(opener, &mut self.log, upto)?);
+            tracing::info!("database reopened");
+        }
+        match &self.opened {
+            Some((db, _)) => Ok(db),
+            None => Err(ExecError::Storage("database not open".into())),
+        }
     }
 
+    /// Commits `changes`: through the log when there is one and the batch is small
+    /// enough, the B-tree then without an fsync; otherwise as a durable B-tree commit,
+    /// which also starts the log again.
+    fn commit(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<(), ExecError> {
+        self.db(opener)?;
+        let Some((db, _)) = &self.opened else {
+            return Err(ExecError::Storage("database not open".into()));
+        };
+        let Some(log) = &mut self.log else {
+            let mut tx = db.begin_write().map_err(storage)?;
+            if !changes.durable {
+                tx.set_durability(Durability::None).map_err(storage)?;
+            }
+            write_changes(&tx, changes)?;
+            return tx.commit().map_err(storage);
+        };
+        let record = match log.committed {
+            Some(_) => {
+                let before = Before(db.begin_read().map_err(storage)?);
+                Some(log_record::encode(changes, &before)?)
+            }
+            None => None,
+        };
+        match record.filter(|r| r.len() <= LOG_RECORD_MAX && log.wal.fits(r.len())) {
+            Some(record) => {
+                let at = log
+                    .wal
+                    .append(changes.last_applied, &record, changes.durable)
+                    .map_err(storage)?;
+                let result = (|| {
+                    let mut tx = db.begin_write().map_err(storage)?;
+                    tx.set_durability(Durability::None).map_err(storage)?;
+                    write_changes(&tx, changes)?;
+                    tx.commit().map_err(storage)
+                })();
+                if result.is_err() {
+                    log.wal.rewind(at);
+                }
+                result?;
+            }
+            None => {
+                let next = log.wal.epoch().wrapping_add(1);
+                let tx = db.begin_write().map_err(storage)?;
+                write_changes(&tx, changes)?;
+                set_epoch(&tx, next)?;
+                tx.commit().map_err(storage)?;
+                log.wal.reset(next);
+            }
+        }
+        log.committed = Some(changes.last_applied);
+        Ok(())
+    }
+}
+
+impl RedbStore {
     /// Runs `f` on the open database, reopening it first if a failed commit closed it.
     fn with_db<T>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, ExecError>,
     ) -> Result<T, ExecError> {
         let mut guard = self.db.lock().unwrap_or_else(PoisonError::into_inner);
-        if guard.is_none() {
-            *guard = Some((self.opener)()?);
-            tracing::info!("database reopened");
-        }
-        match guard.as_ref() {
-            Some((db, _)) => f(db),
-            None => Err(ExecError::Storage("database not open".into())),
-        }
+        f(guard.db(&self.opener)?)
     }
 
     fn read_tx(&self) -> Result<redb::ReadTransaction, ExecError> {
         self.with_db(|db| db.begin_read().map_err(storage))
     }
+}
 
-    fn write(&self, changes: &ChangeSet) -> Result<(), ExecError> {
-        let mut tx = self.with_db(|db| db.begin_write().map_err(storage))?;
-        if !changes.durable {
-            tx.set_durability(Durability::None).map_err(storage)?;
-        }
-        {
-            let mut meta = tx.open_table(META).map_err(storage)?;
-            let bytes =
-                palisade_wire::encode(&(changes.meta, changes.last_applied)).map_err(storage)?;
-            meta.insert(META_KEY, bytes.as_slice()).map_err(storage)?;
-            let mut inodes = tx.open_table(INODES).map_err(storage)?;
-            for (id, rec) in &changes.inodes {
-                match rec {
-                    Some(rec) => {
-                        let bytes = palisade_wire::encode(rec).map_err(storage)?;
-                        inodes.insert(*id, bytes.as_slice()).map_err(storage)?;
-                    }
-                    None => {
-                        inodes.remove(*id).map_err(storage)?;
-                    }
+/// Writes every change of `changes` in `tx`.
+fn write_changes(tx: &redb::WriteTransaction, changes: &ChangeSet) -> Result<(), ExecError> {
+    {
+        let mut meta = tx.open_table(META).map_err(storage)?;
+        let bytes =
+            palisade_wire::encode(&(changes.meta, changes.last_applied)).map_err(storage)?;
+        meta.insert(META_KEY, bytes.as_slice()).map_err(storage)?;
+        let mut inodes = tx.open_table(INODES).map_err(storage)?;
+        for (id, rec) in &changes.inodes {
+            match rec {
+                Some(rec) => {
+                    let bytes = palisade_wire::encode(rec).map_err(storage)?;
+                    inodes.insert(*id, bytes.as_slice()).map_err(storage)?;
+                }
+                None => {
+                    inodes.remove(*id).map_err(storage)?;
                 }
             }
-            let mut entries = tx.open_table(ENTRIES).map_err(storage)?;
-            for ((dir, name), child) in &changes.entries {
-                match child {
-                    Some(c) => entries
-                        .insert((*dir, name.as_slice()), *c)
-                        .map_err(storage)?,
-                    None => entries.remove((*dir, name.as_slice())).map_err(storage)?,
-                };
-            }
-            let mut children = tx.open_table(CHILDREN).map_err(storage)?;
-            for (key, name) in &changes.children {
-                match name {
-                    Some(n) => children.insert(*key, n.as_slice()).map_err(storage)?,
-                    None => children.remove(*key).map_err(storage)?,
-                };
-            }
-            let mut blocks = tx.open_table(BLOCKS).map_err(storage)?;
-            let mut tails = tx.open_table(BLOCK_TAILS).map_err(storage)?;
-            let mut metas = tx.open_table(BLOCK_METAS).map_err(storage)?;
-            for (key, block) in &changes.blocks {
-                match block {
-                    Some(b) => {
-                        let (head, tail) = b.data.split_at(b.data.len().min(HEAD_MAX));
-                        blocks.insert(*key, head).map_err(storage)?;
-                        if tail.is_empty() {
-                            // A shorter new version must not inherit an old tail.
-                            tails.remove(*key).map_err(storage)?;
-                        } else {
-                            tails.insert(*key, tail).map_err(storage)?;
-                        }
-                        let m = b.meta();
-                        metas.insert(*key, (m.hash, m.len)).map_err(storage)?;
-                    }
-                    None => {
-                        blocks.remove(*key).map_err(storage)?;
+        }
+        let mut entries = tx.open_table(ENTRIES).map_err(storage)?;
+        for ((dir, name), child) in &changes.entries {
+            match child {
+                Some(c) => entries
+                    .insert((*dir, name.as_slice()), *c)
+                    .map_err(storage)?,
+                None => entries.remove((*dir, name.as_slice())).map_err(storage)?,
+            };
+        }
+        let mut children = tx.open_table(CHILDREN).map_err(storage)?;
+        for (key, name) in &changes.children {
+            match name {
+                Some(n) => children.insert(*key, n.as_slice()).map_err(storage)?,
+                None => children.remove(*key).map_err(storage)?,
+            };
+        }
+        let mut blocks = tx.open_table(BLOCKS).map_err(storage)?;
+        let mut tails = tx.open_table(BLOCK_TAILS).map_err(storage)?;
+        let mut metas = tx.open_table(BLOCK_METAS).map_err(storage)?;
+        for (key, block) in &changes.blocks {
+            match block {
+                Some(b) => {
+                    let (head, tail) = b.data.split_at(b.data.len().min(HEAD_MAX));
+                    blocks.insert(*key, head).map_err(storage)?;
+                    if tail.is_empty() {
+                        // A shorter new version must not inherit an old tail.
                         tails.remove(*key).map_err(storage)?;
-                        metas.remove(*key).map_err(storage)?;
+                    } else {
+                        tails.insert(*key, tail).map_err(storage)?;
                     }
+                    let m = b.meta();
+                    metas.insert(*key, (m.hash, m.len)).map_err(storage)?;
                 }
-            }
-            let mut clients = tx.open_table(CLIENTS).map_err(storage)?;
-            for (client, record) in &changes.clients {
-                match record {
-                    Some(r) => {
-                        let bytes = palisade_wire::encode(r).map_err(storage)?;
-                        clients.insert(*client, bytes.as_slice()).map_err(storage)?;
-                    }
-                    None => {
-                        clients.remove(*client).map_err(storage)?;
-                    }
-                }
-            }
-            let mut replies = tx.open_table(REPLIES).map_err(storage)?;
-            for (sequence, leaves) in &changes.replies {
-                match leaves {
-                    Some(leaves) => {
-                        replies
-                            .insert(*sequence, leaves.as_flattened())
-                            .map_err(storage)?;
-                    }
-                    None => {
-                        replies.remove(*sequence).map_err(storage)?;
-                    }
+                None => {
+                    blocks.remove(*key).map_err(storage)?;
+                    tails.remove(*key).map_err(storage)?;
+                    metas.remove(*key).map_err(storage)?;
                 }
             }
         }
-        tx.commit().map_err(storage)
+        let mut clients = tx.open_table(CLIENTS).map_err(storage)?;
+        for (client, record) in &changes.clients {
+            match record {
+                Some(r) => {
+                    let bytes = palisade_wire::encode(r).map_err(storage)?;
+                    clients.insert(*client, bytes.as_slice()).map_err(storage)?;
+                }
+                None => {
+                    clients.remove(*client).map_err(storage)?;
+                }
+            }
+        }
+        let mut replies = tx.open_table(REPLIES).map_err(storage)?;
+        for (sequence, leaves) in &changes.replies {
+            match leaves {
+                Some(leaves) => {
+                    replies
+                        .insert(*sequence, leaves.as_flattened())
+                        .map_err(storage)?;
+                }
+                None => {
+                    replies.remove(*sequence).map_err(storage)?;
+                }
+            }
+        }
     }
+    Ok(())
 }
 
 fn open_table_error(e: redb::TableError) -> ExecError {
@@ -573,18 +829,21 @@ impl Store for RedbStore {
     fn sync_waiter(&self) -> Option<SyncWaiter> {
         let guard = self.db.lock().unwrap_or_else(PoisonError::into_inner);
         guard
+            .opened
             .as_ref()
             .and_then(|(_, handle)| handle.as_ref())
             .map(SyncHandle::waiter)
     }
 
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError> {
-        let result = self.write(changes);
+        let inner = self.db.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let result = inner.commit(&self.opener, changes);
         if result.is_err() {
             // redb poisons a handle after an I/O error; the next access reopens the
-            // database, which recovers the last durable commit. Dropping the old handle
-            // now releases its file lock.
-            *self.db.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            // database, which recovers the last durable commit, and replays the log up
+            // to the last successful commit. Dropping the old handle now releases its
+            // file lock.
+            inner.opened = None;
         }
         result
     }
