@@ -102,12 +102,21 @@ pub struct LocalCluster {
 
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
+/// Where link port blocks are probed: below Linux's ephemeral range (32768–60999 by
+/// default), so that no outgoing connection — of this cluster or another one on the
+/// machine — is given a probed port between the probe and the node's bind (seen when two
+/// clusters started together and the block reached into the ephemeral range).
+const PORT_BLOCKS: std::ops::Range<u32> = 20_000..32_000;
+
 /// A block of `nodes` consecutive free loopback ports (probed by binding them).
 fn free_port_block(nodes: u16) -> Result<u16, NodeError> {
-    let start = 20_000 + (std::process::id() % 500) as u16 * 40;
+    let span = PORT_BLOCKS.end - PORT_BLOCKS.start - u32::from(MAX_NODES);
+    let start = (std::process::id() % 500) * 40;
     for _ in 0..400 {
         let block = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) % 1000;
-        let base = start.wrapping_add(block.wrapping_mul(MAX_NODES)) % 40_000 + 20_000;
+        let offset = (start + u32::from(block) * u32::from(MAX_NODES)) % span;
+        let base = u16::try_from(PORT_BLOCKS.start + offset)
+            .map_err(|_| NodeError::Other("port block out of range".into()))?;
         let all_free =
             (0..nodes).all(|i| TcpListener::bind((Ipv4Addr::LOCALHOST, base + i)).is_ok());
         if all_free {
@@ -333,5 +342,19 @@ impl LocalCluster {
             h.stop().await;
         }
         info!(keys = %self.keys.display(), "cluster stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_blocks_stay_below_the_ephemeral_range() {
+        for _ in 0..50 {
+            let base = u32::from(free_port_block(MAX_NODES).expect("a free block"));
+            assert!(PORT_BLOCKS.contains(&base), "{base}");
+            assert!(base + u32::from(MAX_NODES) <= PORT_BLOCKS.end, "{base}");
+        }
     }
 }
