@@ -430,12 +430,15 @@ impl Inner {
             write_changes(&tx, changes)?;
             return tx.commit().map_err(storage);
         };
+        // Only the batch that follows the last commit is logged, so the log is always the
+        // chain a replay follows; anything else (the format, a checkpoint import that
+        // moves the state to another sequence) is a durable B-tree commit.
         let record = match log.committed {
-            Some(_) => {
+            Some(c) if changes.last_applied == c.wrapping_add(1) => {
                 let before = Before(db.begin_read().map_err(storage)?);
                 Some(log_record::encode(changes, &before)?)
             }
-            None => None,
+            _ => None,
         };
         match record.filter(|r| r.len() <= LOG_RECORD_MAX && log.wal.fits(r.len())) {
             Some(record) => {

@@ -165,3 +165,39 @@ fn reads_only_batches_are_logged_in_order_before_the_next_write() {
     assert_eq!(r.fs.last_applied(), h.fs.last_applied());
     assert_eq!(r.fs.digest(), h.fs.digest());
 }
+
+#[test]
+fn a_commit_that_moves_to_another_sequence_is_a_durable_btree_commit() {
+    use palisade_execution::{ChangeSet, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = H::new(RedbStore::open(dir.path()).unwrap(), FsConfig::default());
+    h.create(ROOT_ID, "f");
+    let (meta, _) = h.fs.store().load_meta().unwrap().unwrap();
+    // As a checkpoint import that takes the state back to an earlier sequence does.
+    let mut store = RedbStore::open(dir.path().join("other").as_path()).unwrap();
+    let format = ChangeSet {
+        meta,
+        last_applied: 10,
+        durable: true,
+        ..ChangeSet::default()
+    };
+    store.commit(&format).unwrap();
+    store
+        .commit(&ChangeSet {
+            last_applied: 11,
+            ..format.clone()
+        })
+        .unwrap();
+    store
+        .commit(&ChangeSet {
+            last_applied: 5,
+            ..format
+        })
+        .unwrap();
+    // Logged, it would end the log's chain (5 does not follow 11) and be lost in a
+    // crash; as a durable B-tree commit the B-tree file alone holds it.
+    let copy = crash_copy(&dir.path().join("other"), false);
+    let alone = RedbStore::open_with_log(copy.path(), 0).unwrap();
+    assert_eq!(alone.load_meta().unwrap().map(|(_, l)| l), Some(5));
+    drop(store);
+}
