@@ -9,9 +9,12 @@
 //! Start three at once to see what 2g+1 replicas on one machine see.
 // A measurement tool: any failure should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-use palisade_execution::{FileSystem, FsConfig, RedbStore};
+mod common;
+
+use common::Batches;
+use palisade_execution::RedbStore;
 use palisade_wire::fs::*;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -22,64 +25,35 @@ fn main() {
         "log" => RedbStore::open(dir.path()).unwrap(),
         _ => RedbStore::open_with_log(dir.path(), 0).unwrap(),
     };
-    let mut fs = FileSystem::open(store, FsConfig::default()).unwrap();
-    let mut seq = 0;
-    let mut run = |fs: &mut FileSystem<RedbStore>, ops: Vec<FsOp>| {
-        seq += 1;
-        let ctx = BatchContext {
-            sequence: seq,
-            timestamp: Timestamp {
-                seconds: seq as u32,
-                nanos: 0,
-            },
-        };
-        fs.apply_batch(&ctx, &ops).unwrap()
-    };
-    let r = run(
-        &mut fs,
-        vec![FsOp::Create {
-            dir: ROOT_ID,
-            name: b"f".to_vec(),
-            how: CreateHow::Guarded(SetAttr::default()),
-        }],
-    );
-    let Ok(FsReply::Created { id, .. }) = &r[0] else {
-        panic!()
-    };
-    let id = *id;
-    run(
-        &mut fs,
-        vec![FsOp::Write {
-            id,
-            offset: 0,
-            data: vec![1u8; 65536],
-        }],
-    );
-    let mut w = Vec::new();
-    let mut g = Vec::new();
+    let mut b = Batches::new(store);
+    let id = b.create("f");
+    b.run(vec![FsOp::Write {
+        id,
+        offset: 0,
+        data: vec![1u8; 65536],
+    }]);
+    let (mut writes, mut getattrs) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
         let t = Instant::now();
-        run(&mut fs, vec![FsOp::GetAttr { id }]);
-        g.push(t.elapsed().as_micros() as u64);
+        b.run(vec![FsOp::GetAttr { id }]);
+        getattrs.push(t.elapsed().as_micros());
         let t = Instant::now();
-        run(
-            &mut fs,
-            vec![FsOp::Write {
-                id,
-                offset: ((i % 16) * 4096) as u64,
-                data: vec![i as u8; 4096],
-            }],
-        );
-        w.push(t.elapsed().as_micros() as u64);
-        std::thread::sleep(std::time::Duration::from_micros(500));
+        b.run(vec![FsOp::Write {
+            id,
+            offset: ((i % 16) * 4096) as u64,
+            data: vec![i as u8; 4096],
+        }]);
+        writes.push(t.elapsed().as_micros());
+        // Not back to back: a client waits for its reply before the next call.
+        std::thread::sleep(Duration::from_micros(500));
     }
-    w.sort();
-    g.sort();
+    writes.sort_unstable();
+    getattrs.sort_unstable();
     println!(
         "{mode}: WRITE p50 {} p90 {} µs; GETATTR p50 {} p90 {} µs",
-        w[n / 2],
-        w[n * 9 / 10],
-        g[n / 2],
-        g[n * 9 / 10]
+        writes[n / 2],
+        writes[n * 9 / 10],
+        getattrs[n / 2],
+        getattrs[n * 9 / 10]
     );
 }

@@ -4,51 +4,27 @@
 //! then 1000 CREATEs one per batch and 1000 in one batch, and times the digest.
 // A measurement tool: any failure should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-use palisade_execution::{FileSystem, FsConfig, RedbStore};
+mod common;
+
+use common::Batches;
+use palisade_execution::RedbStore;
 use palisade_wire::fs::*;
 use std::time::Instant;
 
 fn main() {
     let dir = tempfile::tempdir_in("/tmp").unwrap();
-    let mut fs =
-        FileSystem::open(RedbStore::open(dir.path()).unwrap(), FsConfig::default()).unwrap();
-    let mut seq = 0;
-    let mut run = |fs: &mut FileSystem<RedbStore>, ops: Vec<FsOp>| {
-        seq += 1;
-        let ctx = BatchContext {
-            sequence: seq,
-            timestamp: Timestamp {
-                seconds: seq as u32,
-                nanos: 0,
-            },
-        };
-        fs.apply_batch(&ctx, &ops).unwrap()
-    };
-    let r = run(
-        &mut fs,
-        vec![FsOp::Create {
-            dir: ROOT_ID,
-            name: b"big".to_vec(),
-            how: CreateHow::Guarded(SetAttr::default()),
-        }],
-    );
-    let Ok(FsReply::Created { id, .. }) = &r[0] else {
-        panic!()
-    };
-    let id = *id;
+    let mut b = Batches::new(RedbStore::open(dir.path()).unwrap());
+    let id = b.create("big");
     let data: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
     let mut times = Vec::new();
     let t0 = Instant::now();
     for i in 0..256u64 {
         let t = Instant::now();
-        let r = run(
-            &mut fs,
-            vec![FsOp::Write {
-                id,
-                offset: i << 20,
-                data: data.clone(),
-            }],
-        );
+        let r = b.run(vec![FsOp::Write {
+            id,
+            offset: i << 20,
+            data: data.clone(),
+        }]);
         assert!(r[0].is_ok());
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -65,7 +41,7 @@ fn main() {
     println!("256 x 1 MiB writes: total {:.2} s, {:.0} MiB/s, per write median {:.2} ms, first-quartile {:.2} ms, p90 {:.2} ms, max {:.2} ms",
         total, 256.0 / total, times[128], times[64], times[230], times[255]);
     let t = Instant::now();
-    let d = fs.digest();
+    let d = b.fs.digest();
     println!(
         "digest after: {:.1} ms ({:02x?})",
         t.elapsed().as_secs_f64() * 1e3,
@@ -73,14 +49,11 @@ fn main() {
     );
     let t = Instant::now();
     for i in 0..256u64 {
-        let r = run(
-            &mut fs,
-            vec![FsOp::Read {
-                id,
-                offset: i << 20,
-                count: 1 << 20,
-            }],
-        );
+        let r = b.run(vec![FsOp::Read {
+            id,
+            offset: i << 20,
+            count: 1 << 20,
+        }]);
         assert!(r[0].is_ok());
     }
     println!(
@@ -89,14 +62,11 @@ fn main() {
     );
     let t = Instant::now();
     for i in 0..1000 {
-        run(
-            &mut fs,
-            vec![FsOp::Create {
-                dir: ROOT_ID,
-                name: format!("f{i}").into_bytes(),
-                how: CreateHow::Guarded(SetAttr::default()),
-            }],
-        );
+        b.run(vec![FsOp::Create {
+            dir: ROOT_ID,
+            name: format!("f{i}").into_bytes(),
+            how: CreateHow::Guarded(SetAttr::default()),
+        }]);
     }
     println!(
         "1000 creates, one per batch: {:.2} s",
@@ -110,13 +80,13 @@ fn main() {
             how: CreateHow::Guarded(SetAttr::default()),
         })
         .collect();
-    run(&mut fs, ops);
+    b.run(ops);
     println!(
         "1000 creates in one batch: {:.3} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let d = fs.digest();
+    let d = b.fs.digest();
     println!(
         "digest after creates: {:.1} ms ({:02x?})",
         t.elapsed().as_secs_f64() * 1e3,
