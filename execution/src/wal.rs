@@ -178,6 +178,13 @@ impl Wal {
             let mut payload = vec![0u8; len as usize];
             self.file.read_exact_at(&mut payload, at + HEADER as u64)?;
             if blake3::hash(&payload).as_bytes() != hash {
+                // A crash while this record was being written: it was never synced, so
+                // its batch was never answered as durable.
+                tracing::warn!(
+                    offset = at,
+                    sequence = expected,
+                    "the write-ahead log ends in a torn record; replay stops before it"
+                );
                 return Ok(at);
             }
             apply(expected, &payload)?;
