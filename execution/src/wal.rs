@@ -2,8 +2,9 @@
 //!
 //! Why: a redb commit that is durable when it returns writes every page the batch
 //! touched — about 30 for one 4 KiB WRITE (nine tables, each copied up to its root) — to
-//! scattered places and fsyncs them: 300 µs on the test machine, and 600–900 µs when the
-//! 2g+1 replicas of one machine sync at once. Appending the batch's change set to a
+//! scattered places and fsyncs them: 300 µs on the test machine, 445 µs when three
+//! stores sync at once (`examples/small_write_latency`), 600–900 µs inside a running
+//! cluster whose 2g+1 replicas share the machine. Appending the batch's change set to a
 //! preallocated file and syncing that is one sequential write, ≈ 100 µs (`dd
 //! oflag=dsync conv=notrunc` of 4–64 KiB measured 90–130 µs there). So a batch is made
 //! durable here, and the B-tree commits it without an fsync (redb `Durability::None`,
@@ -12,8 +13,8 @@
 //! or a batch is too large to log, and the log starts again from its beginning
 //! (`RedbStore`, `redb_store.rs`). Reopening replays the log onto the last durable
 //! B-tree commit. This is the classic write-ahead rule (Gray & Reuter, *Transaction
-//! Processing*, §9/§10): a change is durable once its log record is, wherever its pages
-//! are.
+//! Processing: Concepts and Techniques*): a change is durable once its log record is,
+//! wherever its pages are.
 //!
 //! A record: `MAGIC`, payload length (u32), epoch (u64), sequence (u64), BLAKE3 of the
 //! payload, payload (the postcard-encoded change set), all little-endian. Records follow
