@@ -50,9 +50,10 @@ pub(crate) struct Wal {
 }
 
 impl Wal {
-    /// Opens the log at `path`, creating it and writing it in full (zeroes, then one
-    /// sync) if it is shorter than `capacity`. Appends start at offset 0 under `epoch`
-    /// once [`Wal::reset`] says so; until then the log is only read.
+    /// Opens the log at `path`, creating it if needed; a file shorter than `capacity` is
+    /// written up to it (zeroes past its end, then one sync), keeping what it holds.
+    /// Appends start at offset 0 under the epoch [`Wal::reset`] gives; until then the
+    /// log is only read.
     pub(crate) fn open(path: &Path, capacity: u64) -> io::Result<Wal> {
         let file = OpenOptions::new()
             .read(true)
@@ -67,25 +68,32 @@ impl Wal {
             epoch: 0,
             fresh: false,
         };
-        if wal.file.metadata()?.len() < capacity {
-            wal.erase()?;
+        let len = wal.file.metadata()?.len();
+        if len < capacity {
+            wal.zero_from(len)?;
+            wal.fresh = len == 0;
         }
         Ok(wal)
     }
 
     /// Overwrites the whole log with zeroes and syncs it: no record survives.
     pub(crate) fn erase(&mut self) -> io::Result<()> {
+        self.zero_from(0)?;
+        self.position = 0;
+        self.fresh = true;
+        Ok(())
+    }
+
+    /// Writes zeroes from `from` to the capacity, then syncs the file.
+    fn zero_from(&mut self, from: u64) -> io::Result<()> {
         let zeroes = vec![0u8; FILL_CHUNK];
-        let mut at = 0u64;
+        let mut at = from;
         while at < self.capacity {
             let n = (self.capacity - at).min(FILL_CHUNK as u64) as usize;
             self.file.write_all_at(&zeroes[..n], at)?;
             at += n as u64;
         }
-        self.file.sync_all()?;
-        self.position = 0;
-        self.fresh = true;
-        Ok(())
+        self.file.sync_all()
     }
 
     /// Whether the log holds no record: nothing was appended since it was written in
@@ -145,11 +153,11 @@ impl Wal {
         self.position = self.position.min(at);
     }
 
-    /// Hands `apply` the payloads of the records that continue a state whose last applied
-    /// sequence is `last`, in order, and returns where the chain ends: from offset 0, each whole, of `epoch`, and of sequence one more
-    /// than the one before. Stops at the first record that is not; an I/O error is an
-    /// error (a log that cannot be read must not silently lose what it holds). Memory is
-    /// bounded by the log's capacity, one record at a time.
+    /// Hands `apply`, in order, the payloads of the records that continue a state whose
+    /// last applied sequence is `last` — from offset 0, each whole, of `epoch`, and each of
+    /// the sequence after the one before — and returns where that chain ends. An I/O
+    /// error is an error (a log that cannot be read must not silently lose what it
+    /// holds). Memory is bounded by the log's capacity, one record at a time.
     pub(crate) fn replay<E: From<io::Error>>(
         &self,
         epoch: u64,
@@ -280,6 +288,20 @@ mod tests {
         assert!(!wal.fits(200));
         assert!(wal.append(2, &[7u8; 200], true).is_err());
         assert_eq!(replayed(&wal, 0, 0).len(), 1);
+    }
+
+    #[test]
+    fn a_log_shorter_than_its_capacity_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut wal = Wal::open(&path, 4096).unwrap();
+        assert!(wal.is_fresh());
+        wal.reset(1);
+        wal.append(1, b"one", true).unwrap();
+        let wal = Wal::open(&path, 8192).unwrap();
+        assert!(!wal.is_fresh());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+        assert_eq!(replayed(&wal, 1, 0), vec![(1, b"one".to_vec())]);
     }
 
     #[test]
