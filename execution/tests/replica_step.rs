@@ -385,10 +385,11 @@ fn hostile_messages_from_peers_are_dropped_and_counted() {
         signatures: vec![one.clone(), one.clone()],
     };
     assert!(r.step(msg(1, ExecutionMessage::Stable(cert))).is_empty());
-    // A checkpoint off the interval.
+    // A checkpoint signed with another key than the replica it names (off the
+    // interval is allowed: restart checkpoints).
     let mut off = one.message.clone();
     off.sequence = K + 1;
-    let off = Signed::sign(&exec_key(1), off).unwrap();
+    let off = Signed::sign(&exec_key(2), off).unwrap();
     assert!(r.step(msg(1, ExecutionMessage::Checkpoint(off))).is_empty());
     assert_eq!(r.stats().bad_checkpoints, 2);
     assert!(r.stable_checkpoint().is_none());
@@ -742,5 +743,74 @@ fn reads_commit_unsynced_except_at_a_checkpoint() {
         r.stats().batches_unsynced,
         K,
         "a batch that changed a file syncs"
+    );
+}
+
+/// After a restart of the whole cluster (`ExecutionReplica::start`): each replica signs
+/// its state at the sequence it resumes from, though not a multiple of K; g+1 matching
+/// make a stable certificate that goes to agreement (which then never assigns those
+/// sequences again). A replica whose restart vote nobody matches stays unstable there.
+#[test]
+fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
+    use palisade_execution::{ExecutionReplica, RedbStore};
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let open = |i: u32| {
+        let store = RedbStore::open(dirs[i as usize].path()).unwrap();
+        let fs = FileSystem::open(store, FsConfig::default()).unwrap();
+        ExecutionReplica::new(config(i), exec_key(i as usize), fs).unwrap()
+    };
+    // Replicas 0 and 1 execute K + 2 batches, replica 2 only K + 1.
+    let resumed = K + 2;
+    for i in 0..3u32 {
+        let mut r = open(i);
+        let last = if i == 2 { resumed - 1 } else { resumed };
+        for s in 1..=last {
+            r.step(order(s, vec![create(0, s, &format!("f{s}"))]));
+        }
+        assert_eq!(r.last_applied(), last);
+    }
+    let mut replicas: Vec<_> = (0..3).map(open).collect();
+    let votes: Vec<Signed<ExecCheckpoint>> = replicas
+        .iter_mut()
+        .map(|r| checkpoint_of(&r.start()))
+        .collect();
+    assert_eq!(
+        votes.iter().map(|v| v.message.sequence).collect::<Vec<_>>(),
+        vec![resumed, resumed, resumed - 1]
+    );
+    assert_eq!(votes[0].message.state_digest, votes[1].message.state_digest);
+    assert_eq!(replicas[0].stats().restart_checkpoints, 1);
+    // Replica 2's vote alone (at another sequence) makes nothing stable at replica 0.
+    let out = replicas[0].step(ReplicaInput::Message {
+        from: 2,
+        message: ExecutionMessage::Checkpoint(votes[2].clone()),
+    });
+    assert!(out.is_empty(), "{out:?}");
+    assert!(replicas[0].stable_checkpoint().is_none());
+    // Replica 1's matching vote: stable at K + 2, reported to agreement.
+    let out = replicas[0].step(ReplicaInput::Message {
+        from: 1,
+        message: ExecutionMessage::Checkpoint(votes[1].clone()),
+    });
+    let cert = match out.as_slice() {
+        [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(cert))] => cert.clone(),
+        other => panic!("{other:?}"),
+    };
+    cert.verify(&exec_public(), G).unwrap();
+    assert_eq!(cert.sequence, resumed);
+    assert_eq!(cert.state_digest.0, replicas[0].digest().0);
+    // The replica behind it learns the certificate and fetches what it lacks (agreement
+    // no longer has the order at K + 2 after the restart; state transfer follows).
+    let out = replicas[2].step(ReplicaInput::Stable(cert.clone()));
+    assert_eq!(replicas[2].stable_checkpoint(), Some(&cert));
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            ReplicaOutput::SetTimer {
+                kind: ExecTimer::FetchOrders,
+                ..
+            }
+        )),
+        "{out:?}"
     );
 }

@@ -282,6 +282,46 @@ impl<S: Store> ExecutionReplica<S> {
         out
     }
 
+    /// Called once when the replica starts (first start or restart from its data
+    /// directory), before any input: in `Signed` mode it signs a *restart checkpoint*
+    /// at its last applied sequence, whatever that is, and sends it to its peers.
+    ///
+    /// Why: agreement nodes keep no durable log, only their last stable checkpoint.
+    /// After the whole cluster stopped at once (a power loss, `kill -9`), the execution
+    /// replicas may have executed up to K−1 batches past it, and agreement would assign
+    /// those sequence numbers again. g+1 matching restart checkpoints form a stable
+    /// certificate at the sequence where the replicas stand (one of them is correct
+    /// and executed only committed batches, so every sequence up to it was committed);
+    /// agreement skips past it (`palisade_agreement::Input::StableCheckpoint`), and a
+    /// restarted agreement replica proposes nothing until it has one
+    /// (`palisade_agreement::Replica::await_execution`).
+    /// This is TOCS §4.3's checkpoint protocol at a sequence that is not a multiple of
+    /// K; TOCS §5.3's proactive recovery, which keeps agreement state on disk, is the
+    /// alternative we did not take (an fsync on every agreement step).
+    ///
+    /// Replicas that restart at different sequences form a certificate at the highest
+    /// sequence g+1 of them share; a replica ahead of it executed batches that fewer than
+    /// g+1 replicas executed — no client accepted their replies — and that agreement will
+    /// now fill differently; its next checkpoint finds it divergent and it repairs itself
+    /// by state transfer. If no g+1 share a sequence, agreement waits (README, "Restarts").
+    ///
+    /// Not in `Threshold` mode: filters restarted empty refuse a stable share for a
+    /// sequence they never forwarded, so a restart there still resumes only from a
+    /// clean shutdown.
+    pub fn start(&mut self) -> Vec<ReplicaOutput> {
+        let mut out = Vec::new();
+        if matches!(self.config.replies, ReplyMode::Signed) {
+            self.stats.restart_checkpoints += 1;
+            tracing::info!(
+                replica = self.config.id,
+                sequence = self.last_applied(),
+                "restart checkpoint: signing the state this replica resumes from"
+            );
+            self.take_checkpoint(&mut out);
+        }
+        out
+    }
+
     /// The sequence number of the last executed (or installed) batch.
     pub fn last_applied(&self) -> u64 {
         self.fs.last_applied()
@@ -1159,7 +1199,7 @@ impl<S: Store> ExecutionReplica<S> {
     fn add_vote(&mut self, signed: Signed<ExecCheckpoint>, out: &mut Vec<ReplicaOutput>) {
         let (sequence, digest) = (signed.message.sequence, signed.message.state_digest);
         self.votes.add(signed);
-        if sequence <= self.stable_sequence() {
+        if self.is_stale(sequence) {
             return;
         }
         if let Some(cert) = self.votes.certificate(sequence, digest, self.config.g + 1) {
@@ -1167,14 +1207,23 @@ impl<S: Store> ExecutionReplica<S> {
         }
     }
 
+    /// True if a stable checkpoint at or beyond `sequence` is known (sequence 0, the
+    /// initial state, is stale only once some checkpoint is stable).
+    fn is_stale(&self, sequence: Sequence) -> bool {
+        self.stable
+            .keys()
+            .next_back()
+            .is_some_and(|s| sequence <= *s)
+    }
+
+    /// A peer's checkpoint vote: at a multiple of K, or at any sequence for a restart
+    /// checkpoint (see [`Self::start`]). Votes are kept per sender and bounded
+    /// (`votes.rs`), so a faulty peer's votes at many sequences displace only its own.
     fn on_checkpoint(&mut self, signed: Signed<ExecCheckpoint>, out: &mut Vec<ReplicaOutput>) {
         let sequence = signed.message.sequence;
-        if sequence == 0
-            || !sequence.is_multiple_of(self.config.checkpoint_interval)
-            || sequence <= self.stable_sequence()
-        {
+        if self.is_stale(sequence) {
             self.stats.bad_checkpoints += 1;
-            tracing::debug!(sequence, "checkpoint off the interval or stale: dropped");
+            tracing::debug!(sequence, "checkpoint at or below the stable one: dropped");
             return;
         }
         if let Err(e) = signed.verify_with(&self.config.exec_keys) {
@@ -1186,7 +1235,7 @@ impl<S: Store> ExecutionReplica<S> {
     }
 
     fn on_stable(&mut self, cert: CheckpointCertificate, out: &mut Vec<ReplicaOutput>) {
-        if cert.sequence <= self.stable_sequence() {
+        if self.is_stale(cert.sequence) {
             return;
         }
         if let Err(e) = cert.verify(&self.config.exec_keys, self.config.g) {

@@ -83,6 +83,8 @@ pub struct ReplicaStats {
     pub fetch_orders_sent: u64,
     /// Own checkpoints taken.
     pub checkpoints_taken: u64,
+    /// Of those, restart checkpoints (`ExecutionReplica::start`).
+    pub restart_checkpoints: u64,
     /// Stable checkpoints adopted (formed here or received).
     pub stable_checkpoints: u64,
     /// Checkpoint messages or certificates dropped (bad signature, bad sequence, stale).
