@@ -35,7 +35,12 @@
 //!
 //! Limits, on purpose or not yet done:
 //! - no durable log (no `Persist` effect): a restarted replica rejoins from the others'
-//!   checkpoints and the next view change (TOCS §5.3 recovery is not implemented);
+//!   checkpoints and the next view change (TOCS §5.3 recovery is not implemented). The
+//!   execution replicas are the durable memory instead: a stable execution checkpoint
+//!   need not be at a multiple of K (a restart checkpoint, where execution resumed after
+//!   the whole cluster stopped), a primary never proposes at or below one
+//!   ([`Replica`]'s execution floor), and a replica restarted on used state proposes
+//!   nothing until one reached it ([`Replica::await_execution`]);
 //! - prepares are authenticated by their links (the Noise session's AEAD tag is the MAC
 //!   of TOCS §3.2) and carry no signature; every other replica message is signed
 //!   (ed25519), because it is forwarded as evidence (see [`palisade_wire::agreement`]);

@@ -72,6 +72,15 @@ pub struct Replica {
     view_changes: ViewChanges,
     /// The primary's next sequence number to assign.
     next_sequence: Sequence,
+    /// The highest stable execution checkpoint fed in: every sequence up to it was
+    /// committed and executed, so it is never assigned again, whatever this replica
+    /// remembers (it may have restarted with the whole cluster).
+    execution_floor: Sequence,
+    /// Restarted on used state ([`Replica::await_execution`]): no proposal until an
+    /// execution checkpoint at or above this sequence came, and is stable here.
+    awaiting_execution: Option<Sequence>,
+    /// The first such execution checkpoint's sequence.
+    resume_at: Option<Sequence>,
     /// The highest sequence number any client reported answered
     /// ([`Input::RepliedThrough`], clamped): a batching hint only.
     replied_through: Sequence,
@@ -159,6 +168,9 @@ impl Replica {
             checkpoints: CheckpointTracker::new(),
             view_changes: ViewChanges::new(),
             next_sequence: 1,
+            execution_floor: 0,
+            awaiting_execution: None,
+            resume_at: None,
             replied_through: 0,
             pacing: Pacing::Idle,
             last_delivered: 0,
@@ -384,8 +396,54 @@ impl Replica {
         self.replied_through = self.replied_through.max(hint.min(known));
     }
 
+    /// For a replica restarted on used state (its runtime knows; our `Replica` keeps no
+    /// durable log): as primary, propose nothing until an execution checkpoint at or
+    /// above `at_least` (where the runtime's recorded stable checkpoint was) came in as
+    /// `Input::StableCheckpoint` and is this replica's stable checkpoint.
+    ///
+    /// Why: if the whole cluster stopped at once, the execution replicas may have
+    /// executed batches past anything agreement remembers. Proposing before hearing
+    /// from them would assign those sequence numbers again, and execution would take
+    /// the new batches for ones it executed — their requests never answered. The
+    /// execution replicas say where they stand with a restart checkpoint
+    /// (`ExecutionReplica::start`). Waiting until it is stable *here* (2f+1 replicas
+    /// signed it) means a view change this replica takes part in afterwards starts
+    /// from it. Backups still admit requests, so they time out a primary that waits and
+    /// move to the next view; its primary waits likewise.
+    pub fn await_execution(&mut self, at_least: Sequence) {
+        self.awaiting_execution = Some(at_least);
+        self.resume_at = None;
+    }
+
+    /// True while [`Replica::await_execution`] holds proposals back.
+    pub fn is_awaiting_execution(&self) -> bool {
+        self.awaiting_execution.is_some()
+    }
+
+    /// Ends [`Replica::await_execution`] once its checkpoint is stable here.
+    fn check_resumed(&mut self) {
+        if self.awaiting_execution.is_none() {
+            return;
+        }
+        if let Some(at) = self.resume_at {
+            if self.log.low() >= at {
+                tracing::info!(
+                    replica = self.config.id,
+                    sequence = at,
+                    "stable checkpoint where execution resumed: proposing again"
+                );
+                self.awaiting_execution = None;
+                self.resume_at = None;
+            }
+        }
+    }
+
     /// The primary proposes as many batches as the batcher and the high watermark allow.
     fn propose(&mut self, mut timer_fired: bool, out: &mut Vec<Output>) -> Result<(), Reject> {
+        self.check_resumed();
+        if self.awaiting_execution.is_some() {
+            return Ok(());
+        }
         while self.status == Status::Normal && self.is_primary() && self.may_vote() {
             if self.next_sequence > self.log.high() || self.next_sequence == Sequence::MAX {
                 // Window full: wait for the next stable checkpoint (TOCS §4.3). (The

@@ -696,3 +696,119 @@ fn view_change_after_a_stable_checkpoint_starts_above_it() {
         assert_eq!(c.delivered[i][8].0, c.delivered[1][8].0, "sequence 9 kept");
     }
 }
+
+/// A cluster restarted as a whole remembers nothing above its last stable checkpoint
+/// (here: nothing), while execution resumed further on, at sequence 6 — not a multiple
+/// of K = 4 (its restart checkpoint). Fed that stable execution checkpoint, the
+/// replicas make it their stable checkpoint, skip to it (a state transfer, which the
+/// execution replicas need not do) and order new requests from 7 on: sequences 1..=6
+/// are never assigned again.
+#[test]
+fn a_restart_checkpoint_off_the_interval_moves_the_order_past_it() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    assert_eq!(c.replicas[0].config().checkpoint_interval, 4);
+    let digest = palisade_wire::agreement::Digest([6; 32]);
+    for i in 0..4 {
+        c.input(
+            i,
+            Input::StableCheckpoint {
+                sequence: 6,
+                state_digest: digest,
+            },
+        );
+    }
+    // The runtime admits requests only once the checkpoint is stable (it clears
+    // pending requests: `agreement_node`'s `awaiting_execution`).
+    c.run();
+    assert!(c.replicas.iter().all(|r| r.low_watermark() == 6));
+    for id in 1..=3 {
+        c.submit(request(0, id, b"w"));
+    }
+    c.settle();
+    c.check_invariants();
+    for i in 0..4 {
+        let r = &c.replicas[i];
+        assert_eq!(r.low_watermark(), 6, "replica {i}");
+        assert_eq!(r.last_delivered(), 9, "replica {i}");
+        assert_eq!(c.transfers[i], vec![(6, digest)], "replica {i}");
+        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
+        assert_eq!(sequences, vec![7, 8, 9], "replica {i}");
+    }
+}
+
+/// The primary alone learned of the execution checkpoint: it never proposes at or
+/// below it, even before 2f+1 replicas made it stable.
+#[test]
+fn a_primary_fed_an_execution_checkpoint_never_proposes_below_it() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    c.input(
+        0,
+        Input::StableCheckpoint {
+            sequence: 3,
+            state_digest: palisade_wire::agreement::Digest([3; 32]),
+        },
+    );
+    c.submit(request(0, 1, b"w"));
+    c.settle();
+    assert_eq!(c.replicas[0].stats().batches_proposed, 1);
+    // Every replica committed 4 but waits for 1..=3, which nobody will ever propose,
+    // until 2f+1 of them make the checkpoint at 3 stable.
+    assert!(c.delivered.iter().all(|d| d.is_empty()));
+    for i in 1..4 {
+        c.input(
+            i,
+            Input::StableCheckpoint {
+                sequence: 3,
+                state_digest: palisade_wire::agreement::Digest([3; 32]),
+            },
+        );
+    }
+    c.settle();
+    c.check_invariants();
+    for i in 0..4 {
+        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
+        assert_eq!(sequences, vec![4], "replica {i}");
+    }
+}
+
+/// Replicas restarted on used state (`Replica::await_execution(4)`: their runtime
+/// recorded a stable checkpoint at 4) admit requests but, as primary, propose nothing
+/// until an execution checkpoint at or above 4 is their stable checkpoint: one below
+/// does not do, one at 5 (a restart checkpoint) does, and ordering resumes at 6.
+#[test]
+fn a_replica_awaiting_execution_proposes_only_after_its_checkpoint_is_stable() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    for r in c.replicas.iter_mut() {
+        r.await_execution(4);
+    }
+    c.submit(request(0, 1, b"w"));
+    c.settle();
+    assert_eq!(c.replicas[0].stats().batches_proposed, 0);
+    assert_eq!(c.replicas[0].pending_requests(), 1);
+    let feed = |c: &mut Cluster, sequence: u64| {
+        for i in 0..4 {
+            c.input(
+                i,
+                Input::StableCheckpoint {
+                    sequence,
+                    state_digest: palisade_wire::agreement::Digest([sequence as u8; 32]),
+                },
+            );
+        }
+        c.settle();
+    };
+    feed(&mut c, 2);
+    assert_eq!(c.replicas[0].stats().batches_proposed, 0);
+    assert!(c.replicas[0].is_awaiting_execution());
+    feed(&mut c, 5);
+    assert!(c.replicas.iter().all(|r| !r.is_awaiting_execution()));
+    // Skipping to a stable checkpoint beyond what was delivered forgets pending
+    // requests (they may be in the skipped batches): the client retransmits.
+    c.submit(request(0, 1, b"w"));
+    c.settle();
+    c.check_invariants();
+    for i in 0..4 {
+        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
+        assert_eq!(sequences, vec![6], "replica {i}");
+    }
+}

@@ -497,9 +497,22 @@ fn bad_replica_messages_are_dropped_and_counted() {
         ))
         .is_empty());
     assert_eq!(r.stats().votes_conflicting, 1);
-    // Checkpoint at a sequence that is not a multiple of K.
+    // Checkpoint at or below the low watermark (any sequence above it may be a
+    // restart checkpoint, not only multiples of K).
     let cp = Signed::sign(
         &replica_key(2),
+        Checkpoint {
+            sequence: 0,
+            state_digest: Digest([0; 32]),
+            replica: 2,
+        },
+    )
+    .unwrap();
+    assert!(r.step(msg(2, AgreementMessage::Checkpoint(cp))).is_empty());
+    assert_eq!(r.stats().messages_outside_window, 2);
+    // A checkpoint signed by another replica than it names.
+    let forged = Signed::sign(
+        &replica_key(3),
         Checkpoint {
             sequence: 3,
             state_digest: Digest([0; 32]),
@@ -507,8 +520,12 @@ fn bad_replica_messages_are_dropped_and_counted() {
         },
     )
     .unwrap();
-    assert!(r.step(msg(2, AgreementMessage::Checkpoint(cp))).is_empty());
-    assert_eq!(r.stats().messages_rejected, 8);
+    let invalid = r.stats().messages_invalid;
+    assert!(r
+        .step(msg(2, AgreementMessage::Checkpoint(forged)))
+        .is_empty());
+    assert_eq!(r.stats().messages_invalid, invalid + 1);
+    assert_eq!(r.stats().messages_rejected, 7);
     // None of it touched the log beyond the one slot the honest prepare created.
     assert_eq!(r.log_len(), 1);
 }

@@ -248,6 +248,7 @@ impl Replica {
         self.next_sequence = max_s
             .max(self.log.low())
             .max(self.last_delivered)
+            .max(self.execution_floor)
             .saturating_add(1);
         // Normal only now that the view's state is consistent: nothing above (the
         // checkpoint adoption in particular) may propose in a half-installed view.
