@@ -11,7 +11,10 @@
 //!   `Input::StableCheckpoint` (TOCS §4.3) and collects the delivery log; remembers the
 //!   last one in its data directory, and after a restart vouches for it again, so that a
 //!   cluster restarted as a whole resumes after the execution replicas' state instead of
-//!   at sequence 1 (the core keeps no durable log).
+//!   at sequence 1 (the core keeps no durable log). A node restarted on a used data
+//!   directory (a `started` marker) makes its core await the execution replicas' restart
+//!   checkpoint before it proposes (`Replica::await_execution`), since they may be past
+//!   that recorded checkpoint.
 //! - Bounds how often one peer can make it retransmit (`Status`, `FetchBatch`,
 //!   `FetchOrders`): the core leaves that to the runtime.
 //!
@@ -64,6 +67,8 @@ const MAX_RESEND: usize = 8;
 const MAX_DELIVERED: usize = 256 * 1024;
 /// Interval at which a restored resume point is vouched for again until it is stable.
 const RESUME_RETRY: Duration = Duration::from_millis(300);
+/// The file in an agreement node's data directory that says it ran there before.
+const STARTED_MARKER: &str = "started";
 /// How often `report` logs the replica's counters.
 const STATS_REPORT: Duration = Duration::from_secs(10);
 /// Most remembered relayed certified replies (firewall configuration).
@@ -126,7 +131,7 @@ pub fn replica_config(cfg: &NodeConfig) -> Config {
 
 /// Starts an agreement node from its config.
 pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
-    let replica = Replica::new(replica_config(cfg), cfg.signing_key.clone())?;
+    let mut replica = Replica::new(replica_config(cfg), cfg.signing_key.clone())?;
     let resume_file = cfg.data_dir.as_ref().map(|d| d.join("stable-checkpoint"));
     if let Some(d) = &cfg.data_dir {
         std::fs::create_dir_all(d).map_err(|source| NodeError::Write {
@@ -138,6 +143,20 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         Some(f) => read_resume(f)?,
         None => None,
     };
+    // A node that ran before on this data directory may be one of a cluster restarted
+    // as a whole: as primary it proposes nothing until the execution replicas said
+    // where they stand (`Replica::await_execution`). Not through the firewall (restart
+    // checkpoints are `separate` only; `ExecutionReplica::start`).
+    if let (Some(d), false) = (&cfg.data_dir, cfg.is_firewall()) {
+        let marker = d.join(STARTED_MARKER);
+        if marker.exists() {
+            replica.await_execution(resume.map_or(0, |(s, _)| s));
+        }
+        std::fs::write(&marker, b"").map_err(|source| NodeError::Write {
+            path: marker.clone(),
+            source,
+        })?;
+    }
     let (net, inbound) = Network::start(cfg.network_config().await?).await?;
     let net = Arc::new(net);
     let probe = Arc::new(Probe::default());
@@ -434,14 +453,30 @@ impl Driver {
             (NodeId::Execution(_), Envelope::Execution(ExecutionMessage::Stable(cert)))
                 if self.firewall.is_none() =>
             {
-                if cert.sequence <= self.stable {
+                // A restarted core waits for one, even at or below what we recorded.
+                let awaited = self.replica.is_awaiting_execution();
+                if cert.sequence <= self.stable && !awaited {
                     return;
                 }
                 if let Err(e) = cert.verify(&self.exec_keys, self.g) {
                     warn!(node = self.me, %from, error = %e, "bad stable checkpoint certificate");
                     return self.refuse(from, "bad stable certificate");
                 }
-                self.on_stable(cert.sequence, cert.state_digest);
+                if awaited {
+                    debug!(
+                        node = self.me,
+                        sequence = cert.sequence,
+                        "restarted: execution replicas resume at this sequence"
+                    );
+                }
+                if cert.sequence > self.stable {
+                    self.on_stable(cert.sequence, cert.state_digest);
+                } else {
+                    self.step(Input::StableCheckpoint {
+                        sequence: cert.sequence,
+                        state_digest: cert.state_digest,
+                    });
+                }
             }
             (NodeId::Filter(_), Envelope::Firewall(FirewallMessage::Stable(cert)))
                 if self.is_downstream(from) =>

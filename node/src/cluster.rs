@@ -311,13 +311,36 @@ impl LocalCluster {
                         return true;
                     }
                 } else {
-                    let _ = gw.service().call(FsOp::GetAttr { id: ROOT_ID }).await;
+                    // Bounded: a cluster that cannot answer must not hold up a shutdown.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let call = gw.service().call(FsOp::GetAttr { id: ROOT_ID });
+                    let _ = tokio::time::timeout(left, call).await;
                     continue;
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
+    }
+
+    /// Stops every node at once, without quiescing: the data directories are left as a
+    /// power loss or `kill -9` of `palisade up` leaves them (give or take the batch each
+    /// execution replica was committing, which completes) — the execution replicas
+    /// usually past the last stable checkpoint, which is all agreement remembers.
+    pub async fn kill(mut self) {
+        if let Some(gw) = self.gateway.take() {
+            gw.shutdown().await;
+        }
+        let nodes = self
+            .agreement
+            .iter_mut()
+            .chain(self.filters.iter_mut())
+            .chain(self.execution.iter_mut())
+            .filter_map(Option::take);
+        for node in nodes {
+            node.stop().await;
+        }
+        info!(keys = %self.keys.display(), "cluster killed (no quiesce)");
     }
 
     /// Quiesces (so that a restart resumes), then stops every node.

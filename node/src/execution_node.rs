@@ -38,6 +38,10 @@ use crate::timers::Timers;
 const THREAD_QUEUE: usize = 1024;
 /// Longest the thread sleeps without looking at the stop flag.
 const IDLE: Duration = Duration::from_millis(100);
+/// How often, and how many times, a restarted replica re-sends its latest stable
+/// certificate to agreement before any order came (see `Worker::run`).
+const RESTART_RESEND: Duration = Duration::from_secs(1);
+const RESTART_RESENDS: u32 = 300;
 /// How often `report` logs the replica's counters.
 const STATS_REPORT: Duration = Duration::from_secs(10);
 
@@ -184,12 +188,35 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, rx: Receiver<Inbound>) {
+        // The restart checkpoint (`ExecutionReplica::start`): tells the cluster where
+        // this replica resumes, before it handles anything.
+        for o in self.replica.start() {
+            self.carry_out(o);
+        }
+        let resumed_at = self.replica.last_applied();
+        let (mut resent, mut restart_resends) = (Instant::now(), 0u32);
         let mut reported = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
             if now.saturating_duration_since(reported) >= STATS_REPORT {
                 reported = now;
                 self.report();
+            }
+            // Restarted agreement nodes hold client requests until a stable certificate
+            // reaches where execution resumed; one lost (a node that came up later than
+            // the link's redial) would hold them for good. Re-sent until an order
+            // arrives, at most `RESTART_RESENDS` times.
+            if self.replica.last_applied() == resumed_at
+                && restart_resends < RESTART_RESENDS
+                && now.saturating_duration_since(resent) >= RESTART_RESEND
+                && !self.firewall()
+            {
+                resent = now;
+                restart_resends += 1;
+                if let Some(cert) = self.replica.stable_checkpoint() {
+                    let m = Envelope::Execution(ExecutionMessage::Stable(cert.clone()));
+                    self.net.send_many(self.agreement.iter().copied(), &m);
+                }
             }
             for kind in self.timers.expired(now) {
                 self.step(ReplicaInput::Timer(kind));

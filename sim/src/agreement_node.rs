@@ -206,6 +206,12 @@ impl AgreementNode {
         self.byzantine = ByzantineState::default();
         self.last_stable = 0;
         self.delivered_requests.clear();
+        // As the node runtime after a restart on a used data directory: no proposal
+        // until the execution replicas said where they stand (this node may be one of
+        // a cluster restarted as a whole). `separate` only, like restart checkpoints.
+        if self.firewall.is_none() {
+            self.replica.await_execution(0);
+        }
         if let Some(fw) = &mut self.firewall {
             fw.reset();
         }
@@ -309,9 +315,20 @@ impl AgreementNode {
     ) {
         match message {
             ExecutionMessage::Stable(cert) => {
-                if cert.sequence <= self.last_stable
-                    || cert.verify(&self.exec_keys, self.g).is_err()
-                {
+                let fresh = cert.sequence > self.last_stable;
+                let awaited = self.replica.is_awaiting_execution();
+                if !(fresh || awaited) || cert.verify(&self.exec_keys, self.g).is_err() {
+                    return;
+                }
+                if !fresh {
+                    self.step(
+                        Input::StableCheckpoint {
+                            sequence: cert.sequence,
+                            state_digest: cert.state_digest,
+                        },
+                        now,
+                        effects,
+                    );
                     return;
                 }
                 self.last_stable = cert.sequence;

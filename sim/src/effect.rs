@@ -19,6 +19,9 @@ pub enum SimTimer {
     Filter,
     /// The workload's next submission.
     Submit,
+    /// A restarted execution replica re-sends its latest stable certificate to
+    /// agreement (as the node runtime does, `RESTART_RESEND`).
+    RestartResend,
 }
 
 /// One effect of a node's step.

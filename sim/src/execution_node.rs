@@ -9,6 +9,7 @@
 //! and state transfer stay among execution replicas.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use palisade_crypto::{leaf_hash, root, sign_batch_replies, ThresholdSigner};
@@ -53,6 +54,29 @@ pub struct ExecutionNode {
     pub recovering: bool,
     /// A leaking replica's memory and count of leaks.
     pub leaker: Option<Leaker>,
+    /// Since its last restart: the sequence it resumed at, and how many times it
+    /// re-sent its stable certificate to agreement while no order came.
+    resumed_at: Option<u64>,
+    restart_resends: u32,
+}
+
+/// As the node runtime (`node::execution_node`): a restarted replica re-sends its
+/// latest stable certificate to agreement this often, at most `RESTART_RESENDS` times,
+/// until it executes an order. A restarted agreement node holds client requests until
+/// it has one, and the first may have been sent while that node was still down.
+const RESTART_RESEND: Duration = Duration::from_secs(1);
+const RESTART_RESENDS: u32 = 300;
+
+/// What a restarted replica finds in its data directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreFate {
+    /// The machine lost power: commits made without an fsync are gone.
+    PowerLoss,
+    /// The process was killed: the operating system kept every commit.
+    Kept,
+    /// The data directory was lost: the replica starts empty and catches up by state
+    /// transfer.
+    Wiped,
 }
 
 impl ExecutionNode {
@@ -77,17 +101,18 @@ impl ExecutionNode {
             links,
             last_reported: 0,
             recovering: false,
+            resumed_at: None,
+            restart_resends: 0,
         })
     }
 
-    /// A crash and restart: everything in memory is lost; the store survives unless
-    /// `wipe` (a lost data directory), in which case the replica starts empty and
-    /// catches up by state transfer.
-    pub fn restart(&mut self, wipe: bool) -> Result<(), NodeError> {
-        if wipe {
-            self.store = DurableStore::new();
-        } else {
-            self.store.crash();
+    /// A crash and restart: everything in memory is lost; what the store keeps
+    /// depends on how the replica went down.
+    pub fn restart(&mut self, how: StoreFate) -> Result<(), NodeError> {
+        match how {
+            StoreFate::Wiped => self.store = DurableStore::new(),
+            StoreFate::PowerLoss => self.store.crash(),
+            StoreFate::Kept => {}
         }
         let fs = FileSystem::open(self.store.clone(), FsConfig::default())?;
         self.replica = ExecutionReplica::new(self.config.clone(), self.key.clone(), fs)?;
@@ -154,6 +179,7 @@ impl ExecutionNode {
     pub fn on_timer(&mut self, timer: &SimTimer) -> Vec<Effect> {
         match timer {
             SimTimer::Execution(kind) => self.step(ReplicaInput::Timer(*kind)),
+            SimTimer::RestartResend => self.on_restart_resend(),
             _ => Vec::new(),
         }
     }
@@ -168,8 +194,53 @@ impl ExecutionNode {
         }
     }
 
+    /// After a restart: the replica's restart checkpoint (`ExecutionReplica::start`),
+    /// as the node runtime sends it. Not at the first start, where it would tell
+    /// agreement nothing it does not know (the runtime sends it there too, and
+    /// agreement ignores it).
+    pub fn start(&mut self) -> Vec<Effect> {
+        let outputs = self.replica.start();
+        let mut effects = self.effects_of(outputs);
+        if matches!(self.links, ExecLinks::Separate { .. }) {
+            self.resumed_at = Some(self.replica.last_applied());
+            self.restart_resends = 0;
+            effects.push(Effect::SetTimer {
+                timer: SimTimer::RestartResend,
+                after: RESTART_RESEND,
+            });
+        }
+        effects
+    }
+
+    fn on_restart_resend(&mut self) -> Vec<Effect> {
+        let waiting = self.resumed_at == Some(self.replica.last_applied());
+        if !waiting || self.restart_resends >= RESTART_RESENDS {
+            self.resumed_at = None;
+            return Vec::new();
+        }
+        self.restart_resends += 1;
+        let mut effects = Vec::new();
+        if let Some(cert) = self.replica.stable_checkpoint() {
+            for to in self.up() {
+                effects.push(Effect::Send {
+                    to,
+                    msg: Msg::Execution(ExecutionMessage::Stable(cert.clone())),
+                });
+            }
+        }
+        effects.push(Effect::SetTimer {
+            timer: SimTimer::RestartResend,
+            after: RESTART_RESEND,
+        });
+        effects
+    }
+
     fn step(&mut self, input: ReplicaInput) -> Vec<Effect> {
         let outputs = self.replica.step(input);
+        self.effects_of(outputs)
+    }
+
+    fn effects_of(&mut self, outputs: Vec<ReplicaOutput>) -> Vec<Effect> {
         let mut effects = Vec::new();
         let mut firewall = Vec::new();
         for output in outputs {

@@ -154,9 +154,16 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                         ),
                         None => String::new(),
                     };
+                    let restarts = match stats.cluster_restarts {
+                        0 => String::new(),
+                        n => format!(
+                            ", {n} cluster restart(s), the last at sequence {}",
+                            stats.cluster_restart_at
+                        ),
+                    };
                     writeln!(
                         out,
-                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {} state transfers, {} dropped, {:?} simulated, {} events, {:.2?} wall{firewall}",
+                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {} state transfers, {} dropped{restarts}, {:?} simulated, {} events, {:.2?} wall{firewall}",
                         stats.completed,
                         stats.committed,
                         stats.max_view,

@@ -102,6 +102,10 @@ pub enum Scenario {
     Partitions,
     Crashes,
     StoreLoss,
+    /// Every agreement node, execution replica and gateway stops at once (`kill -9` of
+    /// `palisade up`: stores keep every commit) while the cluster is between batches,
+    /// and all restart: agreement remembers nothing, execution resumes where it was.
+    ClusterRestart,
     /// Loss, duplication, partitions, and crashes with store loss, all at once.
     Chaos,
     ByzantinePrimary,
@@ -134,13 +138,14 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 20] = [
+    pub const ALL: [Scenario; 21] = [
         Scenario::Normal,
         Scenario::Lossy,
         Scenario::LossyReplies,
         Scenario::Partitions,
         Scenario::Crashes,
         Scenario::StoreLoss,
+        Scenario::ClusterRestart,
         Scenario::Chaos,
         Scenario::ByzantinePrimary,
         Scenario::CensoringPrimary,
@@ -165,6 +170,7 @@ impl Scenario {
             Scenario::Partitions => "partitions",
             Scenario::Crashes => "crashes",
             Scenario::StoreLoss => "store-loss",
+            Scenario::ClusterRestart => "cluster-restart",
             Scenario::Chaos => "chaos",
             Scenario::ByzantinePrimary => "byzantine-primary",
             Scenario::CensoringPrimary => "censoring-primary",
@@ -252,6 +258,10 @@ pub struct SimConfig {
     pub crashes: bool,
     /// Execution restarts lose their store (state transfer).
     pub wipe_on_restart: bool,
+    /// The whole cluster (agreement, execution, gateways) stops once, at a moment when
+    /// every execution replica has executed everything agreement delivered, and
+    /// restarts: processes killed, stores intact.
+    pub cluster_restart: bool,
     /// Gateways (clients) crash and restart too: their in-flight requests are
     /// abandoned, and the new incarnation numbers requests from a larger base.
     pub client_crashes: bool,
@@ -304,6 +314,7 @@ impl SimConfig {
             partitions: false,
             crashes: false,
             wipe_on_restart: false,
+            cluster_restart: false,
             client_crashes: false,
             fault_phase: Duration::from_millis(600),
             liveness_bound: Duration::from_secs(30),
@@ -335,6 +346,10 @@ impl SimConfig {
             Scenario::StoreLoss => {
                 c.crashes = true;
                 c.wipe_on_restart = true;
+                c.ops_per_client = 40;
+            }
+            Scenario::ClusterRestart => {
+                c.cluster_restart = true;
                 c.ops_per_client = 40;
             }
             Scenario::Chaos => {

@@ -18,7 +18,7 @@ use crate::client_node::{ClientNode, Sealing};
 use crate::confidentiality::Confidentiality;
 use crate::crypto_memo::{FirewallKeys, SealRng};
 use crate::effect::{Effect, SimTimer};
-use crate::execution_node::{ExecLinks, ExecutionNode};
+use crate::execution_node::{ExecLinks, ExecutionNode, StoreFate};
 use crate::filter_node::FilterNode;
 use crate::firewall_setup::{build_filters, filter_assignment, CLIENT_VOUCH_WAIT};
 use crate::invariants::{DigestBook, Violation};
@@ -53,6 +53,11 @@ enum Event {
     },
     Crash(NodeId),
     Restart(NodeId),
+    /// The whole cluster stops at once (`SimConfig::cluster_restart`), as soon as it is
+    /// between batches; `attempts` counts the 1 ms postponements so far.
+    StopCluster {
+        attempts: u32,
+    },
     PartitionStart(BTreeSet<NodeId>),
     PartitionEnd,
     /// End of the fault phase.
@@ -93,6 +98,10 @@ pub struct RunStats {
     /// Gateway restarts, and the in-flight requests they abandoned (never checked).
     pub client_restarts: u64,
     pub requests_abandoned: u64,
+    /// Whole-cluster stops, and the sequence the execution replicas stood at when the
+    /// last one came (`cluster-restart`).
+    pub cluster_restarts: u64,
+    pub cluster_restart_at: Sequence,
     /// Firewall configuration: inputs the filters dropped (all reasons), bad shares they
     /// recorded, certified replies agreement nodes relayed, firewall messages agreement
     /// nodes refused, messages sent where no link exists, leaking messages sent,
@@ -177,6 +186,9 @@ pub struct Simulation {
     firewall_keys: Option<FirewallKeys>,
     confidentiality: Option<Confidentiality>,
     crashed: BTreeSet<NodeId>,
+    /// Of those, the ones stopped with the whole cluster: their processes were killed,
+    /// their stores keep every commit.
+    killed: BTreeSet<NodeId>,
     network: Network,
     oracle: Oracle,
     digests: DigestBook,
@@ -367,6 +379,7 @@ impl Simulation {
             firewall_keys,
             confidentiality,
             crashed: BTreeSet::new(),
+            killed: BTreeSet::new(),
             digests: DigestBook::default(),
             exec_catch_up: BTreeMap::new(),
             pending_checks: Vec::new(),
@@ -438,6 +451,11 @@ impl Simulation {
                     t = back + self.rng.between(30_000, 150_000);
                 }
             }
+        }
+        if self.config.cluster_restart {
+            // Before the fault phase ends (at most 200 postponements, then down 30–90 ms).
+            let t = self.rng.between(100_000, 300_000);
+            self.push(ms(t), Event::StopCluster { attempts: 0 });
         }
         if self.config.client_crashes {
             // Gateways too (after the schedule above, so other seeds replay unchanged).
@@ -579,6 +597,10 @@ impl Simulation {
                 Ok(())
             }
             Event::Restart(node) => self.restart(node),
+            Event::StopCluster { attempts } => {
+                self.stop_cluster(attempts);
+                Ok(())
+            }
             Event::PartitionStart(side) => {
                 if self.healed_at.is_none() {
                     self.network.partition(side);
@@ -645,10 +667,67 @@ impl Simulation {
         }
     }
 
+    /// Stops every agreement node, execution replica and gateway at once, if every
+    /// execution replica executed exactly what agreement delivered (else tries again
+    /// 1 ms later, at most 200 times). Between batches is the case the restart
+    /// checkpoint covers: a batch delivered but executed nowhere, or by fewer than g+1,
+    /// would be ordered anew after the restart (agreement remembers nothing), which
+    /// the invariants rightly call two batches at one sequence.
+    fn stop_cluster(&mut self, attempts: u32) {
+        let delivered = self
+            .agreement
+            .iter()
+            .map(|a| a.replica.last_delivered())
+            .max()
+            .unwrap_or(0);
+        let between_batches = self
+            .execution
+            .iter()
+            .all(|e| e.replica.last_applied() == delivered);
+        if !between_batches || !self.crashed.is_empty() {
+            if attempts < 200 {
+                self.push(
+                    Duration::from_millis(1),
+                    Event::StopCluster {
+                        attempts: attempts + 1,
+                    },
+                );
+            }
+            return;
+        }
+        let nodes: Vec<NodeId> = (0..self.agreement.len() as u32)
+            .map(NodeId::Agreement)
+            .chain((0..self.execution.len() as u32).map(NodeId::Execution))
+            .chain(self.clients.iter().map(|c| NodeId::Client(c.id)))
+            .collect();
+        if self.config.trace {
+            eprintln!("{:?} cluster stopped at sequence {delivered}", self.now);
+        }
+        let down = Duration::from_micros(self.rng.between(30_000, 90_000));
+        for node in nodes {
+            self.crashed.insert(node);
+            self.killed.insert(node);
+            self.timers.remove(&node);
+            self.stats.crashes += 1;
+            if let NodeId::Client(c) = node {
+                if let Some(client) = self.clients.get_mut(c as usize) {
+                    client.crash();
+                }
+            }
+            // Nodes come back in any order (as containers or hosts do), execution
+            // replicas possibly well after agreement nodes and gateways.
+            let jitter = Duration::from_micros(self.rng.between(0, 20_000));
+            self.push(down + jitter, Event::Restart(node));
+        }
+        self.stats.cluster_restarts += 1;
+        self.stats.cluster_restart_at = delivered;
+    }
+
     fn restart(&mut self, node: NodeId) -> Result<(), Violation> {
         if !self.crashed.remove(&node) {
             return Ok(());
         }
+        let killed = self.killed.remove(&node);
         match node {
             NodeId::Agreement(a) => {
                 let committed = self.oracle.applied();
@@ -663,7 +742,13 @@ impl Simulation {
                 self.apply(node, effects)?;
             }
             NodeId::Execution(e) => {
-                let wipe = self.config.wipe_on_restart;
+                let fate = if self.config.wipe_on_restart {
+                    StoreFate::Wiped
+                } else if killed {
+                    StoreFate::Kept
+                } else {
+                    StoreFate::PowerLoss
+                };
                 let target = self
                     .execution
                     .iter()
@@ -672,9 +757,14 @@ impl Simulation {
                     .max()
                     .unwrap_or(0);
                 self.exec_catch_up.insert(e, target);
-                if let Some(n) = self.execution.get_mut(e as usize) {
-                    n.restart(wipe).map_err(internal)?;
-                }
+                let effects = match self.execution.get_mut(e as usize) {
+                    Some(n) => {
+                        n.restart(fate).map_err(internal)?;
+                        n.start()
+                    }
+                    None => Vec::new(),
+                };
+                self.apply(node, effects)?;
             }
             NodeId::Client(c) => {
                 let effects = match self.clients.get_mut(c as usize) {
