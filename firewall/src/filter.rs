@@ -30,6 +30,9 @@ use crate::log::OrderLog;
 use crate::stable::StableShares;
 use crate::stats::{reason, FilterStats};
 
+/// Least time between two re-sends of the latest stable certificate (`resend_stable`).
+pub const STABLE_RESEND_INTERVAL: Duration = Duration::from_secs(1);
+
 /// One filter.
 pub struct Filter {
     config: FilterConfig,
@@ -50,6 +53,10 @@ pub struct Filter {
     pending_bytes: BTreeMap<u32, usize>,
     /// Bottom row: stable-checkpoint shares.
     stable_shares: StableShares,
+    /// The certificate of `last_stable`, and when it was last sent up again
+    /// ([`Filter::resend_stable`]).
+    stable_certificate: Option<StableCertificate>,
+    stable_resent: Option<Duration>,
     cache: ReplyCache,
     /// When each peer below last had its `FetchOrders` answered.
     fetch_answered: BTreeMap<u32, Duration>,
@@ -89,6 +96,8 @@ impl Filter {
             collectors: BTreeMap::new(),
             pending_bytes: BTreeMap::new(),
             stable_shares: StableShares::default(),
+            stable_certificate: None,
+            stable_resent: None,
             fetch_answered: BTreeMap::new(),
             fetch_sent: None,
             resends_answered: BTreeMap::new(),
@@ -272,12 +281,41 @@ impl Filter {
     /// A verified stable certificate above the last one: forward it up once, then
     /// garbage-collect everything at or below the *previous* stable sequence (one
     /// checkpoint interval is kept so that late replies still pass).
+    /// Something below sent the latest stable checkpoint again (a share or the
+    /// certificate): send its certificate up again, if nothing was ordered past it and
+    /// at most once per [`STABLE_RESEND_INTERVAL`]. After the whole cluster restarted,
+    /// agreement orders nothing until it has that certificate (the execution replicas'
+    /// restart checkpoint), and a node above that came up after it went by would
+    /// otherwise wait for good; the execution replicas re-send their shares for it
+    /// until orders come. Once orders flow past it, nothing is re-sent.
+    fn resend_stable(&mut self, out: &mut Vec<FilterOutput>) {
+        if self.highest_forwarded > self.last_stable {
+            return;
+        }
+        let Some(certificate) = &self.stable_certificate else {
+            return;
+        };
+        if self
+            .stable_resent
+            .is_some_and(|t| self.now.saturating_sub(t) < STABLE_RESEND_INTERVAL)
+        {
+            return;
+        }
+        self.stable_resent = Some(self.now);
+        self.stats.stables_resent += 1;
+        out.push(FilterOutput::ToAbove {
+            to: None,
+            envelope: Envelope::Firewall(FirewallMessage::Stable(certificate.clone())),
+        });
+    }
+
     fn adopt_stable(&mut self, certificate: StableCertificate, out: &mut Vec<FilterOutput>) {
         let sequence = certificate.sequence;
         if sequence <= self.last_stable {
             return;
         }
         self.stats.stables_forwarded += 1;
+        self.stable_certificate = Some(certificate.clone());
         out.push(FilterOutput::ToAbove {
             to: None,
             envelope: Envelope::Firewall(FirewallMessage::Stable(certificate)),

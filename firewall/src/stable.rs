@@ -36,7 +36,8 @@ pub(crate) struct StableShares {
 impl StableShares {
     /// Takes `replica`'s share for `sequence`; at g+1, combines (combine first, verify
     /// the shares one by one only if the combination fails). The caller checked that
-    /// `sequence` is above the last stable one and not beyond what was forwarded.
+    /// `sequence` is above the last stable one and not beyond what was forwarded (unless
+    /// nothing was since the filter started: a restart checkpoint, `filter/bottom.rs`).
     pub fn add(
         &mut self,
         sequence: Sequence,

@@ -107,6 +107,9 @@ pub struct FilterStats {
     pub claims_vouched: u64,
     /// Stable certificates forwarded up.
     pub stables_forwarded: u64,
+    /// Stable certificates sent up again because something below re-sent the latest
+    /// one while nothing was ordered past it (a cluster restarted as a whole).
+    pub stables_resent: u64,
     /// Bottom row: combinations of g+1 shares that did not verify (each makes the
     /// filter check the shares one by one).
     pub combinations_failed: u64,

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use palisade_crypto::{root, verify_certified_reply};
 use palisade_firewall::stats::reason;
 use palisade_firewall::{Filter, FilterInput};
@@ -374,4 +376,39 @@ fn stable_shares_pending_per_replica_are_bounded() {
     let out = filter.step(from_below(0, stable_share(&cluster, 0, 40)));
     assert_eq!(up(&out).len(), 1);
     assert_eq!(filter.pending_stable_sequences(), 0);
+}
+
+/// After the whole cluster restarted, a filter (empty) takes the execution replicas'
+/// restart checkpoint though it forwarded nothing, and sends its certificate up again
+/// when a replica re-sends its share — at most once a second, and only while nothing
+/// was ordered past it (agreement waits for that certificate before it orders).
+#[test]
+fn a_restarted_filter_takes_the_restart_checkpoint_and_re_sends_it_up() {
+    let cluster = cluster();
+    let mut filter = bottom(&cluster);
+    filter.step(FilterInput::Tick(Duration::from_secs(10)));
+    filter.step(from_below(0, stable_share(&cluster, 0, 13)));
+    let out = filter.step(from_below(1, stable_share(&cluster, 1, 13)));
+    let expected = Envelope::Firewall(FirewallMessage::Stable(stable_certificate(&cluster, 13)));
+    assert_eq!(up(&out), vec![expected.clone()]);
+    assert_eq!(filter.last_stable(), 13);
+    // A re-sent share: the certificate goes up again, once per second.
+    let out = filter.step(from_below(2, stable_share(&cluster, 2, 13)));
+    assert_eq!(up(&out), vec![expected.clone()]);
+    let out = filter.step(from_below(0, stable_share(&cluster, 0, 13)));
+    assert!(up(&out).is_empty());
+    filter.step(FilterInput::Tick(Duration::from_secs(11)));
+    let out = filter.step(from_below(1, stable_share(&cluster, 1, 13)));
+    assert_eq!(up(&out), vec![expected]);
+    assert_eq!(filter.stats().stables_resent, 2);
+    // Orders flow past it: nothing is re-sent any more, and shares beyond what was
+    // forwarded are refused again.
+    filter.step(order_from(0, &batch(14, &[(0, 1)])));
+    filter.step(FilterInput::Tick(Duration::from_secs(20)));
+    let out = filter.step(from_below(2, stable_share(&cluster, 2, 13)));
+    assert!(up(&out).is_empty());
+    assert!(filter
+        .step(from_below(0, stable_share(&cluster, 0, 15)))
+        .is_empty());
+    assert_eq!(filter.stats().dropped(reason::NOT_OUTSTANDING), 1);
 }

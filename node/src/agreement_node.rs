@@ -145,9 +145,8 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
     };
     // A node that ran before on this data directory may be one of a cluster restarted
     // as a whole: as primary it proposes nothing until the execution replicas said
-    // where they stand (`Replica::await_execution`). Not through the firewall (restart
-    // checkpoints are `separate` only; `ExecutionReplica::start`).
-    if let (Some(d), false) = (&cfg.data_dir, cfg.is_firewall()) {
+    // where they stand (`Replica::await_execution`; `ExecutionReplica::start`).
+    if let Some(d) = &cfg.data_dir {
         let marker = d.join(STARTED_MARKER);
         if marker.exists() {
             replica.await_execution(resume.map_or(0, |(s, _)| s));
@@ -539,7 +538,9 @@ impl Driver {
         let Some(verifier) = self.firewall.clone() else {
             return self.refuse(from, "stable certificate without a firewall");
         };
-        if cert.sequence <= self.stable {
+        // A restarted core waits for one, even at or below what we recorded.
+        let awaited = self.replica.is_awaiting_execution();
+        if cert.sequence <= self.stable && !awaited {
             // Every top filter sends each one: the later copies are routine.
             return;
         }
@@ -554,7 +555,14 @@ impl Driver {
             warn!(node = self.me, %from, error = %e, "bad threshold stable certificate");
             return self.refuse(from, "bad threshold stable certificate");
         }
-        self.on_stable(cert.sequence, firewall_state_digest(cert.sequence));
+        if cert.sequence > self.stable {
+            self.on_stable(cert.sequence, firewall_state_digest(cert.sequence));
+        } else {
+            self.step(Input::StableCheckpoint {
+                sequence: cert.sequence,
+                state_digest: firewall_state_digest(cert.sequence),
+            });
+        }
     }
 
     /// Asks for the reply to (client, request id) again, whose order can no longer be

@@ -209,13 +209,11 @@ impl Worker {
             if self.replica.last_applied() == resumed_at
                 && restart_resends < RESTART_RESENDS
                 && now.saturating_duration_since(resent) >= RESTART_RESEND
-                && !self.firewall()
             {
                 resent = now;
                 restart_resends += 1;
-                if let Some(cert) = self.replica.stable_checkpoint() {
-                    let m = Envelope::Execution(ExecutionMessage::Stable(cert.clone()));
-                    self.net.send_many(self.agreement.iter().copied(), &m);
+                for o in self.replica.restart_resend() {
+                    self.carry_out(o);
                 }
             }
             for kind in self.timers.expired(now) {

@@ -208,10 +208,8 @@ impl AgreementNode {
         self.delivered_requests.clear();
         // As the node runtime after a restart on a used data directory: no proposal
         // until the execution replicas said where they stand (this node may be one of
-        // a cluster restarted as a whole). `separate` only, like restart checkpoints.
-        if self.firewall.is_none() {
-            self.replica.await_execution(0);
-        }
+        // a cluster restarted as a whole).
+        self.replica.await_execution(0);
         if let Some(fw) = &mut self.firewall {
             fw.reset();
         }
@@ -450,11 +448,23 @@ impl AgreementNode {
         let Some(fw) = &self.firewall else {
             return;
         };
-        if s.sequence <= self.last_stable {
+        let awaited = self.replica.is_awaiting_execution();
+        if s.sequence <= self.last_stable && !awaited {
             return;
         }
         if verify_stable(fw.verifier.as_ref(), &s).is_err() {
             return self.refuse("stable certificate that does not verify", from);
+        }
+        if s.sequence <= self.last_stable {
+            self.step(
+                Input::StableCheckpoint {
+                    sequence: s.sequence,
+                    state_digest: firewall_stable_digest(s.sequence),
+                },
+                now,
+                effects,
+            );
+            return;
         }
         // Keep one stable interval back, as the filters do: a request whose reply was
         // lost just before its batch became stable (replies cross four hops here, and

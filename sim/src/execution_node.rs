@@ -201,14 +201,12 @@ impl ExecutionNode {
     pub fn start(&mut self) -> Vec<Effect> {
         let outputs = self.replica.start();
         let mut effects = self.effects_of(outputs);
-        if matches!(self.links, ExecLinks::Separate { .. }) {
-            self.resumed_at = Some(self.replica.last_applied());
-            self.restart_resends = 0;
-            effects.push(Effect::SetTimer {
-                timer: SimTimer::RestartResend,
-                after: RESTART_RESEND,
-            });
-        }
+        self.resumed_at = Some(self.replica.last_applied());
+        self.restart_resends = 0;
+        effects.push(Effect::SetTimer {
+            timer: SimTimer::RestartResend,
+            after: RESTART_RESEND,
+        });
         effects
     }
 
@@ -219,15 +217,8 @@ impl ExecutionNode {
             return Vec::new();
         }
         self.restart_resends += 1;
-        let mut effects = Vec::new();
-        if let Some(cert) = self.replica.stable_checkpoint() {
-            for to in self.up() {
-                effects.push(Effect::Send {
-                    to,
-                    msg: Msg::Execution(ExecutionMessage::Stable(cert.clone())),
-                });
-            }
-        }
+        let outputs = self.replica.restart_resend();
+        let mut effects = self.effects_of(outputs);
         effects.push(Effect::SetTimer {
             timer: SimTimer::RestartResend,
             after: RESTART_RESEND,

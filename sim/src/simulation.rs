@@ -667,7 +667,7 @@ impl Simulation {
         }
     }
 
-    /// Stops every agreement node, execution replica and gateway at once, if every
+    /// Stops every agreement node, filter, execution replica and gateway at once, if every
     /// execution replica executed exactly what agreement delivered (else tries again
     /// 1 ms later, at most 200 times). Between batches is the case the restart
     /// checkpoint covers: a batch delivered but executed nowhere, or by fewer than g+1,
@@ -697,6 +697,7 @@ impl Simulation {
         }
         let nodes: Vec<NodeId> = (0..self.agreement.len() as u32)
             .map(NodeId::Agreement)
+            .chain((0..self.filters.len() as u32).map(NodeId::Filter))
             .chain((0..self.execution.len() as u32).map(NodeId::Execution))
             .chain(self.clients.iter().map(|c| NodeId::Client(c.id)))
             .collect();

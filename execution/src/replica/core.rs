@@ -305,19 +305,38 @@ impl<S: Store> ExecutionReplica<S> {
     /// now fill differently; its next checkpoint finds it divergent and it repairs itself
     /// by state transfer. If no g+1 share a sequence, agreement waits (README, "Restarts").
     ///
-    /// Not in `Threshold` mode: filters restarted empty refuse a stable share for a
-    /// sequence they never forwarded, so a restart there still resumes only from a
-    /// clean shutdown.
+    /// In `Threshold` mode the stable checkpoint reaches agreement as a threshold-signed
+    /// stable certificate through the filters, as at every checkpoint.
     pub fn start(&mut self) -> Vec<ReplicaOutput> {
         let mut out = Vec::new();
-        if matches!(self.config.replies, ReplyMode::Signed) {
-            self.stats.restart_checkpoints += 1;
-            tracing::info!(
-                replica = self.config.id,
-                sequence = self.last_applied(),
-                "restart checkpoint: signing the state this replica resumes from"
-            );
-            self.take_checkpoint(&mut out);
+        self.stats.restart_checkpoints += 1;
+        tracing::info!(
+            replica = self.config.id,
+            sequence = self.last_applied(),
+            "restart checkpoint: signing the state this replica resumes from"
+        );
+        self.take_checkpoint(&mut out);
+        out
+    }
+
+    /// What a runtime re-sends while no order came since [`Self::start`]: an
+    /// agreement node restarted after this replica's certificate went out would wait
+    /// for it for good. The latest stable certificate to agreement (`Signed` mode), or
+    /// this replica's share of it to the filters (`Threshold` mode, if it holds that
+    /// state); nothing if none is stable yet.
+    pub fn restart_resend(&mut self) -> Vec<ReplicaOutput> {
+        let mut out = Vec::new();
+        let Some(cert) = self.stable_checkpoint().cloned() else {
+            return out;
+        };
+        match &self.config.replies {
+            ReplyMode::Signed => {
+                out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Stable(cert)))
+            }
+            ReplyMode::Threshold(_) if self.own.get(&cert.sequence) == Some(&cert.state_digest) => {
+                self.send_stable_share(cert.sequence, &mut out);
+            }
+            ReplyMode::Threshold(_) => {}
         }
         out
     }

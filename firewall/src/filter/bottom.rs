@@ -118,9 +118,17 @@ impl Filter {
             return self.refuse(reason::IMPOSTOR, from, Some(sequence));
         }
         if sequence <= self.last_stable {
+            if sequence == self.last_stable {
+                self.resend_stable(out);
+            }
             return self.refuse(reason::STALE_STABLE, from, Some(sequence));
         }
-        if sequence > self.highest_forwarded {
+        // Beyond every order forwarded: refused, except by a filter that has forwarded
+        // none since it started. After the whole cluster restarted, the execution
+        // replicas' restart checkpoint (`ExecutionReplica::start`) is what agreement
+        // waits for before it orders anything. Shares stay bounded per replica
+        // (`stable.rs`), and a combination needs g+1, so a correct replica's.
+        if sequence > self.highest_forwarded && self.highest_forwarded > 0 {
             return self.refuse(reason::NOT_OUTSTANDING, from, Some(sequence));
         }
         let verifier = self.config.verifier.clone();

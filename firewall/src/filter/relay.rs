@@ -213,6 +213,9 @@ impl Filter {
     ) {
         let sequence = certificate.sequence;
         if sequence <= self.last_stable {
+            if sequence == self.last_stable {
+                self.resend_stable(out);
+            }
             return self.refuse(reason::STALE_STABLE, from, Some(sequence));
         }
         if let Err(e) = verify_stable(self.config.verifier.as_ref(), &certificate) {
