@@ -9,6 +9,8 @@
 // Test helpers outside #[test] fns: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "cluster_kill/mod.rs"]
+mod cluster_kill;
 #[path = "nfs_checks/mod.rs"]
 mod nfs_checks;
 
@@ -76,6 +78,13 @@ fn check_counters(cluster: &LocalCluster) {
 /// restarted cluster keeps working (and survives a second restart). The restart resumes
 /// only if the agreement nodes learnt the stable checkpoint from the firewall's
 /// threshold-signed certificate.
+/// The whole cluster, filters included, stops at once, twice, and restarts on the same
+/// data directory (`cluster_kill::killed_as_a_whole_restarts_and_serves`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_killed_as_a_whole_restarts_and_serves() {
+    cluster_kill::killed_as_a_whole_restarts_and_serves(ClusterMode::Firewall).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_checks_and_a_restart_on_the_same_data_dir() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,8 @@
 // Test helpers outside #[test] fns: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "cluster_kill/mod.rs"]
+mod cluster_kill;
 #[path = "nfs_checks/mod.rs"]
 mod nfs_checks;
 
@@ -66,77 +68,11 @@ async fn all_checks_and_a_restart_on_the_same_data_dir() {
     cluster.shutdown().await;
 }
 
-/// The whole cluster stops at once, with the execution replicas past the last stable
-/// checkpoint (all agreement keeps on disk), twice: each restart on the same data
-/// directory serves every file written before, and new writes are answered — agreement
-/// resumes after the restart checkpoint of the execution replicas instead of assigning
-/// their sequence numbers again (`ExecutionReplica::start`).
+/// The whole cluster stops at once, twice, and restarts on the same data directory
+/// (`cluster_kill::killed_as_a_whole_restarts_and_serves`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_killed_as_a_whole_restarts_and_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cluster, ep) = start(dir.path()).await;
-    let manifest = nfs_checks::populate(&ep, "before").await;
-    let k = palisade_node::cluster::LOCAL_CHECKPOINT_INTERVAL;
-    let seqs: Vec<u64> = (0..3)
-        .map(|i| Probe::get(&cluster.execution(i).unwrap().probe().sequence))
-        .collect();
-    let stable = Probe::get(&cluster.agreement(0).unwrap().probe().stable);
-    // What makes this test mean something: execution is past agreement's resume point.
-    if seqs.iter().all(|s| s % k == 0) {
-        // Land between checkpoints: one more call.
-        let mut nfs = Nfs::connect(&ep).await;
-        let root = nfs.root.clone();
-        nfs.getattr(&root).await.unwrap();
-    }
-    let seqs: Vec<u64> = (0..3)
-        .map(|i| Probe::get(&cluster.execution(i).unwrap().probe().sequence))
-        .collect();
-    assert!(
-        seqs.iter().any(|s| *s > stable),
-        "{seqs:?} vs stable {stable}"
-    );
-    cluster.kill().await;
-
-    // A liveness bound, not a timing: without the restart checkpoint, the restarted
-    // cluster never answers (agreement reassigns executed sequence numbers).
-    tokio::time::timeout(
-        Duration::from_secs(180),
-        restart_twice(dir.path(), &manifest),
-    )
-    .await
-    .expect("the restarted cluster answers");
-}
-
-async fn restart_twice(dir: &Path, manifest: &nfs_checks::Manifest) {
-    let mut written: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    for round in 0..2u64 {
-        let (cluster, ep) = start(dir).await;
-        nfs_checks::verify(&ep, manifest).await;
-        let mut nfs = Nfs::connect(&ep).await;
-        let root = nfs.root.clone();
-        for (name, data) in &written {
-            let f = nfs.lookup(&root, name).await.unwrap();
-            assert_eq!(&nfs.read_all(&f, 1 << 20).await, data);
-        }
-        let name = format!("after-kill-{round}").into_bytes();
-        let data = pattern(40 + round, 50_000 + round as usize);
-        let f = nfs.new_file(&root, &name).await;
-        nfs.write_all(&f, &data, 1 << 14).await;
-        assert_eq!(nfs.read_all(&f, 1 << 20).await, data);
-        written.push((name, data));
-        drop(nfs);
-        cluster.kill().await;
-    }
-    let (cluster, ep) = start(dir).await;
-    nfs_checks::verify(&ep, manifest).await;
-    let mut nfs = Nfs::connect(&ep).await;
-    let root = nfs.root.clone();
-    for (name, data) in &written {
-        let f = nfs.lookup(&root, name).await.unwrap();
-        assert_eq!(&nfs.read_all(&f, 1 << 20).await, data);
-    }
-    drop(nfs);
-    cluster.shutdown().await;
+    cluster_kill::killed_as_a_whole_restarts_and_serves(ClusterMode::Separate).await;
 }
 
 /// The primary fails in the middle of a write workload: the backups change view, the
