@@ -8,28 +8,14 @@
 # Usage: scripts/e2e-kill-restart.sh [--mode MODE] [--bin PATH]
 set -euo pipefail
 mode="separate"
-bin="target/release/palisade"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --mode) mode="$2"; shift 2 ;;
-    --bin) bin="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
-for tool in nfs-cp nfs-ls; do
-  command -v "$tool" >/dev/null || { echo "e2e: $tool missing (apt-get install libnfs-utils)" >&2; exit 1; }
-done
-[ -x "$bin" ] || { echo "e2e: $bin not built (cargo build --release -p palisade)" >&2; exit 1; }
-
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=scripts/e2e-common.sh
+source "$(dirname "$0")/e2e-common.sh"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-url() { echo "nfs://127.0.0.1/$1?nfsport=$port&mountport=$port&version=3"; }
 
 # Starts the server and waits until it answers a READDIR, at most 15 s: a liveness
 # bound, generous for a start on loopback (well under a second here with restart

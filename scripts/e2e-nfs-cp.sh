@@ -4,21 +4,8 @@
 # Usage: scripts/e2e-nfs-cp.sh [--mode MODE] [--bin PATH]
 set -euo pipefail
 mode=""
-bin="target/release/palisade"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --mode) mode="$2"; shift 2 ;;
-    --bin) bin="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
-for tool in nfs-cp nfs-ls; do
-  command -v "$tool" >/dev/null || { echo "e2e: $tool missing (apt-get install libnfs-utils)" >&2; exit 1; }
-done
-[ -x "$bin" ] || { echo "e2e: $bin not built (cargo build --release -p palisade)" >&2; exit 1; }
-
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=scripts/e2e-common.sh
+source "$(dirname "$0")/e2e-common.sh"
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
@@ -31,7 +18,6 @@ args=(up --data "$work/data" --listen "127.0.0.1:$port")
 "$bin" "${args[@]}" >"$work/server.log" 2>&1 &
 server_pid=$!
 
-url() { echo "nfs://127.0.0.1/$1?nfsport=$port&mountport=$port&version=3"; }
 for _ in $(seq 1 100); do
   nfs-ls "$(url /)" >/dev/null 2>&1 && break
   kill -0 "$server_pid" 2>/dev/null || { echo "e2e: server exited"; cat "$work/server.log"; exit 1; }

@@ -17,20 +17,10 @@ mod nfs_checks;
 use std::path::Path;
 
 use nfs_checks::{pattern, Endpoint, Nfs};
-use palisade_node::{ClusterMode, LocalCluster, LocalClusterOptions, Probe};
+use palisade_node::{ClusterMode, LocalCluster, Probe};
 
 async fn start(dir: &Path) -> (LocalCluster, Endpoint) {
-    let cluster = LocalCluster::start(&LocalClusterOptions {
-        mode: ClusterMode::Firewall,
-        data: dir.to_path_buf(),
-        nfs_listen: "127.0.0.1:0".parse().unwrap(),
-        base_port: None,
-        export_name: None,
-    })
-    .await
-    .expect("cluster starts");
-    let ep = Endpoint::from_addr(cluster.nfs_addr().unwrap());
-    (cluster, ep)
+    cluster_kill::start(ClusterMode::Firewall, dir).await
 }
 
 /// What the filters and the gateway counted: replies crossed every row, nothing was

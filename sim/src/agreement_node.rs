@@ -318,20 +318,13 @@ impl AgreementNode {
                 if !(fresh || awaited) || cert.verify(&self.exec_keys, self.g).is_err() {
                     return;
                 }
-                if !fresh {
-                    self.step(
-                        Input::StableCheckpoint {
-                            sequence: cert.sequence,
-                            state_digest: cert.state_digest,
-                        },
-                        now,
-                        effects,
-                    );
-                    return;
+                // A restarted core awaiting execution takes one at or below what this
+                // node recorded too; only a fresh one collects.
+                if fresh {
+                    self.last_stable = cert.sequence;
+                    self.log.collect(&cert);
+                    self.delivered_requests.retain(|_, s| *s > cert.sequence);
                 }
-                self.last_stable = cert.sequence;
-                self.log.collect(&cert);
-                self.delivered_requests.retain(|_, s| *s > cert.sequence);
                 self.step(
                     Input::StableCheckpoint {
                         sequence: cert.sequence,

@@ -12,7 +12,8 @@ use palisade_node::{ClusterMode, LocalCluster, LocalClusterOptions, Probe};
 
 use crate::nfs_checks::{self, pattern, Endpoint, Nfs};
 
-async fn start(mode: ClusterMode, dir: &Path) -> (LocalCluster, Endpoint) {
+/// A local cluster of `mode` on `dir`, and its NFS endpoint.
+pub async fn start(mode: ClusterMode, dir: &Path) -> (LocalCluster, Endpoint) {
     let cluster = LocalCluster::start(&LocalClusterOptions {
         mode,
         data: dir.to_path_buf(),
@@ -62,17 +63,29 @@ pub async fn killed_as_a_whole_restarts_and_serves(mode: ClusterMode) {
     .expect("the restarted cluster answers");
 }
 
+/// Starts the cluster on `dir` and reads back everything written before.
+async fn restart_and_verify(
+    mode: ClusterMode,
+    dir: &Path,
+    manifest: &nfs_checks::Manifest,
+    written: &[(Vec<u8>, Vec<u8>)],
+) -> (LocalCluster, Nfs) {
+    let (cluster, ep) = start(mode, dir).await;
+    nfs_checks::verify(&ep, manifest).await;
+    let mut nfs = Nfs::connect(&ep).await;
+    let root = nfs.root.clone();
+    for (name, data) in written {
+        let f = nfs.lookup(&root, name).await.unwrap();
+        assert_eq!(&nfs.read_all(&f, 1 << 20).await, data);
+    }
+    (cluster, nfs)
+}
+
 async fn restart_twice(mode: ClusterMode, dir: &Path, manifest: &nfs_checks::Manifest) {
     let mut written: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     for round in 0..2u64 {
-        let (cluster, ep) = start(mode, dir).await;
-        nfs_checks::verify(&ep, manifest).await;
-        let mut nfs = Nfs::connect(&ep).await;
+        let (cluster, mut nfs) = restart_and_verify(mode, dir, manifest, &written).await;
         let root = nfs.root.clone();
-        for (name, data) in &written {
-            let f = nfs.lookup(&root, name).await.unwrap();
-            assert_eq!(&nfs.read_all(&f, 1 << 20).await, data);
-        }
         let name = format!("after-kill-{round}").into_bytes();
         let data = pattern(40 + round, 50_000 + round as usize);
         let f = nfs.new_file(&root, &name).await;
@@ -82,14 +95,7 @@ async fn restart_twice(mode: ClusterMode, dir: &Path, manifest: &nfs_checks::Man
         drop(nfs);
         cluster.kill().await;
     }
-    let (cluster, ep) = start(mode, dir).await;
-    nfs_checks::verify(&ep, manifest).await;
-    let mut nfs = Nfs::connect(&ep).await;
-    let root = nfs.root.clone();
-    for (name, data) in &written {
-        let f = nfs.lookup(&root, name).await.unwrap();
-        assert_eq!(&nfs.read_all(&f, 1 << 20).await, data);
-    }
+    let (cluster, nfs) = restart_and_verify(mode, dir, manifest, &written).await;
     drop(nfs);
     cluster.shutdown().await;
 }
