@@ -448,25 +448,18 @@ impl AgreementNode {
         if verify_stable(fw.verifier.as_ref(), &s).is_err() {
             return self.refuse("stable certificate that does not verify", from);
         }
-        if s.sequence <= self.last_stable {
-            self.step(
-                Input::StableCheckpoint {
-                    sequence: s.sequence,
-                    state_digest: firewall_stable_digest(s.sequence),
-                },
-                now,
-                effects,
-            );
-            return;
+        // Only a fresh one collects (a core awaiting execution takes an older one too).
+        if s.sequence > self.last_stable {
+            // Keep one stable interval back, as the filters do: a request whose reply
+            // was lost just before its batch became stable (replies cross four hops
+            // here, and checkpoints can come faster than a client retransmits) still has
+            // its order, which a retransmission re-sends down so the cached certified
+            // replies come up.
+            let keep_from = self.last_stable;
+            self.last_stable = s.sequence;
+            self.log.collect_through(keep_from);
+            self.delivered_requests.retain(|_, q| *q > keep_from);
         }
-        // Keep one stable interval back, as the filters do: a request whose reply was
-        // lost just before its batch became stable (replies cross four hops here, and
-        // checkpoints can come faster than a client retransmits) still has its order,
-        // which a retransmission re-sends down so the cached certified replies come up.
-        let keep_from = self.last_stable;
-        self.last_stable = s.sequence;
-        self.log.collect_through(keep_from);
-        self.delivered_requests.retain(|_, q| *q > keep_from);
         self.step(
             Input::StableCheckpoint {
                 sequence: s.sequence,
