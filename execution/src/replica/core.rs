@@ -283,8 +283,8 @@ impl<S: Store> ExecutionReplica<S> {
     }
 
     /// Called once when the replica starts (first start or restart from its data
-    /// directory), before any input: in `Signed` mode it signs a *restart checkpoint*
-    /// at its last applied sequence, whatever that is, and sends it to its peers.
+    /// directory), before any input: it signs a *restart checkpoint* at its last
+    /// applied sequence, whatever that is, and sends it to its peers.
     ///
     /// Why: agreement nodes keep no durable log, only their last stable checkpoint.
     /// After the whole cluster stopped at once (a power loss, `kill -9`), the execution
@@ -299,11 +299,14 @@ impl<S: Store> ExecutionReplica<S> {
     /// K; TOCS §5.3's proactive recovery, which keeps agreement state on disk, is the
     /// alternative we did not take (an fsync on every agreement step).
     ///
-    /// Replicas that restart at different sequences form a certificate at the highest
-    /// sequence g+1 of them share; a replica ahead of it executed batches that fewer than
-    /// g+1 replicas executed — no client accepted their replies — and that agreement will
-    /// now fill differently; its next checkpoint finds it divergent and it repairs itself
-    /// by state transfer. If no g+1 share a sequence, agreement waits (README, "Restarts").
+    /// Replicas that restart at different sequences form a certificate at a sequence
+    /// g+1 of them share; a replica ahead of it executed batches that fewer than g+1
+    /// replicas executed — no client accepted their replies — and that agreement will
+    /// now fill differently; its next checkpoint finds it divergent (`adopt_stable`) and
+    /// it repairs itself by state transfer. That case is reasoned, not exercised: the
+    /// simulator stops the cluster between batches. If no g+1 share a sequence,
+    /// agreement waits (docs/ARCHITECTURE.md, "Restart after the whole cluster stopped
+    /// at once").
     ///
     /// In `Threshold` mode the stable checkpoint reaches agreement as a threshold-signed
     /// stable certificate through the filters, as at every checkpoint.
