@@ -799,6 +799,11 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
     cert.verify(&exec_public(), G).unwrap();
     assert_eq!(cert.sequence, resumed);
     assert_eq!(cert.state_digest.0, replicas[0].digest().0);
+    // What the node re-sends until an order comes: that certificate, to agreement.
+    match replicas[0].restart_resend().as_slice() {
+        [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(again))] => assert_eq!(again, &cert),
+        other => panic!("{other:?}"),
+    }
     // The replica behind it learns the certificate and fetches what it lacks (agreement
     // no longer has the order at K + 2 after the restart; state transfer follows).
     let out = replicas[2].step(ReplicaInput::Stable(cert.clone()));
@@ -813,4 +818,24 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
         )),
         "{out:?}"
     );
+}
+
+/// A cluster that never executed anything: its restart checkpoints at 0 become stable,
+/// but there is nothing to re-send.
+#[test]
+fn restart_checkpoints_of_the_initial_state_are_not_re_sent() {
+    let mut a = replica(0);
+    let mut b = replica(1);
+    let va = checkpoint_of(&a.start());
+    let vb = checkpoint_of(&b.start());
+    assert_eq!((va.message.sequence, vb.message.sequence), (0, 0));
+    let out = a.step(ReplicaInput::Message {
+        from: 1,
+        message: ExecutionMessage::Checkpoint(vb),
+    });
+    assert!(matches!(
+        out.as_slice(),
+        [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(c))] if c.sequence == 0
+    ));
+    assert!(a.restart_resend().is_empty());
 }

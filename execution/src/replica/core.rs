@@ -326,10 +326,12 @@ impl<S: Store> ExecutionReplica<S> {
     /// agreement node restarted after this replica's certificate went out would wait
     /// for it for good. The latest stable certificate to agreement (`Signed` mode), or
     /// this replica's share of it to the filters (`Threshold` mode, if it holds that
-    /// state); nothing if none is stable yet.
+    /// state); nothing if none is stable yet, or only the initial state (a cluster that
+    /// never executed anything has nothing to tell, and filters would count every copy
+    /// as stale).
     pub fn restart_resend(&mut self) -> Vec<ReplicaOutput> {
         let mut out = Vec::new();
-        let Some(cert) = self.stable_checkpoint().cloned() else {
+        let Some(cert) = self.stable_checkpoint().filter(|c| c.sequence > 0).cloned() else {
             return out;
         };
         match &self.config.replies {
