@@ -586,14 +586,7 @@ impl Simulation {
                 if self.config.trace {
                     eprintln!("{:?} crash {node}", self.now);
                 }
-                self.crashed.insert(node);
-                self.timers.remove(&node);
-                self.stats.crashes += 1;
-                if let NodeId::Client(c) = node {
-                    if let Some(client) = self.clients.get_mut(c as usize) {
-                        client.crash();
-                    }
-                }
+                self.take_down(node);
                 Ok(())
             }
             Event::Restart(node) => self.restart(node),
@@ -667,6 +660,18 @@ impl Simulation {
         }
     }
 
+    /// A node goes down: its timers are gone; a gateway abandons its in-flight requests.
+    fn take_down(&mut self, node: NodeId) {
+        self.crashed.insert(node);
+        self.timers.remove(&node);
+        self.stats.crashes += 1;
+        if let NodeId::Client(c) = node {
+            if let Some(client) = self.clients.get_mut(c as usize) {
+                client.crash();
+            }
+        }
+    }
+
     /// Stops every agreement node, filter, execution replica and gateway at once, if every
     /// execution replica executed exactly what agreement delivered (else tries again
     /// 1 ms later, at most 200 times). Between batches is the case the restart
@@ -706,15 +711,8 @@ impl Simulation {
         }
         let down = Duration::from_micros(self.rng.between(30_000, 90_000));
         for node in nodes {
-            self.crashed.insert(node);
+            self.take_down(node);
             self.killed.insert(node);
-            self.timers.remove(&node);
-            self.stats.crashes += 1;
-            if let NodeId::Client(c) = node {
-                if let Some(client) = self.clients.get_mut(c as usize) {
-                    client.crash();
-                }
-            }
             // Nodes come back in any order (as containers or hosts do), execution
             // replicas possibly well after agreement nodes and gateways.
             let jitter = Duration::from_micros(self.rng.between(0, 20_000));
