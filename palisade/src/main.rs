@@ -14,12 +14,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use palisade_gateway::{FsConfig, Gateway, GatewayOptions, DEFAULT_EXPORT_NAME};
 use palisade_node::{
     ClusterMode, KeygenOptions, Layout, LocalCluster, LocalClusterOptions, RunningNode,
 };
+mod allocator;
+
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -124,6 +129,7 @@ enum Mode {
 const DEFAULT_LOG: &str = "info,nfsserve::nfs_handlers=off";
 
 fn main() -> ExitCode {
+    allocator::keep_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
