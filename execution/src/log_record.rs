@@ -18,11 +18,21 @@ use crate::ExecError;
 
 /// A changed block: `None` deletes it; otherwise its new bytes are the old block's first
 /// `at` bytes, then `bytes`, then the old block's last `keep_tail` bytes.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Patch {
     at: u32,
     #[serde(with = "serde_bytes")]
     bytes: Vec<u8>,
+    keep_tail: u32,
+}
+
+/// [`Patch`] as it is encoded, borrowing its bytes from the new block (postcard encodes
+/// both as the same fields in order).
+#[derive(Serialize)]
+struct PatchRef<'a> {
+    at: u32,
+    #[serde(with = "serde_bytes")]
+    bytes: &'a [u8],
     keep_tail: u32,
 }
 
@@ -47,7 +57,7 @@ struct Encode<'a> {
     inodes: &'a BTreeMap<FileId, Option<InodeRecord>>,
     entries: &'a BTreeMap<(FileId, Vec<u8>), Option<FileId>>,
     children: &'a BTreeMap<(FileId, FileId), Option<Vec<u8>>>,
-    blocks: Vec<((FileId, u64), Option<Patch>)>,
+    blocks: Vec<((FileId, u64), Option<PatchRef<'a>>)>,
     clients: Vec<(u64, Option<ClientPatch>)>,
     replies: &'a BTreeMap<u64, Option<Vec<[u8; 32]>>>,
 }
@@ -72,16 +82,30 @@ pub(crate) trait Before {
     fn client(&self, client: u64) -> Result<Option<ClientRecord>, ExecError>;
 }
 
-/// Encodes `changes` against the state `old` reads.
-pub(crate) fn encode(changes: &ChangeSet, old: &impl Before) -> Result<Vec<u8>, ExecError> {
+/// Encodes `changes` against the state `old` reads, or gives `None` as soon as the
+/// patched bytes alone pass `limit`: such a batch is not logged (a 1 MiB WRITE), and
+/// encoding it only to throw it away copied its data twice at every replica.
+pub(crate) fn encode(
+    changes: &ChangeSet,
+    old: &impl Before,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, ExecError> {
     let mut blocks = Vec::with_capacity(changes.blocks.len());
+    let mut patched = 0usize;
     for (&(id, index), block) in &changes.blocks {
         let patch = match block {
             None => None,
-            Some(new) => Some(patch(
-                old.block(id, index)?.as_ref().map_or(&[][..], |b| &b.data),
-                &new.data,
-            )),
+            Some(new) => {
+                let p = patch(
+                    old.block(id, index)?.as_ref().map_or(&[][..], |b| &b.data),
+                    &new.data,
+                );
+                patched = patched.saturating_add(p.bytes.len());
+                if patched > limit {
+                    return Ok(None);
+                }
+                Some(p)
+            }
         };
         blocks.push(((id, index), patch));
     }
@@ -98,7 +122,7 @@ pub(crate) fn encode(changes: &ChangeSet, old: &impl Before) -> Result<Vec<u8>, 
         };
         clients.push((client, patch));
     }
-    Ok(palisade_wire::encode(&Encode {
+    Ok(Some(palisade_wire::encode(&Encode {
         meta: &changes.meta,
         last_applied: changes.last_applied,
         durable: changes.durable,
@@ -108,7 +132,7 @@ pub(crate) fn encode(changes: &ChangeSet, old: &impl Before) -> Result<Vec<u8>, 
         blocks,
         clients,
         replies: &changes.replies,
-    })?)
+    })?))
 }
 
 /// Decodes a record made by [`encode`] against the state `old` reads now, which a
@@ -121,7 +145,11 @@ pub(crate) fn decode(payload: &[u8], old: &impl Before) -> Result<ChangeSet, Exe
             None => None,
             Some(p) => Some(apply(
                 old.block(id, index)?.as_ref().map_or(&[][..], |b| &b.data),
-                &p,
+                &PatchRef {
+                    at: p.at,
+                    bytes: &p.bytes,
+                    keep_tail: p.keep_tail,
+                },
             )?),
         };
         blocks.insert((id, index), block);
@@ -152,14 +180,14 @@ pub(crate) fn decode(payload: &[u8], old: &impl Before) -> Result<ChangeSet, Exe
 }
 
 /// The patch that turns `old` into `new`: their common prefix and suffix are kept.
-fn patch(old: &[u8], new: &[u8]) -> Patch {
+fn patch<'a>(old: &[u8], new: &'a [u8]) -> PatchRef<'a> {
     let prefix = common_prefix(old, new);
     let room = old.len().min(new.len()) - prefix;
     let suffix = common_suffix(&old[prefix..], &new[prefix..]).min(room);
-    Patch {
+    PatchRef {
         // Blocks are at most BLOCK_SIZE (64 KiB).
         at: prefix as u32,
-        bytes: new[prefix..new.len() - suffix].to_vec(),
+        bytes: &new[prefix..new.len() - suffix],
         keep_tail: suffix as u32,
     }
 }
@@ -242,7 +270,7 @@ fn apply_client(client: u64, mut old: Vec<u64>, p: ClientPatch) -> Result<Client
     })
 }
 
-fn apply(old: &[u8], p: &Patch) -> Result<Block, ExecError> {
+fn apply(old: &[u8], p: &PatchRef<'_>) -> Result<Block, ExecError> {
     let (at, keep) = (p.at as usize, p.keep_tail as usize);
     if at.saturating_add(keep) > old.len()
         || (at + keep).saturating_add(p.bytes.len()) as u64 > BLOCK_SIZE
@@ -306,9 +334,9 @@ mod tests {
 
     #[test]
     fn a_patch_that_does_not_fit_its_block_is_corrupt() {
-        let p = Patch {
+        let p = PatchRef {
             at: 10,
-            bytes: vec![1],
+            bytes: &[1],
             keep_tail: 10,
         };
         assert!(matches!(apply(&[0u8; 15], &p), Err(ExecError::Corrupt(_))));
@@ -378,7 +406,7 @@ mod tests {
             block: old,
             client: stored_client,
         };
-        let bytes = encode(&c, &stored).unwrap();
+        let bytes = encode(&c, &stored, usize::MAX).unwrap().unwrap();
         assert!(
             bytes.len() < 200,
             "one byte of a block and three ids of a client changed: {} bytes",
@@ -389,5 +417,30 @@ mod tests {
         assert_eq!(back.entries, c.entries);
         assert_eq!(back.blocks, c.blocks);
         assert_eq!(back.clients, c.clients);
+    }
+
+    /// A batch whose patched bytes pass the limit is not encoded at all (it is not
+    /// logged); one that stays within is encoded whole, its small patches included.
+    #[test]
+    fn a_batch_patching_more_than_the_limit_gives_no_record() {
+        let stored = Stored {
+            block: Block::new(vec![5u8; 4096]),
+            client: ClientRecord {
+                client: 9,
+                max_executed: 0,
+                executed: Vec::new(),
+            },
+        };
+        let mut c = ChangeSet::default();
+        // One byte of the stored block (3, 0) changes: a 1-byte patch.
+        let mut one = vec![5u8; 4096];
+        one[7] = 1;
+        c.blocks.insert((3, 0), Some(Block::new(one.clone())));
+        // Two blocks that were not stored: 4 KiB patches each.
+        c.blocks.insert((3, 1), Some(Block::new(one)));
+        c.blocks.insert((3, 2), Some(Block::new(vec![9u8; 4096])));
+        assert!(encode(&c, &stored, 8192).unwrap().is_none());
+        let record = encode(&c, &stored, 8193).unwrap().unwrap();
+        assert_eq!(decode(&record, &stored).unwrap().blocks, c.blocks);
     }
 }

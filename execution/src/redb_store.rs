@@ -436,7 +436,7 @@ impl Inner {
         let record = match log.committed {
             Some(c) if changes.last_applied == c.wrapping_add(1) => {
                 let before = Before(db.begin_read().map_err(storage)?);
-                Some(log_record::encode(changes, &before)?)
+                log_record::encode(changes, &before, LOG_RECORD_MAX)?
             }
             _ => None,
         };
