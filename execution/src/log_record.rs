@@ -282,7 +282,7 @@ fn apply(old: &[u8], p: &PatchRef<'_>) -> Result<Block, ExecError> {
     }
     let mut data = Vec::with_capacity(at + p.bytes.len() + keep);
     data.extend_from_slice(&old[..at]);
-    data.extend_from_slice(&p.bytes);
+    data.extend_from_slice(p.bytes);
     data.extend_from_slice(&old[old.len() - keep..]);
     Ok(Block::new(data))
 }
