@@ -100,34 +100,14 @@ fn checkpoint_with_diverging_digest_does_not_become_stable_alone() {
     c.settle();
     let good = palisade_wire::agreement::Digest([1; 32]);
     let bad = palisade_wire::agreement::Digest([2; 32]);
-    for i in 0..2 {
-        c.input(
-            i,
-            Input::StableCheckpoint {
-                sequence: 4,
-                state_digest: good,
-            },
-        );
-    }
-    c.input(
-        2,
-        Input::StableCheckpoint {
-            sequence: 4,
-            state_digest: bad,
-        },
-    );
+    c.execution_checkpoint(0..2, 4, good);
+    c.execution_checkpoint([2], 4, bad);
     c.run();
     assert!(
         c.replicas.iter().all(|r| r.low_watermark() == 0),
         "2 of 3 is not 2f+1"
     );
-    c.input(
-        3,
-        Input::StableCheckpoint {
-            sequence: 4,
-            state_digest: good,
-        },
-    );
+    c.execution_checkpoint([3], 4, good);
     c.run();
     assert!(c.replicas.iter().all(|r| r.low_watermark() == 4));
 }
@@ -708,15 +688,7 @@ fn a_restart_checkpoint_off_the_interval_moves_the_order_past_it() {
     let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
     assert_eq!(c.replicas[0].config().checkpoint_interval, 4);
     let digest = palisade_wire::agreement::Digest([6; 32]);
-    for i in 0..4 {
-        c.input(
-            i,
-            Input::StableCheckpoint {
-                sequence: 6,
-                state_digest: digest,
-            },
-        );
-    }
+    c.execution_checkpoint(0..4, 6, digest);
     // The runtime admits requests only once the checkpoint is stable (it clears
     // pending requests: `agreement_node`'s `awaiting_execution`).
     c.run();
@@ -741,28 +713,14 @@ fn a_restart_checkpoint_off_the_interval_moves_the_order_past_it() {
 #[test]
 fn a_primary_fed_an_execution_checkpoint_never_proposes_below_it() {
     let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
-    c.input(
-        0,
-        Input::StableCheckpoint {
-            sequence: 3,
-            state_digest: palisade_wire::agreement::Digest([3; 32]),
-        },
-    );
+    c.execution_checkpoint([0], 3, palisade_wire::agreement::Digest([3; 32]));
     c.submit(request(0, 1, b"w"));
     c.settle();
     assert_eq!(c.replicas[0].stats().batches_proposed, 1);
     // Every replica committed 4 but waits for 1..=3, which nobody will ever propose,
     // until 2f+1 of them make the checkpoint at 3 stable.
     assert!(c.delivered.iter().all(|d| d.is_empty()));
-    for i in 1..4 {
-        c.input(
-            i,
-            Input::StableCheckpoint {
-                sequence: 3,
-                state_digest: palisade_wire::agreement::Digest([3; 32]),
-            },
-        );
-    }
+    c.execution_checkpoint(1..4, 3, palisade_wire::agreement::Digest([3; 32]));
     c.settle();
     c.check_invariants();
     for i in 0..4 {
@@ -786,15 +744,11 @@ fn a_replica_awaiting_execution_proposes_only_after_its_checkpoint_is_stable() {
     assert_eq!(c.replicas[0].stats().batches_proposed, 0);
     assert_eq!(c.replicas[0].pending_requests(), 1);
     let feed = |c: &mut Cluster, sequence: u64| {
-        for i in 0..4 {
-            c.input(
-                i,
-                Input::StableCheckpoint {
-                    sequence,
-                    state_digest: palisade_wire::agreement::Digest([sequence as u8; 32]),
-                },
-            );
-        }
+        c.execution_checkpoint(
+            0..4,
+            sequence,
+            palisade_wire::agreement::Digest([sequence as u8; 32]),
+        );
         c.settle();
     };
     feed(&mut c, 2);

@@ -28,6 +28,20 @@ fn prepare(replica: u32, view: u64, sequence: u64, digest: Digest) -> Prepare {
     }
 }
 
+/// A checkpoint naming `replica`, signed with `signer`'s key (the same replica, unless
+/// the test forges).
+fn checkpoint(signer: usize, replica: u32, sequence: u64) -> Signed<Checkpoint> {
+    Signed::sign(
+        &replica_key(signer),
+        Checkpoint {
+            sequence,
+            state_digest: Digest([0; 32]),
+            replica,
+        },
+    )
+    .unwrap()
+}
+
 fn commit(replica: u32, sequence: u64, digest: Digest) -> Signed<Commit> {
     Signed::sign(
         &replica_key(replica as usize),
@@ -499,27 +513,11 @@ fn bad_replica_messages_are_dropped_and_counted() {
     assert_eq!(r.stats().votes_conflicting, 1);
     // Checkpoint at or below the low watermark (any sequence above it may be a
     // restart checkpoint, not only multiples of K).
-    let cp = Signed::sign(
-        &replica_key(2),
-        Checkpoint {
-            sequence: 0,
-            state_digest: Digest([0; 32]),
-            replica: 2,
-        },
-    )
-    .unwrap();
+    let cp = checkpoint(2, 2, 0);
     assert!(r.step(msg(2, AgreementMessage::Checkpoint(cp))).is_empty());
     assert_eq!(r.stats().messages_outside_window, 2);
     // A checkpoint signed by another replica than it names.
-    let forged = Signed::sign(
-        &replica_key(3),
-        Checkpoint {
-            sequence: 3,
-            state_digest: Digest([0; 32]),
-            replica: 2,
-        },
-    )
-    .unwrap();
+    let forged = checkpoint(3, 2, 3);
     let invalid = r.stats().messages_invalid;
     assert!(r
         .step(msg(2, AgreementMessage::Checkpoint(forged)))

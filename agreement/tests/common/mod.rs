@@ -189,6 +189,25 @@ impl Cluster {
         }
     }
 
+    /// The execution cluster tells each of `replicas` that its checkpoint at `sequence`,
+    /// with `state_digest`, is stable (`Input::StableCheckpoint`).
+    pub fn execution_checkpoint(
+        &mut self,
+        replicas: impl IntoIterator<Item = ReplicaId>,
+        sequence: Sequence,
+        state_digest: Digest,
+    ) {
+        for i in replicas {
+            self.input(
+                i,
+                Input::StableCheckpoint {
+                    sequence,
+                    state_digest,
+                },
+            );
+        }
+    }
+
     pub fn tick_all(&mut self, now: Timestamp) {
         for i in 0..self.n() as ReplicaId {
             self.input(i, Input::Tick(now));
