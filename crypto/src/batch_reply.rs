@@ -9,7 +9,7 @@
 //! of root once per batch, and the client checks one signature per replica and batch
 //! (remembering the roots it checked) plus a few hashes per reply.
 
-use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use palisade_wire::agreement::{Bounded, Digest, Signature};
 use palisade_wire::execution::{batch_reply_message, BatchReply, Reply};
 
@@ -43,10 +43,10 @@ pub fn sign_batch_replies_over(
         return Vec::new();
     }
     let sequence = first.sequence;
-    let signature = Signature(
-        key.sign(&batch_reply_message(sequence, &root(leaves)))
-            .to_bytes(),
-    );
+    let signature = Signature(palisade_wire::signature::sign(
+        key,
+        &batch_reply_message(sequence, &root(leaves)),
+    ));
     audit_paths(leaves)
         .into_iter()
         .zip(replies)
@@ -75,10 +75,10 @@ pub fn sign_reply_in_batch(
         u32::try_from(index).ok()?,
         u32::try_from(leaves.len()).ok()?,
     );
-    let signature = Signature(
-        key.sign(&batch_reply_message(reply.sequence, &root(leaves)))
-            .to_bytes(),
-    );
+    let signature = Signature(palisade_wire::signature::sign(
+        key,
+        &batch_reply_message(reply.sequence, &root(leaves)),
+    ));
     Some(BatchReply {
         path: crate::merkle::audit_path(leaves, index),
         message: reply,

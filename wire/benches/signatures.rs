@@ -1,7 +1,8 @@
 //! Ed25519 verification as the protocol does it: one signature alone (RFC 8032 strict,
 //! as before, against ZIP 215), an ORDER certificate's three commit signatures by three
 //! replicas, and sixteen requests signed by one gateway, each checked one by one against
-//! one batch check (`palisade_wire::signature`).
+//! one batch check (`palisade_wire::signature`); and signing, ed25519-dalek against the
+//! AWS-LC signer every node uses (`palisade_wire::signature::sign`).
 //!
 //! `cargo bench -p palisade-wire --bench signatures`
 
@@ -9,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
-use palisade_wire::signature::{verify_one, SignatureBatch};
+use palisade_wire::signature::{sign, verify_one, SignatureBatch};
 
 /// `count` signatures over distinct 59-byte messages (the size of the signing bytes of a
 /// request: domain tag, separator and BLAKE3 digest), by `signers` keys in turn.
@@ -28,6 +29,9 @@ fn bench(c: &mut Criterion) {
     let one = signed(1, 1);
     let (key, message, signature) = &one[0];
     let mut g = c.benchmark_group("ed25519");
+    let signer = SigningKey::from_bytes(&[1; 32]);
+    g.bench_function("sign/dalek", |b| b.iter(|| signer.sign(message).to_bytes()));
+    g.bench_function("sign/aws-lc", |b| b.iter(|| sign(&signer, message)));
     g.bench_function("one/strict-rfc8032", |b| {
         let sig = ed25519_dalek::Signature::from_bytes(signature);
         b.iter(|| key.verify_strict(message, &sig).unwrap())

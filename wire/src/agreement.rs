@@ -31,7 +31,7 @@
 //! is chosen by that section's decision procedure (`palisade-agreement`, `view_change`).
 
 use bytes::Bytes;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::fs::Timestamp;
@@ -152,7 +152,7 @@ impl<T: Signable + Bounded> Signed<T> {
     /// Signs `message` with `key`; the envelope's signer is `message.signer()`.
     pub fn sign(key: &SigningKey, message: T) -> Result<Signed<T>, VerifyError> {
         let bytes = signing_bytes(&message)?;
-        let signature = Signature(key.sign(&bytes).to_bytes());
+        let signature = Signature(crate::signature::sign(key, &bytes));
         Ok(Signed {
             signer: message.signer(),
             message,
