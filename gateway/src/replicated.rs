@@ -134,6 +134,7 @@ impl ReplicatedFileService {
             vouch_at: None,
             epoch: Instant::now(),
             counters: counters.clone(),
+            span: info_span!("gateway", node = id),
         };
         let task = tokio::spawn(driver.run(rx, inbound));
         ReplicatedFileService {
@@ -277,6 +278,9 @@ struct Driver {
     vouch_at: Option<Instant>,
     epoch: Instant,
     counters: Arc<Counters>,
+    /// The span of the client core's log lines, made once: a span costs a formatted
+    /// string, and one per step was measurable (`palisade_node`'s `StepSpan`).
+    span: tracing::Span,
 }
 
 impl Driver {
@@ -399,8 +403,7 @@ impl Driver {
 
     fn client_step(&mut self, input: ClientInput) -> Vec<ClientOutput> {
         let now = self.epoch.elapsed();
-        let span = info_span!("gateway", node = self.id);
-        let _enter = span.enter();
+        let _enter = self.span.enter();
         self.client.step(input, now)
     }
 

@@ -55,6 +55,7 @@ use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::handle::{NodeHandle, Probe};
 use crate::hex;
+use crate::step_span::StepSpan;
 use crate::timers::{sleep_until, Timers};
 
 /// How often the replica is told the time.
@@ -194,6 +195,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         timers: Timers::default(),
         buckets: BTreeMap::new(),
         probe: probe.clone(),
+        span: StepSpan::new(),
         resume_file,
         resume,
         stable: 0,
@@ -284,6 +286,8 @@ struct Driver {
     timers: Timers<TimerKind>,
     buckets: BTreeMap<NodeId, Bucket>,
     probe: Arc<Probe>,
+    /// The span of this node's log lines: node, view, sequence number.
+    span: StepSpan<(u64, u64)>,
     resume_file: Option<PathBuf>,
     resume: Option<(Sequence, Digest)>,
     /// Highest stable execution checkpoint fed to the replica.
@@ -637,12 +641,10 @@ impl Driver {
     }
 
     fn step(&mut self, input: Input) {
-        let span = info_span!(
-            "agreement",
-            node = self.me,
-            view = self.replica.view(),
-            sequence = self.replica.last_delivered()
-        );
+        let (me, view, sequence) = (self.me, self.replica.view(), self.replica.last_delivered());
+        let span = self.span.get((view, sequence), || {
+            info_span!("agreement", node = me, view, sequence)
+        });
         let _enter = span.enter();
         let outputs = self.replica.step(input);
         for o in outputs {

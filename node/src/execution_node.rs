@@ -32,6 +32,7 @@ use tracing::{debug, info, info_span, warn};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
 use crate::handle::{NodeHandle, Probe};
+use crate::step_span::StepSpan;
 use crate::timers::Timers;
 
 /// Messages queued for the replica thread.
@@ -121,6 +122,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         bottom_filters: cfg.bottom_filters(),
         timers: Timers::default(),
         probe: probe.clone(),
+        span: StepSpan::new(),
         stop: stop.clone(),
         divergent: false,
         redundant: RedundantOrders::default(),
@@ -179,6 +181,8 @@ struct Worker {
     bottom_filters: Vec<NodeId>,
     timers: Timers<ExecTimer>,
     probe: Arc<Probe>,
+    /// The span of this node's log lines: node, sequence number.
+    span: StepSpan<u64>,
     stop: Arc<AtomicBool>,
     divergent: bool,
     /// Drops the routine second copy of an executed order the bottom filters push (see
@@ -325,11 +329,10 @@ impl Worker {
     }
 
     fn step(&mut self, input: ReplicaInput) {
-        let span = info_span!(
-            "execution",
-            node = self.me,
-            sequence = self.replica.last_applied()
-        );
+        let (me, sequence) = (self.me, self.replica.last_applied());
+        let span = self
+            .span
+            .get(sequence, || info_span!("execution", node = me, sequence));
         let _enter = span.enter();
         let outputs = self.replica.step(input);
         for o in outputs {

@@ -204,6 +204,12 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
     let (tx, rx) = sync_channel::<Inbound>(THREAD_QUEUE);
     info!(node = %cfg.node_id(), row = place.row, column = place.column,
         addr = ?net.local_addr(), "filter node started");
+    let span = info_span!(
+        "filter",
+        node = %cfg.node_id(),
+        row = place.row,
+        column = place.column
+    );
     let worker = Worker {
         me: cfg.node_id(),
         filter: Filter::new(config),
@@ -213,6 +219,7 @@ pub async fn start(cfg: &NodeConfig) -> Result<NodeHandle, NodeError> {
         stats: stats.clone(),
         stop: stop.clone(),
         start: Instant::now(),
+        span,
     };
     let thread = std::thread::Builder::new()
         .name(format!("palisade-filter-{}", cfg.id))
@@ -246,6 +253,8 @@ struct Worker {
     stats: Arc<Mutex<FilterStats>>,
     stop: Arc<AtomicBool>,
     start: Instant,
+    /// The span of this filter's log lines (its fields never change; see `StepSpan`).
+    span: tracing::Span,
 }
 
 impl Worker {
@@ -293,8 +302,7 @@ impl Worker {
     }
 
     fn step(&mut self, input: FilterInput) {
-        let span = self.span();
-        let _enter = span.enter();
+        let _enter = self.span.clone().entered();
         let outputs = self.filter.step(input);
         for o in outputs {
             self.carry_out(o);
@@ -310,21 +318,10 @@ impl Worker {
         if outputs.is_empty() {
             return;
         }
-        let span = self.span();
-        let _enter = span.enter();
+        let _enter = self.span.clone().entered();
         for o in outputs {
             self.carry_out(o);
         }
-    }
-
-    /// The span of this filter's log lines.
-    fn span(&self) -> tracing::Span {
-        info_span!(
-            "filter",
-            node = %self.me,
-            row = self.place.row,
-            column = self.place.column
-        )
     }
 
     /// Copies the core's counters where the handle and probes read them.

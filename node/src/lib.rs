@@ -27,6 +27,7 @@ pub mod gateway_node;
 pub mod handle;
 pub mod hex;
 pub mod node;
+mod step_span;
 pub mod timers;
 
 pub use cluster::{ClusterMode, LocalCluster, LocalClusterOptions};
