@@ -19,14 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use palisade_wire::envelope::Envelope;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::error::NetError;
-use crate::frame;
+use crate::frame::{MessageReader, MessageWriter};
 use crate::handshake;
 use crate::peer::{NodeId, NoiseKeypair, PeerInfo};
 use crate::stats::{bump, NetStats, NetStatsSnapshot};
@@ -317,8 +316,8 @@ impl Dialer {
             backoff = self.backoff_min;
             bump(&self.stats.connects);
             debug!(node = %self.me, peer = %self.peer, "connected");
-            let mut w = BufWriter::with_capacity(256 * 1024, stream);
-            let mut scratch = Vec::new();
+            let mut w = stream;
+            let mut out = MessageWriter::new();
             let mut next = Some(first);
             let result: Result<(), NetError> = async {
                 loop {
@@ -331,7 +330,7 @@ impl Dialer {
                             }
                             Err(_) => {
                                 // Queue empty: push what we have, then wait.
-                                w.flush().await?;
+                                out.flush(&mut w).await?;
                                 match rx.recv().await {
                                     Some(m) => {
                                         self.bytes.fetch_sub(m.len(), Ordering::Relaxed);
@@ -342,7 +341,10 @@ impl Dialer {
                             }
                         },
                     };
-                    frame::write_message(&mut w, &mut transport, &msg, &mut scratch).await?;
+                    out.push(&mut transport, &msg)?;
+                    if out.pending() >= MessageWriter::FLUSH_AT {
+                        out.flush(&mut w).await?;
+                    }
                     bump(&self.stats.sent);
                 }
             }
@@ -447,12 +449,11 @@ impl Acceptor {
         if let Some(old) = old {
             old.notify_one();
         }
-        let mut r = BufReader::with_capacity(256 * 1024, stream);
-        let mut scratch = Vec::new();
+        let mut r = MessageReader::new(stream);
         let mut stop = self.stop.clone();
         loop {
             let next = tokio::select! {
-                m = frame::read_message(&mut r, &mut transport, &mut scratch) => m,
+                m = r.read_message(&mut transport) => m,
                 _ = stop.changed() => return,
                 _ = superseded.notified() => {
                     debug!(node = %self.me, peer = %from, "link superseded by a newer one");

@@ -327,6 +327,13 @@ async fn hostile_frames_close_the_connection_without_a_panic() {
         wait_for(|| p.b.stats().malformed_frames >= n).await;
     }
 
+    // 8. Authenticated, then a zero-length frame (no Noise message is empty).
+    let mut s = TcpStream::connect(b_addr).await.unwrap();
+    let _t = initiate(&mut s, &p.a_key, &p.b_key.public).await.unwrap();
+    s.write_all(&[0, 0]).await.unwrap();
+    assert!(closed_by_peer(&mut s).await);
+    wait_for(|| p.b.stats().malformed_frames >= 4).await;
+
     // A handshake reply is never sent to garbage; the real peer still gets through.
     let _ = read_noise_frame::<TcpStream>;
     p.a.send(B, &small(42));
