@@ -137,6 +137,9 @@ impl<S: Store> FileSystem<S> {
     ) -> Result<Vec<FsResult>, ExecError> {
         let (results, ran) = self.run_batch(ctx, ops)?;
         self.commit_batch(ran)?;
+        // The callers of this (the unreplicated executor, the simulator's oracle) have
+        // no idle moment to do it in later.
+        self.apply_deferred()?;
         Ok(results)
     }
 
@@ -197,17 +200,25 @@ impl<S: Store> FileSystem<S> {
                 got: changes.last_applied,
             });
         }
-        if let Err(e) = self.store.commit(&changes) {
-            tracing::warn!(sequence = changes.last_applied, error = %e, "batch commit failed");
+        let (meta, last_applied) = (changes.meta, changes.last_applied);
+        // Every change to entries or blocks also rewrites the owning inode (its mtime,
+        // size or used), so the changed inodes are exactly the dirty leaves.
+        let dirty: Vec<FileId> = changes.inodes.keys().copied().collect();
+        if let Err(e) = self.store.commit_deferred(changes) {
+            tracing::warn!(sequence = last_applied, error = %e, "batch commit failed");
             self.reload();
             return Err(e);
         }
-        self.meta = changes.meta;
-        self.last_applied = changes.last_applied;
-        // Every change to entries or blocks also rewrites the owning inode (its mtime,
-        // size or used), so the changed inodes are exactly the dirty leaves.
-        self.tree.mark_dirty(changes.inodes.keys().copied());
+        self.meta = meta;
+        self.last_applied = last_applied;
+        self.tree.mark_dirty(dirty);
         Ok(())
+    }
+
+    /// Finishes the store work a commit left for later ([`Store::commit_deferred`]):
+    /// call it once the batch's answers are out.
+    pub fn apply_deferred(&mut self) -> Result<(), ExecError> {
+        self.store.apply_deferred()
     }
 
     /// Re-reads the in-memory copies from the store after a failed commit (they should

@@ -112,6 +112,9 @@ struct Inner {
     /// the store recovers once the disk has room again).
     opened: Option<Opened>,
     log: Option<Log>,
+    /// A batch that is durable in the log but not yet written into the B-tree
+    /// ([`Store::commit_deferred`]). Every access applies it first ([`Inner::db`]).
+    pending: Option<ChangeSet>,
 }
 
 /// The write-ahead log and what has been committed through it.
@@ -244,6 +247,7 @@ impl RedbStore {
         let opened = open_and_recover(&opener, &mut log, None)?;
         Ok(RedbStore {
             db: Mutex::new(Inner {
+                pending: None,
                 opened: Some(opened),
                 log,
             }),
@@ -401,9 +405,19 @@ fn set_epoch(tx: &redb::WriteTransaction, epoch: u64) -> Result<(), ExecError> {
 
 impl Inner {
     /// The open database, reopening (and replaying the log) first if a failed commit
-    /// closed it.
+    /// closed it, and with a deferred batch written into the B-tree first.
     fn db(&mut self, opener: &Opener) -> Result<&Database, ExecError> {
+        if let (Some(changes), Some((db, _))) = (self.pending.take(), &self.opened) {
+            if let Err(e) = write_unsynced(db, &changes) {
+                // The batch is in the log: the reopen below replays it.
+                tracing::warn!(sequence = changes.last_applied, error = %e,
+                    "deferred B-tree write failed; reopening the database");
+                self.opened = None;
+            }
+        }
         if self.opened.is_none() {
+            // A pending batch is in the log, and the replay goes through it.
+            self.pending = None;
             let upto = self.log.as_ref().and_then(|l| l.committed);
             self.opened = Some(open_and_recover(opener, &mut self.log, upto)?);
             tracing::info!("database reopened");
@@ -418,17 +432,42 @@ impl Inner {
     /// enough, the B-tree then without an fsync; otherwise as a durable B-tree commit,
     /// which also starts the log again.
     fn commit(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<(), ExecError> {
-        self.db(opener)?;
-        let Some((db, _)) = &self.opened else {
-            return Err(ExecError::Storage("database not open".into()));
+        let Some(at) = self.append(opener, changes)? else {
+            return self.commit_unlogged(opener, changes);
         };
-        let Some(log) = &mut self.log else {
-            let mut tx = db.begin_write().map_err(storage)?;
-            if !changes.durable {
-                tx.set_durability(Durability::None).map_err(storage)?;
+        let result = match &self.opened {
+            Some((db, _)) => write_unsynced(db, changes),
+            None => Err(ExecError::Storage("database not open".into())),
+        };
+        if let Some(log) = &mut self.log {
+            match result {
+                Ok(()) => log.committed = Some(changes.last_applied),
+                Err(_) => log.wal.rewind(at),
             }
-            write_changes(&tx, changes)?;
-            return tx.commit().map_err(storage);
+        }
+        result
+    }
+
+    /// [`Inner::commit`], except that a logged batch is written into the B-tree only at
+    /// the next access: it is durable (and may be answered) once its record is.
+    fn commit_deferred(&mut self, opener: &Opener, changes: ChangeSet) -> Result<(), ExecError> {
+        if self.append(opener, &changes)?.is_none() {
+            return self.commit_unlogged(opener, &changes);
+        }
+        if let Some(log) = &mut self.log {
+            log.committed = Some(changes.last_applied);
+        }
+        self.pending = Some(changes);
+        Ok(())
+    }
+
+    /// Appends the record of `changes` to the log; `None` if the batch does not go
+    /// through the log (no log, too large, the log is full, or it does not follow the
+    /// last commit), else where the record starts.
+    fn append(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<Option<u64>, ExecError> {
+        self.db(opener)?;
+        let (Some((db, _)), Some(log)) = (&self.opened, &mut self.log) else {
+            return Ok(None);
         };
         // Only the batch that follows the last commit is logged, so the log is always the
         // chain a replay follows; anything else (the format, a checkpoint import that
@@ -441,34 +480,47 @@ impl Inner {
             _ => None,
         };
         match record.filter(|r| r.len() <= LOG_RECORD_MAX && log.wal.fits(r.len())) {
-            Some(record) => {
-                let at = log
-                    .wal
-                    .append(changes.last_applied, &record, changes.durable)
-                    .map_err(storage)?;
-                let result = (|| {
-                    let mut tx = db.begin_write().map_err(storage)?;
-                    tx.set_durability(Durability::None).map_err(storage)?;
-                    write_changes(&tx, changes)?;
-                    tx.commit().map_err(storage)
-                })();
-                if result.is_err() {
-                    log.wal.rewind(at);
-                }
-                result?;
-            }
-            None => {
-                let next = log.wal.epoch().wrapping_add(1);
-                let tx = db.begin_write().map_err(storage)?;
-                write_changes(&tx, changes)?;
-                set_epoch(&tx, next)?;
-                tx.commit().map_err(storage)?;
-                log.wal.reset(next);
-            }
+            Some(record) => log
+                .wal
+                .append(changes.last_applied, &record, changes.durable)
+                .map(Some)
+                .map_err(storage),
+            None => Ok(None),
         }
+    }
+
+    /// A B-tree commit of `changes` outside the log: durable unless there is no log and
+    /// the batch need not be; with a log, it starts the log again under a new epoch.
+    fn commit_unlogged(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<(), ExecError> {
+        self.db(opener)?;
+        let Some((db, _)) = &self.opened else {
+            return Err(ExecError::Storage("database not open".into()));
+        };
+        let Some(log) = &mut self.log else {
+            let mut tx = db.begin_write().map_err(storage)?;
+            if !changes.durable {
+                tx.set_durability(Durability::None).map_err(storage)?;
+            }
+            write_changes(&tx, changes)?;
+            return tx.commit().map_err(storage);
+        };
+        let next = log.wal.epoch().wrapping_add(1);
+        let tx = db.begin_write().map_err(storage)?;
+        write_changes(&tx, changes)?;
+        set_epoch(&tx, next)?;
+        tx.commit().map_err(storage)?;
+        log.wal.reset(next);
         log.committed = Some(changes.last_applied);
         Ok(())
     }
+}
+
+/// Writes a logged batch into the B-tree without an fsync (the log made it durable).
+fn write_unsynced(db: &Database, changes: &ChangeSet) -> Result<(), ExecError> {
+    let mut tx = db.begin_write().map_err(storage)?;
+    tx.set_durability(Durability::None).map_err(storage)?;
+    write_changes(&tx, changes)?;
+    tx.commit().map_err(storage)
 }
 
 impl RedbStore {
@@ -849,5 +901,19 @@ impl Store for RedbStore {
             inner.opened = None;
         }
         result
+    }
+
+    fn commit_deferred(&mut self, changes: ChangeSet) -> Result<(), ExecError> {
+        let inner = self.db.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let result = inner.commit_deferred(&self.opener, changes);
+        if result.is_err() {
+            inner.opened = None;
+        }
+        result
+    }
+
+    fn apply_deferred(&mut self) -> Result<(), ExecError> {
+        let inner = self.db.get_mut().unwrap_or_else(PoisonError::into_inner);
+        inner.db(&self.opener).map(|_| ())
     }
 }

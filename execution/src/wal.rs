@@ -154,8 +154,12 @@ impl Wal {
     }
 
     /// Hands `apply`, in order, the payloads of the records that continue a state whose
-    /// last applied sequence is `last` — from offset 0, each whole, of `epoch`, and each of
-    /// the sequence after the one before — and returns where that chain ends. An I/O
+    /// last applied sequence is `last` — from offset 0, each whole, of `epoch`, each of
+    /// the sequence after the one before, the first at or below `last + 1` — and returns
+    /// where that chain ends. Records at or below `last` are passed over: the B-tree
+    /// already holds them (its non-durable commits of them reached the disk, as redb
+    /// makes them when it closes cleanly), while a later record of the chain may not be
+    /// there yet (`RedbStore` writes a logged batch into the B-tree after its record). An I/O
     /// error is an error (a log that cannot be read must not silently lose what it
     /// holds). Memory is bounded by the log's capacity, one record at a time.
     pub(crate) fn replay<E: From<io::Error>>(
@@ -165,7 +169,9 @@ impl Wal {
         mut apply: impl FnMut(u64, &[u8]) -> Result<(), E>,
     ) -> Result<u64, E> {
         let mut at = 0u64;
-        let mut expected = last.saturating_add(1);
+        let next = last.saturating_add(1);
+        // The sequence the next record must have; the first may be any up to `next`.
+        let mut expected: Option<u64> = None;
         let mut header = [0u8; HEADER];
         loop {
             if at.saturating_add(HEADER as u64) > self.capacity {
@@ -177,9 +183,14 @@ impl Wal {
             let (rec_epoch, rest) = rest.split_at(8);
             let (sequence, hash) = rest.split_at(8);
             let len = u64::from(u32::from_le_bytes(le(len)));
+            let sequence = u64::from_le_bytes(le(sequence));
+            let in_chain = match expected {
+                None => sequence <= next,
+                Some(e) => sequence == e,
+            };
             if magic != MAGIC
                 || u64::from_le_bytes(le(rec_epoch)) != epoch
-                || u64::from_le_bytes(le(sequence)) != expected
+                || !in_chain
                 || at + HEADER as u64 + len > self.capacity
             {
                 return Ok(at);
@@ -191,14 +202,16 @@ impl Wal {
                 // its batch was never answered as durable.
                 tracing::warn!(
                     offset = at,
-                    sequence = expected,
+                    sequence,
                     "the write-ahead log ends in a torn record; replay stops before it"
                 );
                 return Ok(at);
             }
-            apply(expected, &payload)?;
+            if sequence >= next {
+                apply(sequence, &payload)?;
+            }
             at += HEADER as u64 + len;
-            expected = expected.saturating_add(1);
+            expected = Some(sequence.saturating_add(1));
         }
     }
 }
@@ -240,7 +253,16 @@ mod tests {
             replayed(&wal, 3, 9),
             vec![(10, b"ten".to_vec()), (11, b"eleven".to_vec())]
         );
-        assert!(replayed(&wal, 3, 10).is_empty(), "must start at last + 1");
+        // Records the state already holds are passed over, the rest of the chain applied.
+        assert_eq!(replayed(&wal, 3, 10), vec![(11, b"eleven".to_vec())]);
+        assert!(
+            replayed(&wal, 3, 11).is_empty(),
+            "the state holds the whole chain"
+        );
+        assert!(
+            replayed(&wal, 3, 8).is_empty(),
+            "a gap before the first record"
+        );
         assert!(replayed(&wal, 4, 9).is_empty(), "records of another epoch");
     }
 

@@ -338,6 +338,8 @@ impl Worker {
         for o in outputs {
             self.carry_out(o);
         }
+        // The replies are on their way: now the B-tree writes they did not need.
+        self.replica.apply_deferred();
         Probe::put(&self.probe.sequence, self.replica.last_applied());
         let divergent = self.replica.is_divergent();
         if divergent && !self.divergent {

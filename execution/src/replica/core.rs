@@ -364,6 +364,17 @@ impl<S: Store> ExecutionReplica<S> {
 
     /// The file system (for inspection; its own `digest()` leaves out the exactly-once
     /// table).
+    /// Finishes the store work the last batches' commits left for later (their B-tree
+    /// writes: `Store::commit_deferred`). The runtime calls it once it has sent a step's
+    /// outputs, so that the work is off the replies' path; any later access would do it
+    /// anyway. A failure is logged: the store reopens and replays its log at the next
+    /// access.
+    pub fn apply_deferred(&mut self) {
+        if let Err(e) = self.fs.apply_deferred() {
+            tracing::warn!(error = %e, "deferred store work failed; the store recovers at its next access");
+        }
+    }
+
     pub fn fs(&self) -> &FileSystem<S> {
         &self.fs
     }
