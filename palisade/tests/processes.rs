@@ -139,12 +139,14 @@ async fn kill_the_primary_process(firewall: bool) {
         let f = nfs.lookup(&work, name.as_bytes()).await.unwrap();
         assert_eq!(&nfs.read_all(&f, 1 << 20).await, data, "{name}");
     }
-    // The surviving replicas moved to a new view (their logs say so).
+    // The surviving replicas moved to a new view (their logs say so). The event's own
+    // fields follow its message; the span before it names the view the step began in.
     drop(procs);
     let log = std::fs::read_to_string(dir.path().join("agreement-1.log")).unwrap();
     assert!(
-        log.lines()
-            .any(|l| l.contains("entered a new view") && !l.contains("view=0")),
+        log.lines().any(|l| l
+            .split_once("entered a new view")
+            .is_some_and(|(_, fields)| fields.contains(" view=") && !fields.contains(" view=0 "))),
         "no view change in agreement-1's log:\n{log}"
     );
 }
