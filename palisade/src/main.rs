@@ -194,6 +194,7 @@ fn run_keygen(args: &KeygenArgs) -> Result<()> {
 
 fn run_node(args: &NodeArgs) -> Result<()> {
     runtime()?.block_on(async {
+        let stop = StopSignals::install()?;
         let node = RunningNode::start(&args.config)
             .await
             .with_context(|| format!("cannot start the node of {}", args.config.display()))?;
@@ -206,7 +207,7 @@ fn run_node(args: &NodeArgs) -> Result<()> {
         } else {
             println!("palisade: node of {} running", args.config.display());
         }
-        wait_for_stop_signal().await?;
+        stop.wait().await;
         info!("stopping");
         node.stop().await;
         Ok(())
@@ -217,6 +218,7 @@ fn up_cluster(args: &UpArgs, mode: ClusterMode) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     prepare_data_dir(&args.data)?;
     runtime()?.block_on(async {
+        let stop = StopSignals::install()?;
         let cluster = LocalCluster::start(&LocalClusterOptions {
             mode,
             data: args.data.clone(),
@@ -243,7 +245,7 @@ fn up_cluster(args: &UpArgs, mode: ClusterMode) -> Result<()> {
         println!("  libnfs: {}", commands.nfs_ls);
         println!("  kernel: {}", commands.mount);
         println!("Ctrl-C or SIGTERM stops it.");
-        wait_for_stop_signal().await?;
+        stop.wait().await;
         info!("stopping");
         cluster.shutdown().await;
         println!("palisade: stopped");
@@ -255,6 +257,7 @@ fn up_unreplicated(args: &UpArgs) -> Result<()> {
     let listen = parse_listen(&args.listen)?;
     prepare_data_dir(&args.data)?;
     runtime()?.block_on(async {
+        let stop = StopSignals::install()?;
         let options = GatewayOptions {
             listen,
             export_name: args.export_name.clone(),
@@ -271,7 +274,7 @@ fn up_unreplicated(args: &UpArgs) -> Result<()> {
         println!("  libnfs: {}", commands.nfs_ls);
         println!("  kernel: {}", commands.mount);
         println!("Ctrl-C or SIGTERM stops it.");
-        wait_for_stop_signal().await?;
+        stop.wait().await;
         info!("stopping");
         gateway
             .shutdown()
@@ -292,12 +295,31 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT (Ctrl-C), caught from before a server says it is ready: a stop
+/// that arrives right after the "ready" lines must shut it down cleanly. Installed only
+/// when the wait began, the handlers left a moment in which SIGTERM killed the process
+/// outright (a test that stops the server as soon as it answered once saw it).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Must run inside the runtime.
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt())
+                .context("cannot install the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Until either signal arrives (or arrived since `install`).
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }

@@ -210,6 +210,40 @@ fn up_serves_and_stops(mode: &str, state_file: &str) {
     }
 }
 
+/// A SIGTERM that arrives the moment the server says it is ready stops it cleanly: the
+/// handlers are installed before the "ready" lines, not after them.
+#[test]
+fn sigterm_right_after_ready_stops_cleanly() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Running(
+            palisade()
+                .args(["up", "--mode", "unreplicated", "--listen", "127.0.0.1:0"])
+                .args(["--data", dir.path().join("data").to_str().unwrap()])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            if line.unwrap().contains("ready on") {
+                break;
+            }
+        }
+        let status = Command::new("kill")
+            .args(["-TERM", &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.0.wait().unwrap();
+        assert!(exit.success(), "{exit:?}");
+        let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+        assert!(rest.iter().any(|l| l == "palisade: stopped"), "{rest:?}");
+    }
+}
+
 #[test]
 fn keygen_writes_private_configs_and_bad_configs_are_clear_errors() {
     use std::os::unix::fs::PermissionsExt;
