@@ -61,9 +61,6 @@ pub struct Client {
     /// The highest sequence number of an accepted reply; reported to the agreement
     /// replicas whenever it rises ([`ClientOutput::RepliedThrough`]).
     replied_through: u64,
-    /// `replied_through` rose while nothing was outstanding: its report goes just before
-    /// the next request (see [`Client::replied`]).
-    report_due: bool,
     stats: ClientStats,
 }
 
@@ -83,7 +80,6 @@ impl Client {
             vouches: Vouches::new(VOUCHED_BYTES),
             vouch_due: None,
             replied_through: 0,
-            report_due: false,
             stats: ClientStats::default(),
         }
     }
@@ -164,11 +160,6 @@ impl Client {
         self.next_request_id = self.next_request_id.saturating_add(1);
         self.stats.submitted += 1;
         out.push(ClientOutput::Accepted { request_id });
-        if std::mem::take(&mut self.report_due) {
-            // Before the request, on the same links: the primary counts the batch it
-            // proposes for this request against the progress reported here.
-            out.push(ClientOutput::RepliedThrough(self.replied_through));
-        }
         // To every agreement replica at once (TOCS §4.1, §4.4): if only the primary got
         // it, a faulty primary could drop it and no backup would ever suspect it.
         out.push(ClientOutput::SendRequest {
@@ -454,21 +445,10 @@ impl Client {
     /// A reply of the batch at `sequence` was accepted: when that is the highest yet, tell
     /// the agreement replicas, whose primary paces batches by it (once per batch, so
     /// the report costs one small message per batch and agreement replica).
-    ///
-    /// When nothing else is outstanding the report waits for the next request and goes
-    /// just before it: no request of this client then waits at the primary for it, and a
-    /// client that makes one call at a time (the latency workload) would otherwise send
-    /// 3f+1 messages more per call, each a `send`, a wake-up and a step at a replica, on
-    /// the call's path (the gateway answers NFS after carrying out this step's outputs).
     fn replied(&mut self, sequence: u64, out: &mut Vec<ClientOutput>) {
         if sequence > self.replied_through {
             self.replied_through = sequence;
-            if self.outstanding.is_empty() {
-                self.report_due = true;
-            } else {
-                self.report_due = false;
-                out.push(ClientOutput::RepliedThrough(sequence));
-            }
+            out.push(ClientOutput::RepliedThrough(sequence));
         }
     }
 

@@ -72,8 +72,6 @@ pub enum ClientOutput {
     },
     /// Tell every agreement replica that this client has accepted replies through this
     /// sequence number (`Envelope::RepliedThrough`; a batching hint for the primary).
-    /// Sent as the number rises while requests are outstanding, else just before the
-    /// next [`ClientOutput::SendRequest`].
     RepliedThrough(u64),
     /// g+1 execution replicas agreed on this result (the encoding of an `FsResult`, or
     /// its sealed form when the execution cluster seals reply bodies) for the request,
