@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use nfs3_client::nfs3_types::nfs3::{GETATTR3args, Nfs3Result};
@@ -130,9 +131,10 @@ fn up_separate_serves() {
     up_serves_and_stops("separate", "exec-2/state.redb");
 }
 
-fn up_serves_and_stops(mode: &str, state_file: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+type StdoutLines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// `palisade up [--mode MODE] --data DATA` on a free port, and its standard output.
+fn spawn_up(mode: &str, data: &Path) -> (Running, StdoutLines) {
     let mut args = vec!["up"];
     if !mode.is_empty() {
         args.extend(["--mode", mode]);
@@ -147,7 +149,27 @@ fn up_serves_and_stops(mode: &str, state_file: &str) {
             .spawn()
             .unwrap(),
     );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Sends SIGTERM; the server must exit cleanly and say so on its way out.
+fn stop_with_sigterm(mut child: Running, lines: StdoutLines) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(rest.iter().any(|l| l == "palisade: stopped"), "{rest:?}");
+}
+
+fn up_serves_and_stops(mode: &str, state_file: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (child, mut lines) = spawn_up(mode, &data);
     let mut port = None;
     let mut printed = Vec::new();
     for line in lines.by_ref() {
@@ -194,15 +216,7 @@ fn up_serves_and_stops(mode: &str, state_file: &str) {
         assert!(matches!(attr, Nfs3Result::Ok(_)));
     });
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.0.wait().unwrap();
-    assert!(exit.success(), "{exit:?}");
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    assert!(rest.iter().any(|l| l == "palisade: stopped"), "{rest:?}");
+    stop_with_sigterm(child, lines);
     // The data directory holds the durable state and is reusable.
     assert!(data.join(state_file).exists(), "{state_file}");
     if mode.is_empty() {
@@ -216,31 +230,13 @@ fn up_serves_and_stops(mode: &str, state_file: &str) {
 fn sigterm_right_after_ready_stops_cleanly() {
     for _ in 0..5 {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Running(
-            palisade()
-                .args(["up", "--mode", "unreplicated", "--listen", "127.0.0.1:0"])
-                .args(["--data", dir.path().join("data").to_str().unwrap()])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+        let (child, mut lines) = spawn_up("unreplicated", &dir.path().join("data"));
         for line in lines.by_ref() {
             if line.unwrap().contains("ready on") {
                 break;
             }
         }
-        let status = Command::new("kill")
-            .args(["-TERM", &child.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = child.0.wait().unwrap();
-        assert!(exit.success(), "{exit:?}");
-        let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-        assert!(rest.iter().any(|l| l == "palisade: stopped"), "{rest:?}");
+        stop_with_sigterm(child, lines);
     }
 }
 
