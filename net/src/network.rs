@@ -481,7 +481,9 @@ impl Acceptor {
                     return;
                 }
             };
-            let envelope = match palisade_wire::decode::<Envelope>(&bytes) {
+            let envelope = match palisade_wire::codec::decode_shared::<Envelope>(
+                &bytes::Bytes::from(bytes),
+            ) {
                 Ok(e) => e,
                 Err(e) => {
                     bump(&self.stats.decode_errors);

@@ -39,7 +39,10 @@ fn big(size: usize) -> Envelope {
                 message: Request {
                     client: 3,
                     request_id: requests.len() as u64,
-                    payload: (0..n).map(|i| (i * 31 % 251) as u8).collect(),
+                    payload: (0..n)
+                        .map(|i| (i * 31 % 251) as u8)
+                        .collect::<Vec<u8>>()
+                        .into(),
                 },
                 signature: Signature([9; 64]),
             });

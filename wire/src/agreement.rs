@@ -30,11 +30,11 @@
 //! certificates; it carries the `P` and `Q` sets of TOCS §4.5 instead, and the new view
 //! is chosen by that section's decision procedure (`palisade-agreement`, `view_change`).
 
-use bytes::Bytes;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::fs::Timestamp;
+pub use crate::payload::Payload;
 use crate::signature::SignatureBatch;
 
 /// Index of an agreement replica, `0..n`.
@@ -111,6 +111,18 @@ pub trait Signable: Serialize {
     const DOMAIN: &'static [u8];
     /// The id of the party that must sign this message (replica or client id).
     fn signer(&self) -> u64;
+
+    /// The BLAKE3 digest that the signature covers, after the domain tag
+    /// (`signing_bytes`): by default that of the canonical encoding.
+    fn signing_digest(&self) -> Result<[u8; 32], VerifyError>
+    where
+        Self: Sized,
+    {
+        let mut hasher = blake3::Hasher::new();
+        crate::codec::hash_encoding(&mut hasher, self)
+            .map_err(|e| VerifyError::Encoding(e.to_string()))?;
+        Ok(*hasher.finalize().as_bytes())
+    }
 }
 
 /// Structural limits of a message, checked before anything else looks at it.
@@ -137,14 +149,11 @@ pub struct Signed<T> {
 /// with identical fields) can never share signing bytes; BLAKE3's collision resistance
 /// carries the binding of the signature to the message.
 fn signing_bytes<T: Signable>(message: &T) -> Result<Vec<u8>, VerifyError> {
-    let mut hasher = blake3::Hasher::new();
-    crate::codec::hash_encoding(&mut hasher, message)
-        .map_err(|e| VerifyError::Encoding(e.to_string()))?;
-    let digest = hasher.finalize();
+    let digest = message.signing_digest()?;
     let mut bytes = Vec::with_capacity(T::DOMAIN.len() + 1 + blake3::OUT_LEN);
     bytes.extend_from_slice(T::DOMAIN);
     bytes.push(0);
-    bytes.extend_from_slice(digest.as_bytes());
+    bytes.extend_from_slice(&digest);
     Ok(bytes)
 }
 
@@ -238,15 +247,31 @@ pub struct Request {
     /// semantics), but a client may have many ids in flight at once.
     pub request_id: u64,
     /// Shared, not copied, when a replica clones a request into a batch, a rebuilt
-    /// named pre-prepare or its delivery log (each was a megabyte for a 1 MiB WRITE).
-    /// Encoded as bytes, exactly as a `Vec<u8>` under `serde_bytes` was.
-    pub payload: Bytes,
+    /// named pre-prepare or its delivery log (each was a megabyte for a 1 MiB WRITE);
+    /// its digest is computed once per node ([`Payload`]).
+    pub payload: Payload,
 }
 
 impl Signable for Request {
     const DOMAIN: &'static [u8] = b"palisade/agreement/request";
     fn signer(&self) -> u64 {
         self.client
+    }
+
+    /// The canonical encoding of `(client, request id, BLAKE3(payload))`: it binds the
+    /// payload as the whole encoding would (BLAKE3 is collision resistant), and the
+    /// payload's digest is the one [`Batch::digest`] reuses, so a node hashes a payload
+    /// once however many times it checks the request.
+    fn signing_digest(&self) -> Result<[u8; 32], VerifyError>
+    where
+        Self: Sized,
+    {
+        Digest::of_encoding(
+            b"palisade/agreement/request",
+            &(self.client, self.request_id, self.payload.digest()),
+        )
+        .map(|d| d.0)
+        .map_err(|e| VerifyError::Encoding(e.to_string()))
     }
 }
 
@@ -279,9 +304,19 @@ impl Batch {
     }
 
     /// The digest that pre-prepares, prepares and commits name. It covers the
-    /// timestamp, so a primary cannot change the time of an agreed batch.
+    /// timestamp, so a primary cannot change the time of an agreed batch, and each
+    /// request by its signer, its signature and its signing digest
+    /// ([`Signable::signing_digest`]), which binds the request's fields and payload. Two
+    /// batches with equal digests are therefore equal, as they were when this hashed the
+    /// whole encoding, but the payloads are hashed through their cached digests
+    /// ([`Payload`]): at most once per node, shared with the signature checks.
     pub fn digest(&self) -> Result<Digest, VerifyError> {
-        Digest::of_encoding(b"palisade/agreement/batch", self)
+        let requests = self
+            .requests
+            .iter()
+            .map(|r| Ok((r.signer, r.signature, r.message.signing_digest()?)))
+            .collect::<Result<Vec<_>, VerifyError>>()?;
+        Digest::of_encoding(b"palisade/agreement/batch", &(self.timestamp, requests))
             .map_err(|e| VerifyError::Encoding(e.to_string()))
     }
 
@@ -798,11 +833,72 @@ mod tests {
             assert_eq!(tampered.verify(&vk), Err(VerifyError::BadSignature(0)));
         }
         let mut shorter = signed.clone();
-        shorter.message.payload.truncate(1024 * 1024 - 1);
+        shorter.message.payload = signed
+            .message
+            .payload
+            .bytes()
+            .slice(..1024 * 1024 - 1)
+            .into();
         assert_eq!(shorter.verify(&vk), Err(VerifyError::BadSignature(0)));
         let mut other_id = signed;
         other_id.message.request_id = 2;
         assert_eq!(other_id.verify(&vk), Err(VerifyError::BadSignature(0)));
+    }
+
+    #[test]
+    fn a_batch_digest_covers_every_request_field_signature_and_payload_byte() {
+        let request = |id: u64, payload: Vec<u8>| {
+            Signed::sign(
+                &key(0),
+                Request {
+                    client: 0,
+                    request_id: id,
+                    payload: payload.into(),
+                },
+            )
+            .unwrap()
+        };
+        let batch = |requests| Batch {
+            timestamp: Timestamp {
+                seconds: 1,
+                nanos: 2,
+            },
+            requests,
+        };
+        let big = vec![3u8; 64 * 1024];
+        let base = batch(vec![request(1, big.clone()), request(2, vec![4])]);
+        let digest = base.digest().unwrap();
+        // The same batch built again (fresh payloads, empty caches): the same digest.
+        assert_eq!(
+            batch(vec![request(1, big.clone()), request(2, vec![4])])
+                .digest()
+                .unwrap(),
+            digest
+        );
+        // One payload byte, after the original's digest was cached.
+        let mut flipped = big.clone();
+        flipped[40_000] ^= 1;
+        let mut changed = base.clone();
+        changed.requests[0].message.payload = flipped.into();
+        assert_ne!(changed.digest().unwrap(), digest);
+        // Another request id (same payload object, so the same cached payload digest).
+        let mut changed = base.clone();
+        changed.requests[1].message.request_id = 3;
+        assert_ne!(changed.digest().unwrap(), digest);
+        // Another signature or signer.
+        let mut changed = base.clone();
+        changed.requests[1].signature.0[0] ^= 1;
+        assert_ne!(changed.digest().unwrap(), digest);
+        let mut changed = base.clone();
+        changed.requests[1].signer = 1;
+        assert_ne!(changed.digest().unwrap(), digest);
+        // The order of the requests, and the timestamp.
+        let mut changed = base.clone();
+        changed.requests.swap(0, 1);
+        assert_ne!(changed.digest().unwrap(), digest);
+        let mut changed = base.clone();
+        changed.timestamp.nanos = 3;
+        assert_ne!(changed.digest().unwrap(), digest);
     }
 
     #[test]

@@ -92,6 +92,44 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     Ok(value)
 }
 
+thread_local! {
+    /// The buffer [`decode_shared`] is decoding, for [`shared_slice`].
+    static SOURCE: std::cell::RefCell<Option<bytes::Bytes>> = const { std::cell::RefCell::new(None) };
+}
+
+/// [`decode`], except that large payloads inside ([`crate::payload::Payload`]) share
+/// `bytes` instead of being copied out of it.
+///
+/// Every message a node receives is decoded from a fresh buffer, and a 1 MiB WRITE's
+/// payload was copied out of it again at each of the seven links it crosses (5% of all
+/// CPU under sequential writes). A shared payload keeps the whole buffer alive, so only
+/// a payload that is at least an eighth of it shares ([`shared_slice`]): what a small
+/// request kept from a large batch could otherwise hold megabytes.
+pub fn decode_shared<T: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<T, WireError> {
+    /// Clears the source on every way out, so a later decode cannot borrow it.
+    struct Reset(Option<bytes::Bytes>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            SOURCE.with(|s| *s.borrow_mut() = previous);
+        }
+    }
+    let _reset = Reset(SOURCE.with(|s| s.replace(Some(bytes.clone()))));
+    decode(bytes)
+}
+
+/// `slice` as a shared part of the buffer [`decode_shared`] is decoding, if it lies in
+/// that buffer and is at least an eighth of it; `None` otherwise (the caller copies).
+pub(crate) fn shared_slice(slice: &[u8]) -> Option<bytes::Bytes> {
+    SOURCE.with(|s| {
+        let source = s.borrow();
+        let source = source.as_ref()?;
+        let start = (slice.as_ptr() as usize).checked_sub(source.as_ptr() as usize)?;
+        let inside = start.checked_add(slice.len())? <= source.len();
+        (inside && slice.len() >= source.len() / 8).then(|| source.slice_ref(slice))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@
 //!   transfer.
 //! - [`firewall`]: what crosses the privacy firewall upward: signature shares, certified
 //!   replies with Merkle paths, stable-checkpoint certificates.
+//! - [`payload`]: a request's opaque payload, with its digest computed once.
 //! - [`envelope`]: the one message type on an authenticated link between nodes.
 //! - [`codec`]: the canonical encoding and its errors.
 
@@ -27,6 +28,7 @@ pub mod envelope;
 pub mod execution;
 pub mod firewall;
 pub mod fs;
+pub mod payload;
 pub mod signature;
 
 pub use codec::{decode, encode, WireError, MAX_MESSAGE_BYTES};
