@@ -130,24 +130,20 @@ impl Wal {
             .ok()
             .filter(|_| self.fits(payload.len()))
             .ok_or_else(|| io::Error::other("record larger than the log's free space"))?;
-        let mut header = [0u8; HEADER];
-        header[..4].copy_from_slice(&MAGIC);
-        header[4..8].copy_from_slice(&len.to_le_bytes());
-        header[8..16].copy_from_slice(&self.epoch.to_le_bytes());
-        header[16..24].copy_from_slice(&sequence.to_le_bytes());
-        header[24..].copy_from_slice(blake3::hash(payload).as_bytes());
+        let mut record = Vec::with_capacity(HEADER + payload.len());
+        record.extend_from_slice(&MAGIC);
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&self.epoch.to_le_bytes());
+        record.extend_from_slice(&sequence.to_le_bytes());
+        record.extend_from_slice(blake3::hash(payload).as_bytes());
+        record.extend_from_slice(payload);
         let at = self.position;
         self.fresh = false;
-        // Two writes, not one of header and payload copied together: a record carries up
-        // to a megabyte of WRITE data, and the copy (into fresh pages the kernel zeroes)
-        // cost more than the second system call. A crash between the two leaves a record
-        // whose hash fails, which replay treats as torn, as it would a half-written one.
-        self.file.write_all_at(&header, at)?;
-        self.file.write_all_at(payload, at + HEADER as u64)?;
+        self.file.write_all_at(&record, at)?;
         if sync {
             self.file.sync_data()?;
         }
-        self.position = at + (HEADER + payload.len()) as u64;
+        self.position = at + record.len() as u64;
         Ok(at)
     }
 
