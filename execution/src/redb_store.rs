@@ -547,20 +547,7 @@ fn write_changes(tx: &redb::WriteTransaction, changes: &ChangeSet) -> Result<(),
         meta.insert(META_KEY, bytes.as_slice()).map_err(storage)?;
         // Only the tables the batch touches are opened: redb checks a table's definition
         // at every open, and two to four of the nine are untouched by a typical batch.
-        if !changes.inodes.is_empty() {
-            let mut inodes = tx.open_table(INODES).map_err(storage)?;
-            for (id, rec) in &changes.inodes {
-                match rec {
-                    Some(rec) => {
-                        let bytes = palisade_wire::encode(rec).map_err(storage)?;
-                        inodes.insert(*id, bytes.as_slice()).map_err(storage)?;
-                    }
-                    None => {
-                        inodes.remove(*id).map_err(storage)?;
-                    }
-                }
-            }
-        }
+        write_encoded(tx, INODES, &changes.inodes)?;
         if !changes.entries.is_empty() {
             let mut entries = tx.open_table(ENTRIES).map_err(storage)?;
             for ((dir, name), child) in &changes.entries {
@@ -607,20 +594,7 @@ fn write_changes(tx: &redb::WriteTransaction, changes: &ChangeSet) -> Result<(),
                 }
             }
         }
-        if !changes.clients.is_empty() {
-            let mut clients = tx.open_table(CLIENTS).map_err(storage)?;
-            for (client, record) in &changes.clients {
-                match record {
-                    Some(r) => {
-                        let bytes = palisade_wire::encode(r).map_err(storage)?;
-                        clients.insert(*client, bytes.as_slice()).map_err(storage)?;
-                    }
-                    None => {
-                        clients.remove(*client).map_err(storage)?;
-                    }
-                }
-            }
-        }
+        write_encoded(tx, CLIENTS, &changes.clients)?;
         if !changes.replies.is_empty() {
             let mut replies = tx.open_table(REPLIES).map_err(storage)?;
             for (sequence, leaves) in &changes.replies {
@@ -634,6 +608,31 @@ fn write_changes(tx: &redb::WriteTransaction, changes: &ChangeSet) -> Result<(),
                         replies.remove(*sequence).map_err(storage)?;
                     }
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `records` (encoded; `None` removes) into `table`, which is opened only if there
+/// is something to write.
+fn write_encoded<T: serde::Serialize>(
+    tx: &redb::WriteTransaction,
+    table: TableDefinition<u64, &[u8]>,
+    records: &std::collections::BTreeMap<u64, Option<T>>,
+) -> Result<(), ExecError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut table = tx.open_table(table).map_err(storage)?;
+    for (key, record) in records {
+        match record {
+            Some(r) => {
+                let bytes = palisade_wire::encode(r).map_err(storage)?;
+                table.insert(*key, bytes.as_slice()).map_err(storage)?;
+            }
+            None => {
+                table.remove(*key).map_err(storage)?;
             }
         }
     }
