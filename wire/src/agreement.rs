@@ -4,7 +4,8 @@
 //! Every message that a replica or a client signs travels in a [`Signed`] envelope: the
 //! signer's id and an ed25519 signature over a domain tag followed by the BLAKE3 digest of
 //! the canonical bytes ([`crate::encode`]) of the message (see `signing_bytes`: large
-//! payloads are hashed once, with a fast hash). The domain tag matters: messages of
+//! payloads are hashed once, with a fast hash; a [`Request`] is signed over its client,
+//! id and payload digest, [`Signable::signing_digest`]). The domain tag matters: messages of
 //! different kinds may have identical fields, and without the tag a signature on one
 //! could be replayed as the other.
 //!
