@@ -103,7 +103,7 @@ thread_local! {
 /// Every message a node receives is decoded from a fresh buffer, and a 1 MiB WRITE's
 /// payload was copied out of it again at each of the seven links it crosses (5% of all
 /// CPU under sequential writes). A shared payload keeps the whole buffer alive, so only
-/// a payload that is at least an eighth of it shares ([`shared_slice`]): what a small
+/// a payload that is at least an eighth of it shares: what a small
 /// request kept from a large batch could otherwise hold megabytes.
 pub fn decode_shared<T: DeserializeOwned>(bytes: &bytes::Bytes) -> Result<T, WireError> {
     /// Clears the source on every way out, so a later decode cannot borrow it.
