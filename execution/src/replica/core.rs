@@ -362,8 +362,6 @@ impl<S: Store> ExecutionReplica<S> {
         &self.stats
     }
 
-    /// The file system (for inspection; its own `digest()` leaves out the exactly-once
-    /// table).
     /// Finishes the store work the last batches' commits left for later (their B-tree
     /// writes: `Store::commit_deferred`). The runtime calls it once it has sent a step's
     /// outputs, so that the work is off the replies' path; any later access would do it
@@ -375,6 +373,8 @@ impl<S: Store> ExecutionReplica<S> {
         }
     }
 
+    /// The file system (for inspection; its own `digest()` leaves out the exactly-once
+    /// table).
     pub fn fs(&self) -> &FileSystem<S> {
         &self.fs
     }
