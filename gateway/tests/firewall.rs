@@ -16,6 +16,7 @@ mod nfs_checks;
 
 use std::path::Path;
 
+use cluster_kill::within;
 use nfs_checks::{pattern, Endpoint, Nfs};
 use palisade_node::{ClusterMode, LocalCluster, Probe};
 
@@ -63,11 +64,6 @@ fn check_counters(cluster: &LocalCluster) {
     assert_eq!(gw.unexpected_messages, 0, "{gw:?}");
 }
 
-/// Every shared check on one export, then a restart of the whole cluster on the same
-/// data directory: everything written before reads back, handles included, and the
-/// restarted cluster keeps working (and survives a second restart). The restart resumes
-/// only if the agreement nodes learnt the stable checkpoint from the firewall's
-/// threshold-signed certificate.
 /// The whole cluster, filters included, stops at once, twice, and restarts on the same
 /// data directory (`cluster_kill::killed_as_a_whole_restarts_and_serves`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,13 +71,18 @@ async fn a_cluster_killed_as_a_whole_restarts_and_serves() {
     cluster_kill::killed_as_a_whole_restarts_and_serves(ClusterMode::Firewall).await;
 }
 
+/// Every shared check on one export, then a restart of the whole cluster on the same
+/// data directory: everything written before reads back, handles included, and the
+/// restarted cluster keeps working (and survives a second restart). The restart resumes
+/// only if the agreement nodes learnt the stable checkpoint from the firewall's
+/// threshold-signed certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_checks_and_a_restart_on_the_same_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, ep) = start(dir.path()).await;
-    nfs_checks::check_all(&ep, "suite").await;
-    let manifest = nfs_checks::populate(&ep, "kept").await;
-    nfs_checks::verify(&ep, &manifest).await;
+    within(&cluster, "check_all", nfs_checks::check_all(&ep, "suite")).await;
+    let manifest = within(&cluster, "populate", nfs_checks::populate(&ep, "kept")).await;
+    within(&cluster, "verify", nfs_checks::verify(&ep, &manifest)).await;
     let gw = cluster.gateway().unwrap().stats();
     assert!(gw.completed > 5000, "{gw:?}");
     check_counters(&cluster);
@@ -94,24 +95,34 @@ async fn all_checks_and_a_restart_on_the_same_data_dir() {
     cluster.shutdown().await;
 
     let (cluster, ep) = start(dir.path()).await;
-    nfs_checks::verify(&ep, &manifest).await;
-    let mut nfs = Nfs::connect(&ep).await;
-    let root = nfs.root.clone();
-    let f = nfs.new_file(&root, b"after-restart").await;
-    nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
-    let new_id = nfs.getattr(&f).await.unwrap().fileid;
-    for (_, old, _) in &manifest.files {
-        assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
-    }
-    drop(nfs);
+    within(
+        &cluster,
+        "verify after a restart",
+        nfs_checks::verify(&ep, &manifest),
+    )
+    .await;
+    let (f, new_id) = within(&cluster, "write after a restart", async {
+        let mut nfs = Nfs::connect(&ep).await;
+        let root = nfs.root.clone();
+        let f = nfs.new_file(&root, b"after-restart").await;
+        nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
+        let new_id = nfs.getattr(&f).await.unwrap().fileid;
+        for (_, old, _) in &manifest.files {
+            assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
+        }
+        (f, new_id)
+    })
+    .await;
     cluster.shutdown().await;
 
     let (cluster, ep) = start(dir.path()).await;
-    nfs_checks::verify(&ep, &manifest).await;
-    let mut nfs = Nfs::connect(&ep).await;
-    assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
-    assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
-    drop(nfs);
+    within(&cluster, "read after a second restart", async {
+        nfs_checks::verify(&ep, &manifest).await;
+        let mut nfs = Nfs::connect(&ep).await;
+        assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
+        assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
+    })
+    .await;
     cluster.shutdown().await;
 }
 

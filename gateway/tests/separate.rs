@@ -14,6 +14,7 @@ mod nfs_checks;
 use std::path::Path;
 use std::time::Duration;
 
+use cluster_kill::within;
 use nfs_checks::{pattern, Endpoint, Nfs};
 use palisade_node::{ClusterMode, LocalCluster, Probe};
 
@@ -28,33 +29,43 @@ async fn start(dir: &Path) -> (LocalCluster, Endpoint) {
 async fn all_checks_and_a_restart_on_the_same_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, ep) = start(dir.path()).await;
-    nfs_checks::check_all(&ep, "suite").await;
-    let manifest = nfs_checks::populate(&ep, "kept").await;
-    nfs_checks::verify(&ep, &manifest).await;
+    within(&cluster, "check_all", nfs_checks::check_all(&ep, "suite")).await;
+    let manifest = within(&cluster, "populate", nfs_checks::populate(&ep, "kept")).await;
+    within(&cluster, "verify", nfs_checks::verify(&ep, &manifest)).await;
     let gw = cluster.gateway().unwrap().stats();
     assert!(gw.completed > 5000, "{gw:?}");
     assert_eq!(gw.undecodable_results, 0);
     cluster.shutdown().await;
 
     let (cluster, ep) = start(dir.path()).await;
-    nfs_checks::verify(&ep, &manifest).await;
-    let mut nfs = Nfs::connect(&ep).await;
-    let root = nfs.root.clone();
-    let f = nfs.new_file(&root, b"after-restart").await;
-    nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
-    let new_id = nfs.getattr(&f).await.unwrap().fileid;
-    for (_, old, _) in &manifest.files {
-        assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
-    }
-    drop(nfs);
+    within(
+        &cluster,
+        "verify after a restart",
+        nfs_checks::verify(&ep, &manifest),
+    )
+    .await;
+    let (f, new_id) = within(&cluster, "write after a restart", async {
+        let mut nfs = Nfs::connect(&ep).await;
+        let root = nfs.root.clone();
+        let f = nfs.new_file(&root, b"after-restart").await;
+        nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
+        let new_id = nfs.getattr(&f).await.unwrap().fileid;
+        for (_, old, _) in &manifest.files {
+            assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
+        }
+        (f, new_id)
+    })
+    .await;
     cluster.shutdown().await;
 
     let (cluster, ep) = start(dir.path()).await;
-    nfs_checks::verify(&ep, &manifest).await;
-    let mut nfs = Nfs::connect(&ep).await;
-    assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
-    assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
-    drop(nfs);
+    within(&cluster, "read after a second restart", async {
+        nfs_checks::verify(&ep, &manifest).await;
+        let mut nfs = Nfs::connect(&ep).await;
+        assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
+        assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
+    })
+    .await;
     cluster.shutdown().await;
 }
 
@@ -104,9 +115,12 @@ async fn killing_the_primary_mid_workload_loses_no_acknowledged_write() {
     let primary = cluster.primary();
     assert_eq!(primary, 0, "view 0's primary is replica 0");
     cluster.kill_agreement(primary).await;
-    for w in writers {
-        w.await.unwrap();
-    }
+    within(&cluster, "the workload after the view change", async {
+        for w in writers {
+            w.await.unwrap();
+        }
+    })
+    .await;
     while let Some(a) = acked_rx.recv().await {
         acked.push(a);
     }
@@ -119,11 +133,15 @@ async fn killing_the_primary_mid_workload_loses_no_acknowledged_write() {
     assert_ne!(cluster.primary(), primary);
 
     // Every acknowledged write reads back equal.
-    let mut nfs = Nfs::connect(&ep).await;
-    for (name, data) in &acked {
-        let f = nfs.lookup(&work, name.as_bytes()).await.unwrap();
-        assert_eq!(&nfs.read_all(&f, 1 << 20).await, data, "{name}");
-    }
+    let nfs = within(&cluster, "reading back", async {
+        let mut nfs = Nfs::connect(&ep).await;
+        for (name, data) in &acked {
+            let f = nfs.lookup(&work, name.as_bytes()).await.unwrap();
+            assert_eq!(&nfs.read_all(&f, 1 << 20).await, data, "{name}");
+        }
+        nfs
+    })
+    .await;
     // And the execution replicas agree on how far they got.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let seqs: Vec<u64> = (0..3)

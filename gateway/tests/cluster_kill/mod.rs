@@ -5,6 +5,8 @@
 //! execution replicas instead of assigning their sequence numbers again
 //! (`ExecutionReplica::start`).
 
+use std::fmt::Write as _;
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,8 +14,66 @@ use palisade_node::{ClusterMode, LocalCluster, LocalClusterOptions, Probe};
 
 use crate::nfs_checks::{self, pattern, Endpoint, Nfs};
 
-/// A local cluster of `mode` on `dir`, and its NFS endpoint.
+/// Longest any one phase of a test may take. The NFS test client has no timeout of its
+/// own, so a call the cluster never answers would hang the test (and CI) silently;
+/// this turns it into a failure that says where every node stood.
+pub const PHASE_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `phase`, or fails after [`PHASE_LIMIT`] with `what` and [`describe`].
+pub async fn within<T>(cluster: &LocalCluster, what: &str, phase: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PHASE_LIMIT, phase).await {
+        Ok(v) => v,
+        Err(_) => panic!(
+            "{what}: no progress within {PHASE_LIMIT:?}\n{}",
+            describe(cluster)
+        ),
+    }
+}
+
+/// Where every node of `cluster` stands: probes, link counters, the gateway's stats.
+pub fn describe(cluster: &LocalCluster) -> String {
+    let mut s = String::new();
+    // Killed nodes have no handle; f = g = 1 here, so 4 and 3 bound the ids.
+    for (kind, node) in (0..4)
+        .filter_map(|i| cluster.agreement(i).map(|n| ("agreement", n)))
+        .chain((0..3).filter_map(|i| cluster.execution(i).map(|n| ("execution", n))))
+        .chain((0..cluster.filters()).filter_map(|i| cluster.filter(i).map(|n| ("filter", n))))
+    {
+        let p = node.probe();
+        let _ = writeln!(
+            s,
+            "{kind} {:?}: view {} sequence {} stable {} refused {} replies_asked {} \
+             redundant_orders {}\n  links {:?}",
+            node.id(),
+            Probe::get(&p.view),
+            Probe::get(&p.sequence),
+            Probe::get(&p.stable),
+            Probe::get(&p.refused),
+            Probe::get(&p.replies_asked),
+            Probe::get(&p.redundant_orders),
+            node.net_stats(),
+        );
+    }
+    if let Some(gw) = cluster.gateway() {
+        let _ = writeln!(
+            s,
+            "gateway: {:?}\n  client core: {:?}",
+            gw.stats(),
+            gw.service().client_stats(),
+        );
+    }
+    s
+}
+
+/// A local cluster of `mode` on `dir`, and its NFS endpoint. Logs go to the test's
+/// output when `RUST_LOG` is set.
 pub async fn start(mode: ClusterMode, dir: &Path) -> (LocalCluster, Endpoint) {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let cluster = LocalCluster::start(&LocalClusterOptions {
         mode,
         data: dir.to_path_buf(),
