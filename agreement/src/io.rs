@@ -64,6 +64,16 @@ pub enum Input {
         sequence: Sequence,
         state_digest: Digest,
     },
+    /// The runtime's record of its last stable checkpoint, from before this replica
+    /// restarted. Vouched for like [`Input::StableCheckpoint`], but it does not end
+    /// [`crate::Replica::await_execution`]: the execution replicas may have executed
+    /// batches past it, and only their own restart checkpoint says how far they got.
+    /// Taking the record for it let a restarted primary assign an executed sequence
+    /// number again whenever the record was stable before the restart checkpoint came.
+    RecordedCheckpoint {
+        sequence: Sequence,
+        state_digest: Digest,
+    },
 }
 
 /// The effects a step asks for, in order. This core keeps no durable log: a replica that

@@ -280,7 +280,14 @@ impl Replica {
                 state_digest,
             } => (
                 Source::Local,
-                self.on_execution_checkpoint(sequence, state_digest, &mut out),
+                self.on_execution_checkpoint(sequence, state_digest, true, &mut out),
+            ),
+            Input::RecordedCheckpoint {
+                sequence,
+                state_digest,
+            } => (
+                Source::Local,
+                self.on_execution_checkpoint(sequence, state_digest, false, &mut out),
             ),
         };
         if let Err(reject) = result {
@@ -399,7 +406,8 @@ impl Replica {
     /// For a replica restarted on used state (its runtime knows; our `Replica` keeps no
     /// durable log): as primary, propose nothing until an execution checkpoint at or
     /// above `at_least` (where the runtime's recorded stable checkpoint was) came in as
-    /// `Input::StableCheckpoint` and is this replica's stable checkpoint.
+    /// `Input::StableCheckpoint` and is this replica's stable checkpoint. The record
+    /// itself (`Input::RecordedCheckpoint`) does not count.
     ///
     /// Why: if the whole cluster stopped at once, the execution replicas may have
     /// executed batches past anything agreement remembers. Proposing before hearing

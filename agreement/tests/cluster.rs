@@ -766,3 +766,40 @@ fn a_replica_awaiting_execution_proposes_only_after_its_checkpoint_is_stable() {
         assert_eq!(sequences, vec![6], "replica {i}");
     }
 }
+
+/// The runtime's own record of the last stable checkpoint (`Input::RecordedCheckpoint`)
+/// becomes stable among the replicas, but a restarted primary still waits: the
+/// execution replicas may be past it. Only their restart checkpoint (at 5 here) lets
+/// ordering resume, after it; taking the record for it assigned 5 again.
+#[test]
+fn the_recorded_checkpoint_alone_does_not_end_the_wait_for_execution() {
+    let mut c = Cluster::with(1, |cfg| cfg.max_batch_requests = 1);
+    let recorded = palisade_wire::agreement::Digest([4; 32]);
+    for r in c.replicas.iter_mut() {
+        r.await_execution(4);
+    }
+    for i in 0..4 {
+        c.input(
+            i,
+            Input::RecordedCheckpoint {
+                sequence: 4,
+                state_digest: recorded,
+            },
+        );
+    }
+    c.submit(request(0, 1, b"w"));
+    c.settle();
+    assert!(c.replicas.iter().all(|r| r.low_watermark() == 4));
+    assert!(c.replicas.iter().all(|r| r.is_awaiting_execution()));
+    assert_eq!(c.replicas[0].stats().batches_proposed, 0);
+    c.execution_checkpoint(0..4, 5, palisade_wire::agreement::Digest([5; 32]));
+    c.settle();
+    assert!(c.replicas.iter().all(|r| !r.is_awaiting_execution()));
+    c.submit(request(0, 1, b"w"));
+    c.settle();
+    c.check_invariants();
+    for i in 0..4 {
+        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
+        assert_eq!(sequences, vec![6], "replica {i}");
+    }
+}

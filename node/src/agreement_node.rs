@@ -370,7 +370,7 @@ impl Driver {
             self.resume = None;
             return;
         }
-        self.step(Input::StableCheckpoint {
+        self.step(Input::RecordedCheckpoint {
             sequence,
             state_digest,
         });

@@ -62,6 +62,13 @@ pub struct AgreementNode {
     byzantine: ByzantineState,
     /// Highest stable execution checkpoint handed to the replica.
     last_stable: Sequence,
+    /// The last fresh stable checkpoint and the digest fed with it: what the runtime
+    /// records in its data directory, so it survives a restart. A restarted node
+    /// awaits execution at or above it and vouches for it
+    /// (`Input::RecordedCheckpoint`) until its low watermark reaches it.
+    recorded: Option<(Sequence, Digest)>,
+    /// Since the last restart: still vouching for `recorded`.
+    vouching: bool,
     /// Restarted fresh and not yet delivering beyond this sequence (the committed order's
     /// end when it restarted): counts against f until it rejoined.
     pub rejoin_after: Option<Sequence>,
@@ -131,6 +138,9 @@ pub fn firewall_stable_digest(sequence: Sequence) -> Digest {
 const MAX_DELIVERED_INDEX: usize = 1 << 16;
 /// Most orders re-sent for one retransmitted request.
 const MAX_RESEND: usize = 8;
+/// Interval of a restarted node's vouches for its recorded checkpoint (the runtime's
+/// `RESUME_RETRY`).
+const RESUME_VOUCH: Duration = Duration::from_millis(300);
 
 impl AgreementNode {
     pub fn new(
@@ -153,6 +163,8 @@ impl AgreementNode {
             key,
             byzantine: ByzantineState::default(),
             last_stable: 0,
+            recorded: None,
+            vouching: false,
             rejoin_after: None,
             delivered_requests: BTreeMap::new(),
             orders_resent: 0,
@@ -197,8 +209,9 @@ impl AgreementNode {
         }
     }
 
-    /// A crash and restart: PBFT state and the delivery log are not durable here, so the
-    /// node starts fresh and rejoins through checkpoints and view changes.
+    /// A crash and restart: PBFT state and the delivery log are not durable here (only
+    /// the recorded stable checkpoint is), so the node starts fresh and rejoins
+    /// through checkpoints and view changes.
     pub fn restart(&mut self, committed: Sequence) -> Result<(), NodeError> {
         self.rejoin_after = Some(committed);
         self.replica = Replica::new(self.config.clone(), self.key.clone())?;
@@ -208,8 +221,10 @@ impl AgreementNode {
         self.delivered_requests.clear();
         // As the node runtime after a restart on a used data directory: no proposal
         // until the execution replicas said where they stand (this node may be one of
-        // a cluster restarted as a whole).
-        self.replica.await_execution(0);
+        // a cluster restarted as a whole), at or above the recorded checkpoint.
+        self.replica
+            .await_execution(self.recorded.map_or(0, |(sequence, _)| sequence));
+        self.vouching = self.recorded.is_some();
         if let Some(fw) = &mut self.firewall {
             fw.reset();
         }
@@ -223,6 +238,7 @@ impl AgreementNode {
         let mut effects = Vec::new();
         let tick = Input::Tick(self.clock(now));
         self.step(tick, now, &mut effects);
+        self.vouch_for_recorded(now, &mut effects);
         effects
     }
 
@@ -298,10 +314,43 @@ impl AgreementNode {
 
     pub fn on_timer(&mut self, timer: &SimTimer, now: Duration) -> Vec<Effect> {
         let mut effects = Vec::new();
-        if let SimTimer::Agreement(kind) = timer {
-            self.step(Input::Timer(*kind), now, &mut effects);
+        match timer {
+            SimTimer::Agreement(kind) => self.step(Input::Timer(*kind), now, &mut effects),
+            SimTimer::ResumeVouch => self.vouch_for_recorded(now, &mut effects),
+            _ => {}
         }
         effects
+    }
+
+    /// After a restart, as the runtime's `vouch_for_resume_point`: vouch for the
+    /// recorded checkpoint every `RESUME_VOUCH` until the low watermark reaches it.
+    fn vouch_for_recorded(&mut self, now: Duration, effects: &mut Vec<Effect>) {
+        let Some((sequence, state_digest)) = self.recorded.filter(|_| self.vouching) else {
+            return;
+        };
+        if self.replica.low_watermark() >= sequence {
+            self.vouching = false;
+            return;
+        }
+        self.step(
+            Input::RecordedCheckpoint {
+                sequence,
+                state_digest,
+            },
+            now,
+            effects,
+        );
+        effects.push(Effect::SetTimer {
+            timer: SimTimer::ResumeVouch,
+            after: RESUME_VOUCH,
+        });
+    }
+
+    /// Records a fresh stable checkpoint, as the runtime does in its data directory.
+    fn record(&mut self, sequence: Sequence, state_digest: Digest) {
+        if self.recorded.is_none_or(|(s, _)| sequence > s) {
+            self.recorded = Some((sequence, state_digest));
+        }
     }
 
     fn on_execution(
@@ -322,6 +371,7 @@ impl AgreementNode {
                 // node recorded too; only a fresh one collects.
                 if fresh {
                     self.last_stable = cert.sequence;
+                    self.record(cert.sequence, cert.state_digest);
                     self.log.collect(&cert);
                     self.delivered_requests.retain(|_, s| *s > cert.sequence);
                 }
@@ -457,6 +507,7 @@ impl AgreementNode {
             // replies come up.
             let keep_from = self.last_stable;
             self.last_stable = s.sequence;
+            self.record(s.sequence, firewall_stable_digest(s.sequence));
             self.log.collect_through(keep_from);
             self.delivered_requests.retain(|_, q| *q > keep_from);
         }

@@ -22,6 +22,9 @@ pub enum SimTimer {
     /// A restarted execution replica re-sends its latest stable certificate to
     /// agreement (as the node runtime does, `RESTART_RESEND`).
     RestartResend,
+    /// A restarted agreement node vouches again for the stable checkpoint it recorded
+    /// (as the node runtime does, `RESUME_RETRY`).
+    ResumeVouch,
 }
 
 /// One effect of a node's step.

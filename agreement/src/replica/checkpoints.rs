@@ -18,15 +18,21 @@ impl Replica {
     /// 2f+1 agreement replicas made it their stable checkpoint. Delivery skips to it
     /// only then (`on_stable`): a replica behind it shows `last_delivered` below it in
     /// its status messages, which is what makes peers send it the checkpoint proof.
+    ///
+    /// `from_execution` is false for the runtime's own record from before a restart
+    /// (`Input::RecordedCheckpoint`): it moves the floor and is vouched for, but only
+    /// the execution replicas can end `await_execution`.
     pub(super) fn on_execution_checkpoint(
         &mut self,
         sequence: Sequence,
         state_digest: Digest,
+        from_execution: bool,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         self.execution_floor = self.execution_floor.max(sequence);
         self.next_sequence = self.next_sequence.max(sequence.saturating_add(1));
-        if self.resume_at.is_none()
+        if from_execution
+            && self.resume_at.is_none()
             && self
                 .awaiting_execution
                 .is_some_and(|at_least| sequence >= at_least)
