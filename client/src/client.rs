@@ -135,7 +135,7 @@ impl Client {
             });
             return;
         }
-        if self.outstanding.len() >= self.config.effective_window() {
+        if !self.window_open() {
             self.stats.busy += 1;
             out.push(ClientOutput::Busy);
             return;
@@ -174,6 +174,23 @@ impl Client {
                 votes: Votes::new(),
             },
         );
+    }
+
+    /// True if the next request id stays within `window` of the oldest request in
+    /// flight. The window bounds the *span* of ids in flight, not only their number:
+    /// agreement and execution replicas take an id more than their window below the
+    /// highest one ordered for this client for a replay (`client_window`,
+    /// `CLIENT_WINDOW`, IPsec-style anti-replay), and agreement drops such requests
+    /// still pending. Counting only the requests in flight let one request whose sends
+    /// were lost fall out of that window while later ones completed around it: its
+    /// retransmissions were then dropped as replays and the call never returned. With
+    /// the span bounded, the oldest request holds the window until it completes.
+    fn window_open(&self) -> bool {
+        let window = u64::try_from(self.config.effective_window()).unwrap_or(u64::MAX);
+        match self.outstanding.keys().next() {
+            Some(&oldest) => self.next_request_id.saturating_sub(oldest) < window,
+            None => true,
+        }
     }
 
     /// `link`: the execution replica whose authenticated link the reply came over, if
@@ -454,10 +471,18 @@ impl Client {
 
     fn on_retransmit_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
         let base = self.config.retransmit_after;
-        for entry in self.outstanding.values_mut() {
+        for (request_id, entry) in self.outstanding.iter_mut() {
             if entry.backoff.is_due(now) {
                 entry.backoff.retransmitted(now, base);
                 self.stats.retransmissions += 1;
+                // Rare outside loss and view changes, and what to look for when a call
+                // is slow: which request, how many replies it has so far.
+                tracing::info!(
+                    client = self.config.id,
+                    request_id,
+                    replies = entry.votes.len(),
+                    "request retransmitted"
+                );
                 out.push(ClientOutput::SendRequest {
                     to: None,
                     request: entry.request.clone(),

@@ -31,8 +31,10 @@ pub struct ClientConfig {
     pub exec_keys: Vec<VerifyingKey>,
     /// Number of agreement replicas (3f+1 for PBFT).
     pub agreement_replicas: usize,
-    /// Most requests in flight at once (at least 1 is used even if 0 is given). Keep it
-    /// at or below the agreement replicas' per-client window, or they refuse the excess.
+    /// Most request ids in flight at once, counted from the oldest one still in flight
+    /// (at least 1 is used even if 0 is given). Keep it at or below the agreement
+    /// replicas' per-client window and the execution replicas' `CLIENT_WINDOW`: ids
+    /// further below the highest ordered one count as replays there.
     pub window: usize,
     /// How long a request waits for its result before it is sent again (doubled on each
     /// retransmission up to a bound, see [`crate::retransmit`]).

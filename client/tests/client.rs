@@ -148,6 +148,33 @@ fn full_window_answers_busy_and_frees_on_completion() {
     assert_eq!(out[0], ClientOutput::Accepted { request_id: 2 });
 }
 
+/// A request whose sends were lost holds the window although later ones complete: the
+/// ids in flight never span more than the window, so the oldest stays inside the
+/// replicas' anti-replay window until it is answered.
+#[test]
+fn the_oldest_request_in_flight_holds_the_window() {
+    let mut c = client(3);
+    for _ in 0..3 {
+        c.step(submit(b"op"), ms(0));
+    }
+    for id in [2, 3] {
+        c.step(reply(0, id, b"r"), ms(1));
+        c.step(reply(1, id, b"r"), ms(1));
+    }
+    assert_eq!(c.outstanding(), vec![1]);
+    assert_eq!(c.step(submit(b"op"), ms(2)), vec![ClientOutput::Busy]);
+    c.step(reply(0, 1, b"r"), ms(3));
+    let out = c.step(reply(1, 1, b"r"), ms(3));
+    assert!(
+        matches!(out[..], [ClientOutput::Complete { request_id: 1, .. }, ..]),
+        "{out:?}"
+    );
+    assert_eq!(
+        c.step(submit(b"op"), ms(4))[0],
+        ClientOutput::Accepted { request_id: 4 }
+    );
+}
+
 #[test]
 fn g_plus_one_matching_replies_complete_once() {
     let mut c = client(4);
