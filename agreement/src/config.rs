@@ -5,6 +5,10 @@ use std::time::Duration;
 use ed25519_dalek::VerifyingKey;
 use palisade_wire::agreement::{ReplicaId, View, MAX_BATCH_REQUESTS, MAX_REPLICAS, MAX_WINDOW};
 
+/// The default [`Config::client_window`]: request ids remembered per client below the
+/// highest one ordered (the gateway's client keeps its ids in flight within it).
+pub const DEFAULT_CLIENT_WINDOW: u64 = 1024;
+
 /// Everything a replica needs to know before it can take part (TOCS §4: n = 3f+1
 /// replicas, keys of replicas and clients, checkpoint interval K, watermark window L).
 #[derive(Clone, Debug)]
@@ -123,7 +127,7 @@ impl Config {
             max_timestamp_skew: Duration::from_secs(1),
             view_change_timeout: Duration::from_millis(500),
             status_interval: Duration::from_millis(100),
-            client_window: 1024,
+            client_window: DEFAULT_CLIENT_WINDOW,
             max_pending_requests: 16 * 1024,
             named_requests_from: 16 * 1024,
             link_authenticated_commits: false,

@@ -75,7 +75,7 @@ pub mod replica;
 pub mod stats;
 pub mod view_change;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, DEFAULT_CLIENT_WINDOW};
 pub use delivery::{DeliveryLog, DeliveryStats};
 pub use error::Reject;
 pub use io::{Input, Output, TimerKind};

@@ -176,19 +176,23 @@ impl Client {
         );
     }
 
-    /// True if the next request id stays within `window` of the oldest request in
-    /// flight. The window bounds the *span* of ids in flight, not only their number:
-    /// agreement and execution replicas take an id more than their window below the
-    /// highest one ordered for this client for a replay (`client_window`,
-    /// `CLIENT_WINDOW`, IPsec-style anti-replay), and agreement drops such requests
-    /// still pending. Counting only the requests in flight let one request whose sends
-    /// were lost fall out of that window while later ones completed around it: its
-    /// retransmissions were then dropped as replays and the call never returned. With
-    /// the span bounded, the oldest request holds the window until it completes.
+    /// True if another request may go out: fewer than `window` are in flight, and the
+    /// next id stays within `replay_window` of the oldest one in flight. Agreement and
+    /// execution replicas take an id that far below the highest one ordered for this
+    /// client for a replay (`client_window`, `CLIENT_WINDOW`: IPsec-style anti-replay),
+    /// and agreement drops such requests still pending. Counting only the requests in
+    /// flight let one request whose sends were lost fall out of that window while later
+    /// ones completed around it: its retransmissions were then dropped as replays and
+    /// the call never returned. With the span bounded, the oldest request holds the
+    /// window until it completes.
     fn window_open(&self) -> bool {
-        let window = u64::try_from(self.config.effective_window()).unwrap_or(u64::MAX);
+        if self.outstanding.len() >= self.config.effective_window() {
+            return false;
+        }
         match self.outstanding.keys().next() {
-            Some(&oldest) => self.next_request_id.saturating_sub(oldest) < window,
+            Some(&oldest) => {
+                self.next_request_id.saturating_sub(oldest) < self.config.replay_window.max(1)
+            }
             None => true,
         }
     }

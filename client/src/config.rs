@@ -18,6 +18,11 @@ pub enum Acceptance {
     Certified(Arc<dyn ThresholdVerifier>),
 }
 
+/// The agreement replicas' default `client_window` and the execution replicas'
+/// `CLIENT_WINDOW` (`palisade_node` checks at compile time that it fits both): see
+/// [`ClientConfig::replay_window`].
+pub const REPLAY_WINDOW: u64 = 1024;
+
 /// What a client needs to know: its id, the execution cluster's keys (replica `i` signs
 /// with `exec_keys[i]`; there are 2g+1 of them) or its threshold public key (in
 /// `acceptance`), how many agreement replicas to send to, how many requests it may keep
@@ -31,11 +36,15 @@ pub struct ClientConfig {
     pub exec_keys: Vec<VerifyingKey>,
     /// Number of agreement replicas (3f+1 for PBFT).
     pub agreement_replicas: usize,
-    /// Most request ids in flight at once, counted from the oldest one still in flight
-    /// (at least 1 is used even if 0 is given). Keep it at or below the agreement
-    /// replicas' per-client window and the execution replicas' `CLIENT_WINDOW`: ids
-    /// further below the highest ordered one count as replays there.
+    /// Most requests in flight at once (at least 1 is used even if 0 is given). Keep it
+    /// at or below the agreement replicas' per-client window, or they refuse the excess.
     pub window: usize,
+    /// The replicas' anti-replay window: agreement (`client_window`) and execution
+    /// (`CLIENT_WINDOW`) take an id more than this far below the highest one ordered
+    /// for the client for a replay. The client never submits an id this far above its
+    /// oldest request in flight ([`REPLAY_WINDOW`] by default; at most the smaller of
+    /// the two).
+    pub replay_window: u64,
     /// How long a request waits for its result before it is sent again (doubled on each
     /// retransmission up to a bound, see [`crate::retransmit`]).
     pub retransmit_after: Duration,

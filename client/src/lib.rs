@@ -49,6 +49,6 @@ pub mod votes;
 pub mod vouches;
 
 pub use client::Client;
-pub use config::{Acceptance, ClientConfig};
+pub use config::{Acceptance, ClientConfig, REPLAY_WINDOW};
 pub use io::{ClientInput, ClientOutput, ClientTimer};
 pub use stats::ClientStats;

@@ -50,6 +50,7 @@ fn client_waiting(acceptance: Acceptance, vouch_wait: Duration) -> Client {
         exec_keys: (0..3).map(|i| exec_key(i).verifying_key()).collect(),
         agreement_replicas: 4,
         window: 8,
+        replay_window: 1024,
         retransmit_after: Duration::from_millis(100),
         first_request_id: 1,
         acceptance,

@@ -495,6 +495,7 @@ pub fn default_client_config(
         exec_keys,
         agreement_replicas,
         window: 256,
+        replay_window: palisade_client::REPLAY_WINDOW,
         retransmit_after: Duration::from_secs(1),
         // Microseconds since the epoch at start: ids keep increasing across restarts.
         first_request_id: std::time::SystemTime::now()

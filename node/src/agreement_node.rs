@@ -751,3 +751,11 @@ impl Driver {
         }
     }
 }
+
+// The gateway's client keeps its ids in flight within the replicas' anti-replay windows
+// (`ClientConfig::replay_window`); if either shrank below it, a request outstanding long
+// enough would be dropped as a replay and never answered. Checked when this compiles.
+const _: () = assert!(
+    palisade_client::REPLAY_WINDOW <= palisade_agreement::DEFAULT_CLIENT_WINDOW
+        && palisade_client::REPLAY_WINDOW <= palisade_execution::replica::CLIENT_WINDOW
+);

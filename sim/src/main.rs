@@ -36,6 +36,9 @@ struct Args {
     /// Number of clients (overrides the default).
     #[arg(long)]
     clients: Option<usize>,
+    /// Request ids each client may have in flight (overrides the default).
+    #[arg(long)]
+    window: Option<usize>,
     /// Milliseconds of simulated time to keep running after the last request completed
     /// (overrides the default).
     #[arg(long)]
@@ -105,6 +108,9 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
             }
             if let Some(c) = args.clients {
                 config.clients = c;
+            }
+            if let Some(w) = args.window {
+                config.client_window = w;
             }
             if let Some(ms) = args.settle_ms {
                 config.settle = std::time::Duration::from_millis(ms);

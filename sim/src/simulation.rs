@@ -330,6 +330,7 @@ impl Simulation {
                     exec_keys: exec_keys.clone(),
                     agreement_replicas: n,
                     window: config.client_window,
+                    replay_window: palisade_client::REPLAY_WINDOW,
                     retransmit_after: config.client_retransmit,
                     first_request_id: 1,
                     vouch_wait: CLIENT_VOUCH_WAIT,
