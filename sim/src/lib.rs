@@ -28,7 +28,8 @@
 //! that heal, crash and restart of any agreement, filter or execution node (execution
 //! keeps its store, [`durable`]; or loses it and catches up by state transfer), a stop
 //! of the whole cluster at once with its restart (`cluster-restart`: agreement remembers
-//! nothing, execution resumes where it was and says so with restart checkpoints), and
+//! only its last stable checkpoint, execution resumes where it was and says so with
+//! restart checkpoints), and
 //! Byzantine behaviours as wrappers around a node's inputs or outputs ([`byzantine`],
 //! [`execution_node`], [`filter_fault`], [`leak`]): an equivocating, censoring or badly
 //! timestamping primary, a backup voting for conflicting digests, an execution replica

@@ -36,7 +36,7 @@ struct Args {
     /// Number of clients (overrides the default).
     #[arg(long)]
     clients: Option<usize>,
-    /// Request ids each client may have in flight (overrides the default).
+    /// Requests each client keeps in flight (overrides the default).
     #[arg(long)]
     window: Option<usize>,
     /// Milliseconds of simulated time to keep running after the last request completed

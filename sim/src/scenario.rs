@@ -104,7 +104,8 @@ pub enum Scenario {
     StoreLoss,
     /// Every agreement node, execution replica and gateway stops at once (`kill -9` of
     /// `palisade up`: stores keep every commit) while the cluster is between batches,
-    /// and all restart: agreement remembers nothing, execution resumes where it was.
+    /// and all restart: agreement remembers only its last stable checkpoint (as the
+    /// runtime does in its data directory), execution resumes where it was.
     ClusterRestart,
     /// Loss, duplication, partitions, and crashes with store loss, all at once.
     Chaos,
