@@ -723,10 +723,7 @@ fn a_primary_fed_an_execution_checkpoint_never_proposes_below_it() {
     c.execution_checkpoint(1..4, 3, palisade_wire::agreement::Digest([3; 32]));
     c.settle();
     c.check_invariants();
-    for i in 0..4 {
-        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
-        assert_eq!(sequences, vec![4], "replica {i}");
-    }
+    assert_delivered(&c, &[4]);
 }
 
 /// Replicas restarted on used state (`Replica::await_execution(4)`: their runtime
@@ -761,10 +758,7 @@ fn a_replica_awaiting_execution_proposes_only_after_its_checkpoint_is_stable() {
     c.submit(request(0, 1, b"w"));
     c.settle();
     c.check_invariants();
-    for i in 0..4 {
-        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
-        assert_eq!(sequences, vec![6], "replica {i}");
-    }
+    assert_delivered(&c, &[6]);
 }
 
 /// The runtime's own record of the last stable checkpoint (`Input::RecordedCheckpoint`)
@@ -798,8 +792,13 @@ fn the_recorded_checkpoint_alone_does_not_end_the_wait_for_execution() {
     c.submit(request(0, 1, b"w"));
     c.settle();
     c.check_invariants();
-    for i in 0..4 {
-        let sequences: Vec<u64> = c.delivered[i].iter().map(|d| d.0.sequence).collect();
-        assert_eq!(sequences, vec![6], "replica {i}");
+    assert_delivered(&c, &[6]);
+}
+
+/// Every replica delivered exactly the batches at `sequences`, in order.
+fn assert_delivered(c: &Cluster, sequences: &[u64]) {
+    for (i, delivered) in c.delivered.iter().enumerate() {
+        let got: Vec<u64> = delivered.iter().map(|d| d.0.sequence).collect();
+        assert_eq!(got, sequences, "replica {i}");
     }
 }

@@ -37,36 +37,7 @@ async fn all_checks_and_a_restart_on_the_same_data_dir() {
     assert_eq!(gw.undecodable_results, 0);
     cluster.shutdown().await;
 
-    let (cluster, ep) = start(dir.path()).await;
-    within(
-        &cluster,
-        "verify after a restart",
-        nfs_checks::verify(&ep, &manifest),
-    )
-    .await;
-    let (f, new_id) = within(&cluster, "write after a restart", async {
-        let mut nfs = Nfs::connect(&ep).await;
-        let root = nfs.root.clone();
-        let f = nfs.new_file(&root, b"after-restart").await;
-        nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
-        let new_id = nfs.getattr(&f).await.unwrap().fileid;
-        for (_, old, _) in &manifest.files {
-            assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
-        }
-        (f, new_id)
-    })
-    .await;
-    cluster.shutdown().await;
-
-    let (cluster, ep) = start(dir.path()).await;
-    within(&cluster, "read after a second restart", async {
-        nfs_checks::verify(&ep, &manifest).await;
-        let mut nfs = Nfs::connect(&ep).await;
-        assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
-        assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
-    })
-    .await;
-    cluster.shutdown().await;
+    cluster_kill::two_clean_restarts(ClusterMode::Separate, dir.path(), &manifest).await;
 }
 
 /// The whole cluster stops at once, twice, and restarts on the same data directory

@@ -136,6 +136,42 @@ pub async fn killed_as_a_whole_restarts_and_serves(mode: ClusterMode) {
     .expect("the restarted cluster answers");
 }
 
+/// After a clean shutdown of a cluster of `mode` on `dir` that wrote `manifest`: a
+/// restart reads it all back (handles included) and writes a new file with a new file
+/// id, and a second restart reads both back.
+pub async fn two_clean_restarts(mode: ClusterMode, dir: &Path, manifest: &nfs_checks::Manifest) {
+    let (cluster, ep) = start(mode, dir).await;
+    within(
+        &cluster,
+        "verify after a restart",
+        nfs_checks::verify(&ep, manifest),
+    )
+    .await;
+    let (f, new_id) = within(&cluster, "write after a restart", async {
+        let mut nfs = Nfs::connect(&ep).await;
+        let root = nfs.root.clone();
+        let f = nfs.new_file(&root, b"after-restart").await;
+        nfs.write_all(&f, &pattern(9, 100_000), 1 << 16).await;
+        let new_id = nfs.getattr(&f).await.unwrap().fileid;
+        for (_, old, _) in &manifest.files {
+            assert_ne!(nfs.getattr(old).await.unwrap().fileid, new_id);
+        }
+        (f, new_id)
+    })
+    .await;
+    cluster.shutdown().await;
+
+    let (cluster, ep) = start(mode, dir).await;
+    within(&cluster, "read after a second restart", async {
+        nfs_checks::verify(&ep, manifest).await;
+        let mut nfs = Nfs::connect(&ep).await;
+        assert_eq!(nfs.getattr(&f).await.unwrap().fileid, new_id);
+        assert_eq!(nfs.read_all(&f, 1 << 20).await, pattern(9, 100_000));
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
 /// Starts the cluster on `dir` and reads back everything written before.
 async fn restart_and_verify(
     mode: ClusterMode,
