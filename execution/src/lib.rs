@@ -38,6 +38,7 @@ mod ops_attr;
 mod ops_data;
 mod ops_dir;
 mod overlay;
+mod pending;
 mod redb_store;
 pub mod replica;
 mod snapshot;

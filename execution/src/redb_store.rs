@@ -48,6 +48,7 @@ use redb::{
 
 use crate::deferred_sync::{DeferredSync, SyncHandle, SyncWaiter};
 use crate::log_record;
+use crate::pending::Pending;
 use crate::store::{Block, BlockMeta, ChangeSet, StateView, Store, BLOCK_SIZE};
 use crate::wal::Wal;
 use crate::ExecError;
@@ -112,9 +113,10 @@ struct Inner {
     /// the store recovers once the disk has room again).
     opened: Option<Opened>,
     log: Option<Log>,
-    /// A batch that is durable in the log but not yet written into the B-tree
-    /// ([`Store::commit_deferred`]). Every access applies it first ([`Inner::db`]).
-    pending: Option<ChangeSet>,
+    /// Batches durable in the log but not yet written into the B-tree
+    /// ([`Store::commit_deferred`], `pending.rs`): reads look there first; a full one,
+    /// and anything that needs the B-tree itself, writes them ([`Inner::flushed`]).
+    pending: Pending,
 }
 
 /// The write-ahead log and what has been committed through it.
@@ -247,7 +249,7 @@ impl RedbStore {
         let opened = open_and_recover(&opener, &mut log, None)?;
         Ok(RedbStore {
             db: Mutex::new(Inner {
-                pending: None,
+                pending: Pending::default(),
                 opened: Some(opened),
                 log,
             }),
@@ -332,7 +334,7 @@ fn recover(db: &Database, log: &mut Log, upto: Option<u64>) -> Result<(), ExecEr
         if upto.is_some_and(|u| sequence > u) {
             return Ok(());
         }
-        let before = Before(db.begin_read().map_err(storage)?);
+        let before = Before(db.begin_read().map_err(storage)?, None);
         let changes = log_record::decode(payload, &before)?;
         if changes.last_applied != sequence {
             return Err(ExecError::Corrupt(format!(
@@ -367,14 +369,21 @@ fn recover(db: &Database, log: &mut Log, upto: Option<u64>) -> Result<(), ExecEr
     Ok(())
 }
 
-/// The committed state a log record is made against (`log_record.rs`).
-struct Before(ReadTransaction);
+/// The committed state a log record is made against (`log_record.rs`): the B-tree,
+/// under the batches still pending for it.
+struct Before<'a>(ReadTransaction, Option<&'a Pending>);
 
-impl log_record::Before for Before {
+impl log_record::Before for Before<'_> {
     fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
+        if let Some(held) = self.1.and_then(|p| p.block(id, index)) {
+            return Ok(held);
+        }
         read::block(&self.0, id, index)
     }
     fn client(&self, client: u64) -> Result<Option<ClientRecord>, ExecError> {
+        if let Some(held) = self.1.and_then(|p| p.client(client)) {
+            return Ok(held);
+        }
         let t = self.0.open_table(CLIENTS).map_err(open_table_error)?;
         match t.get(client).map_err(storage)? {
             Some(v) => Ok(Some(palisade_wire::decode(v.value())?)),
@@ -402,19 +411,12 @@ fn set_epoch(tx: &redb::WriteTransaction, epoch: u64) -> Result<(), ExecError> {
 
 impl Inner {
     /// The open database, reopening (and replaying the log) first if a failed commit
-    /// closed it, and with a deferred batch written into the B-tree first.
-    fn db(&mut self, opener: &Opener) -> Result<&Database, ExecError> {
-        if let (Some(changes), Some((db, _))) = (self.pending.take(), &self.opened) {
-            if let Err(e) = write_unsynced(db, &changes) {
-                // The batch is in the log: the reopen below replays it.
-                tracing::warn!(sequence = changes.last_applied, error = %e,
-                    "deferred B-tree write failed; reopening the database");
-                self.opened = None;
-            }
-        }
+    /// closed it. The B-tree may lag behind the pending batches: for reads that look
+    /// there first, and for appending to the log.
+    fn open_db(&mut self, opener: &Opener) -> Result<&Database, ExecError> {
         if self.opened.is_none() {
-            // A pending batch is in the log, and the replay goes through it.
-            self.pending = None;
+            // Every pending batch is in the log, and the replay goes through it.
+            self.pending.take();
             let upto = self.log.as_ref().and_then(|l| l.committed);
             self.opened = Some(open_and_recover(opener, &mut self.log, upto)?);
             tracing::info!("database reopened");
@@ -425,10 +427,25 @@ impl Inner {
         }
     }
 
+    /// [`Inner::open_db`] with every pending batch written into the B-tree first: for
+    /// whatever reads or writes the B-tree alone.
+    fn flushed(&mut self, opener: &Opener) -> Result<&Database, ExecError> {
+        if let (Some(changes), Some((db, _))) = (self.pending.take(), &self.opened) {
+            if let Err(e) = write_unsynced(db, &changes) {
+                // The batches are in the log: the reopen below replays them.
+                tracing::warn!(sequence = changes.last_applied, error = %e,
+                    "deferred B-tree write failed; reopening the database");
+                self.opened = None;
+            }
+        }
+        self.open_db(opener)
+    }
+
     /// Commits `changes`: through the log when there is one and the batch is small
     /// enough, the B-tree then without an fsync; otherwise as a durable B-tree commit,
     /// which also starts the log again.
     fn commit(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<(), ExecError> {
+        self.flushed(opener)?;
         let Some(at) = self.append(opener, changes)? else {
             return self.commit_unlogged(opener, changes);
         };
@@ -445,8 +462,9 @@ impl Inner {
         result
     }
 
-    /// [`Inner::commit`], except that a logged batch is written into the B-tree only at
-    /// the next access: it is durable (and may be answered) once its record is.
+    /// [`Inner::commit`], except that a logged batch joins the pending ones: it is
+    /// durable (and may be answered) once its record is, and written into the B-tree
+    /// with them later.
     fn commit_deferred(&mut self, opener: &Opener, changes: ChangeSet) -> Result<(), ExecError> {
         if self.append(opener, &changes)?.is_none() {
             return self.commit_unlogged(opener, &changes);
@@ -454,7 +472,7 @@ impl Inner {
         if let Some(log) = &mut self.log {
             log.committed = Some(changes.last_applied);
         }
-        self.pending = Some(changes);
+        self.pending.push(changes);
         Ok(())
     }
 
@@ -462,7 +480,7 @@ impl Inner {
     /// through the log (no log, too large, the log is full, or it does not follow the
     /// last commit), else where the record starts.
     fn append(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<Option<u64>, ExecError> {
-        self.db(opener)?;
+        self.open_db(opener)?;
         let (Some((db, _)), Some(log)) = (&self.opened, &mut self.log) else {
             return Ok(None);
         };
@@ -471,7 +489,7 @@ impl Inner {
         // moves the state to another sequence) is a durable B-tree commit.
         let record = match log.committed {
             Some(c) if changes.last_applied == c.wrapping_add(1) => {
-                let before = Before(db.begin_read().map_err(storage)?);
+                let before = Before(db.begin_read().map_err(storage)?, Some(&self.pending));
                 log_record::encode(changes, &before, LOG_RECORD_MAX)?
             }
             _ => None,
@@ -489,7 +507,7 @@ impl Inner {
     /// A B-tree commit of `changes` outside the log: durable unless there is no log and
     /// the batch need not be; with a log, it starts the log again under a new epoch.
     fn commit_unlogged(&mut self, opener: &Opener, changes: &ChangeSet) -> Result<(), ExecError> {
-        self.db(opener)?;
+        self.flushed(opener)?;
         let Some((db, _)) = &self.opened else {
             return Err(ExecError::Storage("database not open".into()));
         };
@@ -522,16 +540,34 @@ fn write_unsynced(db: &Database, changes: &ChangeSet) -> Result<(), ExecError> {
 
 impl RedbStore {
     /// Runs `f` on the open database, reopening it first if a failed commit closed it.
-    fn with_db<T>(
-        &self,
-        f: impl FnOnce(&Database) -> Result<T, ExecError>,
-    ) -> Result<T, ExecError> {
-        let mut guard = self.db.lock().unwrap_or_else(PoisonError::into_inner);
-        f(guard.db(&self.opener)?)
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A read transaction of the B-tree with every pending batch written into it.
     fn read_tx(&self) -> Result<redb::ReadTransaction, ExecError> {
-        self.with_db(|db| db.begin_read().map_err(storage))
+        let mut inner = self.inner();
+        inner.flushed(&self.opener)?.begin_read().map_err(storage)
+    }
+
+    /// `point` from the pending batches if they decide it, else `stored` from the
+    /// B-tree (which lags behind them).
+    fn read_live<T>(
+        &self,
+        point: impl FnOnce(&Pending) -> Option<T>,
+        stored: impl FnOnce(&Pending, &ReadTransaction) -> Result<T, ExecError>,
+    ) -> Result<T, ExecError> {
+        let mut inner = self.inner();
+        if let Some(held) = point(&inner.pending) {
+            return Ok(held);
+        }
+        let tx = inner.open_db(&self.opener)?.begin_read().map_err(storage)?;
+        stored(&inner.pending, &tx)
+    }
+
+    /// How many logged batches the B-tree does not hold yet (`pending.rs`).
+    pub fn pending_batches(&self) -> usize {
+        self.inner().pending.batches()
     }
 }
 
@@ -749,12 +785,13 @@ mod read {
     }
 }
 
+/// The live state: the pending batches over the B-tree.
 impl StateView for RedbStore {
     fn inode(&self, id: FileId) -> Result<Option<InodeRecord>, ExecError> {
-        read::inode(&self.read_tx()?, id)
+        self.read_live(|p| p.inode(id), |_, tx| read::inode(tx, id))
     }
     fn entry(&self, dir: FileId, name: &[u8]) -> Result<Option<FileId>, ExecError> {
-        read::entry(&self.read_tx()?, dir, name)
+        self.read_live(|p| p.entry(dir, name), |_, tx| read::entry(tx, dir, name))
     }
     fn children_from(
         &self,
@@ -762,10 +799,13 @@ impl StateView for RedbStore {
         from: FileId,
         limit: usize,
     ) -> Result<Vec<(FileId, Vec<u8>)>, ExecError> {
-        read::children_from(&self.read_tx()?, dir, from, limit)
+        self.read_live(
+            |_| None,
+            |p, tx| p.children_from(dir, from, limit, |n| read::children_from(tx, dir, from, n)),
+        )
     }
     fn block(&self, id: FileId, index: u64) -> Result<Option<Block>, ExecError> {
-        read::block(&self.read_tx()?, id, index)
+        self.read_live(|p| p.block(id, index), |_, tx| read::block(tx, id, index))
     }
     fn block_metas_from(
         &self,
@@ -773,7 +813,12 @@ impl StateView for RedbStore {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, BlockMeta)>, ExecError> {
-        read::block_metas_from(&self.read_tx()?, id, from, limit)
+        self.read_live(
+            |_| None,
+            |p, tx| {
+                p.block_metas_from(id, from, limit, |n| read::block_metas_from(tx, id, from, n))
+            },
+        )
     }
 }
 
@@ -922,8 +967,13 @@ impl Store for RedbStore {
         result
     }
 
+    /// Writes the pending batches into the B-tree once there are enough of them
+    /// (`pending.rs`); until then they cost nothing but memory and log replay.
     fn apply_deferred(&mut self) -> Result<(), ExecError> {
         let inner = self.db.get_mut().unwrap_or_else(PoisonError::into_inner);
-        inner.db(&self.opener).map(|_| ())
+        if !inner.pending.is_full() {
+            return Ok(());
+        }
+        inner.flushed(&self.opener).map(|_| ())
     }
 }

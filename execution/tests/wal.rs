@@ -226,7 +226,7 @@ fn a_deferred_batch_is_read_at_once_and_survives_a_crash_and_a_clean_close() {
     // A crash before anything touched the store again: only the log holds the batch.
     let crashed = crash_copy(dir.path(), true);
     assert!(btree_last_applied(dir.path()) < last);
-    // The live store answers with it (the read writes it into the B-tree first).
+    // The live store answers with it (from its pending batches, `pending.rs`).
     assert_eq!(h.read(f, 0, 5).0, b"first");
     let mut r = H::new(
         RedbStore::open(crashed.path()).unwrap(),

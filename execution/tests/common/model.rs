@@ -305,7 +305,7 @@ impl Model {
 }
 
 /// The observable part of a real reply (or of the listing, fetched in pages).
-pub fn observe(h: &mut H, op: &FsOp, r: FsResult) -> R {
+pub fn observe<S: palisade_execution::Store>(h: &mut H<S>, op: &FsOp, r: FsResult) -> R {
     Ok(match (op, r?) {
         (_, FsReply::Lookup { id, .. } | FsReply::Created { id, .. }) => Obs::Id(id),
         (_, FsReply::Read { data, eof, .. }) => Obs::Data(data, eof),
