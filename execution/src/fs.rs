@@ -215,10 +215,15 @@ impl<S: Store> FileSystem<S> {
         Ok(())
     }
 
-    /// Finishes the store work a commit left for later ([`Store::commit_deferred`]):
-    /// call it once the batch's answers are out.
+    /// Does the store work commits left for later, as much as is due
+    /// ([`Store::apply_deferred`]): call it once the batch's answers are out.
     pub fn apply_deferred(&mut self) -> Result<(), ExecError> {
         self.store.apply_deferred()
+    }
+
+    /// Whether [`FileSystem::apply_deferred`] has work to do now.
+    pub fn deferred_due(&self) -> bool {
+        self.store.deferred_due()
     }
 
     /// Re-reads the in-memory copies from the store after a failed commit (they should

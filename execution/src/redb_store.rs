@@ -976,4 +976,8 @@ impl Store for RedbStore {
         }
         inner.flushed(&self.opener).map(|_| ())
     }
+
+    fn deferred_due(&self) -> bool {
+        self.inner().pending.is_full()
+    }
 }

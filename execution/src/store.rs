@@ -124,17 +124,23 @@ pub trait Store: StateView {
     /// Applies `changes` atomically: all of them or, on error, none. Durable on return,
     /// unless the store defers its fsyncs (then see [`Store::sync_waiter`]).
     fn commit(&mut self, changes: &ChangeSet) -> Result<(), ExecError>;
-    /// [`Store::commit`], except that the store may finish the work that durability does
-    /// not need (a logged batch's B-tree write) later: at the next access, or at
-    /// [`Store::apply_deferred`]. The batch is durable, and may be answered, when this
+    /// [`Store::commit`], except that the store may leave the work that durability does
+    /// not need (a logged batch's B-tree write) for later: [`Store::apply_deferred`], or
+    /// whatever needs it done. The batch is durable, and may be answered, when this
     /// returns; every read sees it.
     fn commit_deferred(&mut self, changes: ChangeSet) -> Result<(), ExecError> {
         self.commit(&changes)
     }
-    /// Finishes what [`Store::commit_deferred`] left (a replica calls it once its replies
-    /// are out, so the work leaves the reply's path).
+    /// Does the work [`Store::commit_deferred`] left, or as much of it as is due (the
+    /// durable store writes its pending batches into the B-tree only once enough have
+    /// gathered, `pending.rs`). A replica calls it once its replies are out, so the work
+    /// stays off the reply's path.
     fn apply_deferred(&mut self) -> Result<(), ExecError> {
         Ok(())
+    }
+    /// Whether [`Store::apply_deferred`] has work to do now.
+    fn deferred_due(&self) -> bool {
+        false
     }
     /// For a store that defers its commit fsyncs ([`crate::RedbStore::open_deferred_sync`]):
     /// a waiter that returns once every commit so far is durable. `None`: every commit

@@ -362,10 +362,15 @@ impl<S: Store> ExecutionReplica<S> {
         &self.stats
     }
 
-    /// Finishes the store work the last batches' commits left for later (their B-tree
-    /// writes: `Store::commit_deferred`). The runtime calls it once it has sent a step's
-    /// outputs, so that the work is off the replies' path; any later access would do it
-    /// anyway. A failure is logged: the store reopens and replays its log at the next
+    /// Whether [`ExecutionReplica::apply_deferred`] has work to do now.
+    pub fn deferred_due(&self) -> bool {
+        self.fs.deferred_due()
+    }
+
+    /// Does the store work the last batches' commits left for later, as much as is due
+    /// (their B-tree writes, once enough have gathered: `Store::apply_deferred`). The
+    /// runtime calls it once it has sent a step's outputs, so that the work is off the
+    /// replies' path. A failure is logged: the store reopens and replays its log at the next
     /// access.
     pub fn apply_deferred(&mut self) {
         if let Err(e) = self.fs.apply_deferred() {
