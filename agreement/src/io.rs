@@ -74,6 +74,12 @@ pub enum Input {
         sequence: Sequence,
         state_digest: Digest,
     },
+    /// Check the signatures of the pre-prepares this replica accepted over the primary's
+    /// link and has not checked yet (`Replica::has_deferred_checks`). A runtime steps it
+    /// right after sending the outputs of a step that left some: the prepares are out
+    /// while the check runs, and a commit waits for it (TOCS §3.2; see
+    /// `Replica::pre_prepare_signature_holds`).
+    CheckDeferred,
 }
 
 /// The effects a step asks for, in order. This core keeps no durable log: a replica that

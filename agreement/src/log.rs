@@ -19,6 +19,13 @@ const MAX_BODIES_PER_SLOT: usize = 4;
 pub struct Slot {
     /// The pre-prepare accepted in the current view.
     pub pre_prepare: Option<Signed<PrePrepare>>,
+    /// Its signature is not checked yet: it came over the primary's own link
+    /// ([`Slot::accept_unchecked`]; `Replica::pre_prepare_signature_holds`).
+    pub signature_unchecked: bool,
+    /// Its `Q` entry waits for that check.
+    vouch_when_checked: bool,
+    /// Its signature failed: never prepared or vouched for here.
+    pub forged: bool,
     /// Bodies known for this sequence, by digest (from pre-prepares of any view, or
     /// fetched).
     pub bodies: BTreeMap<Digest, Batch>,
@@ -81,12 +88,40 @@ impl Slot {
     /// vouch for them. (It sends no prepare either, so no prepared certificate counts on
     /// it.)
     pub fn accept(&mut self, pre_prepare: Signed<PrePrepare>, vouch: bool) {
-        let m = &pre_prepare.message;
-        let (digest, view, timestamp) = (m.digest, m.view, m.timestamp);
         self.pre_prepare = Some(pre_prepare);
-        if !vouch {
-            return;
+        self.signature_unchecked = false;
+        self.vouch_when_checked = false;
+        self.forged = false;
+        if vouch {
+            self.vouch_accepted();
         }
+    }
+
+    /// [`Slot::accept`] of a pre-prepare whose signature is checked later (it came over
+    /// the primary's own link): the `Q` entry waits for [`Slot::vouch_checked`], since
+    /// `Q` entries are evidence for others.
+    pub fn accept_unchecked(&mut self, pre_prepare: Signed<PrePrepare>, vouch: bool) {
+        self.pre_prepare = Some(pre_prepare);
+        self.signature_unchecked = true;
+        self.vouch_when_checked = vouch;
+        self.forged = false;
+    }
+
+    /// The accepted pre-prepare's signature holds: what [`Slot::accept`] would have
+    /// recorded is recorded now.
+    pub fn vouch_checked(&mut self) {
+        self.signature_unchecked = false;
+        if std::mem::take(&mut self.vouch_when_checked) {
+            self.vouch_accepted();
+        }
+    }
+
+    /// Records the accepted pre-prepare in `Q`.
+    fn vouch_accepted(&mut self) {
+        let Some(m) = self.pre_prepare.as_ref().map(|p| &p.message) else {
+            return;
+        };
+        let (digest, view, timestamp) = (m.digest, m.view, m.timestamp);
         let latest = self.pre_prepared.entry(digest).or_insert((view, timestamp));
         if view >= latest.0 {
             *latest = (view, timestamp);
@@ -126,10 +161,18 @@ impl Slot {
             .count()
     }
 
+    /// Drops the accepted pre-prepare (and what waits on its signature check).
+    pub fn forget_pre_prepare(&mut self) {
+        self.pre_prepare = None;
+        self.signature_unchecked = false;
+        self.vouch_when_checked = false;
+        self.forged = false;
+    }
+
     /// A new view begins: the current-view state goes; `P`, `Q`, bodies and commits
     /// (evidence in any view) stay.
     pub fn enter_view(&mut self, view: View) {
-        self.pre_prepare = None;
+        self.forget_pre_prepare();
         self.prepares.retain(|_, p| p.view >= view);
     }
 }

@@ -109,6 +109,12 @@ pub struct Replica {
     null_digest: Digest,
     /// Pre-prepares that overtook the new-view of their view, by (view, sequence).
     early: std::collections::BTreeMap<(View, Sequence), (Signed<PrePrepare>, Batch)>,
+    /// Sequences whose accepted pre-prepare came over the primary's link and awaits its
+    /// signature check ([`Input::CheckDeferred`]); within the log's window.
+    unchecked: std::collections::BTreeSet<Sequence>,
+    /// The current view's primary sent a pre-prepare with a bad signature over its own
+    /// link: the step ends by moving to the next view.
+    primary_forged: bool,
     /// Pre-prepares whose batch names a request this replica does not hold (or holds
     /// with other bytes), by sequence, while their batch is fetched from the primary.
     awaiting: std::collections::BTreeMap<Sequence, (Signed<PrePrepare>, Vec<BatchEntry>)>,
@@ -186,6 +192,8 @@ impl Replica {
             progressed: false,
             null_digest,
             early: std::collections::BTreeMap::new(),
+            unchecked: std::collections::BTreeSet::new(),
+            primary_forged: false,
             awaiting: std::collections::BTreeMap::new(),
             stats: Stats::default(),
         })
@@ -238,6 +246,13 @@ impl Replica {
     pub fn pending_requests(&self) -> usize {
         self.clients.pending_len()
     }
+    /// Whether pre-prepares accepted over the primary's link await their signature
+    /// check: the runtime then steps [`Input::CheckDeferred`] once it has sent this
+    /// step's outputs (the prepares among them).
+    pub fn has_deferred_checks(&self) -> bool {
+        !self.unchecked.is_empty()
+    }
+
     /// Checkpoint sequences with votes still held (collected on a stable checkpoint).
     pub fn checkpoint_votes_held(&self) -> Vec<Sequence> {
         self.checkpoints.pending_sequences()
@@ -289,10 +304,17 @@ impl Replica {
                 Source::Local,
                 self.on_execution_checkpoint(sequence, state_digest, false, &mut out),
             ),
+            Input::CheckDeferred => (Source::Local, self.check_deferred(&mut out)),
         };
         if let Err(reject) = result {
             tracing::debug!(replica = self.config.id, view = self.view, %reject, "input dropped");
             self.count(source, &reject);
+        }
+        if std::mem::take(&mut self.primary_forged) && self.status == Status::Normal {
+            let next = self.view.saturating_add(1);
+            if let Err(reject) = self.start_view_change(next, &mut out) {
+                self.count(Source::Local, &reject);
+            }
         }
         if self.config.max_batches_in_flight > 0 && self.last_delivered > delivered_before {
             // The in-flight window moved: what queued behind it goes out now, as one

@@ -54,6 +54,9 @@ pub struct Stats {
     /// Pre-prepares naming a request this backup lacked (or held with other bytes):
     /// their batch was fetched from the primary.
     pub pre_prepares_fetched: u64,
+    /// Pre-prepares that came over the primary's own link with a bad signature (checked
+    /// after this replica prepared, before it would commit): the primary is faulty.
+    pub pre_prepares_forged: u64,
     /// A view change that gathered no f+1 support was abandoned for the lower view that
     /// 2f+1 commits show still running (this replica follows it without voting).
     pub views_rejoined: u64,

@@ -123,6 +123,93 @@ fn normal_case_step_by_step_at_a_backup() {
         .is_empty());
 }
 
+/// A backup prepares on a pre-prepare that came over the primary's own link at once and
+/// checks the primary's signature after (TOCS §3.2): before it commits, and before the
+/// pre-prepare enters `P` or `Q`.
+#[test]
+fn a_pre_prepare_over_the_primarys_link_is_prepared_at_once_and_checked_before_the_commit() {
+    let mut r = replica(1, |_| {});
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"op")]);
+    let d = batch.digest().unwrap();
+    let out = r.step(msg(0, pre_prepare(0, 0, 1, &batch)));
+    assert!(
+        out.contains(&Output::Broadcast(AgreementMessage::Prepare(prepare(
+            1, 0, 1, d
+        ))))
+    );
+    assert!(r.has_deferred_checks());
+    // The check itself sends nothing while the slot has not prepared...
+    let out = r.step(Input::CheckDeferred);
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Broadcast(AgreementMessage::Commit(_)))));
+    assert!(!r.has_deferred_checks());
+    // ...and the second prepare makes the commit.
+    let out = r.step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d))));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Broadcast(AgreementMessage::Commit(c)) if c.message.digest == d)
+    ));
+    // A view change now reports it in `P` and in `Q`.
+    let out = r.step(Input::Timer(TimerKind::ViewChange));
+    let vc = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast(AgreementMessage::ViewChange(vc)) => Some(vc.message.clone()),
+            _ => None,
+        })
+        .expect("a view change");
+    assert_eq!(vc.prepared.len(), 1);
+    assert_eq!(vc.prepared[0].message.digest, d);
+    assert!(vc
+        .pre_prepared
+        .iter()
+        .any(|q| q.digest == d && q.sequence == 1));
+    assert_eq!(r.stats().pre_prepares_forged, 0);
+}
+
+/// A pre-prepare with a bad signature: relayed by another replica it is refused at once;
+/// over the primary's own link it is prepared, then found out when the second prepare
+/// comes (the check runs there if `Input::CheckDeferred` has not yet): no commit, no
+/// `P` or `Q` entry, and the replica moves to the next view.
+#[test]
+fn a_forged_pre_prepare_over_the_primarys_link_is_never_committed_and_replaces_the_primary() {
+    let mut r = replica(1, |_| {});
+    let batch = batch_at(time(1_000), vec![request(0, 1, b"op")]);
+    let d = batch.digest().unwrap();
+    let mut forged = pre_prepare(0, 0, 1, &batch);
+    if let AgreementMessage::PrePrepare { pre_prepare, .. } = &mut forged {
+        pre_prepare.signature.0[5] ^= 0xff;
+    }
+    assert!(r.step(msg(2, forged.clone())).is_empty());
+    assert_eq!(r.stats().messages_invalid, 1);
+    assert!(!r.has_deferred_checks());
+
+    let out = r.step(msg(0, forged));
+    assert!(
+        out.contains(&Output::Broadcast(AgreementMessage::Prepare(prepare(
+            1, 0, 1, d
+        ))))
+    );
+    let out = r.step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d))));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Broadcast(AgreementMessage::Commit(_)))));
+    assert_eq!(r.stats().pre_prepares_forged, 1);
+    assert!(!r.has_deferred_checks());
+    let vc = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Broadcast(AgreementMessage::ViewChange(vc)) => Some(vc.message.clone()),
+            _ => None,
+        })
+        .expect("the replica suspects the primary at once");
+    assert_eq!(vc.new_view, 1);
+    assert!(vc.prepared.is_empty());
+    assert!(vc.pre_prepared.is_empty());
+    assert_eq!(r.status(), Status::ViewChange);
+    assert_eq!(r.last_delivered(), 0);
+}
+
 /// With `link_authenticated_commits` (`separate`), a commit over its signer's own link
 /// counts without its signature; relayed by another replica, or with the setting off,
 /// its signature decides.
@@ -439,12 +526,13 @@ fn bad_replica_messages_are_dropped_and_counted() {
     let mut r = replica(1, |_| {});
     let batch = batch_at(time(1_000), vec![request(0, 1, b"a")]);
     let d = batch.digest().unwrap();
-    // Bad signature on a pre-prepare.
+    // Bad signature on a pre-prepare another replica relays (over the primary's own
+    // link it is checked later: see the test above).
     let mut bad = pre_prepare(0, 0, 1, &batch);
     if let AgreementMessage::PrePrepare { pre_prepare, .. } = &mut bad {
         pre_prepare.signature.0[10] ^= 0xff;
     }
-    assert!(r.step(msg(0, bad)).is_empty());
+    assert!(r.step(msg(2, bad)).is_empty());
     // A body that does not match the digest.
     let mut swapped = pre_prepare(0, 0, 1, &batch);
     if let AgreementMessage::PrePrepare { batch, .. } = &mut swapped {

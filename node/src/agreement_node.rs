@@ -337,6 +337,13 @@ impl Driver {
                 _ = resume_retry.tick(), if self.resume.is_some() => self.vouch_for_resume_point(),
                 _ = report.tick() => self.report(),
             }
+            if self.replica.has_deferred_checks() {
+                // A backup's prepare is queued for its peers; let their links send it,
+                // then check the primary's signature while it travels (TOCS §3.2,
+                // `Replica::pre_prepare_signature_holds`).
+                tokio::task::yield_now().await;
+                self.step(Input::CheckDeferred);
+            }
         }
     }
 

@@ -49,6 +49,10 @@ pub enum NodeError {
     Execution(#[from] palisade_execution::ExecError),
 }
 
+/// When a simulated agreement node checks the pre-prepares it accepted over the
+/// primary's link ([`Input::CheckDeferred`]): about a message delay after the step.
+const CHECK_DEFERRED_AFTER: Duration = Duration::from_millis(1);
+
 pub struct AgreementNode {
     pub id: ReplicaId,
     pub replica: Replica,
@@ -69,6 +73,8 @@ pub struct AgreementNode {
     recorded: Option<(Sequence, Digest)>,
     /// Since the last restart: still vouching for `recorded`.
     vouching: bool,
+    /// A `SimTimer::CheckDeferred` is pending.
+    check_armed: bool,
     /// Restarted fresh and not yet delivering beyond this sequence (the committed order's
     /// end when it restarted): counts against f until it rejoined.
     pub rejoin_after: Option<Sequence>,
@@ -165,6 +171,7 @@ impl AgreementNode {
             last_stable: 0,
             recorded: None,
             vouching: false,
+            check_armed: false,
             rejoin_after: None,
             delivered_requests: BTreeMap::new(),
             orders_resent: 0,
@@ -225,6 +232,7 @@ impl AgreementNode {
         self.replica
             .await_execution(self.recorded.map_or(0, |(sequence, _)| sequence));
         self.vouching = self.recorded.is_some();
+        self.check_armed = false;
         if let Some(fw) = &mut self.firewall {
             fw.reset();
         }
@@ -317,6 +325,10 @@ impl AgreementNode {
         match timer {
             SimTimer::Agreement(kind) => self.step(Input::Timer(*kind), now, &mut effects),
             SimTimer::ResumeVouch => self.vouch_for_recorded(now, &mut effects),
+            SimTimer::CheckDeferred => {
+                self.check_armed = false;
+                self.step(Input::CheckDeferred, now, &mut effects);
+            }
             _ => {}
         }
         effects
@@ -582,6 +594,17 @@ impl AgreementNode {
         let tick = self.clock(now);
         let mut outputs = self.replica.step(Input::Tick(tick));
         outputs.extend(self.replica.step(input));
+        if self.replica.has_deferred_checks() && !self.check_armed {
+            // The runtime checks right after the prepares left; here the check comes
+            // after a delay of the order of a message's, so that the other backups'
+            // prepares sometimes arrive first and the check runs inline, before the
+            // commit (`Replica::pre_prepare_signature_holds`).
+            self.check_armed = true;
+            effects.push(Effect::SetTimer {
+                timer: SimTimer::CheckDeferred,
+                after: CHECK_DEFERRED_AFTER,
+            });
+        }
         let n = self.config.n() as ReplicaId;
         for output in outputs {
             match output {

@@ -25,6 +25,9 @@ pub enum SimTimer {
     /// A restarted agreement node vouches again for the stable checkpoint it recorded
     /// (as the node runtime does, `RESUME_RETRY`).
     ResumeVouch,
+    /// An agreement node checks the signatures of the pre-prepares it accepted over
+    /// the primary's link (`Input::CheckDeferred`).
+    CheckDeferred,
 }
 
 /// One effect of a node's step.

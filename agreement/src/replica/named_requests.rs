@@ -15,6 +15,7 @@ use palisade_wire::agreement::{
     AgreementMessage, Batch, BatchEntry, PrePrepare, ReplicaId, Sequence, Signed,
 };
 
+use super::normal_case::PrePrepareSignature;
 use super::{Replica, MAX_AWAITING};
 use crate::error::Reject;
 use crate::io::Output;
@@ -50,7 +51,9 @@ impl Replica {
         }
         if let Some(batch) = self.rebuild(m, &entries)? {
             self.stats.pre_prepares_rebuilt += 1;
-            return self.on_pre_prepare(pre_prepare, batch, true, out);
+            // Only the primary sends a named pre-prepare, over its own link (above).
+            let signature = PrePrepareSignature::Deferred;
+            return self.on_pre_prepare(pre_prepare, batch, true, signature, out);
         }
         pre_prepare.verify_with(&self.config.replica_keys)?;
         let sequence = m.sequence;
@@ -164,7 +167,9 @@ impl Replica {
     }
 
     fn accept_awaited(&mut self, pp: Signed<PrePrepare>, batch: Batch, out: &mut Vec<Output>) {
-        if let Err(reject) = self.on_pre_prepare(pp, batch, true, out) {
+        // Checked before its batch was fetched.
+        let checked = PrePrepareSignature::Checked;
+        if let Err(reject) = self.on_pre_prepare(pp, batch, true, checked, out) {
             tracing::debug!(replica = self.config.id, %reject, "awaited pre-prepare dropped");
             self.count_replica_reject(&reject);
         }

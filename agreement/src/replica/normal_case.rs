@@ -55,7 +55,14 @@ impl Replica {
         }
         match message {
             AgreementMessage::PrePrepare { pre_prepare, batch } => {
-                self.on_pre_prepare(pre_prepare, batch, false, out)
+                // Over the primary's own link the link vouches for it; a copy relayed
+                // by anyone else must carry the primary's signature (TOCS §3.2).
+                let signature = if from == pre_prepare.message.primary {
+                    PrePrepareSignature::Deferred
+                } else {
+                    PrePrepareSignature::CheckNow
+                };
+                self.on_pre_prepare(pre_prepare, batch, false, signature, out)
             }
             AgreementMessage::PrePrepareNamed {
                 pre_prepare,
@@ -87,12 +94,13 @@ impl Replica {
 
     /// `digest_checked`: the caller already found that `batch` hashes to the
     /// pre-prepare's digest (a batch rebuilt from named requests), so a 1 MiB batch is
-    /// not hashed twice.
+    /// not hashed twice. `signature`: when the primary's signature is checked.
     pub(super) fn on_pre_prepare(
         &mut self,
         pre_prepare: Signed<PrePrepare>,
         batch: Batch,
         digest_checked: bool,
+        signature: PrePrepareSignature,
         out: &mut Vec<Output>,
     ) -> Result<(), Reject> {
         let m = pre_prepare.message.clone();
@@ -114,7 +122,9 @@ impl Replica {
         if !self.log.in_window(m.sequence) {
             return Err(Reject::OutsideWindow(m.sequence));
         }
-        pre_prepare.verify_with(&self.config.replica_keys)?;
+        if signature == PrePrepareSignature::CheckNow {
+            pre_prepare.verify_with(&self.config.replica_keys)?;
+        }
         if (!digest_checked && batch.digest()? != m.digest) || batch.timestamp != m.timestamp {
             return Err(Reject::Rule("batch does not match the pre-prepare"));
         }
@@ -157,7 +167,13 @@ impl Replica {
             .log
             .slot_mut(m.sequence)
             .ok_or(Reject::OutsideWindow(m.sequence))?;
-        slot.accept(pre_prepare, prepare.is_some());
+        if signature == PrePrepareSignature::Deferred {
+            // Its `Q` entry waits for the check too (`Slot::accept_unchecked`).
+            slot.accept_unchecked(pre_prepare, prepare.is_some());
+            self.unchecked.insert(m.sequence);
+        } else {
+            slot.accept(pre_prepare, prepare.is_some());
+        }
         slot.add_body(m.digest, batch);
         if let Some(prepare) = prepare {
             slot.prepares.insert(self.config.id, prepare.clone());
@@ -199,7 +215,9 @@ impl Replica {
         let held = std::mem::take(&mut self.early);
         for ((v, _), (pre_prepare, batch)) in held {
             if v == view {
-                if let Err(reject) = self.on_pre_prepare(pre_prepare, batch, false, out) {
+                // `hold_early` checked its signature.
+                let checked = PrePrepareSignature::Checked;
+                if let Err(reject) = self.on_pre_prepare(pre_prepare, batch, false, checked, out) {
                     tracing::debug!(replica = self.config.id, view, %reject, "held pre-prepare dropped");
                     self.count_replica_reject(&reject);
                 }
@@ -406,7 +424,11 @@ impl Replica {
         if slot.matching_prepares(self.config.primary(view)) < 2 * f {
             return Ok(());
         }
-        let commit = if slot.commit_sent_view != Some(view) && self.may_vote() {
+        let commit_sent_view = slot.commit_sent_view;
+        if !self.pre_prepare_signature_holds(sequence) {
+            return Ok(());
+        }
+        let commit = if commit_sent_view != Some(view) && self.may_vote() {
             Some(self.sign(Commit {
                 view,
                 sequence,
@@ -426,6 +448,70 @@ impl Replica {
             slot.commit_sent_view = Some(view);
             slot.commits.insert(me, commit.clone());
             out.push(Output::Broadcast(AgreementMessage::Commit(commit)));
+        }
+        Ok(())
+    }
+
+    /// Whether the accepted pre-prepare at `sequence` is known to carry the primary's
+    /// signature, checking it now if it came unchecked over the primary's link.
+    ///
+    /// Why a backup may prepare first and check later (TOCS §3.2): a prepare is a vote
+    /// its receivers consume and never forward, and the primary's link authenticates
+    /// what the vote is about; one prepare per sequence and view, checked or not, keeps
+    /// two digests from preparing in one view. What is forwarded is the pre-prepare
+    /// itself, as the `P` entry of a view change, and it must convince others: so it is
+    /// checked before this replica commits (a committed batch's 2f+1 commits include
+    /// f+1 correct replicas, each holding a checked `P` entry for it, which is what the
+    /// new-view decision needs, TOCS §4.5.2) and before it enters `Q`. The check runs
+    /// after the prepare has left ([`Input::CheckDeferred`]), while the other backups'
+    /// prepares are on their way, or here if they came first.
+    ///
+    /// A signature that fails proves the primary faulty (its own link carried it): the
+    /// slot keeps the digest, so no other batch is accepted at this sequence in this
+    /// view, but it never prepares here, and the replica moves to the next view.
+    pub(super) fn pre_prepare_signature_holds(&mut self, sequence: Sequence) -> bool {
+        self.unchecked.remove(&sequence);
+        // `get` first: looking must not create a slot (`slot_mut` would).
+        if self.log.get(sequence).is_none() {
+            return false;
+        }
+        let keys = &self.config.replica_keys;
+        let Some(slot) = self.log.slot_mut(sequence) else {
+            return false;
+        };
+        let Some(pre_prepare) = &slot.pre_prepare else {
+            return false;
+        };
+        if !slot.signature_unchecked {
+            return !slot.forged;
+        }
+        if pre_prepare.verify_with(keys).is_ok() {
+            slot.vouch_checked();
+            return true;
+        }
+        let view = pre_prepare.message.view;
+        slot.signature_unchecked = false;
+        slot.forged = true;
+        self.stats.pre_prepares_forged += 1;
+        tracing::warn!(
+            replica = self.config.id,
+            view,
+            sequence,
+            "the primary's own link carried a pre-prepare with a bad signature: suspecting it"
+        );
+        if view == self.view {
+            self.primary_forged = true;
+        }
+        false
+    }
+
+    /// [`Input::CheckDeferred`]: checks the signatures of the pre-prepares accepted
+    /// over the primary's link, and moves their slots along.
+    pub(super) fn check_deferred(&mut self, out: &mut Vec<Output>) -> Result<(), Reject> {
+        for sequence in std::mem::take(&mut self.unchecked) {
+            if self.pre_prepare_signature_holds(sequence) {
+                self.check_progress(sequence, out)?;
+            }
         }
         Ok(())
     }
@@ -612,4 +698,16 @@ impl Replica {
         self.try_deliver(out);
         self.propose(false, out)
     }
+}
+
+/// When a pre-prepare's signature is checked ([`Replica::pre_prepare_signature_holds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PrePrepareSignature {
+    /// The caller checked it already.
+    Checked,
+    /// It came over the primary's own link: checked before this replica commits, not
+    /// before it prepares.
+    Deferred,
+    /// Checked before anything else (a copy relayed by another replica).
+    CheckNow,
 }

@@ -344,7 +344,7 @@ impl Replica {
                 .as_ref()
                 .is_some_and(|p| p.message.view != view)
             {
-                slot.pre_prepare = None;
+                slot.forget_pre_prepare();
             }
         }
         self.early.retain(|(v, _), _| *v > view);
