@@ -103,6 +103,28 @@ impl ByzantineState {
             }
             // Its commits carry bad signatures: over its own link a correct replica in
             // `separate` counts them anyway, and its certificates then do not verify.
+            AgreementFault::ForgePrePrepares { group_b } if group_b.contains(&to) => {
+                match message {
+                    AgreementMessage::PrePrepare {
+                        mut pre_prepare,
+                        batch,
+                    } => {
+                        pre_prepare.signature.0[0] ^= 0xff;
+                        Some(AgreementMessage::PrePrepare { pre_prepare, batch })
+                    }
+                    AgreementMessage::PrePrepareNamed {
+                        mut pre_prepare,
+                        entries,
+                    } => {
+                        pre_prepare.signature.0[0] ^= 0xff;
+                        Some(AgreementMessage::PrePrepareNamed {
+                            pre_prepare,
+                            entries,
+                        })
+                    }
+                    other => Some(other),
+                }
+            }
             AgreementFault::ForgeOrders => match message {
                 AgreementMessage::Commit(mut c) => {
                     c.signature.0[0] ^= 0xff;

@@ -32,6 +32,11 @@ pub enum AgreementFault {
     /// its commits badly, so that the certificates correct replicas deliver, counting
     /// them over its link, may not verify (`link_authenticated_commits`).
     ForgeOrders,
+    /// As primary, sends the replicas in `group_b` pre-prepares whose signature does not
+    /// hold, over its own link: they prepare (the link vouches for the batch), find the
+    /// signature bad before they would commit, and move to the next view
+    /// (`Replica::pre_prepare_signature_holds`).
+    ForgePrePrepares { group_b: BTreeSet<ReplicaId> },
 }
 
 /// What a Byzantine execution replica does.
@@ -116,6 +121,8 @@ pub enum Scenario {
     /// An agreement replica that pushes orders (replica 1) pushes forged batches to the
     /// execution replicas.
     ForgingPusher,
+    /// The primary signs the pre-prepares it sends a seeded subset of the backups badly.
+    ForgingPrimary,
     WrongReplies,
     LyingCheckpoint,
     /// f+1 colluding agreement replicas: beyond what PBFT tolerates. The checker is
@@ -139,7 +146,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 21] = [
+    pub const ALL: [Scenario; 22] = [
         Scenario::Normal,
         Scenario::Lossy,
         Scenario::LossyReplies,
@@ -153,6 +160,7 @@ impl Scenario {
         Scenario::BadTimestamp,
         Scenario::ConflictingBackup,
         Scenario::ForgingPusher,
+        Scenario::ForgingPrimary,
         Scenario::WrongReplies,
         Scenario::LyingCheckpoint,
         Scenario::Colluding,
@@ -178,6 +186,7 @@ impl Scenario {
             Scenario::BadTimestamp => "bad-timestamp",
             Scenario::ConflictingBackup => "conflicting-backup",
             Scenario::ForgingPusher => "forging-pusher",
+            Scenario::ForgingPrimary => "forging-primary",
             Scenario::WrongReplies => "wrong-replies",
             Scenario::LyingCheckpoint => "lying-checkpoint",
             Scenario::Colluding => "colluding",
@@ -367,6 +376,7 @@ impl SimConfig {
             | Scenario::BadTimestamp
             | Scenario::ConflictingBackup
             | Scenario::ForgingPusher
+            | Scenario::ForgingPrimary
             | Scenario::Colluding => {}
             Scenario::WrongReplies => c.exec_faults = vec![(0, ExecFault::WrongReplies)],
             Scenario::LyingCheckpoint => {

@@ -84,6 +84,9 @@ pub struct RunStats {
     /// from the requests they held, or fetched from the primary (TOCS §5.1).
     pub pre_prepares_rebuilt: u64,
     pub pre_prepares_fetched: u64,
+    /// Pre-prepares correct backups found forged after preparing (the primary's link
+    /// carried a bad signature).
+    pub pre_prepares_forged: u64,
     /// `ResendReply` rounds agreement nodes sent for retransmitted requests whose orders
     /// had left their delivery logs (`separate`).
     pub replies_asked: u64,
@@ -1102,6 +1105,7 @@ impl Simulation {
         for a in self.agreement.iter().filter(|a| a.is_correct()) {
             stats.pre_prepares_rebuilt += a.replica.stats().pre_prepares_rebuilt;
             stats.pre_prepares_fetched += a.replica.stats().pre_prepares_fetched;
+            stats.pre_prepares_forged += a.replica.stats().pre_prepares_forged;
             stats.replies_asked += a.replies_asked;
         }
         stats.client_restarts = self.clients.iter().map(|c| c.incarnation).sum();
@@ -1188,6 +1192,15 @@ fn byzantine_assignment(config: &SimConfig, rng: &mut SimRng) -> Vec<(ReplicaId,
             )]
         }
         Scenario::ForgingPusher => vec![(1, AgreementFault::ForgeOrders)],
+        // A third of the seeds forge towards every backup (all of them move on at
+        // once), the rest towards a proper subset (the others may still commit).
+        Scenario::ForgingPrimary => {
+            let group_b = match rng.below(3) {
+                0 => backups.iter().copied().collect(),
+                _ => subset(&backups, rng.next_u64()),
+            };
+            vec![(0, AgreementFault::ForgePrePrepares { group_b })]
+        }
         Scenario::Colluding => {
             // f+1 = 2 colluders (the primary and replica 1) show one correct replica a
             // different batch than the other: both can commit.

@@ -165,6 +165,22 @@ fn backup_with_conflicting_votes() {
 }
 
 #[test]
+fn primary_forging_pre_prepare_signatures() {
+    let runs = check(Scenario::ForgingPrimary, 0..30);
+    // Every backup it forged towards prepared, then found the signature bad before it
+    // would commit (never a violation: `check` runs the invariants)...
+    assert!(
+        runs.iter().all(|r| r.pre_prepares_forged > 0),
+        "a forged pre-prepare went unnoticed: {runs:?}"
+    );
+    // ...and where enough of them did, the primary was replaced.
+    assert!(
+        runs.iter().filter(|r| r.max_view > 0).count() >= 5,
+        "the forging primary was never replaced: {runs:?}"
+    );
+}
+
+#[test]
 fn pusher_forging_orders() {
     let runs = check(Scenario::ForgingPusher, 0..30);
     // Replica 1's forged batch met replica 0's real one at every execution replica: no
