@@ -9,7 +9,9 @@
 //! - request admission with a per-client window of request ids ([`client_table`], §4.1);
 //! - batching bounded by count, bytes and delay ([`batcher`], §5.1);
 //! - pre-prepare, prepare, commit, in-order delivery ([`replica`], [`log`], §4.2); the
-//!   primary fixes each batch's timestamp, backups check it;
+//!   primary fixes each batch's timestamp, backups check it; a backup prepares on a
+//!   pre-prepare from the primary's own link before checking its signature, and checks
+//!   it before it commits ([`Input::CheckDeferred`], §3.2);
 //! - checkpoints, watermarks, log garbage collection ([`checkpoint`], §4.3);
 //! - view change and new view with a backed-off timer ([`view_change`], §4.4–4.5), with
 //!   the `P`/`Q` sets and the decision procedure of §4.5.1–4.5.2, since prepares are
