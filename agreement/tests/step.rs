@@ -123,6 +123,22 @@ fn normal_case_step_by_step_at_a_backup() {
         .is_empty());
 }
 
+/// The view-change message among `out`, if any.
+fn view_change_in(out: &[Output]) -> Option<palisade_wire::agreement::ViewChange> {
+    out.iter().find_map(|o| match o {
+        Output::Broadcast(AgreementMessage::ViewChange(vc)) => Some(vc.message.clone()),
+        _ => None,
+    })
+}
+
+/// `pre_prepare` with its signature broken.
+fn with_bad_signature(mut message: AgreementMessage) -> AgreementMessage {
+    if let AgreementMessage::PrePrepare { pre_prepare, .. } = &mut message {
+        pre_prepare.signature.0[5] ^= 0xff;
+    }
+    message
+}
+
 /// A backup prepares on a pre-prepare that came over the primary's own link at once and
 /// checks the primary's signature after (TOCS §3.2): before it commits, and before the
 /// pre-prepare enters `P` or `Q`.
@@ -151,13 +167,7 @@ fn a_pre_prepare_over_the_primarys_link_is_prepared_at_once_and_checked_before_t
     ));
     // A view change now reports it in `P` and in `Q`.
     let out = r.step(Input::Timer(TimerKind::ViewChange));
-    let vc = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Broadcast(AgreementMessage::ViewChange(vc)) => Some(vc.message.clone()),
-            _ => None,
-        })
-        .expect("a view change");
+    let vc = view_change_in(&out).expect("a view change");
     assert_eq!(vc.prepared.len(), 1);
     assert_eq!(vc.prepared[0].message.digest, d);
     assert!(vc
@@ -176,10 +186,7 @@ fn a_forged_pre_prepare_over_the_primarys_link_is_never_committed_and_replaces_t
     let mut r = replica(1, |_| {});
     let batch = batch_at(time(1_000), vec![request(0, 1, b"op")]);
     let d = batch.digest().unwrap();
-    let mut forged = pre_prepare(0, 0, 1, &batch);
-    if let AgreementMessage::PrePrepare { pre_prepare, .. } = &mut forged {
-        pre_prepare.signature.0[5] ^= 0xff;
-    }
+    let forged = with_bad_signature(pre_prepare(0, 0, 1, &batch));
     assert!(r.step(msg(2, forged.clone())).is_empty());
     assert_eq!(r.stats().messages_invalid, 1);
     assert!(!r.has_deferred_checks());
@@ -196,13 +203,7 @@ fn a_forged_pre_prepare_over_the_primarys_link_is_never_committed_and_replaces_t
         .any(|o| matches!(o, Output::Broadcast(AgreementMessage::Commit(_)))));
     assert_eq!(r.stats().pre_prepares_forged, 1);
     assert!(!r.has_deferred_checks());
-    let vc = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Broadcast(AgreementMessage::ViewChange(vc)) => Some(vc.message.clone()),
-            _ => None,
-        })
-        .expect("the replica suspects the primary at once");
+    let vc = view_change_in(&out).expect("the replica suspects the primary at once");
     assert_eq!(vc.new_view, 1);
     assert!(vc.prepared.is_empty());
     assert!(vc.pre_prepared.is_empty());
@@ -528,10 +529,7 @@ fn bad_replica_messages_are_dropped_and_counted() {
     let d = batch.digest().unwrap();
     // Bad signature on a pre-prepare another replica relays (over the primary's own
     // link it is checked later: see the test above).
-    let mut bad = pre_prepare(0, 0, 1, &batch);
-    if let AgreementMessage::PrePrepare { pre_prepare, .. } = &mut bad {
-        pre_prepare.signature.0[10] ^= 0xff;
-    }
+    let bad = with_bad_signature(pre_prepare(0, 0, 1, &batch));
     assert!(r.step(msg(2, bad)).is_empty());
     // A body that does not match the digest.
     let mut swapped = pre_prepare(0, 0, 1, &batch);

@@ -7,7 +7,7 @@ mod common;
 
 use common::model::*;
 use common::*;
-use palisade_execution::{FileSystem, FsConfig, MemStore, RedbStore};
+use palisade_execution::{FileSystem, FsConfig, MemStore, RedbStore, Store};
 use palisade_wire::fs::*;
 use proptest::prelude::*;
 
@@ -19,11 +19,7 @@ proptest! {
         let mut h = mem();
         let mut model = Model::new();
         for op in &ops {
-            let op = &model.resolve(op);
-            let expected = model.apply(op);
-            let got = h.op(op.clone());
-            let got = observe(&mut h, op, got);
-            prop_assert_eq!(&got, &expected, "op {:?}", op);
+            agrees_with_model(&mut h, &mut model, op)?;
             // Ask for the digest now and then, so the incremental tree is exercised.
             if h.fs.last_applied().is_multiple_of(5) {
                 h.fs.digest();
@@ -47,11 +43,7 @@ proptest! {
         let mut mem = mem();
         let mut held = 0;
         for op in &ops {
-            let op = &model.resolve(op);
-            let expected = model.apply(op);
-            let got = h.op(op.clone());
-            let got = observe(&mut h, op, got);
-            prop_assert_eq!(&got, &expected, "op {:?}", op);
+            let op = &agrees_with_model(&mut h, &mut model, op)?;
             // The same batches (a listing is several), so the same times.
             let from_mem = mem.op(op.clone());
             observe(&mut mem, op, from_mem).ok();
@@ -84,6 +76,21 @@ proptest! {
         prop_assert_eq!(a.digest(), c.digest());
         prop_assert_eq!(a.leaf_hashes().unwrap(), c.leaf_hashes().unwrap());
     }
+}
+
+/// Applies `op` (resolved against the model's names) to the model and to `h` as one
+/// batch; their observable results must be equal. Returns the resolved operation.
+fn agrees_with_model<S: Store>(
+    h: &mut H<S>,
+    model: &mut Model,
+    op: &FsOp,
+) -> Result<FsOp, TestCaseError> {
+    let op = model.resolve(op);
+    let expected = model.apply(&op);
+    let got = h.op(op.clone());
+    let got = observe(h, &op, got);
+    prop_assert_eq!(&got, &expected, "op {:?}", op);
+    Ok(op)
 }
 
 #[test]
