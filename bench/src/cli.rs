@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::suite::cases::Group;
-use crate::target::{parse_host_port, parse_named_target, External, SpawnKind};
+use crate::target::{parse_named_target, External, SpawnKind};
 
 /// Drives an NFSv3 endpoint through fixed workloads and reports medians.
 ///
@@ -54,9 +54,11 @@ pub struct BenchArgs {
     /// Export path to mount.
     #[arg(long, default_value = "/")]
     pub export: String,
-    /// External endpoint HOST:PORT; may be repeated.
-    #[arg(long = "target", value_name = "HOST:PORT", value_parser = parse_host_port)]
-    pub targets: Vec<(String, u16)>,
+    /// External endpoint `[NAME=]HOST:PORT[:EXPORT][,mount=PORT][,pid=PID]`; may be
+    /// repeated. With `pid=`, the server process's CPU time per MB or per call is
+    /// reported too (spawned servers always report it).
+    #[arg(long = "target", value_name = "TARGET", value_parser = parse_named_target)]
+    pub targets: Vec<External>,
     /// Start a server as a child process on a free loopback port; may be a
     /// comma-separated list. All targets (these first, then the --target
     /// ones) are measured in interleaved rounds; the first is the baseline
@@ -143,7 +145,8 @@ pub struct SuiteArgs {
     /// memfs, unreplicated, separate, firewall.
     #[arg(long = "spawn", value_name = "KIND", value_delimiter = ',')]
     pub spawn: Vec<SpawnKind>,
-    /// An external endpoint `[NAME=]HOST:PORT[:EXPORT][,mount=PORT]`, e.g.
+    /// An external endpoint `[NAME=]HOST:PORT[:EXPORT][,mount=PORT][,pid=PID]` (`pid` is
+    /// used by `compare` and the single-workload commands only), e.g.
     /// `ganesha=127.0.0.1:20490:/srv/export,mount=20491`; may be repeated.
     #[arg(long = "target", value_name = "TARGET", value_parser = parse_named_target)]
     pub targets: Vec<External>,

@@ -21,6 +21,7 @@
 
 mod cli;
 mod client;
+mod cpu;
 mod machine;
 mod memfs;
 mod pattern;
@@ -152,11 +153,7 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
     };
 
     let mut specs: Vec<TargetSpec> = a.spawn.iter().map(|k| TargetSpec::Spawn(*k)).collect();
-    specs.extend(
-        a.targets
-            .iter()
-            .map(|(host, port)| TargetSpec::External(External::plain(host.clone(), *port))),
-    );
+    specs.extend(a.targets.iter().cloned().map(TargetSpec::External));
     if specs.is_empty() {
         specs.push(TargetSpec::External(External::plain(
             a.host.clone(),

@@ -50,6 +50,9 @@ pub struct ResultEntry {
     /// small-files only: files created and removed per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files_per_s: Option<Figure>,
+    /// The server's CPU per unit of work ([`server_cpu`]), when every run measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu: Option<Figure>,
     /// The raw counts of every measured run.
     pub runs: Vec<Sample>,
 }
@@ -63,13 +66,40 @@ impl ResultEntry {
                 m.samples.iter().map(Sample::files_per_s).collect(),
             )
         });
+        let server_cpu = m
+            .samples
+            .iter()
+            .map(|s| server_cpu(m.workload, s))
+            .collect::<Option<Vec<f64>>>()
+            .filter(|v| !v.is_empty())
+            .map(|v| Figure::new(server_cpu_unit(m.workload), v));
         ResultEntry {
             workload: m.workload.name().to_string(),
             target: m.target.clone(),
             figure: Figure::new(m.workload.unit(), values),
             files_per_s,
+            server_cpu,
             runs: m.samples.clone(),
         }
+    }
+}
+
+/// The server's CPU for one run's work: milliseconds per MB for the sequential
+/// workloads, microseconds per NFS call for small-files. Lower is better.
+pub fn server_cpu(w: Workload, s: &Sample) -> Option<f64> {
+    let cpu = s.server_cpu_s?;
+    match w {
+        Workload::SeqWrite | Workload::SeqRead => {
+            (s.bytes > 0).then(|| cpu * 1e3 / (s.bytes as f64 / 1e6))
+        }
+        Workload::SmallFiles => (s.ops > 0).then(|| cpu * 1e6 / s.ops as f64),
+    }
+}
+
+fn server_cpu_unit(w: Workload) -> &'static str {
+    match w {
+        Workload::SeqWrite | Workload::SeqRead => "ms CPU/MB ↓",
+        Workload::SmallFiles => "µs CPU/op ↓",
     }
 }
 
@@ -119,7 +149,8 @@ impl Report {
 
     /// The Markdown table: one row per (figure, target), with the ratio of
     /// each target's median to the first target's median for that figure.
-    /// All figures are throughputs, so a ratio below 1 means slower.
+    /// Throughputs: a ratio below 1 means slower; the server-CPU rows (unit
+    /// marked ↓): a ratio below 1 means cheaper.
     pub fn markdown(&self) -> String {
         let first = self.targets.first().cloned().unwrap_or_default();
         let mut rows: Vec<(String, &str, &Figure)> = Vec::new();
@@ -127,6 +158,9 @@ impl Report {
             rows.push((r.workload.clone(), &r.target, &r.figure));
             if let Some(f) = &r.files_per_s {
                 rows.push((format!("{} (files)", r.workload), &r.target, f));
+            }
+            if let Some(f) = &r.server_cpu {
+                rows.push((format!("{} (server CPU)", r.workload), &r.target, f));
             }
         }
         // Group by figure name, in the order figures first appear.
@@ -248,5 +282,47 @@ mod tests {
         assert_eq!(json["results"][0]["samples"].as_array().unwrap().len(), 3);
         assert!(json["results"][0].get("files_per_s").is_none());
         assert_eq!(json["results"][2]["files_per_s"]["median"], 10.0);
+        // No process ids, no CPU rows.
+        assert!(!t.contains("server CPU"), "{t}");
+        assert!(json["results"][0].get("server_cpu").is_none());
+    }
+
+    #[test]
+    fn server_cpu_is_per_mb_for_sequential_runs_and_per_call_for_small_files() {
+        let run = |cpu: Option<f64>, bytes: u64, ops: u64| Sample {
+            value: 1.0,
+            elapsed_s: 1.0,
+            bytes,
+            ops,
+            server_cpu_s: cpu,
+            ..Sample::default()
+        };
+        // 0.5 s of CPU for 100 MB: 5 ms per MB; for 2,000 calls: 250 µs per call.
+        let seq = run(Some(0.5), 100_000_000, 100);
+        assert_eq!(server_cpu(Workload::SeqWrite, &seq), Some(5.0));
+        assert_eq!(server_cpu(Workload::SeqRead, &seq), Some(5.0));
+        let small = run(Some(0.5), 4_000_000, 2_000);
+        assert_eq!(server_cpu(Workload::SmallFiles, &small), Some(250.0));
+        assert_eq!(server_cpu(Workload::SmallFiles, &run(None, 1, 1)), None);
+        assert_eq!(server_cpu(Workload::SeqWrite, &run(Some(0.5), 0, 10)), None);
+
+        // A figure only when every run measured it.
+        let m = Measured {
+            workload: Workload::SeqWrite,
+            target: "sep".into(),
+            samples: vec![
+                run(Some(0.5), 100_000_000, 1),
+                run(Some(1.0), 100_000_000, 1),
+            ],
+        };
+        let e = ResultEntry::from_measured(&m);
+        let cpu = e.server_cpu.expect("both runs measured");
+        assert_eq!(cpu.samples, vec![5.0, 10.0]);
+        assert_eq!(cpu.unit, "ms CPU/MB ↓");
+        let partial = Measured {
+            samples: vec![run(Some(0.5), 100_000_000, 1), run(None, 100_000_000, 1)],
+            ..m
+        };
+        assert!(ResultEntry::from_measured(&partial).server_cpu.is_none());
     }
 }

@@ -55,7 +55,7 @@ impl SpawnKind {
     }
 }
 
-/// An endpoint someone else runs: `[NAME=]HOST:PORT[:EXPORT][,mount=PORT]`.
+/// An endpoint someone else runs: `[NAME=]HOST:PORT[:EXPORT][,mount=PORT][,pid=PID]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct External {
     /// The report's name for it (default `HOST:PORT`).
@@ -66,6 +66,9 @@ pub struct External {
     pub export: Option<String>,
     /// MOUNT's port when it is not the NFS port (nfs-ganesha).
     pub mount_port: Option<u16>,
+    /// The server's process on this machine, whose CPU time is then reported
+    /// ([`crate::cpu`]).
+    pub pid: Option<u32>,
 }
 
 impl External {
@@ -76,6 +79,7 @@ impl External {
             port,
             export: None,
             mount_port: None,
+            pid: None,
         }
     }
 }
@@ -115,7 +119,7 @@ impl TargetSpec {
     }
 }
 
-/// Parses `[NAME=]HOST:PORT[:EXPORT][,mount=PORT]`, e.g.
+/// Parses `[NAME=]HOST:PORT[:EXPORT][,mount=PORT][,pid=PID]`, e.g.
 /// `ganesha=127.0.0.1:20490:/tmp/export,mount=20491` or `[::1]:2049`.
 pub fn parse_named_target(s: &str) -> Result<External, String> {
     let (name, rest) = match s.split_once('=') {
@@ -139,12 +143,14 @@ pub fn parse_named_target(s: &str) -> Result<External, String> {
         None => (rest, None),
     };
     let mut mount_port = None;
+    let mut pid = None;
     if let Some(o) = options {
         for opt in o.split(',') {
             match opt.split_once('=') {
                 Some(("mount", p)) => {
                     mount_port = Some(p.parse().map_err(|_| format!("bad mount port in {s:?}"))?)
                 }
+                Some(("pid", p)) => pid = Some(p.parse().map_err(|_| format!("bad pid in {s:?}"))?),
                 _ => return Err(format!("unknown target option {opt:?} in {s:?}")),
             }
         }
@@ -161,6 +167,7 @@ pub fn parse_named_target(s: &str) -> Result<External, String> {
         port,
         export,
         mount_port,
+        pid,
     })
 }
 
@@ -190,6 +197,8 @@ pub struct SpawnOptions {
 pub struct Target {
     pub name: String,
     pub endpoint: Endpoint,
+    /// The server's process, when known: its CPU time is measured around each run.
+    pub pid: Option<u32>,
     /// Kept alive for as long as the target; dropping it kills the server.
     _server: Option<SpawnedServer>,
 }
@@ -206,6 +215,7 @@ impl Target {
                 Ok(Target {
                     name: spec.name(),
                     endpoint,
+                    pid: e.pid,
                     _server: None,
                 })
             }
@@ -220,6 +230,7 @@ impl Target {
                 Ok(Target {
                     name: spec.name(),
                     endpoint,
+                    pid: Some(server.child.id()),
                     _server: Some(server),
                 })
             }
@@ -484,6 +495,9 @@ mod tests {
         assert_eq!((g.host.as_str(), g.port), ("127.0.0.1", 20490));
         assert_eq!(g.export.as_deref(), Some("/tmp/x y"));
         assert_eq!(g.mount_port, Some(20491));
+        assert_eq!(g.pid, None);
+        let p = parse_named_target("sep=127.0.0.1:12001,pid=4242,mount=12002").unwrap();
+        assert_eq!((p.pid, p.mount_port), (Some(4242), Some(12002)));
         let v6 = parse_named_target("k=[::1]:2049:/").unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 2049));
         assert_eq!(v6.export.as_deref(), Some("/"));
@@ -494,6 +508,7 @@ mod tests {
             "h",
             "n=h:x",
             "h:1,mount=x",
+            "h:1,pid=-1",
             "h:1,speed=3",
         ] {
             assert!(parse_named_target(bad).is_err(), "{bad}");

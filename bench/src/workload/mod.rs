@@ -89,6 +89,10 @@ pub struct Sample {
     pub files: u64,
     /// Bytes read back and found equal to the pattern (seq-read).
     pub verified_bytes: u64,
+    /// CPU seconds the server process used over the whole run (its untimed setup
+    /// included), when its process id is known ([`crate::cpu`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_s: Option<f64>,
 }
 
 impl Sample {
