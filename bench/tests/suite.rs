@@ -179,6 +179,19 @@ fn quick_suite_on_spawned_and_named_external_targets_writes_a_checked_report() {
         }
         assert_eq!(l["latency"].as_array().unwrap().len(), 5);
     }
+    // The server's CPU per call: measured for the spawned server (whose process the
+    // bench knows), absent for the external one (no `pid=`), a dash in its cell.
+    let cpu = |t: &str| {
+        case(&j, "latency", t)["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "server CPU per call")
+            .map(|f| f["median"].as_f64().unwrap())
+    };
+    assert!(cpu("memfs").is_some_and(|v| v >= 0.0));
+    assert_eq!(cpu("other"), None);
+    assert!(md.contains("| all | server CPU per call | µs ↓ |"), "{md}");
 }
 
 #[test]

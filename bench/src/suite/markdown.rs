@@ -299,6 +299,12 @@ pub fn render(r: &SuiteResults, plots: &[Plot]) -> String {
                 });
             }
         }
+        // Every operation of a run together (spawned targets, or `pid=` on --target).
+        rows.push(Row {
+            left: vec!["all".to_string(), super::SERVER_CPU.to_string()],
+            case_id: id.clone(),
+            figure: super::SERVER_CPU.to_string(),
+        });
         out.push_str(&table(r, &["operation", "percentile"], &rows));
         images(&mut out, plots, Group::Latency);
         out.push('\n');

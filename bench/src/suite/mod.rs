@@ -23,7 +23,7 @@ use crate::client::Endpoint;
 use crate::machine::{Environment, Load, Machine};
 use crate::pattern;
 use crate::target::{SpawnOptions, Target, TargetSpec};
-use crate::workload::outcome::Outcome;
+use crate::workload::outcome::{Outcome, Unit};
 use crate::workload::{andrew, backup, churn, latency, rw};
 use cases::{Case, Group, Mode, Preset};
 use progress::Progress;
@@ -115,6 +115,16 @@ fn git_commit() -> Option<String> {
         .ok()?;
     let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// The latency case's figure of the server's CPU time per NFS call (the run's untimed
+/// setup included), when the server's process is known ([`crate::cpu`]): on a shared
+/// two-core machine a replicated call's latency follows what it costs in CPU.
+pub const SERVER_CPU: &str = "server CPU per call";
+
+/// The CPU time the target's server has used so far, if its process is known.
+fn server_cpu(t: &Target) -> Option<Duration> {
+    crate::cpu::process_cpu(t.pid?).ok()
 }
 
 async fn run_case(
@@ -248,9 +258,18 @@ pub async fn run(a: SuiteArgs) -> Result<()> {
                 };
                 progress.start(&format!("{id} on {} ({label})", t.name));
                 run_index += 1;
-                let o = run_case(case, &t.endpoint, case_seed, run_index, &rw_content)
+                let cpu_before = server_cpu(t);
+                let mut o = run_case(case, &t.endpoint, case_seed, run_index, &rw_content)
                     .await
                     .with_context(|| format!("{id} on {}", t.name))?;
+                if let (Case::Latency { .. }, Some(before), Some(after)) =
+                    (case, cpu_before, server_cpu(t))
+                {
+                    if o.ops > 0 {
+                        let cpu = after.saturating_sub(before).as_secs_f64();
+                        o.push(SERVER_CPU, Unit::Micros, cpu * 1e6 / o.ops as f64);
+                    }
+                }
                 progress.line(&format!("{} {id} {label}: {}", t.name, headline(&o)));
                 progress.inc();
                 if round >= preset.warmup {
