@@ -145,8 +145,8 @@ pub struct SuiteArgs {
     /// memfs, unreplicated, separate, firewall.
     #[arg(long = "spawn", value_name = "KIND", value_delimiter = ',')]
     pub spawn: Vec<SpawnKind>,
-    /// An external endpoint `[NAME=]HOST:PORT[:EXPORT][,mount=PORT][,pid=PID]` (`pid` is
-    /// used by `compare` and the single-workload commands only), e.g.
+    /// An external endpoint `[NAME=]HOST:PORT[:EXPORT][,mount=PORT][,pid=PID]` (with
+    /// `pid`, the latency table gives the server's CPU per call), e.g.
     /// `ganesha=127.0.0.1:20490:/srv/export,mount=20491`; may be repeated.
     #[arg(long = "target", value_name = "TARGET", value_parser = parse_named_target)]
     pub targets: Vec<External>,
