@@ -25,22 +25,6 @@ pub struct Measured {
     pub samples: Vec<Sample>,
 }
 
-/// The CPU time the target's server has used so far, if its process is known and
-/// readable (a server that is not ours, or that died, reports nothing).
-fn server_cpu(t: &Target) -> Option<std::time::Duration> {
-    let pid = t.pid?;
-    match crate::cpu::process_cpu(pid) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!(
-                "[bench] {}: cannot read the CPU time of process {pid}: {e}",
-                t.name
-            );
-            None
-        }
-    }
-}
-
 async fn run_once(
     w: Workload,
     t: &Target,
@@ -92,12 +76,12 @@ pub async fn run_interleaved(
                 let target = &targets[ti];
                 // i * n + ti keeps small-files directory names distinct even if
                 // two targets are the same server under different names.
-                let cpu_before = server_cpu(target);
+                let cpu_before = target.server_cpu();
                 let mut s = run_once(w, target, &plan.params, content, i * n + ti)
                     .await
                     .with_context(|| format!("{} on {}", w.name(), target.name))?;
                 s.server_cpu_s = cpu_before
-                    .zip(server_cpu(target))
+                    .zip(target.server_cpu())
                     .map(|(before, after)| after.saturating_sub(before).as_secs_f64());
                 let label = if i < plan.warmup {
                     format!("warm-up {}/{}", i + 1, plan.warmup)

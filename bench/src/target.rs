@@ -204,6 +204,22 @@ pub struct Target {
 }
 
 impl Target {
+    /// The CPU time the server has used so far, if its process is known and readable (a
+    /// server that is not ours, or that died, reports nothing, and says why).
+    pub fn server_cpu(&self) -> Option<Duration> {
+        let pid = self.pid?;
+        match crate::cpu::process_cpu(pid) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!(
+                    "[bench] {}: cannot read the CPU time of process {pid}: {e}",
+                    self.name
+                );
+                None
+            }
+        }
+    }
+
     /// Starts (if needed) and connects to `spec`.
     pub async fn start(spec: &TargetSpec, export: &str, opts: &SpawnOptions) -> Result<Target> {
         match spec {

@@ -122,11 +122,6 @@ fn git_commit() -> Option<String> {
 /// two-core machine a replicated call's latency follows what it costs in CPU.
 pub const SERVER_CPU: &str = "server CPU per call";
 
-/// The CPU time the target's server has used so far, if its process is known.
-fn server_cpu(t: &Target) -> Option<Duration> {
-    crate::cpu::process_cpu(t.pid?).ok()
-}
-
 async fn run_case(
     case: &Case,
     ep: &Endpoint,
@@ -258,12 +253,12 @@ pub async fn run(a: SuiteArgs) -> Result<()> {
                 };
                 progress.start(&format!("{id} on {} ({label})", t.name));
                 run_index += 1;
-                let cpu_before = server_cpu(t);
+                let cpu_before = t.server_cpu();
                 let mut o = run_case(case, &t.endpoint, case_seed, run_index, &rw_content)
                     .await
                     .with_context(|| format!("{id} on {}", t.name))?;
                 if let (Case::Latency { .. }, Some(before), Some(after)) =
-                    (case, cpu_before, server_cpu(t))
+                    (case, cpu_before, t.server_cpu())
                 {
                     if o.ops > 0 {
                         let cpu = after.saturating_sub(before).as_secs_f64();
