@@ -50,7 +50,7 @@ pub struct ResultEntry {
     /// small-files only: files created and removed per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub files_per_s: Option<Figure>,
-    /// The server's CPU per unit of work ([`server_cpu`]), when every run measured it.
+    /// The server's CPU per unit of work ([`cpu_per_unit`]), when every run measured it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_cpu: Option<Figure>,
     /// The raw counts of every measured run.
@@ -69,7 +69,7 @@ impl ResultEntry {
         let server_cpu = m
             .samples
             .iter()
-            .map(|s| server_cpu(m.workload, s))
+            .map(|s| cpu_per_unit(m.workload, s))
             .collect::<Option<Vec<f64>>>()
             .filter(|v| !v.is_empty())
             .map(|v| Figure::new(server_cpu_unit(m.workload), v));
@@ -86,7 +86,7 @@ impl ResultEntry {
 
 /// The server's CPU for one run's work: milliseconds per MB for the sequential
 /// workloads, microseconds per NFS call for small-files. Lower is better.
-pub fn server_cpu(w: Workload, s: &Sample) -> Option<f64> {
+pub fn cpu_per_unit(w: Workload, s: &Sample) -> Option<f64> {
     let cpu = s.server_cpu_s?;
     match w {
         Workload::SeqWrite | Workload::SeqRead => {
@@ -299,12 +299,15 @@ mod tests {
         };
         // 0.5 s of CPU for 100 MB: 5 ms per MB; for 2,000 calls: 250 µs per call.
         let seq = run(Some(0.5), 100_000_000, 100);
-        assert_eq!(server_cpu(Workload::SeqWrite, &seq), Some(5.0));
-        assert_eq!(server_cpu(Workload::SeqRead, &seq), Some(5.0));
+        assert_eq!(cpu_per_unit(Workload::SeqWrite, &seq), Some(5.0));
+        assert_eq!(cpu_per_unit(Workload::SeqRead, &seq), Some(5.0));
         let small = run(Some(0.5), 4_000_000, 2_000);
-        assert_eq!(server_cpu(Workload::SmallFiles, &small), Some(250.0));
-        assert_eq!(server_cpu(Workload::SmallFiles, &run(None, 1, 1)), None);
-        assert_eq!(server_cpu(Workload::SeqWrite, &run(Some(0.5), 0, 10)), None);
+        assert_eq!(cpu_per_unit(Workload::SmallFiles, &small), Some(250.0));
+        assert_eq!(cpu_per_unit(Workload::SmallFiles, &run(None, 1, 1)), None);
+        assert_eq!(
+            cpu_per_unit(Workload::SeqWrite, &run(Some(0.5), 0, 10)),
+            None
+        );
 
         // A figure only when every run measured it.
         let m = Measured {

@@ -253,12 +253,14 @@ pub async fn run(a: SuiteArgs) -> Result<()> {
                 };
                 progress.start(&format!("{id} on {} ({label})", t.name));
                 run_index += 1;
-                let cpu_before = t.server_cpu();
+                // Only the latency case reports it (one call at a time: CPU per call).
+                let latency_case = matches!(case, Case::Latency { .. });
+                let cpu_before = latency_case.then(|| t.server_cpu()).flatten();
                 let mut o = run_case(case, &t.endpoint, case_seed, run_index, &rw_content)
                     .await
                     .with_context(|| format!("{id} on {}", t.name))?;
-                if let (Case::Latency { .. }, Some(before), Some(after)) =
-                    (case, cpu_before, t.server_cpu())
+                if let (Some(before), Some(after)) =
+                    (cpu_before, latency_case.then(|| t.server_cpu()).flatten())
                 {
                     if o.ops > 0 {
                         let cpu = after.saturating_sub(before).as_secs_f64();
