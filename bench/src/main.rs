@@ -24,6 +24,7 @@ mod client;
 mod cpu;
 mod machine;
 mod memfs;
+mod memory;
 mod pattern;
 mod report;
 mod rng;
@@ -203,6 +204,15 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
     }
     let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
     let measured: Vec<Measured> = runner::run_interleaved(&targets, &plan, &content).await?;
+    let peak_memory: Vec<report::PeakMemory> = targets
+        .iter()
+        .filter_map(|t| {
+            t.server_peak_memory().map(|bytes| report::PeakMemory {
+                target: t.name.clone(),
+                bytes,
+            })
+        })
+        .collect();
     // Stop the servers before printing, so their logs end before our table.
     drop(targets);
 
@@ -210,7 +220,7 @@ async fn bench(a: BenchArgs, workloads: Vec<Workload>) -> Result<()> {
         start: start_load,
         end: machine::Load::now(),
     };
-    let report = Report::new(&plan, names, environment, &measured);
+    let report = Report::new(&plan, names, environment, &measured).with_peak_memory(peak_memory);
     if let Some(path) = &a.json {
         report.write_json(path)?;
         eprintln!("[bench] wrote {}", path.display());

@@ -103,6 +103,13 @@ fn server_cpu_unit(w: Workload) -> &'static str {
     }
 }
 
+/// A server's peak resident memory over all runs (`VmHWM`, [`crate::memory`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakMemory {
+    pub target: String,
+    pub bytes: u64,
+}
+
 /// Everything one invocation measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -115,6 +122,10 @@ pub struct Report {
     /// Machine load at the start and end of the measurements.
     pub environment: Environment,
     pub results: Vec<ResultEntry>,
+    /// Each target whose process is known: the most memory it held, measured after the
+    /// last run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_peak_memory: Vec<PeakMemory>,
 }
 
 impl Report {
@@ -133,7 +144,14 @@ impl Report {
             params: plan.params.clone(),
             environment,
             results: measured.iter().map(ResultEntry::from_measured).collect(),
+            server_peak_memory: Vec::new(),
         }
+    }
+
+    /// The servers' peak memory, printed under the table.
+    pub fn with_peak_memory(mut self, peaks: Vec<PeakMemory>) -> Report {
+        self.server_peak_memory = peaks;
+        self
     }
 
     /// Writes the report as pretty JSON to `path`.
@@ -201,6 +219,17 @@ impl Report {
                     f.median, f.unit, f.min, f.max
                 ));
             }
+        }
+        if !self.server_peak_memory.is_empty() {
+            let peaks: Vec<String> = self
+                .server_peak_memory
+                .iter()
+                .map(|p| format!("{} {:.1} MB", p.target, p.bytes as f64 / 1e6))
+                .collect();
+            out.push_str(&format!(
+                "\nserver peak resident memory (VmHWM, after the last run): {}\n",
+                peaks.join(", ")
+            ));
         }
         out
     }
@@ -282,9 +311,30 @@ mod tests {
         assert_eq!(json["results"][0]["samples"].as_array().unwrap().len(), 3);
         assert!(json["results"][0].get("files_per_s").is_none());
         assert_eq!(json["results"][2]["files_per_s"]["median"], 10.0);
-        // No process ids, no CPU rows.
+        // No process ids, no CPU rows and no memory line.
         assert!(!t.contains("server CPU"), "{t}");
         assert!(json["results"][0].get("server_cpu").is_none());
+        assert!(!t.contains("peak resident memory"), "{t}");
+        assert!(json.get("server_peak_memory").is_none());
+
+        // With a known process: one line under the table, and the bytes in the JSON.
+        let r = r.with_peak_memory(vec![PeakMemory {
+            target: "unreplicated".into(),
+            bytes: 468_772 * 1024,
+        }]);
+        let t = r.markdown();
+        assert!(
+            t.ends_with(
+                "\nserver peak resident memory (VmHWM, after the last run): unreplicated 480.0 MB\n"
+            ),
+            "{t}"
+        );
+        let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["server_peak_memory"][0]["bytes"],
+            serde_json::json!(468_772u64 * 1024)
+        );
+        assert_eq!(json["server_peak_memory"][0]["target"], "unreplicated");
     }
 
     #[test]

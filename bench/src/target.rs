@@ -220,6 +220,22 @@ impl Target {
         }
     }
 
+    /// The most memory the server has held so far (`VmHWM`), if its process is known and
+    /// readable; as [`Target::server_cpu`], a failure says why and reports nothing.
+    pub fn server_peak_memory(&self) -> Option<u64> {
+        let pid = self.pid?;
+        match crate::memory::peak_resident_bytes(pid) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                eprintln!(
+                    "[bench] {}: cannot read the peak memory of process {pid}: {e}",
+                    self.name
+                );
+                None
+            }
+        }
+    }
+
     /// Starts (if needed) and connects to `spec`.
     pub async fn start(spec: &TargetSpec, export: &str, opts: &SpawnOptions) -> Result<Target> {
         match spec {

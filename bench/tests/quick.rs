@@ -166,6 +166,16 @@ fn compare_quick_against_spawned_memfs() {
         "progress leaked to stdout: {stdout}"
     );
     assert!(stderr.contains("stopped memfs server"), "{stderr}");
+
+    // A spawned server's process is known: its peak memory is reported, and the memfs
+    // server held at least the 4 MiB file it was sent.
+    let peak = &json["server_peak_memory"][0];
+    assert_eq!(peak["target"], "memfs", "{json:#}");
+    assert!(peak["bytes"].as_u64().unwrap() >= size, "{peak}");
+    assert!(
+        stdout.contains("server peak resident memory (VmHWM, after the last run): memfs "),
+        "{stdout}"
+    );
 }
 
 #[test]
