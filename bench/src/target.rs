@@ -207,33 +207,26 @@ impl Target {
     /// The CPU time the server has used so far, if its process is known and readable (a
     /// server that is not ours, or that died, reports nothing, and says why).
     pub fn server_cpu(&self) -> Option<Duration> {
-        let pid = self.pid?;
-        match crate::cpu::process_cpu(pid) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                eprintln!(
-                    "[bench] {}: cannot read the CPU time of process {pid}: {e}",
-                    self.name
-                );
-                None
-            }
-        }
+        self.read_server("the CPU time", crate::cpu::process_cpu)
     }
 
     /// The most memory the server has held so far (`VmHWM`), if its process is known and
     /// readable; as [`Target::server_cpu`], a failure says why and reports nothing.
     pub fn server_peak_memory(&self) -> Option<u64> {
+        self.read_server("the peak memory", crate::memory::peak_resident_bytes)
+    }
+
+    /// `read` of the server's process, if known; a failure is told on stderr.
+    fn read_server<T>(&self, what: &str, read: fn(u32) -> std::io::Result<T>) -> Option<T> {
         let pid = self.pid?;
-        match crate::memory::peak_resident_bytes(pid) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
+        read(pid)
+            .map_err(|e| {
                 eprintln!(
-                    "[bench] {}: cannot read the peak memory of process {pid}: {e}",
+                    "[bench] {}: cannot read {what} of process {pid}: {e}",
                     self.name
-                );
-                None
-            }
-        }
+                )
+            })
+            .ok()
     }
 
     /// Starts (if needed) and connects to `spec`.
