@@ -245,6 +245,25 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         .await
     }
 
+    /// CREATE GUARDED (RFC 1813 §3.3.8) as one operation: the file system refuses an
+    /// existing name with `Exist` in the same step that creates, so the check and the
+    /// create are atomic and cost one (replicated) operation. nfsserve's default made a
+    /// LOOKUP first and then an UNCHECKED create, which a name created in between turned
+    /// into a truncation of someone else's file (PATCHES.md §8).
+    async fn create_guarded(
+        &self,
+        dirid: fileid3,
+        filename: &filename3,
+        attr: sattr3,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
+        self.created(FsOp::Create {
+            dir: dirid,
+            name: filename.0.clone(),
+            how: CreateHow::Guarded(set_attr(&attr)),
+        })
+        .await
+    }
+
     /// CREATE EXCLUSIVE. nfsserve drops the client's verifier, so the file system cannot
     /// recognise a retransmission of the same request; sending GUARDED keeps the
     /// property exclusive create exists for (only one creator succeeds, e.g. for lock

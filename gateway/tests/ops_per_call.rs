@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use nfs3_client::nfs3_types::nfs3::{
-    diropargs3, nfs_fh3, stable_how, LOOKUP3args, Nfs3Option, Nfs3Result, READ3args, WRITE3args,
-    WRITE3resok,
+    diropargs3, nfs_fh3, nfsstat3, stable_how, LOOKUP3args, Nfs3Option, Nfs3Result, READ3args,
+    WRITE3args, WRITE3resok,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs_checks::{mode, Endpoint, Nfs};
@@ -111,6 +111,20 @@ async fn a_costly_service_gets_one_operation_per_call() {
 
     let wrote = write_hello(&mut nfs, &file).await;
     assert_eq!(take(&seen), ["Write"]);
+
+    // GUARDED: the existence check is part of the one Create (PATCHES.md §8), so an
+    // existing name is refused without a LOOKUP first, and its file is left alone.
+    let guarded = || nfs3_client::nfs3_types::nfs3::createhow3::GUARDED(mode(0o644));
+    nfs.create(&dir, b"g", guarded()).await.unwrap();
+    assert_eq!(take(&seen), ["Create"]);
+    assert_eq!(
+        nfs.create(&dir, b"f", guarded()).await,
+        Err(nfsstat3::NFS3ERR_EXIST)
+    );
+    assert_eq!(take(&seen), ["Create"]);
+    assert_eq!(nfs.getattr(&file).await.unwrap().size, 5);
+    nfs.remove(&dir, b"g").await.unwrap();
+    take(&seen);
     // wcc: no pre-operation attributes, but the post-operation ones from the WRITE itself.
     assert!(matches!(wrote.file_wcc.before, Nfs3Option::None));
     let Nfs3Option::Some(after) = wrote.file_wcc.after else {

@@ -1344,29 +1344,10 @@ pub async fn nfsproc3_create(
         createmode3::GUARDED => {
             target_attributes.deserialize(input)?;
             debug!("create guarded {:?}", target_attributes);
-            if context.vfs.lookup(dirid, &dirops.name).await.is_ok() {
-                // file exists. Fail with NFS3ERR_EXIST.
-                // Re-read dir attributes
-                // for post op attr
-                // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
-                let post_dir_attr = if !context.vfs.wcc_attributes() {
-                    nfs::post_op_attr::Void
-                } else {
-                    match context.vfs.getattr(dirid).await {
-                        Ok(v) => nfs::post_op_attr::attributes(v),
-                        Err(_) => nfs::post_op_attr::Void,
-                    }
-                };
-
-                make_success_reply(xid).serialize(output)?;
-                nfs::nfsstat3::NFS3ERR_EXIST.serialize(output)?;
-                nfs::wcc_data {
-                    before: pre_dir_attr,
-                    after: post_dir_attr,
-                }
-                .serialize(output)?;
-                return Ok(());
-            }
+            // PALISADE PATCH (see PATCHES.md): the existence check is the file system's
+            // (`create_guarded`, below), one call and atomic; stock 0.11 made a LOOKUP
+            // here and then an UNCHECKED create. A refusal is answered by the error path
+            // below with the same bytes this arm wrote (NFS3ERR_EXIST and the wcc data).
         },
         createmode3::EXCLUSIVE => {
             debug!("create exclusive");
@@ -1383,7 +1364,12 @@ pub async fn nfsproc3_create(
         postopattr = nfs::post_op_attr::Void;
     } else {
         // create!
-        let res = context.vfs.create(dirid, &dirops.name, target_attributes).await;
+        // PALISADE PATCH (see PATCHES.md): GUARDED goes to `create_guarded`.
+        let res = if matches!(createhow, createmode3::GUARDED) {
+            context.vfs.create_guarded(dirid, &dirops.name, target_attributes).await
+        } else {
+            context.vfs.create(dirid, &dirops.name, target_attributes).await
+        };
         fid = res.map(|x| x.0);
         postopattr = if let Ok((_, fattr)) = res {
             nfs::post_op_attr::attributes(fattr)
@@ -1419,7 +1405,13 @@ pub async fn nfsproc3_create(
             wcc_res.serialize(output)?;
         },
         Err(e) => {
-            error!("create error --> {:?}", e);
+            // PALISADE PATCH (see PATCHES.md): a GUARDED create of an existing name is an
+            // answer, not a server error (stock 0.11 answered it before reaching here).
+            if matches!(e, nfs::nfsstat3::NFS3ERR_EXIST) {
+                debug!("create --> {:?}", e);
+            } else {
+                error!("create error --> {:?}", e);
+            }
             // serialize CREATE3resfail
             make_success_reply(xid).serialize(output)?;
             e.serialize(output)?;

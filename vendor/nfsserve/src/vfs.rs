@@ -177,6 +177,19 @@ pub trait NFSFileSystem: Sync {
     /// this should return Err(nfsstat3::NFS3ERR_ROFS)
     async fn create(&self, dirid: fileid3, filename: &filename3, attr: sattr3) -> Result<(fileid3, fattr3), nfsstat3>;
 
+    /// PALISADE PATCH (see PATCHES.md): CREATE in GUARDED mode (RFC 1813 §3.3.8: fail
+    /// with NFS3ERR_EXIST if the name exists). nfsproc3_create calls this; the default is
+    /// stock behaviour, `lookup` then `create`, which takes two calls and is not atomic (a
+    /// name created between the two is then treated as UNCHECKED: its attributes are
+    /// applied, a size of 0 truncates it). A file system that checks and creates in one
+    /// step answers with one call, atomically.
+    async fn create_guarded(&self, dirid: fileid3, filename: &filename3, attr: sattr3) -> Result<(fileid3, fattr3), nfsstat3> {
+        if self.lookup(dirid, filename).await.is_ok() {
+            return Err(nfsstat3::NFS3ERR_EXIST);
+        }
+        self.create(dirid, filename, attr).await
+    }
+
     /// Creates a file if it does not already exist
     /// this should return Err(nfsstat3::NFS3ERR_ROFS)
     async fn create_exclusive(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3>;
