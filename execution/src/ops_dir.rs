@@ -317,13 +317,15 @@ impl Exec<'_> {
     /// READDIR / READDIRPLUS (§3.3.16–17): entries with id > `after`, ascending id, at
     /// most `max_entries` (capped at [`READDIR_MAX_ENTRIES`]); `end` when none remain.
     pub fn readdir(&mut self, dir: FileId, after: FileId, max_entries: u32) -> OpResult<FsReply> {
-        self.dir(dir)?;
+        let drec = self.dir(dir)?;
+        let dir_attr = attr_of(dir, &drec);
         // At least one entry, so that a client paging with a tiny count always progresses.
         let limit = max_entries.clamp(1, READDIR_MAX_ENTRIES) as usize;
         let Some(from) = after.checked_add(1) else {
             return Ok(FsReply::ReadDir {
                 entries: Vec::new(),
                 end: true,
+                dir: dir_attr,
             });
         };
         let mut page = self.ov.children_from(dir, from, limit + 1)?;
@@ -338,6 +340,10 @@ impl Exec<'_> {
                 attr: attr_of(id, &rec),
             });
         }
-        Ok(FsReply::ReadDir { entries, end })
+        Ok(FsReply::ReadDir {
+            entries,
+            end,
+            dir: dir_attr,
+        })
     }
 }

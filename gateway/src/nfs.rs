@@ -349,6 +349,20 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         start_after: fileid3,
         max_entries: usize,
     ) -> Result<ReadDirResult, nfsstat3> {
+        self.readdir_attr(dirid, start_after, max_entries)
+            .await
+            .map(|(page, _)| page)
+    }
+
+    /// READDIR and READDIRPLUS as one operation: the file system's listing carries the
+    /// directory's own attributes, which nfsserve's default fetched with a GETATTR first
+    /// (one more ordered operation through a replicated service; PATCHES.md §9).
+    async fn readdir_attr(
+        &self,
+        dirid: fileid3,
+        start_after: fileid3,
+        max_entries: usize,
+    ) -> Result<(ReadDirResult, Option<fattr3>), nfsstat3> {
         // nfsserve estimates max_entries as dircount/16; ask for at least one entry so a
         // tiny dircount still makes progress. The file system caps large values.
         let max_entries = u32::try_from(max_entries).unwrap_or(u32::MAX).max(1);
@@ -358,17 +372,20 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
             max_entries,
         };
         match self.run(op).await? {
-            FsReply::ReadDir { entries, end } => Ok(ReadDirResult {
-                entries: entries
-                    .into_iter()
-                    .map(|e| DirEntry {
-                        fileid: e.id,
-                        name: e.name.into(),
-                        attr: self.fattr(&e.attr),
-                    })
-                    .collect(),
-                end,
-            }),
+            FsReply::ReadDir { entries, end, dir } => {
+                let page = ReadDirResult {
+                    entries: entries
+                        .into_iter()
+                        .map(|e| DirEntry {
+                            fileid: e.id,
+                            name: e.name.into(),
+                            attr: self.fattr(&e.attr),
+                        })
+                        .collect(),
+                    end,
+                };
+                Ok((page, Some(self.fattr(&dir))))
+            }
             other => Err(self.unexpected("readdir", &other)),
         }
     }

@@ -252,6 +252,7 @@ async fn readdir_passes_the_cookie_and_maps_entries() {
                 attr: attr(after + 1, FileType::Directory),
             }],
             end: false,
+            dir: attr(1, FileType::Directory),
         }),
         _ => Err(FsError::Io),
     });

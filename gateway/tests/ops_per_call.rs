@@ -149,6 +149,27 @@ async fn a_costly_service_gets_one_operation_per_call() {
     assert_eq!(attr.size, 5);
     assert!(matches!(found.dir_attributes, Nfs3Option::None));
 
+    // READDIRPLUS and READDIR: the directory's attributes (and the cookie verifier nfsserve
+    // makes from its mtime) come with the one ReadDir operation (PATCHES.md §9).
+    let (entries, eof, verf) = nfs
+        .readdirplus(&dir, 0, Default::default(), 4096, 16 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(take(&seen), ["ReadDir"]);
+    assert!(eof && entries.iter().any(|e| e.name == b"f"));
+    assert_ne!(
+        verf,
+        Default::default(),
+        "no directory attributes came back"
+    );
+    let (entries, eof, plain_verf) = nfs
+        .readdir(&dir, 0, Default::default(), 4096)
+        .await
+        .unwrap();
+    assert_eq!(take(&seen), ["ReadDir"]);
+    assert!(eof && entries.iter().any(|(_, name, _)| name == b"f"));
+    assert_eq!(plain_verf, verf);
+
     let args = READ3args {
         file: file.clone(),
         offset: 0,

@@ -283,10 +283,14 @@ pub enum FsReply {
     },
     /// REMOVE, RMDIR, RENAME.
     Done,
-    /// READDIR. `end` is true when the listing is complete.
+    /// READDIR. `end` is true when the listing is complete; `dir` is the directory's own
+    /// attributes in the state the entries were listed from (the reply's
+    /// `dir_attributes`, and the cookie verifier nfsserve makes from its mtime), so one
+    /// operation answers a READDIR call.
     ReadDir {
         entries: Vec<DirEntry>,
         end: bool,
+        dir: Attr,
     },
     FsStat(FsStat),
     FsInfo(FsInfo),

@@ -116,7 +116,7 @@ impl<S: Store> H<S> {
                 after,
                 max_entries: page,
             }) {
-                Ok(FsReply::ReadDir { entries, end }) => {
+                Ok(FsReply::ReadDir { entries, end, .. }) => {
                     assert!(entries.len() <= page as usize);
                     for e in &entries {
                         assert!(e.id > after);

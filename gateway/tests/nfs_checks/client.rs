@@ -7,8 +7,8 @@ use nfs3_client::nfs3_types::nfs3::{
     cookieverf3, createhow3, diropargs3, fattr3, nfs_fh3, nfsstat3, nfstime3, sattr3, set_mode3,
     set_size3, stable_how, symlinkdata3, CREATE3args, FSINFO3args, FSINFO3resok, FSSTAT3args,
     FSSTAT3resok, GETATTR3args, LOOKUP3args, MKDIR3args, Nfs3Option, Nfs3Result, READ3args,
-    READDIRPLUS3args, READLINK3args, REMOVE3args, RENAME3args, RMDIR3args, SETATTR3args,
-    SYMLINK3args, WRITE3args,
+    READDIR3args, READDIRPLUS3args, READLINK3args, REMOVE3args, RENAME3args, RMDIR3args,
+    SETATTR3args, SYMLINK3args, WRITE3args,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs3_client::tokio::{TokioConnector, TokioIo};
@@ -367,6 +367,74 @@ impl Nfs {
                 Ok((entries, ok.reply.eof, ok.cookieverf))
             }
             Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    /// One plain READDIR page (RFC 1813 §3.3.16): (file id, name, cookie) per entry.
+    pub async fn readdir(
+        &mut self,
+        dir: &nfs_fh3,
+        cookie: u64,
+        verf: cookieverf3,
+        count: u32,
+    ) -> Result<(Vec<(u64, Vec<u8>, u64)>, bool, cookieverf3), Status> {
+        let args = READDIR3args {
+            dir: dir.clone(),
+            cookie,
+            cookieverf: verf,
+            count,
+        };
+        match self.conn.readdir(&args).await.expect("rpc") {
+            Nfs3Result::Ok(ok) => Ok((
+                ok.reply
+                    .entries
+                    .0
+                    .into_iter()
+                    .map(|e| (e.fileid, e.name.0.to_vec(), e.cookie))
+                    .collect(),
+                ok.reply.eof,
+                ok.cookieverf,
+            )),
+            Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    /// Lists a whole directory through plain READDIR paging: the names (`.` and `..`
+    /// excluded) in the order listed, and the number of pages. Panics after `max_pages`
+    /// (a server that ignores the cookie would loop).
+    pub async fn list_plain(
+        &mut self,
+        dir: &nfs_fh3,
+        count: u32,
+        max_pages: usize,
+    ) -> (Vec<Vec<u8>>, usize) {
+        let mut names = Vec::new();
+        let (mut cookie, mut verf) = (0, cookieverf3::default());
+        let mut pages = 0;
+        loop {
+            let (page, eof, v) = self
+                .readdir(dir, cookie, verf, count)
+                .await
+                .expect("readdir");
+            pages += 1;
+            assert!(
+                pages <= max_pages,
+                "READDIR did not end within {max_pages} pages"
+            );
+            verf = v;
+            if let Some((_, _, c)) = page.last() {
+                cookie = *c;
+            } else {
+                assert!(eof, "empty READDIR page without EOF");
+            }
+            names.extend(
+                page.into_iter()
+                    .map(|(_, name, _)| name)
+                    .filter(|n| n != b"." && n != b".."),
+            );
+            if eof {
+                return (names, pages);
+            }
         }
     }
 

@@ -382,6 +382,34 @@ pub async fn check_large_directory(ep: &Endpoint, dir: &str, n: usize) {
         .cloned()
         .collect();
     assert_eq!(rest_set, want);
+
+    // Plain READDIR pages by its cookie too (PATCHES.md §9; stock nfsserve restarted
+    // every page at the first entry, so this listing never ended).
+    let (plain, pages) = nfs.list_plain(&d, 2048, n).await;
+    assert!(pages > 10, "only {pages} READDIR pages");
+    let plain_set: BTreeSet<Vec<u8>> = plain.iter().cloned().collect();
+    assert_eq!(
+        plain_set.len(),
+        plain.len(),
+        "READDIR listed an entry twice"
+    );
+    let remaining: BTreeSet<Vec<u8>> = expected
+        .keys()
+        .filter(|k| !removed.contains(*k))
+        .cloned()
+        .collect();
+    assert_eq!(plain_set, remaining);
+    // A count too small for a reply's fixed part is TOOSMALL, not an underflow.
+    assert_eq!(
+        nfs.readdir(&d, 0, Default::default(), 64).await.map(|_| ()),
+        Err(nfsstat3::NFS3ERR_TOOSMALL)
+    );
+    assert_eq!(
+        nfs.readdirplus(&d, 0, Default::default(), 64, 64)
+            .await
+            .map(|_| ()),
+        Err(nfsstat3::NFS3ERR_TOOSMALL)
+    );
 }
 
 /// What [`populate`] wrote, to be read back after a restart.

@@ -796,7 +796,24 @@ pub async fn nfsproc3_readdirplus(
         return Ok(());
     }
     let dirid = dirid.unwrap();
-    let dir_attr_maybe = context.vfs.getattr(dirid).await;
+    // PALISADE PATCH (see PATCHES.md): a count too small for the reply's fixed part is
+    // NFS3ERR_TOOSMALL (RFC 1813 §3.3.17), not an underflow; and the directory's
+    // attributes come with the listing (`readdir_attr`), one call instead of a
+    // `getattr` and a `readdir`.
+    let Some(max_bytes_allowed) = (args.maxcount as usize).checked_sub(128) else {
+        make_success_reply(xid).serialize(output)?;
+        nfs::nfsstat3::NFS3ERR_TOOSMALL.serialize(output)?;
+        nfs::post_op_attr::Void.serialize(output)?;
+        return Ok(());
+    };
+    // args.dircount is bytes of just fileid, name, cookie.
+    // This is hard to ballpark, so we just divide it by 16
+    let estimated_max_results = args.dircount / 16;
+    let listing = context.vfs.readdir_attr(dirid, args.cookie, estimated_max_results as usize).await;
+    let dir_attr_maybe = match &listing {
+        Ok((_, Some(attr))) => Ok(*attr),
+        _ => Err(nfs::nfsstat3::NFS3ERR_IO),
+    };
 
     let dir_attr = match dir_attr_maybe {
         Ok(v) => nfs::post_op_attr::attributes(v),
@@ -873,14 +890,11 @@ pub async fn nfsproc3_readdirplus(
         return Ok(());
     }*/
     // subtract off the final entryplus* field (which must be false) and the eof
-    let max_bytes_allowed = args.maxcount as usize - 128;
-    // args.dircount is bytes of just fileid, name, cookie.
-    // This is hard to ballpark, so we just divide it by 16
-    let estimated_max_results = args.dircount / 16;
+    // (max_bytes_allowed and estimated_max_results: above, before the listing)
     let max_dircount_bytes = args.dircount as usize;
     let mut ctr = 0;
-    match context.vfs.readdir(dirid, args.cookie, estimated_max_results as usize).await {
-        Ok(result) => {
+    match listing {
+        Ok((result, _)) => {
             // we count dir_count seperately as it is just a subset of fields
             let mut accumulated_dircount: usize = 0;
             let mut all_entries_written = true;
@@ -981,7 +995,25 @@ pub async fn nfsproc3_readdir(
         return Ok(());
     }
     let dirid = dirid.unwrap();
-    let dir_attr_maybe = context.vfs.getattr(dirid).await;
+    // PALISADE PATCH (see PATCHES.md): a count too small for the reply's fixed part is
+    // NFS3ERR_TOOSMALL (RFC 1813 §3.3.16), not an underflow; and the directory's
+    // attributes come with the listing (`readdir_attr`), one call instead of a
+    // `getattr` and a `readdir_simple` — which restarted at the first entry whatever
+    // the cookie said, so a client paging with READDIR looped.
+    let Some(max_bytes_allowed) = (args.dircount as usize).checked_sub(128) else {
+        make_success_reply(xid).serialize(output)?;
+        nfs::nfsstat3::NFS3ERR_TOOSMALL.serialize(output)?;
+        nfs::post_op_attr::Void.serialize(output)?;
+        return Ok(());
+    };
+    // args.dircount is bytes of just fileid, name, cookie.
+    // This is hard to ballpark, so we just divide it by 16
+    let estimated_max_results = args.dircount / 16;
+    let listing = context.vfs.readdir_attr(dirid, args.cookie, estimated_max_results as usize).await;
+    let dir_attr_maybe = match &listing {
+        Ok((_, Some(attr))) => Ok(*attr),
+        _ => Err(nfs::nfsstat3::NFS3ERR_IO),
+    };
 
     let dir_attr = match dir_attr_maybe {
         Ok(v) => nfs::post_op_attr::attributes(v),
@@ -998,12 +1030,9 @@ pub async fn nfsproc3_readdir(
     debug!(" -- Dir version {:?}", dirversion);
     let has_version = args.cookieverf != nfs::cookieverf3::default();
     // subtract off the final entryplus* field (which must be false) and the eof
-    let max_bytes_allowed = args.dircount as usize - 128;
-    // args.dircount is bytes of just fileid, name, cookie.
-    // This is hard to ballpark, so we just divide it by 16
-    let estimated_max_results = args.dircount / 16;
+    // (max_bytes_allowed and estimated_max_results: above, before the listing)
     let mut ctr = 0;
-    match context.vfs.readdir_simple(dirid, estimated_max_results as usize).await {
+    match listing.map(|(result, _)| crate::vfs::ReadDirSimpleResult::from_readdir_result(&result)) {
         Ok(result) => {
             // we count dir_count seperately as it is just a subset of fields
             let mut accumulated_dircount: usize = 0;

@@ -30,7 +30,7 @@ pub struct ReadDirResult {
 }
 
 impl ReadDirSimpleResult {
-    fn from_readdir_result(result: &ReadDirResult) -> ReadDirSimpleResult {
+    pub(crate) fn from_readdir_result(result: &ReadDirResult) -> ReadDirSimpleResult {
         let entries: Vec<DirEntrySimple> = result
             .entries
             .iter()
@@ -229,6 +229,23 @@ pub trait NFSFileSystem: Sync {
         start_after: fileid3,
         max_entries: usize,
     ) -> Result<ReadDirResult, nfsstat3>;
+
+    /// PALISADE PATCH (see PATCHES.md): READDIR / READDIRPLUS with the directory's own
+    /// attributes (the reply's `dir_attributes`, and the cookie verifier made from its
+    /// mtime). nfsproc3_readdir and nfsproc3_readdirplus call this; the default is stock
+    /// behaviour, `getattr` then `readdir`; a file system whose listing already yields the
+    /// directory's attributes answers with one call, and the attributes then belong to
+    /// the same state as the entries.
+    async fn readdir_attr(
+        &self,
+        dirid: fileid3,
+        start_after: fileid3,
+        max_entries: usize,
+    ) -> Result<(ReadDirResult, Option<fattr3>), nfsstat3> {
+        let attr = self.getattr(dirid).await.ok();
+        let result = self.readdir(dirid, start_after, max_entries).await?;
+        Ok((result, attr))
+    }
 
     /// Simple version of readdir.
     /// Only need to return filename and id
