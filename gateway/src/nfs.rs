@@ -27,7 +27,7 @@ use nfsserve::vfs::{DirEntry, NFSFileSystem, ReadDirResult, VFSCapabilities};
 use palisade_wire::fs::{CreateHow, FsError, FsOp, FsReply, SetAttr, ROOT_ID};
 use tracing::{debug, warn};
 
-use crate::convert::{fattr, nfsstat, set_attr};
+use crate::convert::{fattr, nfsstat, set_attr, timestamp};
 use crate::file_service::FileService;
 use crate::handle::HandleCodec;
 use crate::nfs_stats::NfsStats;
@@ -96,6 +96,23 @@ impl<S: FileService> PalisadeNfs<S> {
 
     fn fattr(&self, attr: &palisade_wire::fs::Attr) -> fattr3 {
         fattr(attr, self.handles.export_id())
+    }
+
+    async fn set_attributes(
+        &self,
+        id: fileid3,
+        setattr: &sattr3,
+        guard_ctime: Option<palisade_wire::fs::Timestamp>,
+    ) -> Result<fattr3, nfsstat3> {
+        let op = FsOp::SetAttr {
+            id,
+            attr: set_attr(setattr),
+            guard_ctime,
+        };
+        match self.run(op).await? {
+            FsReply::Attr(attr) => Ok(self.fattr(&attr)),
+            other => Err(self.unexpected("setattr", &other)),
+        }
     }
 
     async fn created(&self, op: FsOp) -> Result<(fileid3, fattr3), nfsstat3> {
@@ -182,16 +199,21 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
     }
 
     async fn setattr(&self, id: fileid3, setattr: sattr3) -> Result<fattr3, nfsstat3> {
-        // The ctime guard (RFC 1813 §3.3.2) is checked by nfsserve before this call.
-        let op = FsOp::SetAttr {
-            id,
-            attr: set_attr(&setattr),
-            guard_ctime: None,
-        };
-        match self.run(op).await? {
-            FsReply::Attr(attr) => Ok(self.fattr(&attr)),
-            other => Err(self.unexpected("setattr", &other)),
-        }
+        self.set_attributes(id, &setattr, None).await
+    }
+
+    /// A guarded SETATTR (RFC 1813 §3.3.2) as one operation: the file system compares the
+    /// ctime and applies the change in the same step (`NotSync` if it moved), so the guard
+    /// means what it says; nfsserve's default compared against a GETATTR made first
+    /// (PATCHES.md §10).
+    async fn setattr_guarded(
+        &self,
+        id: fileid3,
+        setattr: sattr3,
+        ctime: nfstime3,
+    ) -> Result<fattr3, nfsstat3> {
+        self.set_attributes(id, &setattr, Some(timestamp(ctime)))
+            .await
     }
 
     async fn read(

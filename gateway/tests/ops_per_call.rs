@@ -189,11 +189,18 @@ async fn a_costly_service_gets_one_operation_per_call() {
     assert_eq!(take(&seen), ["Rename"]);
     nfs.remove(&dir, b"g").await.unwrap();
     assert_eq!(take(&seen), ["Remove"]);
-    // A guarded SETATTR still reads the ctime it compares (RFC 1813 §3.3.2).
-    let now = nfs.getattr(&dir).await.unwrap().ctime;
+    // A guarded SETATTR is one SetAttr that compares the ctime itself (RFC 1813 §3.3.2,
+    // PATCHES.md §10); a stale guard is NOT_SYNC and changes nothing.
+    let then = nfs.getattr(&dir).await.unwrap().ctime;
     take(&seen);
-    nfs.setattr_guarded(&dir, mode(0o700), now).await.unwrap();
-    assert_eq!(take(&seen), ["GetAttr", "SetAttr"]);
+    nfs.setattr_guarded(&dir, mode(0o700), then).await.unwrap();
+    assert_eq!(take(&seen), ["SetAttr"]);
+    assert_eq!(
+        nfs.setattr_guarded(&dir, mode(0o755), then).await,
+        Err(nfsstat3::NFS3ERR_NOT_SYNC)
+    );
+    assert_eq!(take(&seen), ["SetAttr"]);
+    assert_eq!(nfs.getattr(&dir).await.unwrap().mode & 0o7777, 0o700);
     server.stop().await.unwrap();
 }
 

@@ -1527,11 +1527,10 @@ pub async fn nfsproc3_setattr(
     }
     let id = id.unwrap();
 
-    let mut ctime = nfs::nfstime3::default();
-
-    // PALISADE PATCH (see PATCHES.md): the pre-operation attributes only when cheap or
-    // when the guard needs the ctime.
-    let pre_op_attr = if !context.vfs.wcc_attributes() && matches!(args.guard, sattrguard3::Void) {
+    // PALISADE PATCH (see PATCHES.md): the pre-operation attributes only when cheap; the
+    // guard is checked by the file system in the same step that applies the change
+    // (`setattr_guarded`), not here against a separate GETATTR.
+    let pre_op_attr = if !context.vfs.wcc_attributes() {
         nfs::pre_op_attr::Void
     } else {
         match context.vfs.getattr(id).await {
@@ -1541,7 +1540,6 @@ pub async fn nfsproc3_setattr(
                     mtime: v.mtime,
                     ctime: v.ctime,
                 };
-                ctime = v.ctime;
                 nfs::pre_op_attr::attributes(wccattr)
             },
             Err(stat) => {
@@ -1552,22 +1550,11 @@ pub async fn nfsproc3_setattr(
             },
         }
     };
-    // handle the guard
-    match args.guard {
-        sattrguard3::Void => {},
-        sattrguard3::obj_ctime(c) => {
-            if c.seconds != ctime.seconds || c.nseconds != ctime.nseconds {
-                make_success_reply(xid).serialize(output)?;
-                nfs::nfsstat3::NFS3ERR_NOT_SYNC.serialize(output)?;
-                nfs::wcc_data::default().serialize(output)?;
-                // PALISADE PATCH (see PATCHES.md): stop here. Without this return the
-                // handler went on to apply the SETATTR and serialized a second reply.
-                return Ok(());
-            }
-        },
-    }
-
-    match context.vfs.setattr(id, args.new_attribute).await {
+    let applied = match args.guard {
+        sattrguard3::Void => context.vfs.setattr(id, args.new_attribute).await,
+        sattrguard3::obj_ctime(c) => context.vfs.setattr_guarded(id, args.new_attribute, c).await,
+    };
+    match applied {
         Ok(post_op_attr) => {
             debug!(" setattr success {:?} --> {:?}", xid, post_op_attr);
             let wcc_res = nfs::wcc_data {
@@ -1579,7 +1566,13 @@ pub async fn nfsproc3_setattr(
             wcc_res.serialize(output)?;
         },
         Err(stat) => {
-            error!("setattr error {:?} --> {:?}", xid, stat);
+            // PALISADE PATCH (see PATCHES.md): a failed guard is an answer, not a server
+            // error; its reply is the one the stock guard check wrote (status, empty wcc).
+            if matches!(stat, nfs::nfsstat3::NFS3ERR_NOT_SYNC) {
+                debug!("setattr {:?} --> {:?}", xid, stat);
+            } else {
+                error!("setattr error {:?} --> {:?}", xid, stat);
+            }
             make_success_reply(xid).serialize(output)?;
             stat.serialize(output)?;
             nfs::wcc_data::default().serialize(output)?;

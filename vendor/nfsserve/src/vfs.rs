@@ -141,6 +141,20 @@ pub trait NFSFileSystem: Sync {
     /// this should return Err(nfsstat3::NFS3ERR_ROFS) if readonly
     async fn setattr(&self, id: fileid3, setattr: sattr3) -> Result<fattr3, nfsstat3>;
 
+    /// PALISADE PATCH (see PATCHES.md): SETATTR with its guard (RFC 1813 §3.3.2: apply
+    /// only if the object's ctime is still `ctime`, else NFS3ERR_NOT_SYNC).
+    /// nfsproc3_setattr calls this when the call carries a guard; the default is stock
+    /// behaviour, `getattr`, compare, then `setattr`, which is two calls and not atomic (a
+    /// change between them slips past the guard it exists to catch). A file system that
+    /// compares and applies in one step answers with one call, atomically.
+    async fn setattr_guarded(&self, id: fileid3, setattr: sattr3, ctime: nfstime3) -> Result<fattr3, nfsstat3> {
+        let now = self.getattr(id).await?;
+        if now.ctime.seconds != ctime.seconds || now.ctime.nseconds != ctime.nseconds {
+            return Err(nfsstat3::NFS3ERR_NOT_SYNC);
+        }
+        self.setattr(id, setattr).await
+    }
+
     /// Reads the contents of a file returning (bytes, EOF)
     /// Note that offset/count may go past the end of the file and that
     /// in that case, all bytes till the end of file are returned.
