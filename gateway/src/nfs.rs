@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use nfsserve::nfs::{
-    cookieverf3, fattr3, fileid3, filename3, fsinfo3, fsstat3, nfs_fh3, nfspath3, nfsstat3,
-    nfstime3, post_op_attr, sattr3, FSF_CANSETTIME, FSF_HOMOGENEOUS, FSF_SYMLINK,
+    cookieverf3, createverf3, fattr3, fileid3, filename3, fsinfo3, fsstat3, nfs_fh3, nfspath3,
+    nfsstat3, nfstime3, post_op_attr, sattr3, FSF_CANSETTIME, FSF_HOMOGENEOUS, FSF_SYMLINK,
 };
 use nfsserve::vfs::{DirEntry, NFSFileSystem, ReadDirResult, VFSCapabilities};
 use palisade_wire::fs::{CreateHow, FsError, FsOp, FsReply, SetAttr, ROOT_ID};
@@ -112,6 +112,14 @@ impl<S: FileService> PalisadeNfs<S> {
         match self.run(op).await? {
             FsReply::Attr(attr) => Ok(self.fattr(&attr)),
             other => Err(self.unexpected("setattr", &other)),
+        }
+    }
+
+    /// Runs an operation whose reply is `Done` (REMOVE, RMDIR, RENAME).
+    async fn done(&self, what: &'static str, op: FsOp) -> Result<(), nfsstat3> {
+        match self.run(op).await? {
+            FsReply::Done => Ok(()),
+            other => Err(self.unexpected(what, &other)),
         }
     }
 
@@ -286,11 +294,9 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         .await
     }
 
-    /// CREATE EXCLUSIVE. nfsserve drops the client's verifier, so the file system cannot
-    /// recognise a retransmission of the same request; sending GUARDED keeps the
-    /// property exclusive create exists for (only one creator succeeds, e.g. for lock
-    /// files). A retransmitted EXCLUSIVE create that already succeeded then answers EXIST
-    /// (nfsserve drops retransmissions inside 60 s, so the client rarely sees this).
+    /// CREATE EXCLUSIVE without a verifier: only nfsserve's default path calls this (the
+    /// CREATE handler calls `create_exclusive_verf`, PATCHES.md §11). GUARDED keeps the
+    /// property exclusive create exists for (one creator succeeds).
     async fn create_exclusive(
         &self,
         dirid: fileid3,
@@ -305,43 +311,73 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         .map(|(id, _)| id)
     }
 
+    /// CREATE EXCLUSIVE (RFC 1813 §3.3.8) with the client's verifier, which the file
+    /// system keeps with the file: a retransmission with the same verifier (its reply was
+    /// lost) succeeds with the same file, anyone else's create of that name is EXIST.
+    async fn create_exclusive_verf(
+        &self,
+        dirid: fileid3,
+        filename: &filename3,
+        verf: createverf3,
+    ) -> Result<fileid3, nfsstat3> {
+        self.created(FsOp::Create {
+            dir: dirid,
+            name: filename.0.clone(),
+            how: CreateHow::Exclusive(verf),
+        })
+        .await
+        .map(|(id, _)| id)
+    }
+
+    /// MKDIR without attributes: only nfsserve's default path calls this (the handler
+    /// calls `mkdir_attr`); the file system's default mode applies.
     async fn mkdir(
         &self,
         dirid: fileid3,
         dirname: &filename3,
     ) -> Result<(fileid3, fattr3), nfsstat3> {
-        // nfsserve does not pass MKDIR's sattr3: the file system's default mode applies.
+        self.mkdir_attr(dirid, dirname, sattr3::default()).await
+    }
+
+    /// MKDIR with the call's attributes (RFC 1813 §3.3.9): `mkdir -m 700` makes a
+    /// directory of mode 0700 in the same step that creates it.
+    async fn mkdir_attr(
+        &self,
+        dirid: fileid3,
+        dirname: &filename3,
+        attr: sattr3,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
         self.created(FsOp::Mkdir {
             dir: dirid,
             name: dirname.0.clone(),
-            attr: SetAttr::default(),
+            attr: set_attr(&attr),
         })
         .await
     }
 
-    /// REMOVE and RMDIR (RFC 1813 §3.3.12, §3.3.13). nfsserve calls this one method for
-    /// both procedures, so the adapter cannot tell them apart: it sends REMOVE, and if
-    /// the name is a directory, RMDIR (which itself refuses a non-empty directory). Each
-    /// of the two is atomic on its own; between them the entry may change, in which case
-    /// the second answers the current truth (NOENT, NOTDIR, NOTEMPTY).
+    /// REMOVE (RFC 1813 §3.3.12): a file, symlink or other non-directory; a directory is
+    /// refused (`IsDir`, as knfsd answers) — RMDIR is its own call (PATCHES.md §11).
     async fn remove(&self, dirid: fileid3, filename: &filename3) -> Result<(), nfsstat3> {
-        let name = filename.0.clone();
-        let first = self
-            .service
-            .call(FsOp::Remove {
+        self.done(
+            "remove",
+            FsOp::Remove {
                 dir: dirid,
-                name: name.clone(),
-            })
-            .await;
-        let reply = match first {
-            Err(FsError::IsDir) => self.run(FsOp::Rmdir { dir: dirid, name }).await?,
-            Err(e) => return Err(self.refused("remove", e)),
-            Ok(reply) => reply,
-        };
-        match reply {
-            FsReply::Done => Ok(()),
-            other => Err(self.unexpected("remove", &other)),
-        }
+                name: filename.0.clone(),
+            },
+        )
+        .await
+    }
+
+    /// RMDIR (RFC 1813 §3.3.13): an empty directory, as one operation.
+    async fn rmdir(&self, dirid: fileid3, dirname: &filename3) -> Result<(), nfsstat3> {
+        self.done(
+            "rmdir",
+            FsOp::Rmdir {
+                dir: dirid,
+                name: dirname.0.clone(),
+            },
+        )
+        .await
     }
 
     async fn rename(
@@ -357,10 +393,7 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
             to_dir: to_dirid,
             to_name: to_filename.0.clone(),
         };
-        match self.run(op).await? {
-            FsReply::Done => Ok(()),
-            other => Err(self.unexpected("rename", &other)),
-        }
+        self.done("rename", op).await
     }
 
     /// READDIRPLUS paging (RFC 1813 §3.3.17): cookies are file ids, so a listing is

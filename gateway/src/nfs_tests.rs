@@ -117,6 +117,15 @@ async fn each_call_is_one_op_with_mapped_arguments() {
         .await
         .unwrap();
     nfs.mkdir(1, &b"d".to_vec().into()).await.unwrap();
+    // The patched handlers' calls: the verifier and MKDIR's attributes reach the file
+    // system (PATCHES.md §11), GUARDED is one Create (§8).
+    nfs.create_exclusive_verf(1, &b"x".to_vec().into(), [7; 8])
+        .await
+        .unwrap();
+    nfs.mkdir_attr(1, &b"p".to_vec().into(), s).await.unwrap();
+    nfs.create_guarded(1, &b"q".to_vec().into(), s)
+        .await
+        .unwrap();
     nfs.symlink(
         1,
         &b"l".to_vec().into(),
@@ -151,6 +160,21 @@ async fn each_call_is_one_op_with_mapped_arguments() {
                 dir: 1,
                 name: b"d".to_vec(),
                 attr: SetAttr::default()
+            },
+            FsOp::Create {
+                dir: 1,
+                name: b"x".to_vec(),
+                how: CreateHow::Exclusive([7; 8])
+            },
+            FsOp::Mkdir {
+                dir: 1,
+                name: b"p".to_vec(),
+                attr: mode
+            },
+            FsOp::Create {
+                dir: 1,
+                name: b"q".to_vec(),
+                how: CreateHow::Guarded(mode)
             },
             FsOp::Symlink {
                 dir: 1,
@@ -207,17 +231,22 @@ async fn a_reply_of_the_wrong_kind_is_a_server_fault() {
 }
 
 #[tokio::test]
-async fn remove_falls_back_to_rmdir_for_directories_only() {
+async fn remove_and_rmdir_are_one_operation_each() {
     let (nfs, seen) = adapter(|op| match op {
-        FsOp::Remove { name, .. } if name == b"dir" || name == b"full" => Err(FsError::IsDir),
+        FsOp::Remove { name, .. } if name == b"dir" => Err(FsError::IsDir),
         FsOp::Rmdir { name, .. } if name == b"full" => Err(FsError::NotEmpty),
         FsOp::Remove { name, .. } if name == b"gone" => Err(FsError::NoEnt),
         _ => Ok(FsReply::Done),
     });
     nfs.remove(1, &b"file".to_vec().into()).await.unwrap();
-    nfs.remove(1, &b"dir".to_vec().into()).await.unwrap();
+    // REMOVE of a directory is refused (NFS3ERR_ISDIR), not turned into an RMDIR.
     assert_eq!(
-        code(nfs.remove(1, &b"full".to_vec().into()).await.unwrap_err()),
+        code(nfs.remove(1, &b"dir".to_vec().into()).await.unwrap_err()),
+        21
+    );
+    nfs.rmdir(1, &b"empty".to_vec().into()).await.unwrap();
+    assert_eq!(
+        code(nfs.rmdir(1, &b"full".to_vec().into()).await.unwrap_err()),
         66
     );
     assert_eq!(
@@ -234,12 +263,8 @@ async fn remove_falls_back_to_rmdir_for_directories_only() {
             _ => "other",
         })
         .collect();
-    assert_eq!(
-        kinds,
-        vec!["remove", "remove", "rmdir", "remove", "rmdir", "remove"]
-    );
-    // IsDir on the first try is not an error the client sees, so it is not counted.
-    assert_eq!(nfs.stats().snapshot().fs_errors, 2);
+    assert_eq!(kinds, vec!["remove", "remove", "rmdir", "rmdir", "remove"]);
+    assert_eq!(nfs.stats().snapshot().fs_errors, 3);
 }
 
 #[tokio::test]

@@ -156,9 +156,19 @@ impl Nfs {
     }
 
     pub async fn mkdir(&mut self, dir: &nfs_fh3, name: &[u8]) -> Result<nfs_fh3, Status> {
+        self.mkdir_mode(dir, name, 0o755).await
+    }
+
+    /// MKDIR whose attributes ask for `mode`.
+    pub async fn mkdir_mode(
+        &mut self,
+        dir: &nfs_fh3,
+        name: &[u8],
+        mode_bits: u32,
+    ) -> Result<nfs_fh3, Status> {
         let args = MKDIR3args {
             where_: dirop(dir, name),
-            attributes: mode(0o755),
+            attributes: mode(mode_bits),
         };
         match self.conn.mkdir(&args).await.expect("rpc") {
             Nfs3Result::Ok(ok) => Ok(created(ok.obj)),

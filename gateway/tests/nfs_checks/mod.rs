@@ -173,7 +173,33 @@ pub async fn check_guarded_create(ep: &Endpoint, dir: &str) {
         .await
         .unwrap();
     assert_eq!(nfs.getattr(&e).await.unwrap().size, 0);
+    // The verifier reaches the file system (PATCHES.md §11): the same EXCLUSIVE create
+    // again (a retransmission whose reply was lost) succeeds with the same file; another
+    // client's verifier is EXIST.
+    assert_eq!(
+        nfs.create(&d, b"e", createhow3::EXCLUSIVE(createverf3([2; 8])))
+            .await,
+        Ok(e)
+    );
+    assert_eq!(
+        nfs.create(&d, b"e", createhow3::EXCLUSIVE(createverf3([3; 8])))
+            .await,
+        Err(nfsstat3::NFS3ERR_EXIST)
+    );
     assert_eq!(nfs.mkdir(&d, b"f").await, Err(nfsstat3::NFS3ERR_EXIST));
+    // MKDIR's attributes are applied (`mkdir -m 700`), REMOVE does not remove a
+    // directory, RMDIR does.
+    let private = nfs.mkdir_mode(&d, b"private", 0o700).await.unwrap();
+    assert_eq!(nfs.getattr(&private).await.unwrap().mode & 0o7777, 0o700);
+    assert_eq!(
+        nfs.remove(&d, b"private").await,
+        Err(nfsstat3::NFS3ERR_ISDIR)
+    );
+    nfs.rmdir(&d, b"private").await.unwrap();
+    assert_eq!(
+        nfs.lookup(&d, b"private").await,
+        Err(nfsstat3::NFS3ERR_NOENT)
+    );
 }
 
 /// Names the file system must refuse, with their RFC 1813 statuses.

@@ -144,7 +144,8 @@ pub async fn handle_nfs(
         NFSProgram::NFSPROC3_CREATE => nfsproc3_create(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_SETATTR => nfsproc3_setattr(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_REMOVE => nfsproc3_remove(xid, input, output, context).await?,
-        NFSProgram::NFSPROC3_RMDIR => nfsproc3_remove(xid, input, output, context).await?,
+        // PALISADE PATCH (see PATCHES.md): RMDIR is its own file-system call.
+        NFSProgram::NFSPROC3_RMDIR => nfsproc3_rmdir(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_RENAME => nfsproc3_rename(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_MKDIR => nfsproc3_mkdir(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_SYMLINK => nfsproc3_symlink(xid, input, output, context).await?,
@@ -1364,6 +1365,7 @@ pub async fn nfsproc3_create(
         }
     };
     let mut target_attributes = nfs::sattr3::default();
+    let mut exclusive_verf = nfs::createverf3::default();
 
     match createhow {
         createmode3::UNCHECKED => {
@@ -1379,7 +1381,10 @@ pub async fn nfsproc3_create(
             // below with the same bytes this arm wrote (NFS3ERR_EXIST and the wcc data).
         },
         createmode3::EXCLUSIVE => {
-            debug!("create exclusive");
+            // PALISADE PATCH (see PATCHES.md): read the client's verifier (stock 0.11
+            // left it unread) and hand it to the file system below.
+            exclusive_verf.deserialize(input)?;
+            debug!("create exclusive {:?}", exclusive_verf);
         },
     }
 
@@ -1389,7 +1394,7 @@ pub async fn nfsproc3_create(
     if matches!(createhow, createmode3::EXCLUSIVE) {
         // the API for exclusive is very slightly different
         // We are not returning a post op attribute
-        fid = context.vfs.create_exclusive(dirid, &dirops.name).await;
+        fid = context.vfs.create_exclusive_verf(dirid, &dirops.name, exclusive_verf).await;
         postopattr = nfs::post_op_attr::Void;
     } else {
         // create!
@@ -1612,6 +1617,27 @@ pub async fn nfsproc3_remove(
     output: &mut impl Write,
     context: &RPCContext,
 ) -> Result<(), anyhow::Error> {
+    remove_entry(xid, input, output, context, false).await
+}
+
+/// PALISADE PATCH (see PATCHES.md): RMDIR, the same handling as REMOVE (their arguments
+/// and replies have one form) but through [`NFSFileSystem::rmdir`].
+pub async fn nfsproc3_rmdir(
+    xid: u32,
+    input: &mut impl Read,
+    output: &mut impl Write,
+    context: &RPCContext,
+) -> Result<(), anyhow::Error> {
+    remove_entry(xid, input, output, context, true).await
+}
+
+async fn remove_entry(
+    xid: u32,
+    input: &mut impl Read,
+    output: &mut impl Write,
+    context: &RPCContext,
+    rmdir: bool,
+) -> Result<(), anyhow::Error> {
     // if we do not have write capabilities
     if !matches!(context.vfs.capabilities(), VFSCapabilities::ReadWrite) {
         warn!("No write capabilities.");
@@ -1663,7 +1689,11 @@ pub async fn nfsproc3_remove(
     };
 
     // delete!
-    let res = context.vfs.remove(dirid, &dirops.name).await;
+    let res = if rmdir {
+        context.vfs.rmdir(dirid, &dirops.name).await
+    } else {
+        context.vfs.remove(dirid, &dirops.name).await
+    };
 
     // Re-read dir attributes for post op attr
     // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.
@@ -1966,7 +1996,8 @@ pub async fn nfsproc3_mkdir(
         }
     };
 
-    let res = context.vfs.mkdir(dirid, &args.dirops.name).await;
+    // PALISADE PATCH (see PATCHES.md): the call's attributes go to the file system.
+    let res = context.vfs.mkdir_attr(dirid, &args.dirops.name, args.attributes).await;
 
     // Re-read dir attributes for post op attr
     // PALISADE PATCH (see PATCHES.md): weak cache consistency data only when cheap.

@@ -208,6 +208,29 @@ pub trait NFSFileSystem: Sync {
     /// this should return Err(nfsstat3::NFS3ERR_ROFS)
     async fn create_exclusive(&self, dirid: fileid3, filename: &filename3) -> Result<fileid3, nfsstat3>;
 
+    /// PALISADE PATCH (see PATCHES.md): MKDIR with the attributes the call carries (its
+    /// `sattr3`: the mode of `mkdir -m 700`, say). nfsproc3_mkdir calls this; the default
+    /// calls [`NFSFileSystem::mkdir`], which has no attributes (stock behaviour: the file
+    /// system's default mode applies).
+    async fn mkdir_attr(&self, dirid: fileid3, dirname: &filename3, _attr: sattr3) -> Result<(fileid3, fattr3), nfsstat3> {
+        self.mkdir(dirid, dirname).await
+    }
+
+    /// PALISADE PATCH (see PATCHES.md): RMDIR (RFC 1813 §3.3.13) as its own call, so a
+    /// file system can tell it from REMOVE. The RMDIR procedure calls this; the default
+    /// calls [`NFSFileSystem::remove`], as stock nfsserve did for both procedures.
+    async fn rmdir(&self, dirid: fileid3, dirname: &filename3) -> Result<(), nfsstat3> {
+        self.remove(dirid, dirname).await
+    }
+
+    /// PALISADE PATCH (see PATCHES.md): CREATE EXCLUSIVE with the client's verifier
+    /// (RFC 1813 §3.3.8: a retransmission carrying the same verifier must succeed). The
+    /// handler calls this; the default calls [`NFSFileSystem::create_exclusive`], which
+    /// never sees the verifier (stock behaviour).
+    async fn create_exclusive_verf(&self, dirid: fileid3, filename: &filename3, _verf: createverf3) -> Result<fileid3, nfsstat3> {
+        self.create_exclusive(dirid, filename).await
+    }
+
     /// Makes a directory with the following attributes.
     /// If not supported dur to readonly file system
     /// this should return Err(nfsstat3::NFS3ERR_ROFS)
