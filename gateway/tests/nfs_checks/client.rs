@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use nfs3_client::nfs3_types::nfs3::{
     cookieverf3, createhow3, diropargs3, fattr3, nfs_fh3, nfsstat3, nfstime3, sattr3, set_mode3,
-    set_size3, stable_how, symlinkdata3, CREATE3args, FSINFO3args, FSINFO3resok, FSSTAT3args,
-    FSSTAT3resok, GETATTR3args, LOOKUP3args, MKDIR3args, Nfs3Option, Nfs3Result, READ3args,
-    READDIR3args, READDIRPLUS3args, READLINK3args, REMOVE3args, RENAME3args, RMDIR3args,
+    set_size3, stable_how, symlinkdata3, COMMIT3args, CREATE3args, FSINFO3args, FSINFO3resok,
+    FSSTAT3args, FSSTAT3resok, GETATTR3args, LOOKUP3args, MKDIR3args, Nfs3Option, Nfs3Result,
+    READ3args, READDIR3args, READDIRPLUS3args, READLINK3args, REMOVE3args, RENAME3args, RMDIR3args,
     SETATTR3args, SYMLINK3args, WRITE3args,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
@@ -219,6 +219,40 @@ impl Nfs {
                 assert_eq!(ok.committed, stable_how::FILE_SYNC);
                 Ok(ok.count)
             }
+            Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    /// An UNSTABLE WRITE (the Linux client's default for buffered writes): the reply's
+    /// stability level and write verifier.
+    pub async fn write_unstable(
+        &mut self,
+        file: &nfs_fh3,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(stable_how, [u8; 8]), Status> {
+        let args = WRITE3args {
+            file: file.clone(),
+            offset,
+            count: u32::try_from(data.len()).expect("write too large"),
+            stable: stable_how::UNSTABLE,
+            data: Opaque::borrowed(data),
+        };
+        match self.conn.write(&args).await.expect("rpc") {
+            Nfs3Result::Ok(ok) => Ok((ok.committed, ok.verf.0)),
+            Nfs3Result::Err((s, _)) => Err(s),
+        }
+    }
+
+    /// COMMIT (RFC 1813 §3.3.21) of the whole file: the write verifier.
+    pub async fn commit(&mut self, file: &nfs_fh3) -> Result<[u8; 8], Status> {
+        let args = COMMIT3args {
+            file: file.clone(),
+            offset: 0,
+            count: 0,
+        };
+        match self.conn.commit(&args).await.expect("rpc") {
+            Nfs3Result::Ok(ok) => Ok(ok.verf.0),
             Nfs3Result::Err((s, _)) => Err(s),
         }
     }

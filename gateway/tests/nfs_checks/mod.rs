@@ -18,7 +18,9 @@ pub mod client;
 
 use std::collections::BTreeSet;
 
-use nfs3_client::nfs3_types::nfs3::{createhow3, createverf3, ftype3, nfs_fh3, nfsstat3};
+use nfs3_client::nfs3_types::nfs3::{
+    createhow3, createverf3, ftype3, nfs_fh3, nfsstat3, stable_how,
+};
 
 pub use client::{fh, mode, pattern, size, Endpoint, Nfs};
 
@@ -54,6 +56,12 @@ pub async fn check_file_lifecycle(ep: &Endpoint, dir: &str) {
     // Reads past EOF return what exists and flag EOF.
     assert_eq!(nfs.read(&f, 12, 100).await, Ok((b"rld".to_vec(), true)));
     assert_eq!(nfs.read(&f, 100, 10).await, Ok((vec![], true)));
+    // An UNSTABLE WRITE is answered FILE_SYNC (it is durable when answered), and COMMIT
+    // answers with the same write verifier, so a client has nothing to resend.
+    let (level, verf) = nfs.write_unstable(&f, 0, b"h").await.unwrap();
+    assert_eq!(level, stable_how::FILE_SYNC);
+    assert_eq!(nfs.commit(&f).await, Ok(verf));
+    assert_eq!(nfs.read(&f, 0, 5).await, Ok((b"hello".to_vec(), false)));
 
     let id = nfs.getattr(&f).await.unwrap().fileid;
     nfs.rename(&d, b"f", &d, b"g").await.unwrap();

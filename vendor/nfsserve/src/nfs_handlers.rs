@@ -150,15 +150,63 @@ pub async fn handle_nfs(
         NFSProgram::NFSPROC3_MKDIR => nfsproc3_mkdir(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_SYMLINK => nfsproc3_symlink(xid, input, output, context).await?,
         NFSProgram::NFSPROC3_READLINK => nfsproc3_readlink(xid, input, output, context).await?,
+        // PALISADE PATCH (see PATCHES.md): COMMIT answered (every WRITE is FILE_SYNC).
+        NFSProgram::NFSPROC3_COMMIT => nfsproc3_commit(xid, input, output, context).await?,
         _ => {
             warn!("Unimplemented message {:?}", prog);
             proc_unavail_reply_message(xid).serialize(output)?;
         }, /*
            NFSPROC3_MKNOD,
            NFSPROC3_LINK,
-           NFSPROC3_COMMIT,
            INVALID*/
     }
+    Ok(())
+}
+
+#[allow(non_camel_case_types)]
+#[derive(Debug, Default)]
+struct COMMIT3args {
+    file: nfs::nfs_fh3,
+    offset: nfs::offset3,
+    count: nfs::count3,
+}
+xdr_struct!(COMMIT3args, file, offset, count);
+
+#[allow(non_camel_case_types)]
+#[derive(Debug, Default)]
+struct COMMIT3resok {
+    file_wcc: nfs::wcc_data,
+    verf: nfs::writeverf3,
+}
+xdr_struct!(COMMIT3resok, file_wcc, verf);
+
+/// PALISADE PATCH (see PATCHES.md): COMMIT (RFC 1813 §3.3.21). Stock 0.11 answered
+/// PROC_UNAVAIL. Every WRITE this server answers is FILE_SYNC (`nfsproc3_write`), so no
+/// data is ever held unstable and there is nothing to commit: the reply is success with
+/// the same verifier WRITE returns, so a client never resends what it wrote. No file
+/// system call is made (a handle that does not decode is refused as WRITE refuses it).
+pub async fn nfsproc3_commit(
+    xid: u32,
+    input: &mut impl Read,
+    output: &mut impl Write,
+    context: &RPCContext,
+) -> Result<(), anyhow::Error> {
+    let mut args = COMMIT3args::default();
+    args.deserialize(input)?;
+    debug!("nfsproc3_commit({:?},{:?}) ", xid, args);
+    if let Err(stat) = context.vfs.fh_to_id(&args.file) {
+        make_success_reply(xid).serialize(output)?;
+        stat.serialize(output)?;
+        nfs::wcc_data::default().serialize(output)?;
+        return Ok(());
+    }
+    make_success_reply(xid).serialize(output)?;
+    nfs::nfsstat3::NFS3_OK.serialize(output)?;
+    COMMIT3resok {
+        file_wcc: nfs::wcc_data::default(),
+        verf: context.vfs.serverid(),
+    }
+    .serialize(output)?;
     Ok(())
 }
 
