@@ -123,6 +123,21 @@ impl<S: FileService> PalisadeNfs<S> {
         }
     }
 
+    /// CREATE in one of its three modes (RFC 1813 §3.3.8), as one operation.
+    async fn create_as(
+        &self,
+        dir: fileid3,
+        name: &filename3,
+        how: CreateHow,
+    ) -> Result<(fileid3, fattr3), nfsstat3> {
+        self.created(FsOp::Create {
+            dir,
+            name: name.0.clone(),
+            how,
+        })
+        .await
+    }
+
     async fn created(&self, op: FsOp) -> Result<(fileid3, fattr3), nfsstat3> {
         let what = op_name(&op);
         match self.run(op).await? {
@@ -267,12 +282,8 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         filename: &filename3,
         attr: sattr3,
     ) -> Result<(fileid3, fattr3), nfsstat3> {
-        self.created(FsOp::Create {
-            dir: dirid,
-            name: filename.0.clone(),
-            how: CreateHow::Unchecked(set_attr(&attr)),
-        })
-        .await
+        self.create_as(dirid, filename, CreateHow::Unchecked(set_attr(&attr)))
+            .await
     }
 
     /// CREATE GUARDED (RFC 1813 §3.3.8) as one operation: the file system refuses an
@@ -286,12 +297,8 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         filename: &filename3,
         attr: sattr3,
     ) -> Result<(fileid3, fattr3), nfsstat3> {
-        self.created(FsOp::Create {
-            dir: dirid,
-            name: filename.0.clone(),
-            how: CreateHow::Guarded(set_attr(&attr)),
-        })
-        .await
+        self.create_as(dirid, filename, CreateHow::Guarded(set_attr(&attr)))
+            .await
     }
 
     /// CREATE EXCLUSIVE without a verifier: only nfsserve's default path calls this (the
@@ -302,13 +309,9 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         dirid: fileid3,
         filename: &filename3,
     ) -> Result<fileid3, nfsstat3> {
-        self.created(FsOp::Create {
-            dir: dirid,
-            name: filename.0.clone(),
-            how: CreateHow::Guarded(SetAttr::default()),
-        })
-        .await
-        .map(|(id, _)| id)
+        self.create_as(dirid, filename, CreateHow::Guarded(SetAttr::default()))
+            .await
+            .map(|(id, _)| id)
     }
 
     /// CREATE EXCLUSIVE (RFC 1813 §3.3.8) with the client's verifier, which the file
@@ -320,13 +323,9 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
         filename: &filename3,
         verf: createverf3,
     ) -> Result<fileid3, nfsstat3> {
-        self.created(FsOp::Create {
-            dir: dirid,
-            name: filename.0.clone(),
-            how: CreateHow::Exclusive(verf),
-        })
-        .await
-        .map(|(id, _)| id)
+        self.create_as(dirid, filename, CreateHow::Exclusive(verf))
+            .await
+            .map(|(id, _)| id)
     }
 
     /// MKDIR without attributes: only nfsserve's default path calls this (the handler

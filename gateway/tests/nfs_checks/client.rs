@@ -207,18 +207,31 @@ impl Nfs {
 
     /// A FILE_SYNC write; returns the count the server reports.
     pub async fn write(&mut self, file: &nfs_fh3, offset: u64, data: &[u8]) -> Result<u32, Status> {
+        let (count, committed, _) = self
+            .write_as(file, offset, data, stable_how::FILE_SYNC)
+            .await?;
+        assert_eq!(committed, stable_how::FILE_SYNC);
+        Ok(count)
+    }
+
+    /// A WRITE asking for `stable`: the count, the stability level the reply gives, and
+    /// the write verifier.
+    async fn write_as(
+        &mut self,
+        file: &nfs_fh3,
+        offset: u64,
+        data: &[u8],
+        stable: stable_how,
+    ) -> Result<(u32, stable_how, [u8; 8]), Status> {
         let args = WRITE3args {
             file: file.clone(),
             offset,
             count: u32::try_from(data.len()).expect("write too large"),
-            stable: stable_how::FILE_SYNC,
+            stable,
             data: Opaque::borrowed(data),
         };
         match self.conn.write(&args).await.expect("rpc") {
-            Nfs3Result::Ok(ok) => {
-                assert_eq!(ok.committed, stable_how::FILE_SYNC);
-                Ok(ok.count)
-            }
+            Nfs3Result::Ok(ok) => Ok((ok.count, ok.committed, ok.verf.0)),
             Nfs3Result::Err((s, _)) => Err(s),
         }
     }
@@ -231,17 +244,10 @@ impl Nfs {
         offset: u64,
         data: &[u8],
     ) -> Result<(stable_how, [u8; 8]), Status> {
-        let args = WRITE3args {
-            file: file.clone(),
-            offset,
-            count: u32::try_from(data.len()).expect("write too large"),
-            stable: stable_how::UNSTABLE,
-            data: Opaque::borrowed(data),
-        };
-        match self.conn.write(&args).await.expect("rpc") {
-            Nfs3Result::Ok(ok) => Ok((ok.committed, ok.verf.0)),
-            Nfs3Result::Err((s, _)) => Err(s),
-        }
+        let (_, committed, verf) = self
+            .write_as(file, offset, data, stable_how::UNSTABLE)
+            .await?;
+        Ok((committed, verf))
     }
 
     /// COMMIT (RFC 1813 §3.3.21) of the whole file: the write verifier.
