@@ -150,7 +150,11 @@ impl<'a> Exec<'a> {
         if rec.file_type != FileType::Symlink {
             return Err(FsError::Inval.into());
         }
-        Ok(FsReply::ReadLink { target: rec.target })
+        let attr = attr_of(id, &rec);
+        Ok(FsReply::ReadLink {
+            target: rec.target,
+            attr,
+        })
     }
 
     pub fn fsinfo(&mut self, id: FileId) -> OpResult<FsReply> {

@@ -616,10 +616,15 @@ fn symlink_and_readlink() {
         panic!()
     };
     assert_eq!((attr.file_type, attr.size), (FileType::Symlink, 6));
+    // The link's attributes come with its target (the same GETATTR answers).
+    let Ok(FsReply::Attr(link_attr)) = h.op(FsOp::GetAttr { id }) else {
+        panic!()
+    };
     assert_eq!(
         h.op(FsOp::ReadLink { id }),
         Ok(FsReply::ReadLink {
-            target: name("../x/y")
+            target: name("../x/y"),
+            attr: link_attr
         })
     );
     let f = h.create(ROOT_ID, "f");

@@ -6,7 +6,9 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
 use palisade_execution::{DeferredSync, SyncHandle, SyncWaiter};
-use palisade_wire::fs::{BatchContext, FsError, FsOp, FsReply, FsResult};
+use palisade_wire::fs::{
+    Attr, BatchContext, FileType, FsError, FsOp, FsReply, FsResult, Timestamp,
+};
 use redb::StorageBackend;
 use tokio::sync::{mpsc, oneshot};
 
@@ -94,6 +96,7 @@ impl BatchApply for Fake {
             .map(|op| match op {
                 FsOp::GetAttr { id } => Ok(FsReply::ReadLink {
                     target: format!("{}:{id}", ctx.sequence).into_bytes(),
+                    attr: carrier_attr(*id),
                 }),
                 _ => Ok(FsReply::Done),
             })
@@ -227,9 +230,26 @@ impl Harness {
     }
 }
 
+/// Attributes for the fake replies above, which carry their answer as a link target.
+fn carrier_attr(id: u64) -> Attr {
+    Attr {
+        file_type: FileType::Symlink,
+        mode: 0o777,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        used: 0,
+        fileid: id,
+        atime: Timestamp::default(),
+        mtime: Timestamp::default(),
+        ctime: Timestamp::default(),
+    }
+}
+
 fn target(r: FsResult) -> String {
     match r.unwrap() {
-        FsReply::ReadLink { target } => String::from_utf8(target).unwrap(),
+        FsReply::ReadLink { target, .. } => String::from_utf8(target).unwrap(),
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -461,8 +461,14 @@ impl<S: FileService> NFSFileSystem for PalisadeNfs<S> {
     }
 
     async fn readlink(&self, id: fileid3) -> Result<nfspath3, nfsstat3> {
+        self.readlink_attr(id).await.map(|(target, _)| target)
+    }
+
+    /// READLINK as one operation: the file system's reply carries the link's attributes,
+    /// which nfsserve's default fetched with a GETATTR first (PATCHES.md §13).
+    async fn readlink_attr(&self, id: fileid3) -> Result<(nfspath3, Option<fattr3>), nfsstat3> {
         match self.run(FsOp::ReadLink { id }).await? {
-            FsReply::ReadLink { target } => Ok(target.into()),
+            FsReply::ReadLink { target, attr } => Ok((target.into(), Some(self.fattr(&attr)))),
             other => Err(self.unexpected("readlink", &other)),
         }
     }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use nfs3_client::nfs3_types::nfs3::{
     diropargs3, nfs_fh3, nfsstat3, stable_how, LOOKUP3args, Nfs3Option, Nfs3Result, READ3args,
-    WRITE3args, WRITE3resok,
+    READLINK3args, WRITE3args, WRITE3resok,
 };
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
 use nfs_checks::{mode, Endpoint, Nfs};
@@ -169,6 +169,21 @@ async fn a_costly_service_gets_one_operation_per_call() {
     assert_eq!(take(&seen), ["ReadDir"]);
     assert!(eof && entries.iter().any(|(_, name, _)| name == b"f"));
     assert_eq!(plain_verf, verf);
+
+    // READLINK: the link's attributes come with its target (PATCHES.md §13).
+    let link = nfs.symlink(&dir, b"l", b"f").await.unwrap();
+    take(&seen);
+    let args = READLINK3args {
+        symlink: link.clone(),
+    };
+    let Nfs3Result::Ok(read_link) = nfs.conn().readlink(&args).await.unwrap() else {
+        panic!("readlink failed")
+    };
+    assert_eq!(take(&seen), ["ReadLink"]);
+    assert_eq!(read_link.data.0.as_ref(), b"f");
+    assert!(matches!(read_link.symlink_attributes, Nfs3Option::Some(a) if a.size == 1));
+    nfs.remove(&dir, b"l").await.unwrap();
+    take(&seen);
 
     let args = READ3args {
         file: file.clone(),

@@ -276,10 +276,12 @@ pub enum FsReply {
         id: FileId,
         attr: Attr,
     },
-    /// READLINK.
+    /// READLINK, with the link's attributes (the reply's `symlink_attributes`), so one
+    /// operation answers the call.
     ReadLink {
         #[serde(with = "serde_bytes")]
         target: Vec<u8>,
+        attr: Attr,
     },
     /// REMOVE, RMDIR, RENAME.
     Done,

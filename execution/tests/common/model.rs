@@ -310,7 +310,7 @@ pub fn observe<S: palisade_execution::Store>(h: &mut H<S>, op: &FsOp, r: FsResul
         (_, FsReply::Lookup { id, .. } | FsReply::Created { id, .. }) => Obs::Id(id),
         (_, FsReply::Read { data, eof, .. }) => Obs::Data(data, eof),
         (_, FsReply::Attr(a)) => Obs::Attr(a.file_type, a.size),
-        (_, FsReply::ReadLink { target }) => Obs::Target(target),
+        (_, FsReply::ReadLink { target, .. }) => Obs::Target(target),
         (FsOp::ReadDir { dir, .. }, FsReply::ReadDir { .. }) => Obs::Listing(h.list(*dir, 2)),
         (_, FsReply::Done | FsReply::Write { .. }) => Obs::Done,
         (_, other) => panic!("unexpected {other:?}"),

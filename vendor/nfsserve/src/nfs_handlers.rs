@@ -2266,30 +2266,24 @@ pub async fn nfsproc3_readlink(
         return Ok(());
     }
     let id = id.unwrap();
-    // if the id does not exist, we fail
-    let symlink_attr = match context.vfs.getattr(id).await {
-        Ok(v) => nfs::post_op_attr::attributes(v),
-        Err(stat) => {
-            make_success_reply(xid).serialize(output)?;
-            stat.serialize(output)?;
-            nfs::post_op_attr::Void.serialize(output)?;
-            return Ok(());
-        },
-    };
-    match context.vfs.readlink(id).await {
-        Ok(path) => {
+    // PALISADE PATCH (see PATCHES.md): the link's attributes come with its target
+    // (`readlink_attr`), one call instead of a `getattr` and a `readlink`.
+    match context.vfs.readlink_attr(id).await {
+        Ok((path, attr)) => {
             debug!(" {:?} --> {:?}", xid, path);
+            let symlink_attr = match attr {
+                Some(v) => nfs::post_op_attr::attributes(v),
+                None => nfs::post_op_attr::Void,
+            };
             make_success_reply(xid).serialize(output)?;
             nfs::nfsstat3::NFS3_OK.serialize(output)?;
             symlink_attr.serialize(output)?;
             path.serialize(output)?;
         },
         Err(stat) => {
-            // failed to read link
-            // retry with failure and the post_op_attr
             make_success_reply(xid).serialize(output)?;
             stat.serialize(output)?;
-            symlink_attr.serialize(output)?;
+            nfs::post_op_attr::Void.serialize(output)?;
         },
     }
     Ok(())

@@ -304,6 +304,16 @@ pub trait NFSFileSystem: Sync {
     /// Reads a symlink
     async fn readlink(&self, id: fileid3) -> Result<nfspath3, nfsstat3>;
 
+    /// PALISADE PATCH (see PATCHES.md): READLINK with the link's attributes (the reply's
+    /// `symlink_attributes`). nfsproc3_readlink calls this; the default is stock
+    /// behaviour, `getattr` (whose failure is the call's) then `readlink`; a file system
+    /// whose READLINK already yields the attributes answers with one call.
+    async fn readlink_attr(&self, id: fileid3) -> Result<(nfspath3, Option<fattr3>), nfsstat3> {
+        let attr = self.getattr(id).await?;
+        let path = self.readlink(id).await?;
+        Ok((path, Some(attr)))
+    }
+
     /// Get static file system Information
     async fn fsinfo(&self, root_fileid: fileid3) -> Result<fsinfo3, nfsstat3> {
         let dir_attr: nfs::post_op_attr = match self.getattr(root_fileid).await {
