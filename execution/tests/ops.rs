@@ -798,7 +798,9 @@ fn readdir_pages_in_id_order_and_resumes_after_deleted_cookie() {
             max_entries: 2,
         })
         .unwrap();
-    assert!(matches!(r, FsReply::ReadDir { ref entries, end: true, .. } if entries.is_empty()));
+    assert!(
+        matches!(r, FsReply::ReadDir { ref entries, end: true, ref dir } if entries.is_empty() && dir.fileid == d)
+    );
     let r = h
         .op(FsOp::ReadDir {
             dir: d,
@@ -806,7 +808,9 @@ fn readdir_pages_in_id_order_and_resumes_after_deleted_cookie() {
             max_entries: 2,
         })
         .unwrap();
-    assert!(matches!(r, FsReply::ReadDir { ref entries, end: true, .. } if entries.len() == 2));
+    assert!(
+        matches!(r, FsReply::ReadDir { ref entries, end: true, ref dir } if entries.len() == 2 && dir.fileid == d)
+    );
     let f = ids[0];
     assert_eq!(
         err(h.op(FsOp::ReadDir {
