@@ -6,9 +6,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 
 use palisade_execution::{DeferredSync, SyncHandle, SyncWaiter};
-use palisade_wire::fs::{
-    Attr, BatchContext, FileType, FsError, FsOp, FsReply, FsResult, Timestamp,
-};
+use palisade_wire::fs::{BatchContext, FileType, FsError, FsOp, FsReply, FsResult};
 use redb::StorageBackend;
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,7 +94,8 @@ impl BatchApply for Fake {
             .map(|op| match op {
                 FsOp::GetAttr { id } => Ok(FsReply::ReadLink {
                     target: format!("{}:{id}", ctx.sequence).into_bytes(),
-                    attr: carrier_attr(*id),
+                    // The answer rides as a link target; the attributes are filler.
+                    attr: crate::nfs_tests::attr(*id, FileType::Symlink),
                 }),
                 _ => Ok(FsReply::Done),
             })
@@ -227,23 +226,6 @@ impl Harness {
         tokio::task::spawn_blocking(move || thread.join().unwrap())
             .await
             .unwrap();
-    }
-}
-
-/// Attributes for the fake replies above, which carry their answer as a link target.
-fn carrier_attr(id: u64) -> Attr {
-    Attr {
-        file_type: FileType::Symlink,
-        mode: 0o777,
-        nlink: 1,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        used: 0,
-        fileid: id,
-        atime: Timestamp::default(),
-        mtime: Timestamp::default(),
-        ctime: Timestamp::default(),
     }
 }
 

@@ -42,7 +42,8 @@ fn adapter(
     (PalisadeNfs::new(fake, "test-export"), seen)
 }
 
-fn attr(id: u64, file_type: FileType) -> Attr {
+/// Attributes of a fresh inode, for fake replies (also used by `executor_tests`).
+pub(crate) fn attr(id: u64, file_type: FileType) -> Attr {
     Attr {
         file_type,
         mode: 0o644,
