@@ -42,6 +42,10 @@ const REPLY_NONCE_CONTEXT: &str = "palisade 2025 body key: reply nonce derivatio
 
 const REQUEST_AAD: &[u8] = b"palisade/seal/request\0";
 const REPLY_AAD: &[u8] = b"palisade/seal/reply\0";
+/// A read-only reply's label (nonce input and associated data): an unordered read of the
+/// state after sequence s must never share a nonce with the ordered reply of the batch
+/// at s, which may hold other bytes for the same request id.
+const READ_REPLY_AAD: &[u8] = b"palisade/seal/read-only-reply\0";
 
 /// The key shared by gateways and execution replicas for sealed bodies: 32 secret bytes.
 /// `Debug` prints no key material; the bytes are zeroed on drop. Clones share the
@@ -154,8 +158,53 @@ impl BodyKey {
         request_id: u64,
         plaintext: &[u8],
     ) -> Vec<u8> {
-        let nonce = self.reply_nonce(sequence, client, request_id);
-        let aad = reply_aad(sequence, client, request_id);
+        self.seal_labelled(REPLY_AAD, sequence, client, request_id, plaintext)
+    }
+
+    /// Gateway: open a reply sealed by [`BodyKey::seal_reply`] for exactly this header.
+    pub fn open_reply(
+        &self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.open_labelled(REPLY_AAD, sequence, client, request_id, sealed)
+    }
+
+    /// Execution replica: the answer to a read-only request, read from the state after
+    /// `sequence` — deterministic like [`BodyKey::seal_reply`], under a label of its own.
+    pub fn seal_read_reply(
+        &self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        self.seal_labelled(READ_REPLY_AAD, sequence, client, request_id, plaintext)
+    }
+
+    /// Gateway: open what [`BodyKey::seal_read_reply`] sealed for exactly this header.
+    pub fn open_read_reply(
+        &self,
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.open_labelled(READ_REPLY_AAD, sequence, client, request_id, sealed)
+    }
+
+    fn seal_labelled(
+        &self,
+        label: &[u8],
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        let nonce = self.reply_nonce(label, sequence, client, request_id);
+        let aad = reply_aad(label, sequence, client, request_id);
         let mut out = Vec::with_capacity(plaintext.len() + TAG);
         out.extend_from_slice(plaintext);
         match self.reply.seal_in_place_separate_tag(
@@ -172,9 +221,9 @@ impl BodyKey {
         }
     }
 
-    /// Gateway: open a reply sealed by [`BodyKey::seal_reply`] for exactly this header.
-    pub fn open_reply(
+    fn open_labelled(
         &self,
+        label: &[u8],
         sequence: Sequence,
         client: ClientId,
         request_id: u64,
@@ -183,17 +232,28 @@ impl BodyKey {
         if sealed.len() < TAG {
             return Err(CryptoError::SealedTooShort(sealed.len()));
         }
-        let nonce = self.reply_nonce(sequence, client, request_id);
+        let nonce = self.reply_nonce(label, sequence, client, request_id);
         open(
             &self.reply,
             nonce,
-            &reply_aad(sequence, client, request_id),
+            &reply_aad(label, sequence, client, request_id),
             sealed,
         )
     }
 
-    fn reply_nonce(&self, sequence: Sequence, client: ClientId, request_id: u64) -> [u8; NONCE] {
+    /// The ordered replies' nonces hash (sequence, client, request id) alone, as they
+    /// always have; other labels are hashed in first, so no two kinds share a nonce.
+    fn reply_nonce(
+        &self,
+        label: &[u8],
+        sequence: Sequence,
+        client: ClientId,
+        request_id: u64,
+    ) -> [u8; NONCE] {
         let mut h = blake3::Hasher::new_keyed(&self.reply_nonce_key);
+        if label != REPLY_AAD {
+            h.update(label);
+        }
         h.update(&sequence.to_le_bytes());
         h.update(&client.to_le_bytes());
         h.update(&request_id.to_le_bytes());
@@ -210,9 +270,9 @@ fn request_aad(client: ClientId) -> Vec<u8> {
     aad
 }
 
-fn reply_aad(sequence: Sequence, client: ClientId, request_id: u64) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(REPLY_AAD.len() + 24);
-    aad.extend_from_slice(REPLY_AAD);
+fn reply_aad(label: &[u8], sequence: Sequence, client: ClientId, request_id: u64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(label.len() + 24);
+    aad.extend_from_slice(label);
     aad.extend_from_slice(&sequence.to_le_bytes());
     aad.extend_from_slice(&client.to_le_bytes());
     aad.extend_from_slice(&request_id.to_le_bytes());
