@@ -6,11 +6,12 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use palisade_crypto::VerifiedRoots;
 use palisade_wire::agreement::{Bounded, Digest, Request, Signed, MAX_REQUEST_PAYLOAD};
-use palisade_wire::execution::{BatchReply, ExecReplicaId};
+use palisade_wire::execution::{BatchReply, ExecReplicaId, Reply};
 use palisade_wire::firewall::{reply_root_message, CertifiedReply, Vouch};
 
 use crate::config::{Acceptance, ClientConfig};
 use crate::io::{ClientInput, ClientOutput, ClientTimer};
+use crate::read_only::{ReadPhase, ReadVote, READ_ONLY_PAUSE};
 use crate::retransmit::Backoff;
 use crate::signed_roots::SignedRoots;
 use crate::stats::ClientStats;
@@ -34,6 +35,9 @@ struct Outstanding {
     request: Signed<Request>,
     backoff: Backoff,
     votes: Votes,
+    /// Some while a read-only request waits for the execution replicas' unordered
+    /// answers (it is not retransmitted to agreement meanwhile).
+    read: Option<ReadPhase>,
 }
 
 /// One BFT client (a gateway's view of the replicated service). See the crate docs.
@@ -61,6 +65,13 @@ pub struct Client {
     /// The highest sequence number of an accepted reply; reported to the agreement
     /// replicas whenever it rises ([`ClientOutput::RepliedThrough`]).
     replied_through: u64,
+    /// The highest sequence a read-only result was read at: with `replied_through`, the
+    /// `after` of the next read-only request ([`crate::read_only`]).
+    read_through: u64,
+    /// When the armed read-only timer fires, if one is armed.
+    read_due: Option<Duration>,
+    /// Until when reads are ordered straight away, after one timed out.
+    reads_paused_until: Option<Duration>,
     stats: ClientStats,
 }
 
@@ -80,6 +91,9 @@ impl Client {
             vouches: Vouches::new(VOUCHED_BYTES),
             vouch_due: None,
             replied_through: 0,
+            read_through: 0,
+            read_due: None,
+            reads_paused_until: None,
             stats: ClientStats::default(),
         }
     }
@@ -106,7 +120,20 @@ impl Client {
     pub fn step(&mut self, input: ClientInput, now: Duration) -> Vec<ClientOutput> {
         let mut out = Vec::new();
         match input {
-            ClientInput::Submit { payload } => self.on_submit(payload, now, &mut out),
+            ClientInput::Submit { payload } => self.on_submit(payload, false, now, &mut out),
+            ClientInput::SubmitRead { payload } => {
+                let unordered = matches!(self.config.acceptance, Acceptance::Matching)
+                    && !self.config.read_only_wait.is_zero()
+                    && self.reads_paused_until.is_none_or(|t| now >= t);
+                self.on_submit(payload, unordered, now, &mut out)
+            }
+            ClientInput::ReadOnlyReply { from, reply } => {
+                self.on_read_answer(from, reply, now, &mut out)
+            }
+            ClientInput::Timer(ClientTimer::ReadOnly) => {
+                self.read_due = None;
+                self.on_read_timer(now, &mut out);
+            }
             ClientInput::Reply(reply) => self.on_reply(reply, None, &mut out),
             ClientInput::LinkReply { from, reply } => self.on_reply(reply, Some(from), &mut out),
             ClientInput::Certified(reply) => self.on_certified(reply, now, &mut out),
@@ -122,7 +149,14 @@ impl Client {
         out
     }
 
-    fn on_submit(&mut self, payload: Vec<u8>, now: Duration, out: &mut Vec<ClientOutput>) {
+    /// `unordered`: a read-only request, sent to the execution replicas first.
+    fn on_submit(
+        &mut self,
+        payload: Vec<u8>,
+        unordered: bool,
+        now: Duration,
+        out: &mut Vec<ClientOutput>,
+    ) {
         if payload.len() > MAX_REQUEST_PAYLOAD {
             self.stats.refused += 1;
             tracing::debug!(
@@ -160,20 +194,131 @@ impl Client {
         self.next_request_id = self.next_request_id.saturating_add(1);
         self.stats.submitted += 1;
         out.push(ClientOutput::Accepted { request_id });
-        // To every agreement replica at once (TOCS §4.1, §4.4): if only the primary got
-        // it, a faulty primary could drop it and no backup would ever suspect it.
-        out.push(ClientOutput::SendRequest {
-            to: None,
-            request: signed.clone(),
-        });
+        let read = if unordered {
+            out.push(ClientOutput::SendReadOnly {
+                request: signed.clone(),
+                after: self.replied_through.max(self.read_through),
+            });
+            Some(ReadPhase::new(
+                now.saturating_add(self.config.read_only_wait),
+            ))
+        } else {
+            // To every agreement replica at once (TOCS §4.1, §4.4): if only the primary
+            // got it, a faulty primary could drop it and no backup would ever suspect it.
+            out.push(ClientOutput::SendRequest {
+                to: None,
+                request: signed.clone(),
+            });
+            None
+        };
         self.outstanding.insert(
             request_id,
             Outstanding {
                 request: signed,
                 backoff: Backoff::start(now, self.config.retransmit_after),
                 votes: Votes::new(),
+                read,
             },
         );
+    }
+
+    /// Replica `from`'s answer to a read-only request ([`crate::read_only`]).
+    fn on_read_answer(
+        &mut self,
+        from: ExecReplicaId,
+        reply: Reply,
+        now: Duration,
+        out: &mut Vec<ClientOutput>,
+    ) {
+        let (client, request_id) = (self.config.id, reply.request_id);
+        let n = self.config.exec_keys.len();
+        let refused = if reply.replica != from {
+            Some("names a replica other than the link's")
+        } else if reply.client != client {
+            Some("for another client")
+        } else if reply.check_bounds().is_err() {
+            Some("out of bounds")
+        } else {
+            None
+        };
+        let phase = match refused {
+            Some(why) => Err(why),
+            None => self
+                .outstanding
+                .get_mut(&request_id)
+                .and_then(|e| e.read.as_mut())
+                .ok_or("for no request in its read-only phase"),
+        };
+        let phase = match phase {
+            Ok(p) => p,
+            Err(why) => {
+                self.stats.read_answers_dropped += 1;
+                tracing::debug!(client, request_id, from, "read-only answer {why}: dropped");
+                return;
+            }
+        };
+        match phase.add(from, reply.sequence, reply.result, n) {
+            ReadVote::Counted => {}
+            ReadVote::Duplicate => self.stats.read_answers_dropped += 1,
+            ReadVote::Disagrees => {
+                self.stats.reads_disagreed += 1;
+                tracing::debug!(
+                    client,
+                    request_id,
+                    from,
+                    "read-only answers disagree: ordering it"
+                );
+                self.order_read(request_id, now, out);
+            }
+            ReadVote::Agreed(sequence, result) => {
+                self.outstanding.remove(&request_id);
+                self.read_through = self.read_through.max(sequence);
+                self.stats.reads_unordered += 1;
+                self.stats.completed += 1;
+                out.push(ClientOutput::CompleteReadOnly {
+                    request_id,
+                    sequence,
+                    result,
+                });
+            }
+        }
+    }
+
+    /// Ends a request's read-only phase: the same signed request goes to agreement, and
+    /// from now on it is retransmitted and completed as any other.
+    fn order_read(&mut self, request_id: u64, now: Duration, out: &mut Vec<ClientOutput>) {
+        let Some(entry) = self.outstanding.get_mut(&request_id) else {
+            return;
+        };
+        entry.read = None;
+        entry.backoff = Backoff::start(now, self.config.retransmit_after);
+        out.push(ClientOutput::SendRequest {
+            to: None,
+            request: entry.request.clone(),
+        });
+    }
+
+    fn on_read_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
+        let due: Vec<(u64, usize)> = self
+            .outstanding
+            .iter()
+            .filter_map(|(id, e)| e.read.as_ref().map(|r| (*id, r)))
+            .filter(|(_, r)| r.due <= now)
+            .map(|(id, r)| (id, r.answers()))
+            .collect();
+        if !due.is_empty() {
+            self.reads_paused_until = Some(now.saturating_add(READ_ONLY_PAUSE));
+        }
+        for (request_id, answers) in due {
+            self.stats.reads_timed_out += 1;
+            tracing::debug!(
+                client = self.config.id,
+                request_id,
+                answers,
+                "read-only request unanswered by all replicas in time: ordering it"
+            );
+            self.order_read(request_id, now, out);
+        }
     }
 
     /// True if another request may go out: fewer than `window` are in flight, and the
@@ -476,7 +621,7 @@ impl Client {
     fn on_retransmit_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
         let base = self.config.retransmit_after;
         for (request_id, entry) in self.outstanding.iter_mut() {
-            if entry.backoff.is_due(now) {
+            if entry.read.is_none() && entry.backoff.is_due(now) {
                 entry.backoff.retransmitted(now, base);
                 self.stats.retransmissions += 1;
                 // Rare outside loss and view changes, and what to look for when a call
@@ -495,19 +640,39 @@ impl Client {
         }
     }
 
-    /// Keeps exactly one timer armed for the earliest due request, none when idle.
+    /// Keeps exactly one retransmission timer armed for the earliest due request (none
+    /// when idle), and one read-only timer for the earliest read-only deadline.
     fn refresh_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
-        let earliest = self.outstanding.values().map(|e| e.backoff.due).min();
-        if earliest == self.timer_due {
-            return;
+        let earliest = self
+            .outstanding
+            .values()
+            .filter(|e| e.read.is_none())
+            .map(|e| e.backoff.due)
+            .min();
+        if earliest != self.timer_due {
+            match earliest {
+                Some(due) => out.push(ClientOutput::SetTimer {
+                    kind: ClientTimer::Retransmit,
+                    after: due.saturating_sub(now),
+                }),
+                None => out.push(ClientOutput::CancelTimer(ClientTimer::Retransmit)),
+            }
+            self.timer_due = earliest;
         }
-        match earliest {
-            Some(due) => out.push(ClientOutput::SetTimer {
-                kind: ClientTimer::Retransmit,
-                after: due.saturating_sub(now),
-            }),
-            None => out.push(ClientOutput::CancelTimer(ClientTimer::Retransmit)),
+        let read_due = self
+            .outstanding
+            .values()
+            .filter_map(|e| e.read.as_ref().map(|r| r.due))
+            .min();
+        if read_due != self.read_due {
+            match read_due {
+                Some(due) => out.push(ClientOutput::SetTimer {
+                    kind: ClientTimer::ReadOnly,
+                    after: due.saturating_sub(now),
+                }),
+                None => out.push(ClientOutput::CancelTimer(ClientTimer::ReadOnly)),
+            }
+            self.read_due = read_due;
         }
-        self.timer_due = earliest;
     }
 }

@@ -61,6 +61,10 @@ pub struct ClientConfig {
     /// for its claim before the client checks the signature itself
     /// ([`crate::vouches`]). Zero checks every reply at once.
     pub vouch_wait: Duration,
+    /// `Matching`: how long a read-only request waits for 2g+1 equal answers from the
+    /// execution replicas before it is ordered ([`crate::read_only`]). Zero orders every
+    /// request (no read-only fast path).
+    pub read_only_wait: Duration,
 }
 
 impl ClientConfig {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use palisade_wire::agreement::{ReplicaId, Request, Signed};
-use palisade_wire::execution::BatchReply;
+use palisade_wire::execution::{BatchReply, ExecReplicaId, Reply};
 use palisade_wire::firewall::{CertifiedReply, Vouch};
 
 /// The client's timers. At most one of each kind is armed; a new `SetTimer` replaces it.
@@ -16,6 +16,9 @@ pub enum ClientTimer {
     /// Certified replies waited `vouch_wait` for f+1 agreement nodes to vouch for
     /// their claims: check them.
     Vouch,
+    /// Some read-only request waited `read_only_wait` without 2g+1 equal answers: order
+    /// it ([`crate::read_only`]).
+    ReadOnly,
 }
 
 /// Everything that can happen to a client.
@@ -25,6 +28,15 @@ pub enum ClientInput {
     /// [`ClientOutput::Accepted`] and the request id, or [`ClientOutput::Busy`] when the
     /// window is full, or [`ClientOutput::Refused`] when the payload can never be sent.
     Submit { payload: Vec<u8> },
+    /// A new operation that only reads (`FsOp::is_read_only`), answered like
+    /// [`ClientInput::Submit`]. With `Matching` acceptance and a non-zero
+    /// `read_only_wait` it goes to the execution replicas unordered first
+    /// ([`crate::read_only`]); otherwise it is exactly a `Submit`.
+    SubmitRead { payload: Vec<u8> },
+    /// An answer to a read-only request that came over execution replica `from`'s own
+    /// authenticated link (unsigned: the link is its authentication, and it is never
+    /// forwarded). Counted only if `from` is the replica it names.
+    ReadOnlyReply { from: ExecReplicaId, reply: Reply },
     /// A reply from an execution replica, as received (not yet verified); used with
     /// [`crate::Acceptance::Matching`].
     Reply(BatchReply),
@@ -70,6 +82,12 @@ pub enum ClientOutput {
         to: Option<ReplicaId>,
         request: Signed<Request>,
     },
+    /// Send this signed read-only request to every execution replica, to be answered
+    /// once the replica has executed through `after` (`Envelope::ReadOnly`).
+    SendReadOnly {
+        request: Signed<Request>,
+        after: u64,
+    },
     /// Tell every agreement replica that this client has accepted replies through this
     /// sequence number (`Envelope::RepliedThrough`; a batching hint for the primary).
     RepliedThrough(u64),
@@ -77,6 +95,15 @@ pub enum ClientOutput {
     /// its sealed form when the execution cluster seals reply bodies) for the request,
     /// executed in the batch at `sequence`.
     Complete {
+        request_id: u64,
+        sequence: u64,
+        result: Vec<u8>,
+    },
+    /// All 2g+1 execution replicas gave this same answer to a read-only request, read
+    /// from their state after `sequence`, without ordering ([`crate::read_only`]). The
+    /// result is sealed, when reply bodies are, under the read-only label
+    /// (`BodyKey::open_read_reply`).
+    CompleteReadOnly {
         request_id: u64,
         sequence: u64,
         result: Vec<u8>,

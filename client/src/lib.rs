@@ -32,6 +32,9 @@
 //!     costs one signature check — or none, when f+1 agreement nodes vouch that every
 //!     top filter sent them the same claim (the reply waits a few milliseconds for the
 //!     vouches, [`vouches`]);
+//! - with `Matching` acceptance, sends an operation that only reads straight to every
+//!   execution replica and takes the result when all 2g+1 answer alike, ordering it
+//!   otherwise ([`read_only`], TOCS §5.1.3);
 //! - counts and drops replies for unknown or finished requests, badly signed or badly
 //!   certified ones, replies of the kind the configured acceptance does not use, and
 //!   marks a replica that sends two different replies for one request as faulty: its
@@ -42,6 +45,7 @@
 pub mod client;
 pub mod config;
 pub mod io;
+pub mod read_only;
 pub mod retransmit;
 pub mod signed_roots;
 pub mod stats;

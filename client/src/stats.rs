@@ -48,4 +48,14 @@ pub struct ClientStats {
     /// Batch replies whose (replica, sequence, root, signature) was verified before:
     /// counted without a second signature check.
     pub reply_signatures_cached: u64,
+    /// Read-only requests completed by 2g+1 equal answers, unordered.
+    pub reads_unordered: u64,
+    /// Read-only requests ordered after the replicas' answers disagreed.
+    pub reads_disagreed: u64,
+    /// Read-only requests ordered after `read_only_wait` passed without 2g+1 answers.
+    pub reads_timed_out: u64,
+    /// Read-only answers dropped: for no request in its read-only phase, for another
+    /// client, naming a replica other than the link's, out of bounds, or a replica's
+    /// second answer.
+    pub read_answers_dropped: u64,
 }

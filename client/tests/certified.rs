@@ -55,6 +55,7 @@ fn client_waiting(acceptance: Acceptance, vouch_wait: Duration) -> Client {
         first_request_id: 1,
         acceptance,
         vouch_wait,
+        read_only_wait: Duration::ZERO,
     };
     Client::new(config, SigningKey::from_bytes(&[7; 32]))
 }

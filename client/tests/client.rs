@@ -45,6 +45,7 @@ fn client_with(window: usize, replay_window: u64, first_request_id: u64) -> Clie
         first_request_id,
         acceptance: Acceptance::Matching,
         vouch_wait: Duration::ZERO,
+        read_only_wait: Duration::ZERO,
     };
     Client::new(config, client_key())
 }

@@ -189,6 +189,14 @@ impl<S: Store> FileSystem<S> {
         Ok((results, RanBatch { changes }))
     }
 
+    /// Runs one read-only operation ([`FsOp::is_read_only`]) against the committed state,
+    /// outside any batch (TOCS §5.1.3): nothing is committed and `last_applied` stays.
+    /// `None` for an operation that is not read-only, or one that tried to change the
+    /// state anyway (a bug this refuses to answer rather than hide).
+    pub fn read_only(&self, op: &FsOp) -> Result<Option<FsResult>, ExecError> {
+        read_only_on(&self.store, self.meta, self.last_applied, self.config, op)
+    }
+
     /// The second half of [`FileSystem::apply_batch`]: commits a batch that
     /// [`FileSystem::run_batch`] ran, if it is still the next one.
     pub fn commit_batch(&mut self, ran: RanBatch) -> Result<(), ExecError> {
@@ -346,4 +354,37 @@ fn all_pages<T>(
             return Ok(out);
         }
     }
+}
+
+/// [`FileSystem::read_only`] against any view of a state at `last_applied` (the live
+/// store, or a [`crate::FsSnapshot`]).
+pub(crate) fn read_only_on(
+    view: &dyn crate::StateView,
+    meta: MetaRecord,
+    last_applied: u64,
+    config: FsConfig,
+    op: &FsOp,
+) -> Result<Option<FsResult>, ExecError> {
+    if !op.is_read_only() {
+        return Ok(None);
+    }
+    let base = ChangeSet {
+        meta,
+        last_applied,
+        ..ChangeSet::default()
+    };
+    // No read takes the time (READ leaves atime alone): any timestamp does.
+    let ctx = BatchContext {
+        sequence: last_applied,
+        timestamp: Timestamp::default(),
+    };
+    let mut exec = Exec::new(Overlay::new(view, base), &ctx, config);
+    let result = exec.apply(op)?;
+    let changes = &exec.ov.changes;
+    let untouched = changes.inodes.is_empty()
+        && changes.entries.is_empty()
+        && changes.children.is_empty()
+        && changes.blocks.is_empty()
+        && changes.meta == meta;
+    Ok(untouched.then_some(result))
 }

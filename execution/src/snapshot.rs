@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 
 use palisade_wire::checkpoint::{Checkpoint, MetaRecord};
-use palisade_wire::fs::FileId;
+use palisade_wire::fs::{FileId, FsOp, FsResult};
 
 use crate::checkpoint::export;
-use crate::fs::FileSystem;
+use crate::fs::{read_only_on, FileSystem};
 use crate::store::{StateView, Store};
+use crate::FsConfig;
 use crate::{ExecError, StateDigest};
 
 /// The state of a file system at `last_applied`, readable while the file system moves on.
@@ -37,6 +38,12 @@ impl<V: StateView> FsSnapshot<V> {
     /// The file-system digest at that point.
     pub fn digest(&self) -> StateDigest {
         self.digest
+    }
+
+    /// [`FileSystem::read_only`] as it would have answered at that sequence (the
+    /// simulator's reference checks unordered reads with it).
+    pub fn read_only(&self, op: &FsOp, config: FsConfig) -> Result<Option<FsResult>, ExecError> {
+        read_only_on(&self.view, self.meta, self.last_applied, config, op)
     }
 
     /// Exports the snapshot's state, whole (`have == None`) or as the difference against

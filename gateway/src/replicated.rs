@@ -6,7 +6,9 @@
 //! Two configurations (DESIGN §1):
 //! - `separate`: execution replicas answer with ed25519-signed replies
 //!   (`Envelope::Reply` from execution nodes) and the core waits for g+1 matching ones
-//!   ([`Acceptance::Matching`]);
+//!   ([`Acceptance::Matching`]); an operation that only reads goes to the execution
+//!   replicas unordered first and completes on all 2g+1 equal answers
+//!   (`palisade_client::read_only`, TOCS §5.1.3), else it is ordered;
 //! - firewall: replies come up through the filter rows and an agreement node as
 //!   `Envelope::Firewall(CertifiedReply)`, each certified by the execution cluster's
 //!   combined threshold signature ([`Acceptance::Certified`]); one such reply completes a
@@ -90,10 +92,20 @@ struct Agreed {
     request_id: u64,
     sequence: u64,
     result: Vec<u8>,
+    /// Answered by all 2g+1 execution replicas without ordering (sealed under the
+    /// read-only label).
+    read_only: bool,
+}
+
+/// An operation for the driver: its payload, whether it only reads, where to answer.
+struct Call {
+    payload: Vec<u8>,
+    read_only: bool,
+    reply: oneshot::Sender<Agreed>,
 }
 
 enum Command {
-    Call(Vec<u8>, oneshot::Sender<Agreed>),
+    Call(Call),
 }
 
 /// The replicated file service of one gateway (one BFT client id).
@@ -123,15 +135,21 @@ impl ReplicatedFileService {
         let id = config.id;
         let (tx, rx) = mpsc::channel(COMMANDS);
         let counters = Arc::new(Counters::default());
+        let execution = (0..config.exec_keys.len())
+            .filter_map(|i| u32::try_from(i).ok())
+            .map(NodeId::Execution)
+            .collect();
         let driver = Driver {
             id: config.id,
             client: Client::new(config, key),
             net: net.clone(),
             agreement,
+            execution,
             pending: HashMap::new(),
             waiting: VecDeque::new(),
             retransmit_at: None,
             vouch_at: None,
+            read_at: None,
             epoch: Instant::now(),
             counters: counters.clone(),
             span: info_span!("gateway", node = id),
@@ -200,12 +218,12 @@ impl FileService for ReplicatedFileService {
         }
         let payload = self.payload(&op)?;
         let (reply_tx, reply_rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Command::Call(payload, reply_tx))
-            .await
-            .is_err()
-        {
+        let call = Call {
+            payload,
+            read_only: op.is_read_only(),
+            reply: reply_tx,
+        };
+        if self.tx.send(Command::Call(call)).await.is_err() {
             return Err(FsError::Io);
         }
         // A dropped sender: the driver stopped, or the core refused the operation.
@@ -213,7 +231,8 @@ impl FileService for ReplicatedFileService {
         self.answer(agreed)
     }
 
-    /// Every GETATTR is an ordered request here: not worth making for optional
+    /// Every GETATTR is a request to the replicas here (unordered in `separate`, but
+    /// still a round trip to all of them): not worth making for optional
     /// cache-consistency attributes.
     fn cheap_getattr(&self) -> bool {
         false
@@ -242,9 +261,13 @@ impl ReplicatedFileService {
             request_id,
             sequence,
             result,
+            read_only,
         } = agreed;
         let plain = match &self.body_key {
-            Some(key) => match key.open_reply(sequence, self.id, request_id, &result) {
+            Some(key) => match match read_only {
+                true => key.open_read_reply(sequence, self.id, request_id, &result),
+                false => key.open_reply(sequence, self.id, request_id, &result),
+            } {
                 Ok(p) => p,
                 Err(e) => {
                     self.counters
@@ -271,11 +294,15 @@ struct Driver {
     client: Client,
     net: Arc<Network>,
     agreement: Vec<NodeId>,
+    /// The execution replicas (`separate`: read-only requests go straight to them).
+    execution: Vec<NodeId>,
     pending: HashMap<u64, oneshot::Sender<Agreed>>,
-    waiting: VecDeque<(Vec<u8>, oneshot::Sender<Agreed>)>,
+    waiting: VecDeque<Call>,
     retransmit_at: Option<Instant>,
     /// When the client core's vouch timer fires, if armed.
     vouch_at: Option<Instant>,
+    /// When the client core's read-only timer fires, if armed.
+    read_at: Option<Instant>,
     epoch: Instant,
     counters: Arc<Counters>,
     /// The span of the client core's log lines, made once: a span costs a formatted
@@ -293,8 +320,8 @@ impl Driver {
             let room = self.waiting.len() < MAX_WAITING;
             tokio::select! {
                 c = commands.recv(), if room => match c {
-                    Some(Command::Call(payload, reply)) => {
-                        self.waiting.push_back((payload, reply));
+                    Some(Command::Call(call)) => {
+                        self.waiting.push_back(call);
                         self.submit_waiting();
                     }
                     None => return,
@@ -311,15 +338,21 @@ impl Driver {
                     self.vouch_at = None;
                     self.step(ClientInput::Timer(ClientTimer::Vouch));
                 }
+                _ = crate::replicated::sleep_until(self.read_at) => {
+                    self.read_at = None;
+                    self.step(ClientInput::Timer(ClientTimer::ReadOnly));
+                }
             }
         }
     }
 
     /// Submits waiting operations until the window is full.
     fn submit_waiting(&mut self) {
-        while let Some((payload, reply)) = self.waiting.pop_front() {
-            let outputs = self.client_step(ClientInput::Submit {
-                payload: payload.clone(),
+        while let Some(call) = self.waiting.pop_front() {
+            let payload = call.payload.clone();
+            let outputs = self.client_step(match call.read_only {
+                true => ClientInput::SubmitRead { payload },
+                false => ClientInput::Submit { payload },
             });
             let mut accepted = None;
             let mut busy = false;
@@ -343,14 +376,14 @@ impl Driver {
                 // Phase events (`scripts/phases.py`): where one operation's time goes.
                 tracing::trace!(target: "palisade::phase", request_id = id, "submitted");
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                self.pending.insert(id, reply);
+                self.pending.insert(id, call.reply);
             } else if refused {
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 // Dropping the sender answers the caller `Io`.
-                drop(reply);
+                drop(call);
             } else if busy {
                 self.counters.busy.fetch_add(1, Ordering::Relaxed);
-                self.waiting.push_front((payload, reply));
+                self.waiting.push_front(call);
             }
             for o in rest {
                 self.carry_out(o);
@@ -367,6 +400,10 @@ impl Driver {
             // names without checking its signature.
             (NodeId::Execution(from), Envelope::Reply(reply)) => {
                 ClientInput::LinkReply { from, reply }
+            }
+            // An answer to a read-only request: unsigned, so only over its replica's link.
+            (NodeId::Execution(from), Envelope::ReadOnlyReply(reply)) => {
+                ClientInput::ReadOnlyReply { from, reply }
             }
             // Firewall configuration: certified replies leave the top filter row to the
             // agreement nodes, which pass them on; the signature, not the sender, is
@@ -436,36 +473,57 @@ impl Driver {
                     &Envelope::RepliedThrough(sequence),
                 );
             }
+            ClientOutput::SendReadOnly { request, after } => {
+                self.net.send_many(
+                    self.execution.iter().copied(),
+                    &Envelope::ReadOnly { request, after },
+                );
+            }
             ClientOutput::Complete {
                 request_id,
                 sequence,
                 result,
-            } => {
-                self.counters.completed.fetch_add(1, Ordering::Relaxed);
-                tracing::trace!(target: "palisade::phase", request_id, sequence, "agreed");
-                if let Some(reply) = self.pending.remove(&request_id) {
-                    // Opened and decoded in the caller's task (`answer`).
-                    let _ = reply.send(Agreed {
-                        request_id,
-                        sequence,
-                        result,
-                    });
-                }
-            }
+            } => self.complete(request_id, sequence, result, false),
+            ClientOutput::CompleteReadOnly {
+                request_id,
+                sequence,
+                result,
+            } => self.complete(request_id, sequence, result, true),
             ClientOutput::SetTimer { kind, after } => {
                 let at = Some(Instant::now() + after);
                 match kind {
                     ClientTimer::Retransmit => self.retransmit_at = at,
                     ClientTimer::Vouch => self.vouch_at = at,
+                    ClientTimer::ReadOnly => self.read_at = at,
                 }
             }
             ClientOutput::CancelTimer(ClientTimer::Retransmit) => self.retransmit_at = None,
             ClientOutput::CancelTimer(ClientTimer::Vouch) => self.vouch_at = None,
+            ClientOutput::CancelTimer(ClientTimer::ReadOnly) => self.read_at = None,
             // Answered where the submission is made.
             ClientOutput::Accepted { .. } | ClientOutput::Busy | ClientOutput::Refused { .. } => {}
         }
     }
+
+    fn complete(&mut self, request_id: u64, sequence: u64, result: Vec<u8>, read_only: bool) {
+        self.counters.completed.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(target: "palisade::phase", request_id, sequence, read_only, "agreed");
+        if let Some(reply) = self.pending.remove(&request_id) {
+            // Opened and decoded in the caller's task (`answer`).
+            let _ = reply.send(Agreed {
+                request_id,
+                sequence,
+                result,
+                read_only,
+            });
+        }
+    }
 }
+
+/// How long a read-only request waits for all 2g+1 execution replicas' equal answers
+/// before it is ordered (`palisade_client::read_only`). Answers normally come within a
+/// millisecond; a replica still executing the write a read must see takes a few more.
+pub const READ_ONLY_WAIT: Duration = Duration::from_millis(20);
 
 /// How long a certified reply waits for f+1 agreement nodes to vouch for its claim before
 /// the gateway checks the signature itself (`palisade_client::vouches`). The vouches
@@ -503,5 +561,6 @@ pub fn default_client_config(
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2)),
         acceptance: Acceptance::Matching,
         vouch_wait: VOUCH_WAIT,
+        read_only_wait: READ_ONLY_WAIT,
     }
 }

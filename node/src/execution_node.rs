@@ -316,6 +316,14 @@ impl Worker {
                 request_id,
                 sequence,
             },
+            // `separate`: a gateway's read-only request over its own link.
+            (_, NodeId::Client(c), Envelope::ReadOnly { request, after }) if !self.firewall() => {
+                ReplicaInput::ReadOnly {
+                    from: c,
+                    request,
+                    after,
+                }
+            }
             (_, NodeId::Execution(j), Envelope::Execution(message)) => {
                 ReplicaInput::Message { from: j, message }
             }
@@ -371,6 +379,18 @@ impl Worker {
                     );
                 } else {
                     self.net.send(NodeId::Client(to), &Envelope::Reply(reply));
+                }
+            }
+            ReplicaOutput::ReadOnlyReply { to, reply } => {
+                if self.firewall() {
+                    warn!(
+                        node = self.me,
+                        client = to,
+                        "read-only reply in the firewall configuration; not sent"
+                    );
+                } else {
+                    self.net
+                        .send(NodeId::Client(to), &Envelope::ReadOnlyReply(reply));
                 }
             }
             ReplicaOutput::ToExecution {

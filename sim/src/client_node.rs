@@ -33,6 +33,7 @@ pub struct ClientNode {
     pub client: Client,
     workload: Workload,
     n_agreement: u32,
+    n_execution: u32,
     /// Operations still to submit.
     pub to_submit: u64,
     /// Request ids accepted and not yet complete.
@@ -73,6 +74,7 @@ impl ClientNode {
         ClientNode {
             id: config.id,
             n_agreement: config.agreement_replicas as u32,
+            n_execution: config.exec_keys.len() as u32,
             client: Client::new(config.clone(), key.clone()),
             workload: Workload::new(),
             to_submit: ops,
@@ -147,6 +149,16 @@ impl ClientNode {
                 let outputs = self.client.step(input, now);
                 self.apply(outputs, rng)
             }
+            Msg::ReadOnlyReply(reply) => {
+                // Unsigned: it counts only over the link of the replica it names.
+                let NodeId::Execution(from) = from else {
+                    return Vec::new();
+                };
+                let outputs = self
+                    .client
+                    .step(ClientInput::ReadOnlyReply { from, reply }, now);
+                self.apply(outputs, rng)
+            }
             Msg::Firewall(FirewallMessage::CertifiedReply(c)) => {
                 let outputs = self.client.step(ClientInput::Certified(c), now);
                 self.apply(outputs, rng)
@@ -188,7 +200,12 @@ impl ClientNode {
                 },
                 Err(_) => break,
             };
-            let outputs = self.client.step(ClientInput::Submit { payload }, now);
+            // As the gateway does: what only reads may be answered unordered.
+            let input = match op.is_read_only() {
+                true => ClientInput::SubmitRead { payload },
+                false => ClientInput::Submit { payload },
+            };
+            let outputs = self.client.step(input, now);
             let mut accepted = None;
             let mut busy = false;
             for o in &outputs {
@@ -211,6 +228,18 @@ impl ClientNode {
         effects
     }
 
+    /// After a completion: the next submission after a think time, if any remain.
+    fn arm_submit(&mut self, rng: &mut SimRng, effects: &mut Vec<Effect>) {
+        if self.to_submit > 0 && !self.submit_armed {
+            self.submit_armed = true;
+            let think = rng.below(self.think.as_micros() as u64 + 1);
+            effects.push(Effect::SetTimer {
+                timer: SimTimer::Submit,
+                after: Duration::from_micros(think),
+            });
+        }
+    }
+
     fn apply(&mut self, outputs: Vec<ClientOutput>, rng: &mut SimRng) -> Vec<Effect> {
         let mut effects = Vec::new();
         for output in outputs {
@@ -226,6 +255,47 @@ impl ClientNode {
                             msg: Msg::Request(request.clone()),
                         });
                     }
+                }
+                ClientOutput::SendReadOnly { request, after } => {
+                    for e in 0..self.n_execution {
+                        effects.push(Effect::Send {
+                            to: NodeId::Execution(e),
+                            msg: Msg::ReadOnly {
+                                request: request.clone(),
+                                after,
+                            },
+                        });
+                    }
+                }
+                ClientOutput::CompleteReadOnly {
+                    request_id,
+                    sequence,
+                    result,
+                } => {
+                    self.outstanding.remove(&request_id);
+                    let result = match &self.sealing {
+                        Some(s) => match s
+                            .key
+                            .open_read_reply(sequence, self.id, request_id, &result)
+                        {
+                            Ok(plain) => plain,
+                            Err(_) => {
+                                self.unsealable += 1;
+                                result
+                            }
+                        },
+                        None => result,
+                    };
+                    if let Some(op) = self.workload.op(request_id).cloned() {
+                        effects.push(Effect::CompletedRead {
+                            request_id,
+                            sequence,
+                            result: result.clone(),
+                            op,
+                        });
+                    }
+                    self.workload.completed(request_id, &result);
+                    self.arm_submit(rng, &mut effects);
                 }
                 ClientOutput::RepliedThrough(sequence) => {
                     for r in 0..self.n_agreement {
@@ -259,14 +329,7 @@ impl ClientNode {
                         sequence,
                         result,
                     });
-                    if self.to_submit > 0 && !self.submit_armed {
-                        self.submit_armed = true;
-                        let think = rng.below(self.think.as_micros() as u64 + 1);
-                        effects.push(Effect::SetTimer {
-                            timer: SimTimer::Submit,
-                            after: Duration::from_micros(think),
-                        });
-                    }
+                    self.arm_submit(rng, &mut effects);
                 }
                 ClientOutput::SetTimer { kind, after } => effects.push(Effect::SetTimer {
                     timer: SimTimer::Client(kind),

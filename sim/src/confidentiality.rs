@@ -134,6 +134,8 @@ impl Confidentiality {
             Msg::Firewall(FirewallMessage::StableShare(_)) => Err("stable share"),
             Msg::Opaque(_) => Err("raw bytes"),
             Msg::Reply(_) => Err("signed reply"),
+            Msg::ReadOnlyReply(_) => Err("read-only reply"),
+            Msg::ReadOnly { .. } => Err("read-only request"),
             Msg::Execution(_) => Err("execution message"),
             Msg::Agreement(_) => Err("agreement message"),
             Msg::Request(_) => Err("request"),

@@ -60,6 +60,14 @@ pub enum Effect {
         sequence: Sequence,
         result: Vec<u8>,
     },
+    /// A client accepted the unordered answer to read-only `op`, read at `sequence`
+    /// (observed by the checker, which reads `op` from its reference state there).
+    CompletedRead {
+        request_id: u64,
+        sequence: Sequence,
+        result: Vec<u8>,
+        op: palisade_wire::fs::FsOp,
+    },
     /// An execution replica's state after executing through `sequence`.
     Executed {
         sequence: Sequence,

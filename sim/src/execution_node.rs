@@ -171,6 +171,12 @@ impl ExecutionNode {
                 from: peer,
                 message,
             },
+            // As the runtime does: a gateway's read-only request over its own link.
+            (NodeId::Client(c), Msg::ReadOnly { request, after }) => ReplicaInput::ReadOnly {
+                from: c,
+                request,
+                after,
+            },
             _ => return Vec::new(),
         };
         self.step(input)
@@ -243,6 +249,15 @@ impl ExecutionNode {
                             msg: Msg::Reply(reply),
                         });
                     }
+                }
+                ReplicaOutput::ReadOnlyReply { to, mut reply } => {
+                    if self.fault == Some(ExecFault::WrongReplies) {
+                        reply.result.push(0xEE);
+                    }
+                    effects.push(Effect::Send {
+                        to: NodeId::Client(to),
+                        msg: Msg::ReadOnlyReply(reply),
+                    });
                 }
                 ReplicaOutput::ToExecution { to, message } => {
                     let message = self.tamper(message);

@@ -44,7 +44,9 @@
 //! [`confidentiality`]): no two different batches committed at one sequence (over correct
 //! replicas' deliveries and every valid ORDER certificate, in any view); one state digest
 //! per sequence over correct execution replicas; every accepted result equals what the
-//! committed order produces on a reference file system with the same exactly-once rule;
+//! committed order produces on a reference file system with the same exactly-once rule
+//! (a read answered without ordering, `separate`: what the reference state after its
+//! sequence answers, read no earlier than any result accepted before it was sent);
 //! in the firewall configuration, on every message sent, **confidentiality**: what leaves
 //! the top row or goes from agreement to a client is a certified reply (path and
 //! signature verify) to a request ordered at its sequence, a verified stable certificate

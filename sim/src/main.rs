@@ -169,8 +169,9 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     };
                     writeln!(
                         out,
-                        "ok seed {seed} scenario {scenario}: {} requests, {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {} state transfers, {} dropped{restarts}, {:?} simulated, {} events, {:.2?} wall{firewall}",
+                        "ok seed {seed} scenario {scenario}: {} requests ({} reads unordered), {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {} state transfers, {} dropped{restarts}, {:?} simulated, {} events, {:.2?} wall{firewall}",
                         stats.completed,
+                        stats.reads_unordered,
                         stats.committed,
                         stats.max_view,
                         stats.agreement_lagging,

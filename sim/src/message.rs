@@ -2,7 +2,7 @@
 
 use palisade_wire::agreement::{AgreementMessage, ClientId, ReplicaId, Request, Signed};
 use palisade_wire::envelope::Envelope;
-use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage};
+use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage, Reply};
 use palisade_wire::firewall::FirewallMessage;
 
 /// A simulated party.
@@ -42,6 +42,13 @@ pub enum Msg {
     Execution(ExecutionMessage),
     /// Execution → client (the `separate` configuration).
     Reply(BatchReply),
+    /// Client → execution (`separate`): a read-only request, unordered.
+    ReadOnly {
+        request: Signed<Request>,
+        after: u64,
+    },
+    /// Execution → client (`separate`): the answer to a read-only request.
+    ReadOnlyReply(Reply),
     /// Up through the privacy firewall: shares and bodies (execution → bottom row),
     /// certified replies and stable certificates (row → row → agreement), certified
     /// replies (agreement → client).
@@ -61,6 +68,8 @@ impl Msg {
             Msg::Agreement(_) => "agreement",
             Msg::Execution(_) => "execution",
             Msg::Reply(_) => "reply",
+            Msg::ReadOnly { .. } => "read-only",
+            Msg::ReadOnlyReply(_) => "read-only-reply",
             Msg::Firewall(_) => "firewall",
             Msg::Opaque(_) => "opaque",
         }
@@ -74,6 +83,8 @@ impl Msg {
             Msg::Agreement(m) => Some(Envelope::Agreement(m)),
             Msg::Execution(m) => Some(Envelope::Execution(m)),
             Msg::Reply(r) => Some(Envelope::Reply(r)),
+            Msg::ReadOnly { request, after } => Some(Envelope::ReadOnly { request, after }),
+            Msg::ReadOnlyReply(r) => Some(Envelope::ReadOnlyReply(r)),
             Msg::Firewall(m) => Some(Envelope::Firewall(m)),
             Msg::Opaque(_) => None,
         }
@@ -86,6 +97,8 @@ impl Msg {
             Envelope::Agreement(m) => Msg::Agreement(m),
             Envelope::Execution(m) => Msg::Execution(m),
             Envelope::Reply(r) => Msg::Reply(r),
+            Envelope::ReadOnly { request, after } => Msg::ReadOnly { request, after },
+            Envelope::ReadOnlyReply(r) => Msg::ReadOnlyReply(r),
             Envelope::Firewall(m) => Msg::Firewall(m),
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use palisade_crypto::BodyKey;
-use palisade_execution::{FileSystem, FsConfig, MemStore};
+use palisade_execution::{FileSystem, FsConfig, FsSnapshot, MemSnapshot, MemStore};
 use palisade_wire::agreement::{ClientId, Digest, OrderedBatch, Sequence};
 use palisade_wire::fs::{FsError, FsOp, FsResult};
 
@@ -14,6 +14,10 @@ use crate::invariants::Violation;
 /// Most committed-but-unapplied batches held (the order is applied as soon as it is
 /// gap-free, so this only grows if a sequence is never committed anywhere).
 const MAX_AHEAD: usize = 100_000;
+
+/// States kept for checking unordered reads: the reference is rarely more than a few
+/// batches ahead of the replicas that answered one.
+const READ_HISTORY: usize = 256;
 
 pub struct Oracle {
     fs: FileSystem<MemStore>,
@@ -25,6 +29,9 @@ pub struct Oracle {
     executed: BTreeSet<(ClientId, u64)>,
     /// The firewall configuration: payloads are sealed for the execution cluster.
     body_key: Option<BodyKey>,
+    /// With unordered reads: the state after each of the last [`READ_HISTORY`]
+    /// sequences, to check a read answered at any of them.
+    history: Option<BTreeMap<Sequence, FsSnapshot<MemSnapshot>>>,
 }
 
 /// Canonical result of a payload that does not decode (what replicas answer).
@@ -41,7 +48,21 @@ impl Oracle {
             results: BTreeMap::new(),
             executed: BTreeSet::new(),
             body_key: None,
+            history: None,
         })
+    }
+
+    /// Clients read without ordering (`palisade_client::read_only`): keep the recent
+    /// states, starting with the initial one, so such reads can be checked.
+    pub fn with_read_history(mut self) -> Result<Oracle, Violation> {
+        let mut history = BTreeMap::new();
+        let initial = self
+            .fs
+            .snapshot()
+            .map_err(|e| Violation::Internal(format!("oracle snapshot: {e}")))?;
+        history.insert(self.applied(), initial);
+        self.history = Some(history);
+        Ok(self)
     }
 
     /// Request payloads are sealed with `key` (the firewall configuration): the
@@ -141,7 +162,61 @@ impl Oracle {
             };
             self.results.insert(key, (batch.sequence, bytes));
         }
+        if let Some(history) = &mut self.history {
+            let snapshot = self
+                .fs
+                .snapshot()
+                .map_err(|e| Violation::Internal(format!("oracle snapshot: {e}")))?;
+            history.insert(batch.sequence, snapshot);
+            while history.len() > READ_HISTORY {
+                history.pop_first();
+            }
+        }
         Ok(())
+    }
+
+    /// Checks the unordered answer a client accepted to read-only `op`, read at
+    /// `sequence`: it must be what `op` gives on the committed state after `sequence`
+    /// (TOCS §5.1.3; where the read sits in the order is the client's `after` rule,
+    /// `palisade_client::read_only`). `Ok(false)`: not checkable yet.
+    pub fn check_read(
+        &self,
+        client: ClientId,
+        request_id: u64,
+        sequence: Sequence,
+        op: &FsOp,
+        result: &[u8],
+    ) -> Result<bool, Violation> {
+        if sequence > self.applied() {
+            return Ok(false);
+        }
+        let wrong = |detail: String| Violation::WrongResult {
+            client,
+            request_id,
+            detail,
+        };
+        let Some(state) = self.history.as_ref().and_then(|h| h.get(&sequence)) else {
+            return Err(Violation::Internal(format!(
+                "an unordered read at sequence {sequence} is older than the reference keeps (applied {})",
+                self.applied()
+            )));
+        };
+        let expected = state
+            .read_only(op, self.fs.config())
+            .map_err(|e| Violation::Internal(format!("oracle read at {sequence}: {e}")))?
+            .ok_or_else(|| {
+                wrong(format!(
+                    "accepted an unordered answer to {op:?}, which is not read-only"
+                ))
+            })?;
+        let bytes = palisade_wire::encode(&expected)
+            .map_err(|e| Violation::Internal(format!("encode result: {e}")))?;
+        if bytes != result {
+            return Err(wrong(format!(
+                "accepted an unordered read at sequence {sequence} whose bytes differ from the committed state's"
+            )));
+        }
+        Ok(true)
     }
 
     /// The sequence at which the committed order executed a request, if it did.

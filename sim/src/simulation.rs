@@ -90,6 +90,9 @@ pub struct RunStats {
     /// `ResendReply` rounds agreement nodes sent for retransmitted requests whose orders
     /// had left their delivery logs (`separate`).
     pub replies_asked: u64,
+    /// `separate`: reads completed unordered, by 2g+1 equal answers (each checked
+    /// against the reference state at its sequence).
+    pub reads_unordered: u64,
     /// `separate`: orders correct execution replicas took on f+1 matching pushes
     /// (without a certificate check), large ones they took at their one pusher's copy by
     /// certificate, pushed orders whose certificate did not hold, and waits for
@@ -200,10 +203,31 @@ pub struct Simulation {
     exec_catch_up: BTreeMap<u32, Sequence>,
     /// Accepted results not yet checkable: (client, request id, sequence, result).
     pending_checks: Vec<(ClientId, u64, Sequence, Vec<u8>)>,
+    /// Accepted unordered reads not yet checkable.
+    pending_reads: Vec<PendingRead>,
+    /// The highest sequence of any result a client accepted so far.
+    max_completed: Sequence,
+    /// For each read-only request sent, `max_completed` when it was sent: its answer must
+    /// be read at or after it (linearizability's real-time order, across clients).
+    read_floor: BTreeMap<(ClientId, u64), Sequence>,
     healed_at: Option<Duration>,
     finish_at: Option<Duration>,
     stats: RunStats,
 }
+
+/// An unordered read a client accepted (`Effect::CompletedRead`), until the reference
+/// has applied its sequence.
+struct PendingRead {
+    client: ClientId,
+    request_id: u64,
+    sequence: Sequence,
+    result: Vec<u8>,
+    op: palisade_wire::fs::FsOp,
+}
+
+/// How long a simulated gateway's read-only request waits for all 2g+1 answers before
+/// it is ordered (the runtime's `READ_ONLY_WAIT`).
+const CLIENT_READ_ONLY_WAIT: Duration = Duration::from_millis(20);
 
 fn internal(e: impl std::fmt::Display) -> Violation {
     Violation::Internal(e.to_string())
@@ -337,6 +361,7 @@ impl Simulation {
                     retransmit_after: config.client_retransmit,
                     first_request_id: 1,
                     vouch_wait: CLIENT_VOUCH_WAIT,
+                    read_only_wait: CLIENT_READ_ONLY_WAIT,
                     acceptance: match &firewall_keys {
                         Some(fk) => Acceptance::Certified(fk.verifier()),
                         None => Acceptance::Matching,
@@ -358,8 +383,10 @@ impl Simulation {
             })
             .collect();
         let mut oracle = Oracle::new().map_err(internal)?;
-        if let Some(fk) = &firewall_keys {
-            oracle = oracle.with_body_key(fk.body_key.clone());
+        match &firewall_keys {
+            Some(fk) => oracle = oracle.with_body_key(fk.body_key.clone()),
+            // `separate`: gateways read without ordering; check those reads too.
+            None => oracle = oracle.with_read_history()?,
         }
         let confidentiality = firewall_keys
             .as_ref()
@@ -387,6 +414,9 @@ impl Simulation {
             digests: DigestBook::default(),
             exec_catch_up: BTreeMap::new(),
             pending_checks: Vec::new(),
+            pending_reads: Vec::new(),
+            max_completed: 0,
+            read_floor: BTreeMap::new(),
             healed_at: None,
             finish_at: None,
             stats: RunStats::default(),
@@ -789,7 +819,14 @@ impl Simulation {
     fn apply(&mut self, node: NodeId, effects: Vec<Effect>) -> Result<(), Violation> {
         for effect in effects {
             match effect {
-                Effect::Send { to, msg } => self.send(node, to, msg, Duration::ZERO)?,
+                Effect::Send { to, msg } => {
+                    if let (NodeId::Client(c), Msg::ReadOnly { request, .. }) = (node, &msg) {
+                        self.read_floor
+                            .entry((c, request.message.request_id))
+                            .or_insert(self.max_completed);
+                    }
+                    self.send(node, to, msg, Duration::ZERO)?
+                }
                 Effect::SendLater { to, msg, after } => self.send(node, to, msg, after)?,
                 Effect::SetTimer { timer, after } => {
                     let generation = self.next_generation;
@@ -821,7 +858,39 @@ impl Simulation {
                 } => {
                     if let NodeId::Client(c) = node {
                         self.stats.completed += 1;
+                        self.max_completed = self.max_completed.max(sequence);
+                        // A read-only request that was ordered after all.
+                        self.read_floor.remove(&(c, request_id));
                         self.pending_checks.push((c, request_id, sequence, result));
+                    }
+                }
+                Effect::CompletedRead {
+                    request_id,
+                    sequence,
+                    result,
+                    op,
+                } => {
+                    if let NodeId::Client(client) = node {
+                        let floor = self.read_floor.remove(&(client, request_id)).unwrap_or(0);
+                        if sequence < floor {
+                            return Err(Violation::WrongResult {
+                                client,
+                                request_id,
+                                detail: format!(
+                                    "accepted an unordered read at sequence {sequence}, older than a result accepted at {floor} before the read was sent"
+                                ),
+                            });
+                        }
+                        self.max_completed = self.max_completed.max(sequence);
+                        self.stats.completed += 1;
+                        self.stats.reads_unordered += 1;
+                        self.pending_reads.push(PendingRead {
+                            client,
+                            request_id,
+                            sequence,
+                            result,
+                            op,
+                        });
                     }
                 }
                 Effect::Executed { sequence, digest } => {
@@ -966,6 +1035,22 @@ impl Simulation {
             }
             self.pending_checks = still;
         }
+        if !self.pending_reads.is_empty() {
+            let mut still = Vec::new();
+            for read in std::mem::take(&mut self.pending_reads) {
+                let checked = self.oracle.check_read(
+                    read.client,
+                    read.request_id,
+                    read.sequence,
+                    &read.op,
+                    &read.result,
+                )?;
+                if !checked {
+                    still.push(read);
+                }
+            }
+            self.pending_reads = still;
+        }
         if self.finish_at.is_none() && self.all_done() {
             self.finish_at = Some(self.now.saturating_add(self.config.settle));
         }
@@ -1055,6 +1140,17 @@ impl Simulation {
             return Err(Violation::Liveness(
                 "the run went quiet with requests unanswered".into(),
             ));
+        }
+        if let Some(read) = self.pending_reads.first() {
+            return Err(Violation::WrongResult {
+                client: read.client,
+                request_id: read.request_id,
+                detail: format!(
+                    "an unordered read accepted at sequence {}, which no observed commit reached (committed order ends at {})",
+                    read.sequence,
+                    self.oracle.applied()
+                ),
+            });
         }
         if let Some((client, request_id, sequence, _)) = self.pending_checks.first() {
             return Err(Violation::WrongResult {
@@ -1246,6 +1342,14 @@ fn trace_detail(msg: &Msg) -> String {
         Msg::Firewall(F::Stable(c)) => format!("stable {}", c.sequence),
         Msg::Firewall(F::StableShare(c)) => format!("stable-share {}", c.sequence),
         Msg::Reply(r) => format!("reply {}/{}", r.message.client, r.message.request_id),
+        Msg::ReadOnly { request, after } => format!(
+            "read-only {}/{} after {after}",
+            request.message.client, request.message.request_id
+        ),
+        Msg::ReadOnlyReply(r) => format!(
+            "read-only-reply {}/{} at {}",
+            r.client, r.request_id, r.sequence
+        ),
         Msg::Agreement(_) => "pbft".into(),
         Msg::Opaque(b) => format!("{} bytes", b.len()),
     }

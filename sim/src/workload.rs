@@ -118,6 +118,11 @@ impl Workload {
         self.in_flight.insert(request_id, op);
     }
 
+    /// What request `request_id` carries, while it is in flight.
+    pub fn op(&self, request_id: u64) -> Option<&FsOp> {
+        self.in_flight.get(&request_id)
+    }
+
     /// Drops what an abandoned request carried (its client crashed).
     pub fn forget(&mut self, request_id: u64) {
         self.in_flight.remove(&request_id);

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agreement::{AgreementMessage, Bounded, Request, Sequence, Signed, VerifyError};
-use crate::execution::{BatchReply, ExecutionMessage};
+use crate::execution::{BatchReply, ExecutionMessage, Reply};
 use crate::firewall::FirewallMessage;
 
 /// Everything on a link.
@@ -32,6 +32,19 @@ pub enum Envelope {
     /// row, certified replies and stable checkpoints from row to row, to agreement nodes,
     /// and (certified replies) from agreement nodes to the gateway.
     Firewall(FirewallMessage),
+    /// Client (gateway) → every execution replica (`separate` only): a request whose
+    /// operation only reads, to be executed without ordering once the replica has
+    /// executed through `after` (TOCS §5.1.3, the read-only optimization; see
+    /// `palisade_client` for why 2g+1 matching answers make it linearizable).
+    ReadOnly {
+        request: Signed<Request>,
+        after: Sequence,
+    },
+    /// Execution replica → client: its answer to a [`Envelope::ReadOnly`] request, read
+    /// from its state after `reply.sequence`. Unsigned: the client consumes it itself
+    /// and never forwards it, so the link's MAC is the authentication it needs (TOCS
+    /// §3.2); the link names the sender.
+    ReadOnlyReply(Reply),
 }
 
 impl Envelope {
@@ -44,6 +57,8 @@ impl Envelope {
             Envelope::Execution(_) => "execution",
             Envelope::Reply(_) => "reply",
             Envelope::Firewall(_) => "firewall",
+            Envelope::ReadOnly { .. } => "read-only",
+            Envelope::ReadOnlyReply(_) => "read-only-reply",
         }
     }
 }
@@ -57,6 +72,8 @@ impl Bounded for Envelope {
             Envelope::Execution(m) => m.check_bounds(),
             Envelope::Reply(r) => r.check_bounds(),
             Envelope::Firewall(m) => m.check_bounds(),
+            Envelope::ReadOnly { request, .. } => request.message.check_bounds(),
+            Envelope::ReadOnlyReply(r) => r.check_bounds(),
         }
     }
 }

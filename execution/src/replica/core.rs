@@ -8,7 +8,8 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use palisade_crypto::ThresholdSigner;
 use palisade_wire::agreement::{
-    Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Sequence, Signed, MAX_BATCH_REQUESTS,
+    Bounded, ClientId, Digest, OrderCertificate, OrderedBatch, Request, Sequence, Signed,
+    MAX_BATCH_REQUESTS,
 };
 use palisade_wire::checkpoint::{BatchLeaves, ClientRecord, ReplicaSnapshot};
 use palisade_wire::execution::{
@@ -22,6 +23,7 @@ use super::clients::{ExecutedTable, ReplyCache, StagedClients};
 use super::firewall::{batch_messages, reply_share, stable_share, BatchKeys, FirewallCache};
 use super::peer_replies::PeerReplies;
 use super::pushed::{Pushed, PushedOrders};
+use super::read_only::{answer, NotAnswered, ReadAsk, WaitingReads};
 use super::reply_leaves::ReplyLeaves;
 use super::transfer::{chunk, Transfer};
 use super::votes::CheckpointVotes;
@@ -101,6 +103,8 @@ pub struct ExecutionReplica<S: Store> {
     /// A stable checkpoint disagreed with this replica's state: it executes nothing more
     /// until a state transfer repaired it.
     divergent: bool,
+    /// Read-only requests waiting until this replica executed through their `after`.
+    reads: WaitingReads,
     stats: ReplicaStats,
 }
 
@@ -110,7 +114,7 @@ fn config_error(msg: &str) -> ExecError {
 
 /// The canonical bytes of a result; a result that cannot be encoded (never expected: the
 /// largest is a 1 MiB READ) becomes `ServerFault` on every replica alike.
-fn result_bytes(result: &FsResult) -> Vec<u8> {
+pub(super) fn result_bytes(result: &FsResult) -> Vec<u8> {
     palisade_wire::encode(result).unwrap_or_else(|_| {
         palisade_wire::encode(&FsResult::Err(FsError::ServerFault)).unwrap_or_default()
     })
@@ -239,6 +243,7 @@ impl<S: Store> ExecutionReplica<S> {
             served: BTreeMap::new(),
             transfer: None,
             divergent: false,
+            reads: WaitingReads::default(),
             stats: ReplicaStats::default(),
         })
     }
@@ -278,8 +283,90 @@ impl<S: Store> ExecutionReplica<S> {
             ReplicaInput::Timer(ExecTimer::FetchOrders) => self.on_fetch_timer(&mut out),
             ReplicaInput::Timer(ExecTimer::FetchState) => self.on_state_timer(&mut out),
             ReplicaInput::Timer(ExecTimer::PushedOrders) => self.on_push_wait_expired(&mut out),
+            ReplicaInput::ReadOnly {
+                from,
+                request,
+                after,
+            } => self.on_read_only(from, request, after),
         }
+        self.serve_reads(&mut out);
         out
+    }
+
+    /// A read-only request over client `from`'s link (`read_only.rs`): queued until this
+    /// replica has executed through `after`; [`Self::serve_reads`], at the end of every
+    /// step, answers it.
+    fn on_read_only(&mut self, from: ClientId, request: Signed<Request>, after: Sequence) {
+        let (client, id) = (request.message.client, request.message.request_id);
+        // Only straight to the gateway: through the firewall, nothing but certified
+        // replies may leave the execution cluster.
+        let refused = if !matches!(self.config.replies, ReplyMode::Signed) {
+            Some("read-only requests are answered in Signed mode only")
+        } else if client != from {
+            Some("read-only request from a client other than the link's")
+        } else if request.message.check_bounds().is_err() {
+            Some("read-only request out of bounds")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            self.stats.reads_refused += 1;
+            tracing::debug!(client, id, from, "{why}: not answered");
+            return;
+        }
+        let ask = ReadAsk {
+            client,
+            request,
+            after,
+        };
+        if let Some(old) = self.reads.push(ask) {
+            self.stats.reads_dropped += 1;
+            tracing::debug!(
+                client = old.client,
+                id = old.request.message.request_id,
+                after = old.after,
+                "read-only wait queue full: the oldest dropped unanswered"
+            );
+        }
+    }
+
+    /// Answers the waiting read-only requests this replica's state has reached — not
+    /// while it knows its state wrong (divergent) or is replacing it (state transfer).
+    fn serve_reads(&mut self, out: &mut Vec<ReplicaOutput>) {
+        if self.divergent || self.transfer.is_some() {
+            return;
+        }
+        for ask in self.reads.take_ready(self.last_applied()) {
+            let id = ask.request.message.request_id;
+            match answer(
+                &self.fs,
+                self.config.body_key.as_ref(),
+                self.config.id,
+                &ask.request.message,
+            ) {
+                Ok(reply) => {
+                    self.stats.reads_answered += 1;
+                    out.push(ReplicaOutput::ReadOnlyReply {
+                        to: ask.client,
+                        reply,
+                    });
+                }
+                Err(NotAnswered::Storage(e)) => {
+                    self.stats.storage_errors += 1;
+                    self.stats.reads_refused += 1;
+                    tracing::warn!(client = ask.client, id, error = %e, "read-only request: storage error");
+                }
+                Err(why) => {
+                    self.stats.reads_refused += 1;
+                    tracing::debug!(
+                        client = ask.client,
+                        id,
+                        ?why,
+                        "read-only request not answered"
+                    );
+                }
+            }
+        }
     }
 
     /// Called once when the replica starts (first start or restart from its data

@@ -120,6 +120,7 @@ mod core;
 mod firewall;
 mod peer_replies;
 mod pushed;
+mod read_only;
 mod redundant_orders;
 mod reply_leaves;
 mod stats;
@@ -132,7 +133,7 @@ use std::time::Duration;
 use ed25519_dalek::VerifyingKey;
 use palisade_crypto::{BodyKey, ThresholdSigner};
 use palisade_wire::agreement::{ClientId, OrderCertificate, OrderedBatch};
-use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage};
+use palisade_wire::execution::{BatchReply, ExecReplicaId, ExecutionMessage, Reply};
 use palisade_wire::firewall::FirewallMessage;
 
 pub use self::core::ExecutionReplica;
@@ -264,6 +265,14 @@ pub enum ReplicaInput {
         request_id: u64,
         sequence: Option<palisade_wire::agreement::Sequence>,
     },
+    /// A read-only request that came over client `from`'s own link (`Signed` mode;
+    /// `read_only.rs`): answered from the current state once this replica executed
+    /// through `after`, without ordering.
+    ReadOnly {
+        from: ClientId,
+        request: palisade_wire::agreement::Signed<palisade_wire::agreement::Request>,
+        after: palisade_wire::agreement::Sequence,
+    },
     /// A timer set by [`ReplicaOutput::SetTimer`] fired.
     Timer(ExecTimer),
 }
@@ -275,6 +284,12 @@ pub enum ReplicaOutput {
     Reply {
         to: ClientId,
         reply: BatchReply,
+    },
+    /// The answer to a [`ReplicaInput::ReadOnly`] request, to its client over this
+    /// replica's link (`Envelope::ReadOnlyReply`: unsigned, never forwarded).
+    ReadOnlyReply {
+        to: ClientId,
+        reply: Reply,
     },
     /// To one execution replica, or (`None`) to every other one.
     ToExecution {

@@ -111,4 +111,12 @@ pub struct ReplicaStats {
     /// Messages out of bounds, from an unknown sender, or not meant for an execution
     /// replica.
     pub malformed_messages: u64,
+    /// Read-only requests answered without ordering (`read_only.rs`).
+    pub reads_answered: u64,
+    /// Read-only requests left unanswered (the client orders them instead): not
+    /// read-only, not opening or decoding, from a client other than the link's, out of
+    /// bounds, in `Threshold` mode, or a storage error.
+    pub reads_refused: u64,
+    /// Read-only requests dropped unanswered from a full wait queue.
+    pub reads_dropped: u64,
 }

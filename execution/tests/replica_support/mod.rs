@@ -469,6 +469,9 @@ impl Cluster {
                         .or_default()
                         .push(reply);
                 }
+                // The cluster tests send no read-only request (`tests/read_only.rs` steps
+                // replicas one at a time).
+                ReplicaOutput::ReadOnlyReply { .. } => {}
                 ReplicaOutput::ToExecution { .. } if self.drop_from == Some(from) => {}
                 ReplicaOutput::ToExecution { to, mut message } => {
                     if let Some(t) = self.tamper.as_mut() {

@@ -1,0 +1,314 @@
+//! Exact-output tests of the read-only path (`palisade_client::read_only`, TOCS §5.1.3):
+//! straight to the execution replicas with `after`, complete on 2g+1 equal answers,
+//! ordered on disagreement or when `read_only_wait` passes.
+
+// Test fixtures: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
+use palisade_wire::agreement::{Request, Signed};
+use palisade_wire::execution::Reply;
+
+const CLIENT: u64 = 4;
+const WAIT: Duration = Duration::from_millis(5);
+
+fn exec_key(i: u32) -> SigningKey {
+    SigningKey::from_bytes(&[i as u8 + 50; 32])
+}
+
+fn client_key() -> SigningKey {
+    SigningKey::from_bytes(&[7; 32])
+}
+
+fn client(read_only_wait: Duration) -> Client {
+    let config = ClientConfig {
+        id: CLIENT,
+        g: 1,
+        exec_keys: (0..3).map(|i| exec_key(i).verifying_key()).collect(),
+        agreement_replicas: 4,
+        window: 8,
+        replay_window: 1024,
+        retransmit_after: Duration::from_millis(100),
+        first_request_id: 1,
+        acceptance: Acceptance::Matching,
+        vouch_wait: Duration::ZERO,
+        read_only_wait,
+    };
+    Client::new(config, client_key())
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
+    Signed::sign(
+        &client_key(),
+        Request {
+            client: CLIENT,
+            request_id: id,
+            payload: payload.to_vec().into(),
+        },
+    )
+    .unwrap()
+}
+
+fn read(payload: &[u8]) -> ClientInput {
+    ClientInput::SubmitRead {
+        payload: payload.to_vec(),
+    }
+}
+
+/// Replica `replica`'s answer to request `id`, read at `sequence`, over its own link.
+fn answer(replica: u32, id: u64, sequence: u64, result: &[u8]) -> ClientInput {
+    ClientInput::ReadOnlyReply {
+        from: replica,
+        reply: Reply {
+            sequence,
+            client: CLIENT,
+            request_id: id,
+            result: result.to_vec(),
+            replica,
+        },
+    }
+}
+
+/// An ordered reply of replica `replica`, over its link, at `sequence`.
+fn ordered(replica: u32, id: u64, sequence: u64, result: &[u8]) -> ClientInput {
+    ClientInput::LinkReply {
+        from: replica,
+        reply: palisade_crypto::sign_batch_replies(
+            &exec_key(replica),
+            vec![Reply {
+                sequence,
+                client: CLIENT,
+                request_id: id,
+                result: result.to_vec(),
+                replica,
+            }],
+        )
+        .remove(0),
+    }
+}
+
+#[test]
+fn a_read_goes_to_the_replicas_and_completes_on_all_three_equal_answers() {
+    let mut c = client(WAIT);
+    assert_eq!(
+        c.step(read(b"getattr"), ms(10)),
+        vec![
+            ClientOutput::Accepted { request_id: 1 },
+            ClientOutput::SendReadOnly {
+                request: signed_request(1, b"getattr"),
+                after: 0,
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::ReadOnly,
+                after: WAIT,
+            },
+        ]
+    );
+    assert_eq!(c.step(answer(0, 1, 6, b"attrs"), ms(11)), vec![]);
+    assert_eq!(c.step(answer(2, 1, 6, b"attrs"), ms(11)), vec![]);
+    assert_eq!(c.outstanding(), vec![1], "g+1 equal answers are not enough");
+    assert_eq!(
+        c.step(answer(1, 1, 6, b"attrs"), ms(12)),
+        vec![
+            ClientOutput::CompleteReadOnly {
+                request_id: 1,
+                sequence: 6,
+                result: b"attrs".to_vec(),
+            },
+            ClientOutput::CancelTimer(ClientTimer::ReadOnly),
+        ]
+    );
+    assert_eq!(c.stats().reads_unordered, 1);
+    assert!(c.outstanding().is_empty());
+    // The next read must not see a state older than the one just read.
+    let out = c.step(read(b"lookup"), ms(13));
+    assert_eq!(
+        out[1],
+        ClientOutput::SendReadOnly {
+            request: signed_request(2, b"lookup"),
+            after: 6,
+        }
+    );
+}
+
+#[test]
+fn after_is_the_highest_sequence_this_client_accepted() {
+    let mut c = client(WAIT);
+    c.step(
+        ClientInput::Submit {
+            payload: b"write".to_vec(),
+        },
+        ms(1),
+    );
+    c.step(ordered(0, 1, 41, b"ok"), ms(2));
+    let out = c.step(ordered(2, 1, 41, b"ok"), ms(2));
+    assert!(out.contains(&ClientOutput::Complete {
+        request_id: 1,
+        sequence: 41,
+        result: b"ok".to_vec(),
+    }));
+    let out = c.step(read(b"read"), ms(3));
+    assert_eq!(
+        out[1],
+        ClientOutput::SendReadOnly {
+            request: signed_request(2, b"read"),
+            after: 41,
+        }
+    );
+}
+
+#[test]
+fn answers_from_different_sequences_order_the_read() {
+    let mut c = client(WAIT);
+    c.step(read(b"getattr"), ms(10));
+    assert_eq!(c.step(answer(0, 1, 6, b"attrs"), ms(11)), vec![]);
+    // Same bytes, another state: no longer all alike.
+    assert_eq!(
+        c.step(answer(1, 1, 7, b"attrs"), ms(12)),
+        vec![
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(1, b"getattr"),
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: ms(100),
+            },
+            ClientOutput::CancelTimer(ClientTimer::ReadOnly),
+        ]
+    );
+    assert_eq!(c.stats().reads_disagreed, 1);
+    // Late answers of the read-only phase count for nothing now...
+    assert_eq!(c.step(answer(2, 1, 6, b"attrs"), ms(13)), vec![]);
+    assert_eq!(c.stats().read_answers_dropped, 1);
+    // ...and the ordered replies complete it as any request.
+    c.step(ordered(0, 1, 8, b"attrs2"), ms(14));
+    let out = c.step(ordered(1, 1, 8, b"attrs2"), ms(14));
+    assert!(out.contains(&ClientOutput::Complete {
+        request_id: 1,
+        sequence: 8,
+        result: b"attrs2".to_vec(),
+    }));
+}
+
+#[test]
+fn a_wrong_answer_orders_the_read_instead_of_being_outvoted() {
+    let mut c = client(WAIT);
+    c.step(read(b"read"), ms(10));
+    c.step(answer(0, 1, 6, b"data"), ms(11));
+    c.step(answer(1, 1, 6, b"data"), ms(11));
+    let out = c.step(answer(2, 1, 6, b"lies"), ms(11));
+    assert_eq!(
+        out[0],
+        ClientOutput::SendRequest {
+            to: None,
+            request: signed_request(1, b"read"),
+        }
+    );
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, ClientOutput::CompleteReadOnly { .. })));
+}
+
+#[test]
+fn a_silent_replica_orders_the_read_when_the_wait_passes() {
+    let mut c = client(WAIT);
+    c.step(read(b"getattr"), ms(10));
+    c.step(answer(0, 1, 6, b"attrs"), ms(11));
+    c.step(answer(1, 1, 6, b"attrs"), ms(11));
+    assert_eq!(
+        c.step(ClientInput::Timer(ClientTimer::ReadOnly), ms(15)),
+        vec![
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(1, b"getattr"),
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: ms(100),
+            },
+        ]
+    );
+    assert_eq!(c.stats().reads_timed_out, 1);
+    // A replica is away: reads are ordered straight away for a while...
+    let out = c.step(read(b"lookup"), ms(20));
+    assert_eq!(
+        out[1],
+        ClientOutput::SendRequest {
+            to: None,
+            request: signed_request(2, b"lookup"),
+        }
+    );
+    // ...and tried unordered again once the pause is over.
+    let later = ms(15) + palisade_client::read_only::READ_ONLY_PAUSE;
+    let out = c.step(read(b"read"), later);
+    assert_eq!(
+        out[1],
+        ClientOutput::SendReadOnly {
+            request: signed_request(3, b"read"),
+            after: 0,
+        }
+    );
+}
+
+#[test]
+fn answers_that_are_not_what_they_claim_are_dropped() {
+    let mut c = client(WAIT);
+    c.step(read(b"getattr"), ms(10));
+    // Over replica 1's link, naming replica 0.
+    let forged = ClientInput::ReadOnlyReply {
+        from: 1,
+        reply: Reply {
+            sequence: 6,
+            client: CLIENT,
+            request_id: 1,
+            result: b"attrs".to_vec(),
+            replica: 0,
+        },
+    };
+    assert_eq!(c.step(forged, ms(11)), vec![]);
+    // Another client's, and one for no request.
+    let other = ClientInput::ReadOnlyReply {
+        from: 2,
+        reply: Reply {
+            sequence: 6,
+            client: CLIENT + 1,
+            request_id: 1,
+            result: b"attrs".to_vec(),
+            replica: 2,
+        },
+    };
+    assert_eq!(c.step(other, ms(11)), vec![]);
+    assert_eq!(c.step(answer(2, 99, 6, b"attrs"), ms(11)), vec![]);
+    // A second answer from one replica counts once.
+    c.step(answer(0, 1, 6, b"attrs"), ms(11));
+    assert_eq!(c.step(answer(0, 1, 6, b"attrs"), ms(11)), vec![]);
+    assert_eq!(c.stats().read_answers_dropped, 4);
+    assert_eq!(c.outstanding(), vec![1]);
+}
+
+#[test]
+fn without_a_wait_a_read_is_an_ordinary_request() {
+    let mut c = client(Duration::ZERO);
+    assert_eq!(
+        c.step(read(b"getattr"), ms(10)),
+        vec![
+            ClientOutput::Accepted { request_id: 1 },
+            ClientOutput::SendRequest {
+                to: None,
+                request: signed_request(1, b"getattr"),
+            },
+            ClientOutput::SetTimer {
+                kind: ClientTimer::Retransmit,
+                after: ms(100),
+            },
+        ]
+    );
+}
