@@ -228,6 +228,32 @@ impl ClientNode {
         effects
     }
 
+    /// An accepted result as the checker sees it: opened when bodies are sealed (under
+    /// the read-only label for an unordered read). One that does not open is left
+    /// sealed: the checker compares it with the plaintext the reference produces and
+    /// reports it.
+    fn opened(
+        &mut self,
+        read_only: bool,
+        sequence: u64,
+        request_id: u64,
+        result: Vec<u8>,
+    ) -> Vec<u8> {
+        let Some(s) = &self.sealing else {
+            return result;
+        };
+        let plain = match read_only {
+            true => s
+                .key
+                .open_read_reply(sequence, self.id, request_id, &result),
+            false => s.key.open_reply(sequence, self.id, request_id, &result),
+        };
+        plain.unwrap_or_else(|_| {
+            self.unsealable += 1;
+            result
+        })
+    }
+
     /// After a completion: the next submission after a think time, if any remain.
     fn arm_submit(&mut self, rng: &mut SimRng, effects: &mut Vec<Effect>) {
         if self.to_submit > 0 && !self.submit_armed {
@@ -273,19 +299,7 @@ impl ClientNode {
                     result,
                 } => {
                     self.outstanding.remove(&request_id);
-                    let result = match &self.sealing {
-                        Some(s) => match s
-                            .key
-                            .open_read_reply(sequence, self.id, request_id, &result)
-                        {
-                            Ok(plain) => plain,
-                            Err(_) => {
-                                self.unsealable += 1;
-                                result
-                            }
-                        },
-                        None => result,
-                    };
+                    let result = self.opened(true, sequence, request_id, result);
                     if let Some(op) = self.workload.op(request_id).cloned() {
                         effects.push(Effect::CompletedRead {
                             request_id,
@@ -311,18 +325,7 @@ impl ClientNode {
                     result,
                 } => {
                     self.outstanding.remove(&request_id);
-                    let result = match &self.sealing {
-                        Some(s) => match s.key.open_reply(sequence, self.id, request_id, &result) {
-                            Ok(plain) => plain,
-                            Err(_) => {
-                                // Left sealed: the checker compares it with the plaintext
-                                // the committed order produces and reports it.
-                                self.unsealable += 1;
-                                result
-                            }
-                        },
-                        None => result,
-                    };
+                    let result = self.opened(false, sequence, request_id, result);
                     self.workload.completed(request_id, &result);
                     effects.push(Effect::Completed {
                         request_id,
