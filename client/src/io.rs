@@ -99,8 +99,8 @@ pub enum ClientOutput {
         sequence: u64,
         result: Vec<u8>,
     },
-    /// All 2g+1 execution replicas gave this same answer to a read-only request, read
-    /// from their state after `sequence`, without ordering ([`crate::read_only`]). The
+    /// All 2g+1 execution replicas gave this same answer to a read-only request, without
+    /// ordering ([`crate::read_only`]); `sequence` is the highest one they read at. The
     /// result is sealed, when reply bodies are, under the read-only label
     /// (`BodyKey::open_read_reply`).
     CompleteReadOnly {

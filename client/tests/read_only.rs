@@ -165,13 +165,39 @@ fn after_is_the_highest_sequence_this_client_accepted() {
 }
 
 #[test]
-fn answers_from_different_sequences_order_the_read() {
+fn equal_bytes_from_different_sequences_complete_at_the_highest() {
+    let mut c = client(WAIT);
+    c.step(read(b"getattr"), ms(10));
+    c.step(answer(1, 1, 7, b"attrs"), ms(11));
+    c.step(answer(0, 1, 6, b"attrs"), ms(11));
+    assert_eq!(
+        c.step(answer(2, 1, 9, b"attrs"), ms(12)),
+        vec![
+            ClientOutput::CompleteReadOnly {
+                request_id: 1,
+                sequence: 9,
+                result: b"attrs".to_vec(),
+            },
+            ClientOutput::CancelTimer(ClientTimer::ReadOnly),
+        ]
+    );
+    let out = c.step(read(b"lookup"), ms(13));
+    assert_eq!(
+        out[1],
+        ClientOutput::SendReadOnly {
+            request: signed_request(2, b"lookup"),
+            after: 9,
+        }
+    );
+}
+
+#[test]
+fn different_bytes_order_the_read() {
     let mut c = client(WAIT);
     c.step(read(b"getattr"), ms(10));
     assert_eq!(c.step(answer(0, 1, 6, b"attrs"), ms(11)), vec![]);
-    // Same bytes, another state: no longer all alike.
     assert_eq!(
-        c.step(answer(1, 1, 7, b"attrs"), ms(12)),
+        c.step(answer(1, 1, 7, b"attrs2"), ms(12)),
         vec![
             ClientOutput::SendRequest {
                 to: None,

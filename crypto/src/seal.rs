@@ -172,27 +172,25 @@ impl BodyKey {
         self.open_labelled(REPLY_AAD, sequence, client, request_id, sealed)
     }
 
-    /// Execution replica: the answer to a read-only request, read from the state after
-    /// `sequence` — deterministic like [`BodyKey::seal_reply`], under a label of its own.
-    pub fn seal_read_reply(
-        &self,
-        sequence: Sequence,
-        client: ClientId,
-        request_id: u64,
-        plaintext: &[u8],
-    ) -> Vec<u8> {
-        self.seal_labelled(READ_REPLY_AAD, sequence, client, request_id, plaintext)
+    /// Execution replica: the answer to a read-only request. Sealed apart from the
+    /// sequence it was read at, under a label of its own: replicas that read the same
+    /// answer from different states must send the same bytes (the client compares them),
+    /// and an answer never shares a nonce with an ordered reply. Two different answers to
+    /// one request (from different states) do share a nonce; AES-GCM-SIV is
+    /// nonce-misuse-resistant, so that reveals only whether the two are equal (RFC 8452
+    /// §1) — to the gateway, the only party that receives them.
+    pub fn seal_read_reply(&self, client: ClientId, request_id: u64, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_labelled(READ_REPLY_AAD, 0, client, request_id, plaintext)
     }
 
-    /// Gateway: open what [`BodyKey::seal_read_reply`] sealed for exactly this header.
+    /// Gateway: open what [`BodyKey::seal_read_reply`] sealed for this request.
     pub fn open_read_reply(
         &self,
-        sequence: Sequence,
         client: ClientId,
         request_id: u64,
         sealed: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        self.open_labelled(READ_REPLY_AAD, sequence, client, request_id, sealed)
+        self.open_labelled(READ_REPLY_AAD, 0, client, request_id, sealed)
     }
 
     fn seal_labelled(

@@ -180,30 +180,36 @@ fn bodies_are_rfc_8452_bytes_under_the_documented_subkeys() {
     }
 }
 
-/// A read-only reply is sealed under its own label: it never shares a nonce or opens as
-/// the ordered reply of the same (sequence, client, request id), and the reverse.
+/// A read-only reply is sealed under its own label and apart from the sequence it was
+/// read at: it never shares a nonce or opens as an ordered reply, and the reverse.
 #[test]
 fn read_only_replies_are_deterministic_and_apart_from_ordered_ones() {
     let k = key(5);
     let pt = b"GETATTR reply".to_vec();
-    let read = k.seal_read_reply(17, 3, 44, &pt);
+    let read = k.seal_read_reply(3, 44, &pt);
     let again = BodyKey::from_bytes(k.to_bytes())
         .unwrap()
-        .seal_read_reply(17, 3, 44, &pt);
+        .seal_read_reply(3, 44, &pt);
     assert_eq!(read, again, "every correct replica seals the same bytes");
-    assert_eq!(k.open_read_reply(17, 3, 44, &read).unwrap(), pt);
-    let ordered = k.seal_reply(17, 3, 44, &pt);
-    assert_ne!(read, ordered);
-    // Same plaintext, same header: different keystream (the nonce differs), so not
-    // even the ciphertext's body matches.
-    assert_ne!(read[..pt.len()], ordered[..pt.len()]);
-    assert_eq!(k.open_reply(17, 3, 44, &read), Err(CryptoError::OpenFailed));
+    assert_eq!(k.open_read_reply(3, 44, &read).unwrap(), pt);
+    assert_ne!(k.seal_read_reply(3, 45, &pt), read);
+    assert_ne!(k.seal_read_reply(4, 44, &pt), read);
+    for sequence in [0, 17] {
+        let ordered = k.seal_reply(sequence, 3, 44, &pt);
+        assert_ne!(read, ordered);
+        // Same plaintext, same request: another keystream (the nonce differs).
+        assert_ne!(read[..pt.len()], ordered[..pt.len()]);
+        assert_eq!(
+            k.open_reply(sequence, 3, 44, &read),
+            Err(CryptoError::OpenFailed)
+        );
+        assert_eq!(
+            k.open_read_reply(3, 44, &ordered),
+            Err(CryptoError::OpenFailed)
+        );
+    }
     assert_eq!(
-        k.open_read_reply(17, 3, 44, &ordered),
-        Err(CryptoError::OpenFailed)
-    );
-    assert_eq!(
-        k.open_read_reply(18, 3, 44, &read),
+        k.open_read_reply(3, 45, &read),
         Err(CryptoError::OpenFailed)
     );
 }

@@ -141,7 +141,7 @@ fn sealed_answers_open_under_the_read_only_label_only() {
     let getattr = sealed_request(1, 90, &FsOp::GetAttr { id: ROOT_ID });
     let out = r.step(read_only(1, getattr, 1));
     let (_, reply) = read_replies(&out).remove(0);
-    let plain = body_key().open_read_reply(1, 1, 90, &reply.result).unwrap();
+    let plain = body_key().open_read_reply(1, 90, &reply.result).unwrap();
     assert!(matches!(
         palisade_wire::decode::<FsResult>(&plain).unwrap(),
         FsResult::Ok(FsReply::Attr(_))

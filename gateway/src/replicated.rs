@@ -265,7 +265,7 @@ impl ReplicatedFileService {
         } = agreed;
         let plain = match &self.body_key {
             Some(key) => match match read_only {
-                true => key.open_read_reply(sequence, self.id, request_id, &result),
+                true => key.open_read_reply(self.id, request_id, &result),
                 false => key.open_reply(sequence, self.id, request_id, &result),
             } {
                 Ok(p) => p,

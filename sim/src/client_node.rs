@@ -243,9 +243,7 @@ impl ClientNode {
             return result;
         };
         let plain = match read_only {
-            true => s
-                .key
-                .open_read_reply(sequence, self.id, request_id, &result),
+            true => s.key.open_read_reply(self.id, request_id, &result),
             false => s.key.open_reply(sequence, self.id, request_id, &result),
         };
         plain.unwrap_or_else(|_| {

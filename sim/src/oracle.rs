@@ -175,10 +175,12 @@ impl Oracle {
         Ok(())
     }
 
-    /// Checks the unordered answer a client accepted to read-only `op`, read at
-    /// `sequence`: it must be what `op` gives on the committed state after `sequence`
-    /// (TOCS §5.1.3; where the read sits in the order is the client's `after` rule,
-    /// `palisade_client::read_only`). `Ok(false)`: not checkable yet.
+    /// Checks the unordered answer a client accepted to read-only `op`: it must be what
+    /// `op` gives on the committed state after `sequence`, the highest sequence any
+    /// answer named (TOCS §5.1.3; `palisade_client::read_only` places the read right
+    /// after the highest sequence a correct replica read at — here the highest named,
+    /// since the simulator's faulty replicas alter bytes, never sequences).
+    /// `Ok(false)`: not checkable yet.
     pub fn check_read(
         &self,
         client: ClientId,

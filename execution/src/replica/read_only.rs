@@ -6,8 +6,8 @@
 //! The client says `after`: the highest sequence whose result it has accepted. A replica
 //! answers only once it has executed through `after` (until then the request waits here,
 //! bounded), so a read always sees what its client was already told. The client accepts a
-//! result only when all 2g+1 replicas sent the same one, read from the same sequence
-//! (`palisade_client`, which also explains why that makes reads linearizable), and
+//! result only when all 2g+1 replicas sent the same one, from whatever sequence each
+//! stands at (`palisade_client`, which also explains why that makes reads linearizable), and
 //! otherwise sends the same request to be ordered. So a replica that answers wrongly, late
 //! or not at all costs reads their fast path, never their correctness — and a request that
 //! is not read-only, or does not open or decode, is simply not answered here: ordered, it
@@ -86,7 +86,8 @@ pub(crate) enum NotAnswered {
 
 /// Executes `request` against `fs`'s current state and makes this replica's answer: the
 /// result's canonical bytes (sealed for the gateway under the read-only label when there
-/// is a body key), tagged with the sequence the state is at.
+/// is a body key, apart from the sequence, so that replicas at different sequences with
+/// the same answer send the same bytes), tagged with the sequence the state is at.
 pub(crate) fn answer<S: Store>(
     fs: &FileSystem<S>,
     body_key: Option<&BodyKey>,
@@ -113,7 +114,7 @@ pub(crate) fn answer<S: Store>(
     let bytes = super::core::result_bytes(&result);
     let result = match body_key {
         None => bytes,
-        Some(key) => key.seal_read_reply(sequence, client, request_id, &bytes),
+        Some(key) => key.seal_read_reply(client, request_id, &bytes),
     };
     Ok(Reply {
         sequence,
