@@ -70,6 +70,9 @@ fn normal() {
         "large batches were not taken at their one copy: {runs:?}"
     );
     assert!(runs.iter().all(|r| r.push_waits_expired == 0), "{runs:?}");
+    // Reads went to the execution replicas unordered, and were checked against the
+    // reference (TOCS §5.1.3): every run's workload reads.
+    assert!(runs.iter().all(|r| r.reads_unordered > 0), "{runs:?}");
 }
 
 #[test]
@@ -194,7 +197,9 @@ fn pusher_forging_orders() {
 
 #[test]
 fn execution_replica_with_wrong_replies() {
-    check(Scenario::WrongReplies, 0..30);
+    let runs = check(Scenario::WrongReplies, 0..30);
+    // Its wrong answers make every unordered read disagree: all are ordered instead.
+    assert!(runs.iter().all(|r| r.reads_unordered == 0), "{runs:?}");
 }
 
 #[test]
