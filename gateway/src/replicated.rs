@@ -254,8 +254,8 @@ impl ReplicatedFileService {
     }
 
     /// The answer to an operation from its agreed result: opened with the body key (the
-    /// execution cluster sealed it for this client, this request and its sequence), then
-    /// decoded. Either failing is `Io`, counted.
+    /// execution cluster sealed it for this client and this request, and an ordered one
+    /// for its sequence too), then decoded. Either failing is `Io`, counted.
     fn answer(&self, agreed: Agreed) -> FsResult {
         let Agreed {
             request_id,
@@ -263,20 +263,19 @@ impl ReplicatedFileService {
             result,
             read_only,
         } = agreed;
-        let plain = match &self.body_key {
-            Some(key) => match match read_only {
-                true => key.open_read_reply(self.id, request_id, &result),
-                false => key.open_reply(sequence, self.id, request_id, &result),
-            } {
-                Ok(p) => p,
-                Err(e) => {
-                    self.counters
-                        .unsealable_results
-                        .fetch_add(1, Ordering::Relaxed);
-                    warn!(client = self.id, request_id, sequence, error = %e, "agreed result does not open");
-                    return Err(FsError::Io);
-                }
-            },
+        let opened = self.body_key.as_ref().map(|key| match read_only {
+            true => key.open_read_reply(self.id, request_id, &result),
+            false => key.open_reply(sequence, self.id, request_id, &result),
+        });
+        let plain = match opened {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => {
+                self.counters
+                    .unsealable_results
+                    .fetch_add(1, Ordering::Relaxed);
+                warn!(client = self.id, request_id, sequence, error = %e, "agreed result does not open");
+                return Err(FsError::Io);
+            }
             None => result,
         };
         palisade_wire::decode::<FsResult>(&plain).unwrap_or_else(|e| {
