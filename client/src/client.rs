@@ -643,36 +643,45 @@ impl Client {
     /// Keeps exactly one retransmission timer armed for the earliest due request (none
     /// when idle), and one read-only timer for the earliest read-only deadline.
     fn refresh_timer(&mut self, now: Duration, out: &mut Vec<ClientOutput>) {
-        let earliest = self
+        let retransmit = self
             .outstanding
             .values()
             .filter(|e| e.read.is_none())
             .map(|e| e.backoff.due)
             .min();
-        if earliest != self.timer_due {
-            match earliest {
-                Some(due) => out.push(ClientOutput::SetTimer {
-                    kind: ClientTimer::Retransmit,
-                    after: due.saturating_sub(now),
-                }),
-                None => out.push(ClientOutput::CancelTimer(ClientTimer::Retransmit)),
-            }
-            self.timer_due = earliest;
-        }
-        let read_due = self
+        rearm(
+            ClientTimer::Retransmit,
+            retransmit,
+            &mut self.timer_due,
+            now,
+            out,
+        );
+        let read = self
             .outstanding
             .values()
             .filter_map(|e| e.read.as_ref().map(|r| r.due))
             .min();
-        if read_due != self.read_due {
-            match read_due {
-                Some(due) => out.push(ClientOutput::SetTimer {
-                    kind: ClientTimer::ReadOnly,
-                    after: due.saturating_sub(now),
-                }),
-                None => out.push(ClientOutput::CancelTimer(ClientTimer::ReadOnly)),
-            }
-            self.read_due = read_due;
-        }
+        rearm(ClientTimer::ReadOnly, read, &mut self.read_due, now, out);
     }
+}
+
+/// Arms timer `kind` for `due` (cancels it for `None`) unless it is armed for that already.
+fn rearm(
+    kind: ClientTimer,
+    due: Option<Duration>,
+    armed: &mut Option<Duration>,
+    now: Duration,
+    out: &mut Vec<ClientOutput>,
+) {
+    if due == *armed {
+        return;
+    }
+    out.push(match due {
+        Some(due) => ClientOutput::SetTimer {
+            kind,
+            after: due.saturating_sub(now),
+        },
+        None => ClientOutput::CancelTimer(kind),
+    });
+    *armed = due;
 }

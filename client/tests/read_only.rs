@@ -56,6 +56,18 @@ fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
     .unwrap()
 }
 
+/// Submits read `payload`, which must get request id `id` and go out with `after`.
+fn expect_read_after(c: &mut Client, id: u64, payload: &[u8], after: u64, now: Duration) {
+    let out = c.step(read(payload), now);
+    assert_eq!(
+        out[1],
+        ClientOutput::SendReadOnly {
+            request: signed_request(id, payload),
+            after,
+        }
+    );
+}
+
 fn read(payload: &[u8]) -> ClientInput {
     ClientInput::SubmitRead {
         payload: payload.to_vec(),
@@ -128,14 +140,7 @@ fn a_read_goes_to_the_replicas_and_completes_on_all_three_equal_answers() {
     assert_eq!(c.stats().reads_unordered, 1);
     assert!(c.outstanding().is_empty());
     // The next read must not see a state older than the one just read.
-    let out = c.step(read(b"lookup"), ms(13));
-    assert_eq!(
-        out[1],
-        ClientOutput::SendReadOnly {
-            request: signed_request(2, b"lookup"),
-            after: 6,
-        }
-    );
+    expect_read_after(&mut c, 2, b"lookup", 6, ms(13));
 }
 
 #[test]
@@ -154,14 +159,7 @@ fn after_is_the_highest_sequence_this_client_accepted() {
         sequence: 41,
         result: b"ok".to_vec(),
     }));
-    let out = c.step(read(b"read"), ms(3));
-    assert_eq!(
-        out[1],
-        ClientOutput::SendReadOnly {
-            request: signed_request(2, b"read"),
-            after: 41,
-        }
-    );
+    expect_read_after(&mut c, 2, b"read", 41, ms(3));
 }
 
 #[test]
@@ -181,14 +179,7 @@ fn equal_bytes_from_different_sequences_complete_at_the_highest() {
             ClientOutput::CancelTimer(ClientTimer::ReadOnly),
         ]
     );
-    let out = c.step(read(b"lookup"), ms(13));
-    assert_eq!(
-        out[1],
-        ClientOutput::SendReadOnly {
-            request: signed_request(2, b"lookup"),
-            after: 9,
-        }
-    );
+    expect_read_after(&mut c, 2, b"lookup", 9, ms(13));
 }
 
 #[test]
@@ -274,14 +265,7 @@ fn a_silent_replica_orders_the_read_when_the_wait_passes() {
     );
     // ...and tried unordered again once the pause is over.
     let later = ms(15) + palisade_client::read_only::READ_ONLY_PAUSE;
-    let out = c.step(read(b"read"), later);
-    assert_eq!(
-        out[1],
-        ClientOutput::SendReadOnly {
-            request: signed_request(3, b"read"),
-            after: 0,
-        }
-    );
+    expect_read_after(&mut c, 3, b"read", 0, later);
 }
 
 #[test]
