@@ -17,13 +17,11 @@ use palisade_wire::firewall::{
     reply_root_message, CertifiedReply, ReplyEntry, ThresholdSignature, Vouch,
 };
 
-const CLIENT: u64 = 4;
+mod support;
+use support::{exec_key, CLIENT};
+
 const SEQUENCE: u64 = 17;
 const VOUCH_WAIT: Duration = Duration::from_millis(4);
-
-fn exec_key(i: u32) -> SigningKey {
-    SigningKey::from_bytes(&[i as u8 + 50; 32])
-}
 
 /// `reply` as replica `signer` sends it: a batch of one, under `signer`'s key.
 fn signed_reply(signer: u32, reply: Reply) -> palisade_wire::execution::BatchReply {
@@ -45,17 +43,9 @@ fn client(acceptance: Acceptance) -> Client {
 /// A client whose certified replies wait `vouch_wait` for vouches.
 fn client_waiting(acceptance: Acceptance, vouch_wait: Duration) -> Client {
     let config = ClientConfig {
-        id: CLIENT,
-        g: 1,
-        exec_keys: (0..3).map(|i| exec_key(i).verifying_key()).collect(),
-        agreement_replicas: 4,
-        window: 8,
-        replay_window: 1024,
-        retransmit_after: Duration::from_millis(100),
-        first_request_id: 1,
         acceptance,
         vouch_wait,
-        read_only_wait: Duration::ZERO,
+        ..support::config()
     };
     Client::new(config, SigningKey::from_bytes(&[7; 32]))
 }

@@ -3,26 +3,16 @@
 // Test fixtures: a broken fixture should fail loudly.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
-use ed25519_dalek::SigningKey;
-use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
-use palisade_wire::agreement::{Request, Signed, MAX_REQUEST_PAYLOAD};
+use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
+use palisade_wire::agreement::MAX_REQUEST_PAYLOAD;
 use palisade_wire::execution::Reply;
 
-const CLIENT: u64 = 4;
-
-fn exec_key(i: u32) -> SigningKey {
-    SigningKey::from_bytes(&[i as u8 + 50; 32])
-}
+mod support;
+use support::{client_key, exec_key, ms, signed_request, CLIENT};
 
 /// `reply` as replica `signer` sends it: a batch of one, under `signer`'s key.
 fn signed_reply(signer: u32, reply: Reply) -> palisade_wire::execution::BatchReply {
     palisade_crypto::sign_batch_replies(&exec_key(signer), vec![reply]).remove(0)
-}
-
-fn client_key() -> SigningKey {
-    SigningKey::from_bytes(&[7; 32])
 }
 
 fn client(window: usize) -> Client {
@@ -35,35 +25,12 @@ fn client_from(window: usize, first_request_id: u64) -> Client {
 
 fn client_with(window: usize, replay_window: u64, first_request_id: u64) -> Client {
     let config = ClientConfig {
-        id: CLIENT,
-        g: 1,
-        exec_keys: (0..3).map(|i| exec_key(i).verifying_key()).collect(),
-        agreement_replicas: 4,
         window,
         replay_window,
-        retransmit_after: Duration::from_millis(100),
         first_request_id,
-        acceptance: Acceptance::Matching,
-        vouch_wait: Duration::ZERO,
-        read_only_wait: Duration::ZERO,
+        ..support::config()
     };
     Client::new(config, client_key())
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
-    Signed::sign(
-        &client_key(),
-        Request {
-            client: CLIENT,
-            request_id: id,
-            payload: payload.to_vec().into(),
-        },
-    )
-    .unwrap()
 }
 
 /// Replica `replica`'s reply at sequence 9 to this client's request `request_id`.

@@ -7,53 +7,35 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use palisade_client::{Acceptance, Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
-use palisade_wire::agreement::{Request, Signed};
+use palisade_client::{Client, ClientConfig, ClientInput, ClientOutput, ClientTimer};
 use palisade_wire::execution::Reply;
 
-const CLIENT: u64 = 4;
+mod support;
+use support::{client_key, exec_key, ms, signed_request, CLIENT};
+
 const WAIT: Duration = Duration::from_millis(5);
-
-fn exec_key(i: u32) -> SigningKey {
-    SigningKey::from_bytes(&[i as u8 + 50; 32])
-}
-
-fn client_key() -> SigningKey {
-    SigningKey::from_bytes(&[7; 32])
-}
 
 fn client(read_only_wait: Duration) -> Client {
     let config = ClientConfig {
-        id: CLIENT,
-        g: 1,
-        exec_keys: (0..3).map(|i| exec_key(i).verifying_key()).collect(),
-        agreement_replicas: 4,
-        window: 8,
-        replay_window: 1024,
-        retransmit_after: Duration::from_millis(100),
-        first_request_id: 1,
-        acceptance: Acceptance::Matching,
-        vouch_wait: Duration::ZERO,
         read_only_wait,
+        ..support::config()
     };
     Client::new(config, client_key())
 }
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn signed_request(id: u64, payload: &[u8]) -> Signed<Request> {
-    Signed::sign(
-        &client_key(),
-        Request {
-            client: CLIENT,
-            request_id: id,
-            payload: payload.to_vec().into(),
+/// What a read that leaves its read-only phase at once sends: the request to agreement,
+/// and the retransmission timer.
+fn now_ordered(id: u64, payload: &[u8]) -> Vec<ClientOutput> {
+    vec![
+        ClientOutput::SendRequest {
+            to: None,
+            request: signed_request(id, payload),
         },
-    )
-    .unwrap()
+        ClientOutput::SetTimer {
+            kind: ClientTimer::Retransmit,
+            after: ms(100),
+        },
+    ]
 }
 
 /// Submits read `payload`, which must get request id `id` and go out with `after`.
@@ -187,20 +169,9 @@ fn different_bytes_order_the_read() {
     let mut c = client(WAIT);
     c.step(read(b"getattr"), ms(10));
     assert_eq!(c.step(answer(0, 1, 6, b"attrs"), ms(11)), vec![]);
-    assert_eq!(
-        c.step(answer(1, 1, 7, b"attrs2"), ms(12)),
-        vec![
-            ClientOutput::SendRequest {
-                to: None,
-                request: signed_request(1, b"getattr"),
-            },
-            ClientOutput::SetTimer {
-                kind: ClientTimer::Retransmit,
-                after: ms(100),
-            },
-            ClientOutput::CancelTimer(ClientTimer::ReadOnly),
-        ]
-    );
+    let mut expected = now_ordered(1, b"getattr");
+    expected.push(ClientOutput::CancelTimer(ClientTimer::ReadOnly));
+    assert_eq!(c.step(answer(1, 1, 7, b"attrs2"), ms(12)), expected);
     assert_eq!(c.stats().reads_disagreed, 1);
     // Late answers of the read-only phase count for nothing now...
     assert_eq!(c.step(answer(2, 1, 6, b"attrs"), ms(13)), vec![]);
@@ -242,16 +213,7 @@ fn a_silent_replica_orders_the_read_when_the_wait_passes() {
     c.step(answer(1, 1, 6, b"attrs"), ms(11));
     assert_eq!(
         c.step(ClientInput::Timer(ClientTimer::ReadOnly), ms(15)),
-        vec![
-            ClientOutput::SendRequest {
-                to: None,
-                request: signed_request(1, b"getattr"),
-            },
-            ClientOutput::SetTimer {
-                kind: ClientTimer::Retransmit,
-                after: ms(100),
-            },
-        ]
+        now_ordered(1, b"getattr")
     );
     assert_eq!(c.stats().reads_timed_out, 1);
     // A replica is away: reads are ordered straight away for a while...
@@ -307,18 +269,7 @@ fn answers_that_are_not_what_they_claim_are_dropped() {
 #[test]
 fn without_a_wait_a_read_is_an_ordinary_request() {
     let mut c = client(Duration::ZERO);
-    assert_eq!(
-        c.step(read(b"getattr"), ms(10)),
-        vec![
-            ClientOutput::Accepted { request_id: 1 },
-            ClientOutput::SendRequest {
-                to: None,
-                request: signed_request(1, b"getattr"),
-            },
-            ClientOutput::SetTimer {
-                kind: ClientTimer::Retransmit,
-                after: ms(100),
-            },
-        ]
-    );
+    let mut expected = vec![ClientOutput::Accepted { request_id: 1 }];
+    expected.extend(now_ordered(1, b"getattr"));
+    assert_eq!(c.step(read(b"getattr"), ms(10)), expected);
 }
