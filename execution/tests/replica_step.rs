@@ -839,3 +839,95 @@ fn restart_checkpoints_of_the_initial_state_are_not_re_sent() {
     ));
     assert!(a.restart_resend().is_empty());
 }
+
+/// After the whole cluster stopped at once, replica 0 resumes one batch past replicas 1
+/// and 2, whose restart checkpoints become stable below it. That batch was executed by
+/// fewer than g+1 replicas and agreement will order another one there, so replica 0
+/// must not execute on: it is divergent the moment it learns the certificate, executes
+/// nothing, and takes the stable state from its peers (going back one batch).
+#[test]
+fn a_replica_restarted_past_the_stable_restart_checkpoint_takes_the_stable_state() {
+    use palisade_execution::{ExecutionReplica, RedbStore};
+    use std::collections::VecDeque;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let open = |i: u32| {
+        let store = RedbStore::open(dirs[i as usize].path()).unwrap();
+        let fs = FileSystem::open(store, FsConfig::default()).unwrap();
+        ExecutionReplica::new(config(i), exec_key(i as usize), fs).unwrap()
+    };
+    let resumed = K + 1;
+    for i in 0..3u32 {
+        let mut r = open(i);
+        let last = if i == 0 { resumed + 1 } else { resumed };
+        for s in 1..=last {
+            r.step(order(s, vec![create(0, s, &format!("f{s}"))]));
+        }
+    }
+    let mut replicas: Vec<_> = (0..3).map(open).collect();
+    let mut votes: Vec<Signed<ExecCheckpoint>> = replicas
+        .iter_mut()
+        .map(|r| checkpoint_of(&r.start()))
+        .collect();
+    let stable_digest = votes[1].message.state_digest;
+    let out = replicas[1].step(ReplicaInput::Message {
+        from: 2,
+        message: ExecutionMessage::Checkpoint(votes.remove(2)),
+    });
+    let cert = match out.as_slice() {
+        [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(cert))] => cert.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(cert.sequence, resumed);
+
+    let mut pending: VecDeque<(u32, ReplicaInput)> =
+        VecDeque::from([(0, ReplicaInput::Stable(cert))]);
+    assert!(!replicas[0].is_divergent());
+    // Agreement orders a different batch at the sequence replica 0 executed alone.
+    let other = vec![create(1, 1, "other")];
+    pending.push_back((0, order(resumed + 1, other.clone())));
+    pending.push_back((1, order(resumed + 1, other.clone())));
+    pending.push_back((2, order(resumed + 1, other)));
+    let mut executed_by_0 = Vec::new();
+    let mut steps = 0;
+    while let Some((to, input)) = pending.pop_front() {
+        steps += 1;
+        assert!(steps < 10_000, "the replicas never went quiet");
+        let divergent_before = replicas[to as usize].is_divergent();
+        for o in replicas[to as usize].step(input) {
+            match o {
+                ReplicaOutput::ToExecution { to: peer, message } => {
+                    for p in (0..3u32).filter(|p| *p != to && peer.is_none_or(|q| q == *p)) {
+                        pending.push_back((
+                            p,
+                            ReplicaInput::Message {
+                                from: to,
+                                message: message.clone(),
+                            },
+                        ));
+                    }
+                }
+                ReplicaOutput::Reply { reply, .. } if to == 0 && divergent_before => {
+                    executed_by_0.push(reply.message.sequence)
+                }
+                _ => {}
+            }
+        }
+        if to == 0 && steps == 1 {
+            assert!(replicas[0].is_divergent(), "divergent on the certificate");
+        }
+    }
+    assert!(
+        executed_by_0.is_empty(),
+        "answered while divergent: {executed_by_0:?}"
+    );
+    assert!(!replicas[0].is_divergent());
+    assert_eq!(replicas[0].stats().divergences, 1);
+    assert!(replicas[0].last_applied() >= resumed);
+    // Replica 0 now holds the certified state, then whatever the others executed.
+    assert_eq!(replicas[1].last_applied(), resumed + 1);
+    if replicas[0].last_applied() == resumed {
+        assert_eq!(replicas[0].digest().0, stable_digest.0);
+    } else {
+        assert_eq!(replicas[0].digest().0, replicas[1].digest().0);
+    }
+}

@@ -389,11 +389,14 @@ impl<S: Store> ExecutionReplica<S> {
     /// Replicas that restart at different sequences form a certificate at a sequence
     /// g+1 of them share; a replica ahead of it executed batches that fewer than g+1
     /// replicas executed — no client accepted their replies — and that agreement will
-    /// now fill differently; its next checkpoint finds it divergent (`adopt_stable`) and
-    /// it repairs itself by state transfer. That case is reasoned, not exercised: the
-    /// simulator stops the cluster between batches. If no g+1 share a sequence,
-    /// agreement waits (docs/ARCHITECTURE.md, "Restart after the whole cluster stopped
-    /// at once").
+    /// now fill differently. It holds no digest at that sequence, so the certificate
+    /// makes it divergent at once (`adopt_stable`): it executes and answers nothing
+    /// more and installs the certified state from a peer, one or more batches back
+    /// (`transfer_floor`). Tested on one replica
+    /// (`a_replica_restarted_past_the_stable_restart_checkpoint_takes_the_stable_state`);
+    /// the simulator still stops the cluster between batches only. If no g+1 share a
+    /// sequence, agreement waits (docs/ARCHITECTURE.md, "Restart after the whole cluster
+    /// stopped at once").
     ///
     /// In `Threshold` mode the stable checkpoint reaches agreement as a threshold-signed
     /// stable certificate through the filters, as at every checkpoint.
@@ -1417,6 +1420,27 @@ impl<S: Store> ExecutionReplica<S> {
                     "own checkpoint differs from the stable one: divergent, fetching state"
                 );
             }
+            // Past a stable checkpoint this replica holds no digest of: after the whole
+            // cluster stopped at once, that is a restart checkpoint below where this
+            // replica resumed ([`Self::start`]). Its batches past it were executed by
+            // fewer than g+1 replicas and agreement, which forgot them, orders other
+            // batches there: executing on would answer from a state no correct replica
+            // shares (a correct replica acting as a faulty one, which together with one
+            // faulty replica is g+1 wrong answers). So it takes the stable state now.
+            // Without a cluster restart this needs a replica that restarted after
+            // passing a checkpoint that became stable only later: a state transfer it
+            // did not need, never a wrong answer.
+            None if sequence < self.last_applied() => {
+                self.stats.divergences += 1;
+                self.divergent = true;
+                tracing::warn!(
+                    replica = self.config.id,
+                    sequence,
+                    last_applied = self.last_applied(),
+                    "past a stable checkpoint without a digest of it (restarted ahead of the \
+                     cluster): divergent, fetching state"
+                );
+            }
             _ => {}
         }
         self.stable.insert(sequence, cert);
@@ -1707,13 +1731,13 @@ impl<S: Store> ExecutionReplica<S> {
         data: Vec<u8>,
         out: &mut Vec<ReplicaOutput>,
     ) {
-        let last = self.last_applied();
+        let floor = self.transfer_floor();
         let Some(transfer) = self.transfer.as_mut() else {
             self.stats.unsolicited_state += 1;
             tracing::debug!(from, sequence, "state chunk without a transfer: dropped");
             return;
         };
-        if !transfer.asked.contains(&from) || sequence <= last {
+        if !transfer.asked.contains(&from) || sequence <= floor {
             self.stats.unsolicited_state += 1;
             tracing::debug!(from, sequence, "state chunk not asked for: dropped");
             return;
@@ -1731,14 +1755,27 @@ impl<S: Store> ExecutionReplica<S> {
         }
     }
 
+    /// Snapshots at or below this sequence are of no use to a state transfer: those at
+    /// or below what this replica executed, unless its state is wrong (divergent). Then
+    /// the newest stable state is what it needs, even below where it stands (a
+    /// replica that diverged, or resumed ahead of a restart checkpoint, goes back to
+    /// it rather than wait for the next checkpoint beyond it).
+    fn transfer_floor(&self) -> Sequence {
+        let last = self.last_applied();
+        match self.stable.keys().next_back() {
+            Some(newest) if self.divergent => newest.saturating_sub(1).min(last),
+            _ => last,
+        }
+    }
+
     /// Installs a complete snapshot for which a stable certificate is known, after
     /// checking that it reproduces the certified digest.
     fn try_install(&mut self, out: &mut Vec<ReplicaOutput>) {
-        let last = self.last_applied();
+        let floor = self.transfer_floor();
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
-        transfer.drop_upto(last);
+        transfer.drop_upto(floor);
         let candidates: Vec<(ExecReplicaId, Sequence)> = transfer
             .ready
             .iter()
