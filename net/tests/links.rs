@@ -104,22 +104,27 @@ struct Pair {
     b_key: NoiseKeypair,
 }
 
+/// A free loopback address below Linux's ephemeral port range (32768–60999) and above
+/// the blocks `palisade up` probes (20000–31999). A port probed with port 0 came from the
+/// ephemeral range, where any outgoing connection of a test running beside this one
+/// could take it between the probe and the bind (CI saw "Address already in use").
+fn free_addr() -> SocketAddr {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let start = (std::process::id() % 64) as u16 * 12;
+    for _ in 0..768 {
+        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 32_000 + (start + i) % 768;
+        if let Ok(probe) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return probe.local_addr().unwrap();
+        }
+    }
+    panic!("no free loopback port in 32000..32768");
+}
+
 async fn pair() -> Pair {
     let a_key = NoiseKeypair::generate().unwrap();
     let b_key = NoiseKeypair::generate().unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    // Start both listeners first (port 0), then the networks that dial each other.
-    let (probe_a, _) = Network::start(NetworkConfig::new(A, Some(any), a_key.clone(), vec![]))
-        .await
-        .unwrap();
-    let a_addr = probe_a.local_addr().unwrap();
-    drop(probe_a);
-    let (probe_b, _) = Network::start(NetworkConfig::new(B, Some(any), b_key.clone(), vec![]))
-        .await
-        .unwrap();
-    let b_addr = probe_b.local_addr().unwrap();
-    drop(probe_b);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (a_addr, b_addr) = (free_addr(), free_addr());
     let peer_a = PeerInfo {
         id: A,
         addr: Some(a_addr),
