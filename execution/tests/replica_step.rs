@@ -799,9 +799,24 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
     cert.verify(&exec_public(), G).unwrap();
     assert_eq!(cert.sequence, resumed);
     assert_eq!(cert.state_digest.0, replicas[0].digest().0);
-    // What the node re-sends until an order comes: that certificate, to agreement.
+    // What the node re-sends until an order comes: that certificate, to its peers (one
+    // that restarted late missed the votes) and to agreement.
     match replicas[0].restart_resend().as_slice() {
-        [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(again))] => assert_eq!(again, &cert),
+        [ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Stable(to_peers),
+        }, ReplicaOutput::ToAgreement(ExecutionMessage::Stable(again))] => {
+            assert_eq!(again, &cert);
+            assert_eq!(to_peers, &cert);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Replica 2, whose vote made nothing stable, votes again.
+    match replicas[2].restart_resend().as_slice() {
+        [ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Checkpoint(again),
+        }] => assert_eq!(again, &votes[2]),
         other => panic!("{other:?}"),
     }
     // The replica behind it learns the certificate and fetches what it lacks (agreement

@@ -1,6 +1,6 @@
 //! The invariants the simulator checks after every step, and what a violation says.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use palisade_wire::agreement::{ClientId, Digest, Sequence};
 use palisade_wire::execution::ExecReplicaId;
@@ -62,6 +62,9 @@ const MAX_DIGESTS: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub struct DigestBook {
     by_sequence: BTreeMap<Sequence, (ExecReplicaId, Digest)>,
+    /// Sequences recorded before the last whole-cluster stop: the first digest after it
+    /// replaces theirs (agreement may have ordered other batches there since).
+    before_stop: BTreeSet<Sequence>,
 }
 
 impl DigestBook {
@@ -71,6 +74,9 @@ impl DigestBook {
         sequence: Sequence,
         digest: Digest,
     ) -> Result<(), Violation> {
+        if self.before_stop.remove(&sequence) {
+            self.by_sequence.remove(&sequence);
+        }
         match self.by_sequence.get(&sequence) {
             Some((first, known)) if *known != digest => Err(Violation::Divergence {
                 sequence,
@@ -86,6 +92,17 @@ impl DigestBook {
                 Ok(())
             }
         }
+    }
+
+    /// The whole cluster stopped at once, its execution replicas at `lowest` or above:
+    /// digests recorded above it are of an order agreement may replace there. Two
+    /// correct replicas must still agree wherever both executed after the stop.
+    pub fn cluster_stopped(&mut self, lowest: Sequence) {
+        self.before_stop = self
+            .by_sequence
+            .range(lowest + 1..)
+            .map(|(s, _)| *s)
+            .collect();
     }
 
     /// The digest recorded at `sequence`, if any.

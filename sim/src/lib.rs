@@ -29,7 +29,10 @@
 //! keeps its store, [`durable`]; or loses it and catches up by state transfer), a stop
 //! of the whole cluster at once with its restart (`cluster-restart`: agreement remembers
 //! only its last stable checkpoint, execution resumes where it was and says so with
-//! restart checkpoints), and
+//! restart checkpoints; `cluster-crash`: the same while the execution replicas stand at
+//! different sequences, so that agreement orders anew where fewer than g+1 executed,
+//! and the reference goes back over those batches unless a client accepted a result of
+//! theirs), and
 //! Byzantine behaviours as wrappers around a node's inputs or outputs ([`byzantine`],
 //! [`execution_node`], [`filter_fault`], [`leak`]): an equivocating, censoring or badly
 //! timestamping primary, a backup voting for conflicting digests, an execution replica

@@ -163,8 +163,8 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     let restarts = match stats.cluster_restarts {
                         0 => String::new(),
                         n => format!(
-                            ", {n} cluster restart(s), the last at sequence {}",
-                            stats.cluster_restart_at
+                            ", {n} cluster restart(s), the last at sequence {} (replicas {} apart, {} sequences voided)",
+                            stats.cluster_restart_at, stats.cluster_stop_spread, stats.sequences_voided
                         ),
                     };
                     writeln!(

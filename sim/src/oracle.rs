@@ -22,8 +22,20 @@ const READ_HISTORY: usize = 256;
 pub struct Oracle {
     fs: FileSystem<MemStore>,
     /// Batches known committed (delivered by a correct replica, or carrying a valid
-    /// ORDER certificate), by sequence, with their digest.
-    committed: BTreeMap<Sequence, (Digest, OrderedBatch)>,
+    /// ORDER certificate), by sequence, with their digest and the epoch (whole-cluster
+    /// stops before it) they were committed in.
+    committed: BTreeMap<Sequence, (Digest, OrderedBatch, u64)>,
+    /// Whole-cluster stops so far ([`Oracle::cluster_stopped`]).
+    epoch: u64,
+    /// The lowest sequence an execution replica stood at when the cluster last
+    /// stopped: agreement may order anew only above it.
+    restart_floor: Sequence,
+    /// The requests whose results each applied sequence produced (to roll them back).
+    produced: BTreeMap<Sequence, Vec<(ClientId, u64)>>,
+    /// Ordered results clients accepted, with their sequence: a restart must keep them.
+    acknowledged: BTreeMap<(ClientId, u64), Sequence>,
+    /// Applied sequences gone back over ([`Oracle::roll_back`]).
+    voided: u64,
     /// (client, request id) → (sequence, result bytes), for every executed request.
     results: BTreeMap<(ClientId, u64), (Sequence, Vec<u8>)>,
     executed: BTreeSet<(ClientId, u64)>,
@@ -45,6 +57,11 @@ impl Oracle {
         Ok(Oracle {
             fs: FileSystem::open(MemStore::new(), FsConfig::default())?,
             committed: BTreeMap::new(),
+            epoch: 0,
+            restart_floor: 0,
+            produced: BTreeMap::new(),
+            acknowledged: BTreeMap::new(),
+            voided: 0,
             results: BTreeMap::new(),
             executed: BTreeSet::new(),
             body_key: None,
@@ -73,13 +90,33 @@ impl Oracle {
         self
     }
 
+    /// Where an unordered read naming `sequence` stands for the real-time order of reads.
+    /// Normally at `sequence`; but a replica that resumed ahead of the cluster answers
+    /// from a batch the restart may void until it learns the stable restart checkpoint
+    /// (its answer counted only because the replicas behind answered the same bytes),
+    /// so a sequence above the last stop's lowest replica, committed only before the
+    /// stop, stands for that lowest one.
+    pub fn read_position(&self, sequence: Sequence) -> Sequence {
+        match self.committed.get(&sequence) {
+            Some((_, _, epoch)) if *epoch < self.epoch && sequence > self.restart_floor => {
+                self.restart_floor
+            }
+            _ => sequence,
+        }
+    }
+
+    /// Applied sequences the reference went back over after whole-cluster stops.
+    pub fn sequences_voided(&self) -> u64 {
+        self.voided
+    }
+
     pub fn applied(&self) -> Sequence {
         self.fs.last_applied()
     }
 
     /// The digest committed at `sequence`, if known.
     pub fn committed_digest(&self, sequence: Sequence) -> Option<Digest> {
-        self.committed.get(&sequence).map(|(d, _)| *d)
+        self.committed.get(&sequence).map(|(d, _, _)| *d)
     }
 
     /// Records a committed batch. Two different batches at one sequence is the safety
@@ -90,14 +127,20 @@ impl Oracle {
             .batch
             .digest()
             .map_err(|e| Violation::Internal(format!("batch digest: {e}")))?;
-        if let Some((known, _)) = self.committed.get(&batch.sequence) {
-            if *known != digest {
+        if let Some((known, _, epoch)) = self.committed.get(&batch.sequence) {
+            if *known == digest {
+                return Ok(());
+            }
+            // After a whole-cluster stop agreement, which remembers nothing past its
+            // recorded checkpoint, orders anew above where the execution replicas
+            // resumed (`ExecutionReplica::start`): the batches there before are void.
+            if *epoch == self.epoch || batch.sequence <= self.restart_floor {
                 return Err(Violation::ConflictingCommit {
                     sequence: batch.sequence,
                     detail: format!("{source} committed a batch different from an earlier one"),
                 });
             }
-            return Ok(());
+            self.roll_back(batch.sequence - 1)?;
         }
         if batch.sequence <= self.applied() {
             return Ok(());
@@ -108,7 +151,7 @@ impl Oracle {
             ));
         }
         self.committed
-            .insert(batch.sequence, (digest, batch.clone()));
+            .insert(batch.sequence, (digest, batch.clone(), self.epoch));
         self.apply_ready()
     }
 
@@ -116,7 +159,7 @@ impl Oracle {
     fn apply_ready(&mut self) -> Result<(), Violation> {
         loop {
             let next = self.applied() + 1;
-            let Some((_, batch)) = self.committed.get(&next) else {
+            let Some((_, batch, _)) = self.committed.get(&next) else {
                 return Ok(());
             };
             let batch = batch.clone();
@@ -130,6 +173,7 @@ impl Oracle {
         // nothing.
         let mut ops = Vec::new();
         let mut slots = Vec::new();
+        let mut produced = Vec::new();
         for request in &batch.batch.requests {
             let key = (request.message.client, request.message.request_id);
             if !self.executed.insert(key) {
@@ -161,6 +205,11 @@ impl Oracle {
                 None => undecodable_result(),
             };
             self.results.insert(key, (batch.sequence, bytes));
+            produced.push(key);
+        }
+        self.produced.insert(batch.sequence, produced);
+        while self.produced.len() > READ_HISTORY {
+            self.produced.pop_first();
         }
         if let Some(history) = &mut self.history {
             let snapshot = self
@@ -171,6 +220,69 @@ impl Oracle {
             while history.len() > READ_HISTORY {
                 history.pop_first();
             }
+        }
+        Ok(())
+    }
+
+    /// The whole cluster stopped at once, its execution replicas at `lowest` or above:
+    /// batches committed so far above `lowest` may be ordered differently after the
+    /// restart, if no client accepted their results.
+    pub fn cluster_stopped(&mut self, lowest: Sequence) {
+        self.epoch += 1;
+        self.restart_floor = lowest;
+        self.acknowledged.retain(|_, s| *s > lowest);
+    }
+
+    /// Voids the batches of earlier epochs above `target` and goes back to the state
+    /// after `target`. A result a client accepted from a voided batch is an
+    /// acknowledged operation lost: a violation.
+    fn roll_back(&mut self, target: Sequence) -> Result<(), Violation> {
+        let epoch = self.epoch;
+        self.committed
+            .retain(|s, (_, _, e)| *s <= target || *e == epoch);
+        if target >= self.applied() {
+            return Ok(());
+        }
+        if let Some(((client, request_id), sequence)) =
+            self.acknowledged.iter().find(|(_, s)| **s > target)
+        {
+            return Err(Violation::WrongResult {
+                client: *client,
+                request_id: *request_id,
+                detail: format!(
+                    "accepted a result at sequence {sequence}, which a cluster restart voided (agreement ordered anew after {target})"
+                ),
+            });
+        }
+        let checkpoint = self
+            .history
+            .as_ref()
+            .and_then(|h| h.get(&target))
+            .ok_or_else(|| {
+                Violation::Internal(format!(
+                    "the reference keeps no state at {target} to roll back to (applied {})",
+                    self.applied()
+                ))
+            })?
+            .export_checkpoint(None)
+            .map_err(|e| Violation::Internal(format!("oracle export at {target}: {e}")))?;
+        let mut fs = FileSystem::open(MemStore::new(), self.fs.config())
+            .map_err(|e| Violation::Internal(format!("oracle reopen: {e}")))?;
+        fs.import_checkpoint(&checkpoint)
+            .map_err(|e| Violation::Internal(format!("oracle import at {target}: {e}")))?;
+        self.voided += self.applied() - target;
+        self.fs = fs;
+        for key in self
+            .produced
+            .split_off(&(target + 1))
+            .into_values()
+            .flatten()
+        {
+            self.results.remove(&key);
+            self.executed.remove(&key);
+        }
+        if let Some(history) = &mut self.history {
+            history.split_off(&(target + 1));
         }
         Ok(())
     }
@@ -229,7 +341,7 @@ impl Oracle {
     /// Checks a result a client accepted, if the oracle got that far. `Ok(false)`: not
     /// checkable yet (the batch at `sequence` is not applied here yet).
     pub fn check_accepted(
-        &self,
+        &mut self,
         client: ClientId,
         request_id: u64,
         sequence: Sequence,
@@ -239,7 +351,10 @@ impl Oracle {
             return Ok(false);
         }
         match self.results.get(&(client, request_id)) {
-            Some((s, bytes)) if *s == sequence && bytes.as_slice() == result => Ok(true),
+            Some((s, bytes)) if *s == sequence && bytes.as_slice() == result => {
+                self.acknowledged.insert((client, request_id), sequence);
+                Ok(true)
+            }
             Some((s, _)) => Err(Violation::WrongResult {
                 client,
                 request_id,
@@ -321,6 +436,47 @@ mod tests {
         // Request 1 ordered again at 2 executed once: sequence 2 ran only request 2.
         assert_eq!(oracle.results.get(&(0, 2)).map(|r| r.0), Some(2));
         assert_eq!(oracle.results.get(&(0, 1)).map(|r| r.0), Some(1));
+    }
+
+    /// After a whole-cluster stop with the execution replicas at 1 or above, agreement
+    /// may order another batch at 2: the reference goes back to the state after 1 and
+    /// forgets what the first batch at 2 did. Not at or below 1, and not over a result
+    /// a client accepted.
+    #[test]
+    fn a_cluster_stop_voids_batches_above_the_lowest_replica_unless_acknowledged() {
+        let mut oracle = Oracle::new().unwrap().with_read_history().unwrap();
+        oracle.commit(&batch(1, 5, &[1]), "a").unwrap();
+        oracle.commit(&batch(2, 5, &[2]), "a").unwrap();
+        oracle.cluster_stopped(1);
+        assert!(matches!(
+            oracle.commit(&batch(1, 6, &[1]), "b"),
+            Err(Violation::ConflictingCommit { sequence: 1, .. })
+        ));
+        oracle.commit(&batch(2, 6, &[3]), "b").unwrap();
+        assert_eq!((oracle.applied(), oracle.sequences_voided()), (2, 1));
+        assert_eq!(oracle.executed_at(0, 2), None);
+        assert_eq!(oracle.executed_at(0, 3), Some(2));
+        // Request 2 executes when ordered again, as if for the first time.
+        oracle.commit(&batch(3, 6, &[2]), "b").unwrap();
+        assert_eq!(oracle.executed_at(0, 2), Some(3));
+        // The state is the one the new order made: creating f3 again fails (EXIST).
+        let (_, f3) = oracle.results.get(&(0, 3)).cloned().unwrap();
+        let mut fresh = Oracle::new().unwrap();
+        fresh.commit(&batch(1, 5, &[1]), "x").unwrap();
+        fresh.commit(&batch(2, 6, &[3]), "x").unwrap();
+        assert_eq!(fresh.results.get(&(0, 3)).map(|r| r.1.clone()), Some(f3));
+
+        // A result accepted from a batch a later order replaces: an acknowledged loss.
+        let mut oracle = Oracle::new().unwrap().with_read_history().unwrap();
+        oracle.commit(&batch(1, 5, &[1]), "a").unwrap();
+        oracle.commit(&batch(2, 5, &[2]), "a").unwrap();
+        let (_, bytes) = oracle.results.get(&(0, 2)).cloned().unwrap();
+        assert_eq!(oracle.check_accepted(0, 2, 2, &bytes), Ok(true));
+        oracle.cluster_stopped(1);
+        assert!(matches!(
+            oracle.commit(&batch(2, 6, &[3]), "b"),
+            Err(Violation::WrongResult { request_id: 2, .. })
+        ));
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub enum Scenario {
     /// and all restart: agreement remembers only its last stable checkpoint (as the
     /// runtime does in its data directory), execution resumes where it was.
     ClusterRestart,
+    /// As `ClusterRestart`, stopping at any moment: execution replicas at different
+    /// sequences, batches delivered and executed by fewer than g+1 of them, which
+    /// agreement then orders anew.
+    ClusterCrash,
     /// Loss, duplication, partitions, and crashes with store loss, all at once.
     Chaos,
     ByzantinePrimary,
@@ -146,7 +150,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 22] = [
+    pub const ALL: [Scenario; 23] = [
         Scenario::Normal,
         Scenario::Lossy,
         Scenario::LossyReplies,
@@ -154,6 +158,7 @@ impl Scenario {
         Scenario::Crashes,
         Scenario::StoreLoss,
         Scenario::ClusterRestart,
+        Scenario::ClusterCrash,
         Scenario::Chaos,
         Scenario::ByzantinePrimary,
         Scenario::CensoringPrimary,
@@ -180,6 +185,7 @@ impl Scenario {
             Scenario::Crashes => "crashes",
             Scenario::StoreLoss => "store-loss",
             Scenario::ClusterRestart => "cluster-restart",
+            Scenario::ClusterCrash => "cluster-crash",
             Scenario::Chaos => "chaos",
             Scenario::ByzantinePrimary => "byzantine-primary",
             Scenario::CensoringPrimary => "censoring-primary",
@@ -272,6 +278,8 @@ pub struct SimConfig {
     /// every execution replica has executed everything agreement delivered, and
     /// restarts: processes killed, stores intact.
     pub cluster_restart: bool,
+    /// With `cluster_restart`: stop at any moment, not only between batches.
+    pub cluster_stop_anywhere: bool,
     /// Gateways (clients) crash and restart too: their in-flight requests are
     /// abandoned, and the new incarnation numbers requests from a larger base.
     pub client_crashes: bool,
@@ -325,6 +333,7 @@ impl SimConfig {
             crashes: false,
             wipe_on_restart: false,
             cluster_restart: false,
+            cluster_stop_anywhere: false,
             client_crashes: false,
             fault_phase: Duration::from_millis(600),
             liveness_bound: Duration::from_secs(30),
@@ -360,6 +369,11 @@ impl SimConfig {
             }
             Scenario::ClusterRestart => {
                 c.cluster_restart = true;
+                c.ops_per_client = 40;
+            }
+            Scenario::ClusterCrash => {
+                c.cluster_restart = true;
+                c.cluster_stop_anywhere = true;
                 c.ops_per_client = 40;
             }
             Scenario::Chaos => {

@@ -108,6 +108,12 @@ pub struct RunStats {
     /// last one came (`cluster-restart`).
     pub cluster_restarts: u64,
     pub cluster_restart_at: Sequence,
+    /// At the last stop, how far apart the execution replicas stood (highest minus
+    /// lowest sequence executed; `cluster-crash` stops at any moment).
+    pub cluster_stop_spread: Sequence,
+    /// Sequences the reference went back over because agreement ordered other batches
+    /// there after a whole-cluster stop.
+    pub sequences_voided: u64,
     /// Firewall configuration: inputs the filters dropped (all reasons), bad shares they
     /// recorded, certified replies agreement nodes relayed, firewall messages agreement
     /// nodes refused, messages sent where no link exists, leaking messages sent,
@@ -207,6 +213,9 @@ pub struct Simulation {
     pending_reads: Vec<PendingRead>,
     /// The highest sequence of any result a client accepted so far.
     max_completed: Sequence,
+    /// The highest sequence of an ordered result any client accepted (a cluster stop
+    /// never voids it: the reference would call that a lost acknowledged result).
+    max_ordered: Sequence,
     /// For each read-only request sent, `max_completed` when it was sent: its answer must
     /// be read at or after it (linearizability's real-time order, across clients).
     read_floor: BTreeMap<(ClientId, u64), Sequence>,
@@ -388,6 +397,10 @@ impl Simulation {
             // `separate`: gateways read without ordering; check those reads too.
             None => oracle = oracle.with_read_history()?,
         }
+        if config.cluster_stop_anywhere && firewall_keys.is_some() {
+            // The states to go back to when a restart voids batches.
+            oracle = oracle.with_read_history()?;
+        }
         let confidentiality = firewall_keys
             .as_ref()
             .map(|fk| Confidentiality::new(topology, fk.verifier()));
@@ -416,6 +429,7 @@ impl Simulation {
             pending_checks: Vec::new(),
             pending_reads: Vec::new(),
             max_completed: 0,
+            max_ordered: 0,
             read_floor: BTreeMap::new(),
             healed_at: None,
             finish_at: None,
@@ -708,10 +722,14 @@ impl Simulation {
 
     /// Stops every agreement node, filter, execution replica and gateway at once, if every
     /// execution replica executed exactly what agreement delivered (else tries again
-    /// 1 ms later, at most 200 times). Between batches is the case the restart
-    /// checkpoint covers: a batch delivered but executed nowhere, or by fewer than g+1,
-    /// would be ordered anew after the restart (agreement remembers nothing), which
-    /// the invariants rightly call two batches at one sequence.
+    /// 1 ms later, at most 200 times). With `cluster_stop_anywhere` the other way
+    /// round: it waits (in steps of 50 µs, at most 4,000) for a moment when the
+    /// execution replicas stand at different sequences (after 2,000, one when some
+    /// delivered batch is executed nowhere yet will do), the cases a stop between
+    /// batches never shows. A batch delivered but executed nowhere, or by fewer than g+1, is then
+    /// ordered anew after the restart (agreement remembers nothing): the reference and
+    /// the digest book accept another batch above the lowest replica's sequence, as long
+    /// as no client accepted a result of the one it replaces.
     fn stop_cluster(&mut self, attempts: u32) {
         let delivered = self
             .agreement
@@ -723,10 +741,20 @@ impl Simulation {
             .execution
             .iter()
             .all(|e| e.replica.last_applied() == delivered);
-        if !between_batches || !self.crashed.is_empty() {
-            if attempts < 200 {
+        let applied = self.execution.iter().map(|e| e.replica.last_applied());
+        let apart = applied.clone().max() != applied.min();
+        let (wanted, retry, max_attempts) = if self.config.cluster_stop_anywhere {
+            // Replicas at different sequences first; failing that, a delivered batch
+            // that no replica executed yet.
+            let wanted = apart || (attempts >= 2_000 && !between_batches);
+            (wanted, Duration::from_micros(50), 4_000)
+        } else {
+            (between_batches, Duration::from_millis(1), 200)
+        };
+        if !self.crashed.is_empty() || (!wanted && attempts < max_attempts) {
+            if attempts < max_attempts {
                 self.push(
-                    Duration::from_millis(1),
+                    retry,
                     Event::StopCluster {
                         attempts: attempts + 1,
                     },
@@ -753,6 +781,25 @@ impl Simulation {
             self.push(down + jitter, Event::Restart(node));
         }
         self.stats.cluster_restarts += 1;
+        let lowest = self
+            .execution
+            .iter()
+            .map(|e| e.replica.last_applied())
+            .min()
+            .unwrap_or(0);
+        let highest = self
+            .execution
+            .iter()
+            .map(|e| e.replica.last_applied())
+            .max()
+            .unwrap_or(0);
+        self.stats.cluster_stop_spread = highest - lowest;
+        // An unordered read may have named a sequence above `lowest` that the restart
+        // voids (a replica ahead answered it; the others, behind, answered the same
+        // bytes, which is why it was accepted): later reads need not be beyond it.
+        self.max_completed = self.max_ordered.max(self.max_completed.min(lowest));
+        self.oracle.cluster_stopped(lowest);
+        self.digests.cluster_stopped(lowest);
         self.stats.cluster_restart_at = delivered;
     }
 
@@ -859,6 +906,7 @@ impl Simulation {
                     if let NodeId::Client(c) = node {
                         self.stats.completed += 1;
                         self.max_completed = self.max_completed.max(sequence);
+                        self.max_ordered = self.max_ordered.max(sequence);
                         // A read-only request that was ordered after all.
                         self.read_floor.remove(&(c, request_id));
                         self.pending_checks.push((c, request_id, sequence, result));
@@ -881,7 +929,8 @@ impl Simulation {
                                 ),
                             });
                         }
-                        self.max_completed = self.max_completed.max(sequence);
+                        self.max_completed =
+                            self.max_completed.max(self.oracle.read_position(sequence));
                         self.stats.completed += 1;
                         self.stats.reads_unordered += 1;
                         self.pending_reads.push(PendingRead {
@@ -1169,6 +1218,7 @@ impl Simulation {
         let mut stats = self.stats.clone();
         stats.sim_time = self.now;
         stats.committed = self.oracle.applied();
+        stats.sequences_voided = self.oracle.sequences_voided();
         stats.max_view = self
             .agreement
             .iter()

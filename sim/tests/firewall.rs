@@ -73,6 +73,16 @@ fn whole_cluster_stops_at_once_and_restarts_through_the_firewall() {
     assert!(runs.iter().all(|r| r.cluster_restarts == 1));
 }
 
+/// The same stopping at any moment: every execution replica that holds the stable
+/// restart state must send its share, including one that restarted after the votes
+/// went out (`ExecutionReplica::restart_resend`).
+#[test]
+fn whole_cluster_stops_mid_batch_and_restarts_through_the_firewall() {
+    let runs = check(&scenario(Scenario::ClusterCrash).with_h(1), 0..30);
+    assert!(runs.iter().all(|r| r.cluster_restarts == 1));
+    assert!(runs.iter().any(|r| r.cluster_stop_spread > 0));
+}
+
 #[test]
 fn h_byzantine_filters_are_tolerated() {
     let runs = check(&scenario(Scenario::ByzantineFilters), 0..60);

@@ -19,7 +19,8 @@ fn check(scenario: Scenario, seeds: impl IntoIterator<Item = u64>) -> Vec<RunSta
                 let c = SimConfig::for_scenario(scenario);
                 // Every run must really finish its workload, not just break nothing
                 // (but for the requests in flight when a gateway stopped, which only
-                // `cluster-restart` here stops: its new incarnation never asks again).
+                // `cluster-restart` and `cluster-crash` stop: its new incarnation never
+                // asks again).
                 assert_eq!(
                     stats.completed + stats.requests_abandoned,
                     c.ops_per_client * c.clients as u64,
@@ -126,6 +127,26 @@ fn whole_cluster_stops_at_once_and_restarts() {
     assert!(
         runs.iter().all(|r| r.requests_abandoned <= 4),
         "at most the clients' windows"
+    );
+}
+
+/// The whole cluster stops at any moment: the execution replicas stand at different
+/// sequences, batches executed by fewer than g+1 of them are ordered anew after the
+/// restart (the reference goes back over them), a replica that resumed ahead of the
+/// stable restart checkpoint goes back to it, and every invariant holds.
+#[test]
+fn whole_cluster_stops_mid_batch_and_restarts() {
+    let runs = check(Scenario::ClusterCrash, 0..40);
+    assert!(runs.iter().all(|r| r.cluster_restarts == 1));
+    let apart = runs.iter().filter(|r| r.cluster_stop_spread > 0).count();
+    let voided = runs.iter().filter(|r| r.sequences_voided > 0).count();
+    assert!(
+        apart >= runs.len() / 4,
+        "only {apart} runs stopped with replicas apart"
+    );
+    assert!(
+        voided > 0,
+        "no run ordered anew where a replica had executed"
     );
 }
 

@@ -416,14 +416,36 @@ impl<S: Store> ExecutionReplica<S> {
     /// agreement node restarted after this replica's certificate went out would wait
     /// for it for good. The latest stable certificate to agreement (`Signed` mode), or
     /// this replica's share of it to the filters (`Threshold` mode, if it holds that
-    /// state); nothing if none is stable yet, or only the initial state (a cluster that
-    /// never executed anything has nothing to tell, and filters would count every copy
-    /// as stale).
+    /// state); nothing there if none is stable yet, or only the initial state (a cluster
+    /// that never executed anything has nothing to tell, and filters would count every
+    /// copy as stale).
+    ///
+    /// Peers get something too: the stable certificate, or while none is known this
+    /// replica's restart checkpoint again. After a whole-cluster stop the replicas come
+    /// back one by one, and votes sent while a peer was down never reach it: without
+    /// this a replica that restarted late, behind or ahead of the stable checkpoint,
+    /// might never learn it — never catching up, never going back from batches
+    /// agreement orders anew (`adopt_stable`), and through the firewall never sending
+    /// the share agreement waits for (the `cluster-crash` simulator scenario with
+    /// `--h 1` found that last one).
     pub fn restart_resend(&mut self) -> Vec<ReplicaOutput> {
         let mut out = Vec::new();
+        if self.stable.is_empty() {
+            if let Some(vote) = self.votes.latest_of(self.config.id) {
+                out.push(ReplicaOutput::ToExecution {
+                    to: None,
+                    message: ExecutionMessage::Checkpoint(vote.clone()),
+                });
+            }
+            return out;
+        }
         let Some(cert) = self.stable_checkpoint().filter(|c| c.sequence > 0).cloned() else {
             return out;
         };
+        out.push(ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Stable(cert.clone()),
+        });
         match &self.config.replies {
             ReplyMode::Signed => {
                 out.push(ReplicaOutput::ToAgreement(ExecutionMessage::Stable(cert)))
@@ -1361,6 +1383,14 @@ impl<S: Store> ExecutionReplica<S> {
             tracing::debug!(sequence, error = %e, "checkpoint signature refused");
             return;
         }
+        if sequence > self.last_applied() {
+            if let Some(cert) = self.stable.values().next_back() {
+                out.push(ReplicaOutput::ToExecution {
+                    to: Some(signed.message.replica),
+                    message: ExecutionMessage::Stable(cert.clone()),
+                });
+            }
+        }
         self.add_vote(signed, out);
     }
 
@@ -1408,6 +1438,21 @@ impl<S: Store> ExecutionReplica<S> {
                 to: Some(peer),
                 message: ExecutionMessage::Stable(cert.clone()),
             });
+        }
+        // A peer that voted above this checkpoint and above where this replica stands
+        // may have restarted ahead of the cluster and missed the votes that made it
+        // (they went out while it was down): it must learn it to go back to it (the
+        // divergence below). The same when such a vote arrives later
+        // (`on_checkpoint`). In steady operation peers vote above a replica only while
+        // it is behind them, and a certificate they hold already costs them nothing.
+        let last = self.last_applied();
+        for peer in self.votes.ahead_of(sequence.max(last)) {
+            if peer != self.config.id {
+                out.push(ReplicaOutput::ToExecution {
+                    to: Some(peer),
+                    message: ExecutionMessage::Stable(cert.clone()),
+                });
+            }
         }
         self.votes.collect(sequence);
         match self.own.get(&sequence) {

@@ -51,6 +51,22 @@ impl CheckpointVotes {
         })
     }
 
+    /// The newest checkpoint `sender` signed that is still kept.
+    pub(crate) fn latest_of(&self, sender: ExecReplicaId) -> Option<&Signed<ExecCheckpoint>> {
+        self.by_sender
+            .get(&sender)
+            .and_then(|m| m.values().next_back())
+    }
+
+    /// The senders with a checkpoint above `sequence`.
+    pub(crate) fn ahead_of(&self, sequence: Sequence) -> Vec<ExecReplicaId> {
+        self.by_sender
+            .iter()
+            .filter(|(_, m)| m.range(sequence.saturating_add(1)..).next().is_some())
+            .map(|(sender, _)| *sender)
+            .collect()
+    }
+
     /// Forgets every checkpoint at or below `sequence` (a stable checkpoint covers it).
     pub(crate) fn collect(&mut self, sequence: Sequence) {
         for m in self.by_sender.values_mut() {
