@@ -750,8 +750,15 @@ fn reads_commit_unsynced_except_at_a_checkpoint() {
 /// its state at the sequence it resumes from, though not a multiple of K; g+1 matching
 /// make a stable certificate that goes to agreement (which then never assigns those
 /// sequences again). A replica whose restart vote nobody matches stays unstable there.
-#[test]
-fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
+/// Three replicas on redb that executed `last[i]` batches each (a create per batch)
+/// and were reopened: as after the whole cluster stopped at once. The directories must
+/// outlive the replicas.
+fn reopened_after_executing(
+    last: [u64; 3],
+) -> (
+    Vec<tempfile::TempDir>,
+    Vec<palisade_execution::ExecutionReplica<palisade_execution::RedbStore>>,
+) {
     use palisade_execution::{ExecutionReplica, RedbStore};
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let open = |i: u32| {
@@ -759,17 +766,22 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
         let fs = FileSystem::open(store, FsConfig::default()).unwrap();
         ExecutionReplica::new(config(i), exec_key(i as usize), fs).unwrap()
     };
-    // Replicas 0 and 1 execute K + 2 batches, replica 2 only K + 1.
-    let resumed = K + 2;
-    for i in 0..3u32 {
+    for (i, last) in (0..3u32).zip(last) {
         let mut r = open(i);
-        let last = if i == 2 { resumed - 1 } else { resumed };
         for s in 1..=last {
             r.step(order(s, vec![create(0, s, &format!("f{s}"))]));
         }
         assert_eq!(r.last_applied(), last);
     }
-    let mut replicas: Vec<_> = (0..3).map(open).collect();
+    let replicas = (0..3).map(open).collect();
+    (dirs, replicas)
+}
+
+#[test]
+fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
+    // Replicas 0 and 1 execute K + 2 batches, replica 2 only K + 1.
+    let resumed = K + 2;
+    let (_dirs, mut replicas) = reopened_after_executing([resumed, resumed, resumed - 1]);
     let votes: Vec<Signed<ExecCheckpoint>> = replicas
         .iter_mut()
         .map(|r| checkpoint_of(&r.start()))
@@ -862,23 +874,9 @@ fn restart_checkpoints_of_the_initial_state_are_not_re_sent() {
 /// nothing, and takes the stable state from its peers (going back one batch).
 #[test]
 fn a_replica_restarted_past_the_stable_restart_checkpoint_takes_the_stable_state() {
-    use palisade_execution::{ExecutionReplica, RedbStore};
     use std::collections::VecDeque;
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let open = |i: u32| {
-        let store = RedbStore::open(dirs[i as usize].path()).unwrap();
-        let fs = FileSystem::open(store, FsConfig::default()).unwrap();
-        ExecutionReplica::new(config(i), exec_key(i as usize), fs).unwrap()
-    };
     let resumed = K + 1;
-    for i in 0..3u32 {
-        let mut r = open(i);
-        let last = if i == 0 { resumed + 1 } else { resumed };
-        for s in 1..=last {
-            r.step(order(s, vec![create(0, s, &format!("f{s}"))]));
-        }
-    }
-    let mut replicas: Vec<_> = (0..3).map(open).collect();
+    let (_dirs, mut replicas) = reopened_after_executing([resumed + 1, resumed, resumed]);
     let mut votes: Vec<Signed<ExecCheckpoint>> = replicas
         .iter_mut()
         .map(|r| checkpoint_of(&r.start()))

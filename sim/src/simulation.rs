@@ -720,6 +720,15 @@ impl Simulation {
         }
     }
 
+    /// The lowest and the highest sequence an execution replica executed through.
+    fn applied_range(&self) -> (Sequence, Sequence) {
+        let applied = self.execution.iter().map(|e| e.replica.last_applied());
+        (
+            applied.clone().min().unwrap_or(0),
+            applied.max().unwrap_or(0),
+        )
+    }
+
     /// Stops every agreement node, filter, execution replica and gateway at once, if every
     /// execution replica executed exactly what agreement delivered (else tries again
     /// 1 ms later, at most 200 times). With `cluster_stop_anywhere` the other way
@@ -741,8 +750,8 @@ impl Simulation {
             .execution
             .iter()
             .all(|e| e.replica.last_applied() == delivered);
-        let applied = self.execution.iter().map(|e| e.replica.last_applied());
-        let apart = applied.clone().max() != applied.min();
+        let (lowest, highest) = self.applied_range();
+        let apart = lowest != highest;
         let (wanted, retry, max_attempts) = if self.config.cluster_stop_anywhere {
             // Replicas at different sequences first; failing that, a delivered batch
             // that no replica executed yet.
@@ -781,18 +790,6 @@ impl Simulation {
             self.push(down + jitter, Event::Restart(node));
         }
         self.stats.cluster_restarts += 1;
-        let lowest = self
-            .execution
-            .iter()
-            .map(|e| e.replica.last_applied())
-            .min()
-            .unwrap_or(0);
-        let highest = self
-            .execution
-            .iter()
-            .map(|e| e.replica.last_applied())
-            .max()
-            .unwrap_or(0);
         self.stats.cluster_stop_spread = highest - lowest;
         // An unordered read may have named a sequence above `lowest` that the restart
         // voids (a replica ahead answered it; the others, behind, answered the same
