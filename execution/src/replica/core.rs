@@ -392,11 +392,12 @@ impl<S: Store> ExecutionReplica<S> {
     /// now fill differently. It holds no digest at that sequence, so the certificate
     /// makes it divergent at once (`adopt_stable`): it executes and answers nothing
     /// more and installs the certified state from a peer, one or more batches back
-    /// (`transfer_floor`). Tested on one replica
-    /// (`a_replica_restarted_past_the_stable_restart_checkpoint_takes_the_stable_state`);
-    /// the simulator still stops the cluster between batches only. If no g+1 share a
-    /// sequence, agreement waits (docs/ARCHITECTURE.md, "Restart after the whole cluster
-    /// stopped at once").
+    /// (`transfer_floor`); peers make sure it learns the certificate (`on_checkpoint`,
+    /// `adopt_stable`, [`Self::restart_resend`]). Tested on one replica
+    /// (`a_replica_restarted_past_the_stable_restart_checkpoint_takes_the_stable_state`)
+    /// and by the `cluster-crash` simulator scenario. If no g+1 share a sequence,
+    /// agreement waits (docs/ARCHITECTURE.md, "Restart after the whole cluster stopped
+    /// at once").
     ///
     /// In `Threshold` mode the stable checkpoint reaches agreement as a threshold-signed
     /// stable certificate through the filters, as at every checkpoint.
