@@ -847,6 +847,67 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
     );
 }
 
+/// Three replicas stopped at three different sequences: no two restart checkpoints
+/// match, so nothing can become stable. A replica reports that once, when every
+/// replica's restart checkpoint has arrived, and keeps re-sending its own.
+#[test]
+fn a_restart_with_no_two_replicas_at_one_sequence_is_reported_as_stalled() {
+    let (_dirs, mut replicas) = reopened_after_executing([K + 3, K + 2, K + 1]);
+    let votes: Vec<Signed<ExecCheckpoint>> = replicas
+        .iter_mut()
+        .map(|r| checkpoint_of(&r.start()))
+        .collect();
+    let resend_is_own_vote = |out: &[ReplicaOutput], vote: &Signed<ExecCheckpoint>| match out {
+        [ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Checkpoint(again),
+        }] => assert_eq!(again, vote),
+        other => panic!("{other:?}"),
+    };
+    // Replica 1's vote alone: replica 2 may still match one of them, no report.
+    let out = replicas[0].step(ReplicaInput::Message {
+        from: 1,
+        message: ExecutionMessage::Checkpoint(votes[1].clone()),
+    });
+    assert!(out.is_empty(), "{out:?}");
+    resend_is_own_vote(&replicas[0].restart_resend(), &votes[0]);
+    assert_eq!(replicas[0].stats().restart_stalls, 0);
+    // Every vote is in and none match: reported once, and the vote still goes out.
+    let out = replicas[0].step(ReplicaInput::Message {
+        from: 2,
+        message: ExecutionMessage::Checkpoint(votes[2].clone()),
+    });
+    assert!(out.is_empty(), "{out:?}");
+    assert!(replicas[0].stable_checkpoint().is_none());
+    for _ in 0..3 {
+        resend_is_own_vote(&replicas[0].restart_resend(), &votes[0]);
+    }
+    assert_eq!(replicas[0].stats().restart_stalls, 1);
+}
+
+/// Two of three replicas at one sequence: their votes make a certificate, and nothing is
+/// reported as stalled at either.
+#[test]
+fn a_restart_with_two_replicas_at_one_sequence_is_not_reported_as_stalled() {
+    let (_dirs, mut replicas) = reopened_after_executing([K + 2, K + 1, K + 2]);
+    let votes: Vec<Signed<ExecCheckpoint>> = replicas
+        .iter_mut()
+        .map(|r| checkpoint_of(&r.start()))
+        .collect();
+    for (from, vote) in [(1, &votes[1]), (2, &votes[2])] {
+        replicas[0].step(ReplicaInput::Message {
+            from,
+            message: ExecutionMessage::Checkpoint(vote.clone()),
+        });
+    }
+    assert_eq!(
+        replicas[0].stable_checkpoint().map(|c| c.sequence),
+        Some(K + 2)
+    );
+    replicas[0].restart_resend();
+    assert_eq!(replicas[0].stats().restart_stalls, 0);
+}
+
 /// A cluster that never executed anything: its restart checkpoints at 0 become stable,
 /// but there is nothing to re-send.
 #[test]

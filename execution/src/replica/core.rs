@@ -103,6 +103,8 @@ pub struct ExecutionReplica<S: Store> {
     /// A stable checkpoint disagreed with this replica's state: it executes nothing more
     /// until a state transfer repaired it.
     divergent: bool,
+    /// The restart stall of [`Self::restart_resend`] was reported.
+    restart_stall_reported: bool,
     /// Read-only requests waiting until this replica executed through their `after`.
     reads: WaitingReads,
     stats: ReplicaStats,
@@ -243,6 +245,7 @@ impl<S: Store> ExecutionReplica<S> {
             served: BTreeMap::new(),
             transfer: None,
             divergent: false,
+            restart_stall_reported: false,
             reads: WaitingReads::default(),
             stats: ReplicaStats::default(),
         })
@@ -429,9 +432,19 @@ impl<S: Store> ExecutionReplica<S> {
     /// agreement orders anew (`adopt_stable`), and through the firewall never sending
     /// the share agreement waits for (the `cluster-crash` simulator scenario with
     /// `--h 1` found that last one).
+    ///
+    /// Once every replica's restart checkpoint is here and still none is stable, no g+1
+    /// replicas resumed at one sequence with one state (after a whole-cluster stop, three
+    /// replicas at three sequences): nothing will become stable by waiting, and agreement
+    /// waits with it. That is reported once, as a warning naming where each replica
+    /// stands, and counted (`restart_stalls`), so that an operator sees why the cluster
+    /// answers nothing (README, "Restart after the whole cluster stopped at once" in
+    /// docs/ARCHITECTURE.md). The replicas keep re-sending: the report may be wrong only
+    /// about a faulty replica, whose vote can change.
     pub fn restart_resend(&mut self) -> Vec<ReplicaOutput> {
         let mut out = Vec::new();
         if self.stable.is_empty() {
+            self.report_restart_stall();
             if let Some(vote) = self.votes.latest_of(self.config.id) {
                 out.push(ReplicaOutput::ToExecution {
                     to: None,
@@ -457,6 +470,42 @@ impl<S: Store> ExecutionReplica<S> {
             ReplyMode::Threshold(_) => {}
         }
         out
+    }
+
+    /// See [`Self::restart_resend`]: called while no checkpoint is stable.
+    fn report_restart_stall(&mut self) {
+        if self.restart_stall_reported {
+            return;
+        }
+        let standing: Option<Vec<(Sequence, Digest)>> = (0..self.n())
+            .map(|i| {
+                let id = ExecReplicaId::try_from(i).ok()?;
+                let vote = self.votes.latest_of(id)?;
+                Some((vote.message.sequence, vote.message.state_digest))
+            })
+            .collect();
+        let Some(standing) = standing else {
+            return; // some replica's restart checkpoint has not come yet
+        };
+        let most_alike = standing
+            .iter()
+            .map(|v| standing.iter().filter(|w| *w == v).count())
+            .max()
+            .unwrap_or(0);
+        if most_alike > self.config.g {
+            return; // g+1 match: a certificate forms (or formed) from these votes
+        }
+        self.restart_stall_reported = true;
+        self.stats.restart_stalls += 1;
+        let sequences: Vec<Sequence> = standing.iter().map(|(s, _)| *s).collect();
+        tracing::warn!(
+            replica = self.config.id,
+            ?sequences,
+            "restart stalled: the execution replicas resumed at these sequences and no g+1 \
+             of them share one state, so no restart checkpoint can become stable and \
+             agreement orders nothing (docs/ARCHITECTURE.md, \"Restart after the whole \
+             cluster stopped at once\")"
+        );
     }
 
     /// The sequence number of the last executed (or installed) batch.

@@ -85,6 +85,10 @@ pub struct ReplicaStats {
     pub checkpoints_taken: u64,
     /// Of those, restart checkpoints (`ExecutionReplica::start`).
     pub restart_checkpoints: u64,
+    /// Restarts after which every execution replica's restart checkpoint arrived and
+    /// no g+1 of them named one sequence and digest: nothing can become stable, so
+    /// agreement waits (reported once per restart; `ExecutionReplica::restart_resend`).
+    pub restart_stalls: u64,
     /// Stable checkpoints adopted (formed here or received).
     pub stable_checkpoints: u64,
     /// Checkpoint messages or certificates dropped (bad signature, bad sequence, stale).
