@@ -163,8 +163,11 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     let restarts = match stats.cluster_restarts {
                         0 => String::new(),
                         n => format!(
-                            ", {n} cluster restart(s), the last at sequence {} (replicas {} apart, {} sequences voided)",
-                            stats.cluster_restart_at, stats.cluster_stop_spread, stats.sequences_voided
+                            ", {n} cluster restart(s), the last at sequence {} (replicas {} apart, {} sequences voided, {} stall reports)",
+                            stats.cluster_restart_at,
+                            stats.cluster_stop_spread,
+                            stats.sequences_voided,
+                            stats.restart_stalls
                         ),
                     };
                     writeln!(

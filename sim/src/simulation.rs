@@ -111,6 +111,9 @@ pub struct RunStats {
     /// At the last stop, how far apart the execution replicas stood (highest minus
     /// lowest sequence executed; `cluster-crash` stops at any moment).
     pub cluster_stop_spread: Sequence,
+    /// Correct execution replicas that reported a restart no checkpoint can make stable
+    /// (`ExecutionReplica::restart_resend`: no g+1 resumed at one state).
+    pub restart_stalls: u64,
     /// Sequences the reference went back over because agreement ordered other batches
     /// there after a whole-cluster stop.
     pub sequences_voided: u64,
@@ -1232,6 +1235,7 @@ impl Simulation {
         for e in self.execution.iter().filter(|e| e.is_correct()) {
             let s = e.replica.stats();
             stats.orders_agreed_by_pushers += s.orders_agreed_by_pushers;
+            stats.restart_stalls += s.restart_stalls;
             stats.large_orders_certified += s.large_orders_certified;
             stats.exec_bad_certificates += s.bad_certificates;
             stats.push_waits_expired += s.push_waits_expired;
