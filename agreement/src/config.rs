@@ -87,6 +87,10 @@ pub struct Config {
     /// fetch answers) from distinct agreement replicas and check a certificate only when
     /// those disagree. Not through the firewall, whose filters check every certificate.
     pub link_authenticated_commits: bool,
+    /// The f backups after the primary's 2f voting ones keep their prepares and commits
+    /// to themselves while the others make progress, and speak up when a sequence they
+    /// withheld a vote for stays uncommitted for a status interval (`quiet.rs`).
+    pub quiet_votes: bool,
 }
 
 /// Why a configuration is unusable.
@@ -131,6 +135,7 @@ impl Config {
             max_pending_requests: 16 * 1024,
             named_requests_from: 16 * 1024,
             link_authenticated_commits: false,
+            quiet_votes: false,
         }
     }
 

@@ -73,6 +73,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod pushers;
+pub mod quiet;
 pub mod replica;
 pub mod stats;
 pub mod view_change;

@@ -22,6 +22,7 @@ use crate::stats::Stats;
 mod checkpoints;
 mod named_requests;
 mod normal_case;
+mod quiet_role;
 mod view_changes;
 use crate::view_change::ViewChanges;
 
@@ -118,6 +119,8 @@ pub struct Replica {
     /// Pre-prepares whose batch names a request this replica does not hold (or holds
     /// with other bytes), by sequence, while their batch is fetched from the primary.
     awaiting: std::collections::BTreeMap<Sequence, (Signed<PrePrepare>, Vec<BatchEntry>)>,
+    /// Votes withheld in the quiet role (`crate::quiet`).
+    quiet: crate::quiet::QuietVotes,
     stats: Stats,
 }
 
@@ -195,6 +198,7 @@ impl Replica {
             unchecked: std::collections::BTreeSet::new(),
             primary_forged: false,
             awaiting: std::collections::BTreeMap::new(),
+            quiet: crate::quiet::QuietVotes::default(),
             stats: Stats::default(),
         })
     }
@@ -677,6 +681,7 @@ impl Replica {
                     view: self.view,
                     last_delivered: self.last_delivered,
                 }));
+                self.speak_up(out);
                 if self.status == Status::ViewChange {
                     // Peers that installed this view may have sent its new-view while we
                     // could not hear it (a partition); a status message does not tell

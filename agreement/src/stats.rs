@@ -48,6 +48,11 @@ pub struct Stats {
     /// sequence (TOCS §4.5.2) and waited for more.
     pub new_views_undecided: u64,
     pub batches_fetched: u64,
+    /// Prepares and commits this replica kept to itself in its quiet role (`quiet.rs`).
+    pub votes_withheld: u64,
+    /// Times a quiet replica sent its withheld votes because a sequence stayed
+    /// uncommitted for a status interval.
+    pub quiet_speak_ups: u64,
     /// Pre-prepares whose named requests ([`palisade_wire::agreement::BatchEntry`]) this
     /// backup rebuilt from the requests it held.
     pub pre_prepares_rebuilt: u64,

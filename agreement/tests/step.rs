@@ -255,6 +255,87 @@ fn a_commit_over_its_signers_link_counts_without_its_signature_where_configured(
     ));
 }
 
+/// With `quiet_votes`, replica 3 (the quiet one in view 0, f = 1) prepares and commits
+/// without sending either while replicas 0, 1 and 2 make progress; when a sequence stays
+/// uncommitted for a status interval, it sends what it withheld and votes openly after.
+#[test]
+fn a_quiet_backup_keeps_its_votes_until_progress_needs_them() {
+    let mut r = replica(3, |c| c.quiet_votes = true);
+    let votes = |out: &[Output]| -> Vec<AgreementMessage> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Broadcast(
+                    m @ (AgreementMessage::Prepare(_) | AgreementMessage::Commit(_)),
+                ) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Sequence 1 commits among the others: replica 3 prepares and commits in silence
+    // (its own commit counts here, as anyone's does where it arrives).
+    let b1 = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    let d1 = b1.digest().unwrap();
+    assert!(votes(&r.step(msg(0, pre_prepare(0, 0, 1, &b1)))).is_empty());
+    r.step(msg(1, AgreementMessage::Prepare(prepare(1, 0, 1, d1))));
+    let out = r.step(msg(2, AgreementMessage::Prepare(prepare(2, 0, 1, d1))));
+    assert!(votes(&out).is_empty(), "{out:?}");
+    r.step(msg(0, AgreementMessage::Commit(commit(0, 1, d1))));
+    let out = r.step(msg(1, AgreementMessage::Commit(commit(1, 1, d1))));
+    assert!(out.iter().any(|o| matches!(o, Output::Deliver { .. })));
+    assert_eq!(r.stats().votes_withheld, 2);
+    // The status timer with nothing uncommitted that it withheld: still quiet.
+    assert!(votes(&r.step(Input::Timer(TimerKind::Status))).is_empty());
+    // Sequence 2: replica 2 is silent, so only 3's votes can complete the quorums.
+    let b2 = batch_at(time(1_000), vec![request(0, 2, b"b")]);
+    let d2 = b2.digest().unwrap();
+    assert!(votes(&r.step(msg(0, pre_prepare(0, 0, 2, &b2)))).is_empty());
+    assert!(votes(&r.step(msg(1, AgreementMessage::Prepare(prepare(1, 0, 2, d2))))).is_empty());
+    assert_eq!(
+        r.stats().votes_withheld,
+        4,
+        "prepared with its own prepare: commit withheld"
+    );
+    assert_eq!(
+        votes(&r.step(Input::Timer(TimerKind::Status))),
+        vec![
+            AgreementMessage::Prepare(prepare(3, 0, 2, d2)),
+            AgreementMessage::Commit(commit(3, 2, d2)),
+        ]
+    );
+    assert_eq!(r.stats().quiet_speak_ups, 1);
+    // From now on it votes at once.
+    let b3 = batch_at(time(1_000), vec![request(0, 3, b"c")]);
+    let d3 = b3.digest().unwrap();
+    assert_eq!(
+        votes(&r.step(msg(0, pre_prepare(0, 0, 3, &b3)))),
+        vec![AgreementMessage::Prepare(prepare(3, 0, 3, d3))]
+    );
+}
+
+/// Without `quiet_votes`, or in a view where it is one of the 2f voting backups, replica
+/// 3 sends its prepare at once.
+#[test]
+fn only_the_quiet_role_withholds_votes() {
+    let b = batch_at(time(1_000), vec![request(0, 1, b"a")]);
+    let d = b.digest().unwrap();
+    let mut r = replica(3, |_| {});
+    let out = r.step(msg(0, pre_prepare(0, 0, 1, &b)));
+    assert!(
+        out.contains(&Output::Broadcast(AgreementMessage::Prepare(prepare(
+            3, 0, 1, d
+        ))))
+    );
+    // Replica 2 in view 0 is a voting backup even with quiet votes on.
+    let mut r = replica(2, |c| c.quiet_votes = true);
+    let out = r.step(msg(0, pre_prepare(0, 0, 1, &b)));
+    assert!(
+        out.contains(&Output::Broadcast(AgreementMessage::Prepare(prepare(
+            2, 0, 1, d
+        ))))
+    );
+    assert_eq!(r.stats().votes_withheld, 0);
+}
+
 #[test]
 fn primary_proposes_one_pre_prepare_with_its_timestamp() {
     let mut p = replica(0, |c| c.batch_delay = Duration::ZERO);

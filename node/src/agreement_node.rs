@@ -127,6 +127,9 @@ pub fn replica_config(cfg: &NodeConfig) -> Config {
     // ed25519 checks per replica and batch on every call's critical path
     // (docs/PERFORMANCE.md). Through the firewall every filter checks certificates.
     c.link_authenticated_commits = !cfg.is_firewall();
+    // f backups keep their votes to themselves while the others make progress
+    // (`palisade_agreement::quiet`).
+    c.quiet_votes = true;
     c
 }
 

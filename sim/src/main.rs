@@ -172,7 +172,7 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                     };
                     writeln!(
                         out,
-                        "ok seed {seed} scenario {scenario}: {} requests ({} reads unordered), {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {} state transfers, {} dropped{restarts}, {:?} simulated, {} events, {:.2?} wall{firewall}",
+                        "ok seed {seed} scenario {scenario}: {} requests ({} reads unordered), {} batches, view {} ({} lagging), {}/{} named pre-prepares rebuilt/fetched, {}/{}/{}/{} orders by f+1 pushes/large by certificate/waits expired/bad certificates, {}/{} votes withheld/quiet speak-ups, {} state transfers, {} dropped{restarts}, {:?} simulated, {} events, {:.2?} wall{firewall}",
                         stats.completed,
                         stats.reads_unordered,
                         stats.committed,
@@ -184,6 +184,8 @@ fn run_all(args: &Args) -> anyhow::Result<()> {
                         stats.large_orders_certified,
                         stats.push_waits_expired,
                         stats.exec_bad_certificates,
+                        stats.votes_withheld,
+                        stats.quiet_speak_ups,
                         stats.state_transfers,
                         stats.messages_dropped,
                         stats.sim_time,

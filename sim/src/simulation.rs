@@ -73,6 +73,11 @@ pub struct RunStats {
     pub committed: Sequence,
     /// Highest view any correct agreement replica reached.
     pub max_view: u64,
+    /// Prepares and commits correct agreement replicas withheld in their quiet role, and
+    /// the times one spoke up because a sequence stayed uncommitted without it
+    /// (`palisade_agreement::quiet`; counted since each replica's last restart).
+    pub votes_withheld: u64,
+    pub quiet_speak_ups: u64,
     pub state_transfers: u64,
     pub messages_dropped: u64,
     pub replies_conflicting: u64,
@@ -286,6 +291,7 @@ impl Simulation {
             c.status_interval = Duration::from_millis(40);
             // As the runtime: only `separate`'s execution replicas do without certificates.
             c.link_authenticated_commits = firewall_keys.is_none();
+            c.quiet_votes = true;
             let fault = config
                 .agreement_faults
                 .iter()
@@ -1226,6 +1232,10 @@ impl Simulation {
             .map(|a| a.replica.view())
             .max()
             .unwrap_or(0);
+        for a in self.agreement.iter().filter(|a| a.is_correct()) {
+            stats.votes_withheld += a.replica.stats().votes_withheld;
+            stats.quiet_speak_ups += a.replica.stats().quiet_speak_ups;
+        }
         stats.state_transfers = self
             .execution
             .iter()

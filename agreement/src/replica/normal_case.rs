@@ -157,6 +157,7 @@ impl Replica {
         }
         self.last_timestamp = self.last_timestamp.max(m.timestamp);
         // Unsigned: the links authenticate it (TOCS §3.2), and it is never forwarded.
+        let quiet = self.quiet.withholds(&self.config, m.view, m.sequence);
         let prepare = self.may_vote().then_some(Prepare {
             view: m.view,
             sequence: m.sequence,
@@ -177,7 +178,11 @@ impl Replica {
         slot.add_body(m.digest, batch);
         if let Some(prepare) = prepare {
             slot.prepares.insert(self.config.id, prepare.clone());
-            out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
+            if quiet {
+                self.withhold_vote(m.sequence);
+            } else {
+                out.push(Output::Broadcast(AgreementMessage::Prepare(prepare)));
+            }
         }
         self.check_progress(m.sequence, out)
     }
@@ -438,6 +443,7 @@ impl Replica {
         } else {
             None
         };
+        let quiet = self.quiet.withholds(&self.config, view, sequence);
         let Some(slot) = self.log.slot_mut(sequence) else {
             return Ok(());
         };
@@ -447,7 +453,11 @@ impl Replica {
         if let Some(commit) = commit {
             slot.commit_sent_view = Some(view);
             slot.commits.insert(me, commit.clone());
-            out.push(Output::Broadcast(AgreementMessage::Commit(commit)));
+            if quiet {
+                self.withhold_vote(sequence);
+            } else {
+                out.push(Output::Broadcast(AgreementMessage::Commit(commit)));
+            }
         }
         Ok(())
     }

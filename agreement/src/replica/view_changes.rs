@@ -21,6 +21,7 @@ impl Replica {
         }
         self.view = target;
         self.status = Status::ViewChange;
+        self.quiet.forget();
         self.new_view_message = None;
         self.peer_views.clear();
         self.early.retain(|(v, _), _| *v >= target);
