@@ -128,8 +128,8 @@ pub fn replica_config(cfg: &NodeConfig) -> Config {
     // (docs/PERFORMANCE.md). Through the firewall every filter checks certificates.
     c.link_authenticated_commits = !cfg.is_firewall();
     // f backups keep their votes to themselves while the others make progress
-    // (`palisade_agreement::quiet`).
-    c.quiet_votes = true;
+    // (`palisade_agreement::quiet`), unless the config file says otherwise.
+    c.quiet_votes = cfg.quiet_votes;
     c
 }
 

@@ -78,6 +78,12 @@ pub struct ConfigFile {
     pub h: Option<usize>,
     /// K: execution checkpoint interval; must be the same on every node.
     pub checkpoint_interval: u64,
+    /// Agreement nodes: whether the f backups of each view keep their votes to
+    /// themselves while the other 2f+1 make progress (`palisade_agreement::quiet`).
+    /// Absent: yes. Across hosts where the fastest 2f+1 of all 3f+1 would otherwise form
+    /// each quorum, `false` may answer sooner at the price of more messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_votes: Option<bool>,
     /// Data directory (execution: the file system; agreement: its resume point). A
     /// relative path is relative to the config file's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +135,8 @@ pub struct NodeConfig {
     /// `Some(h)`: the firewall configuration; `None`: `separate`.
     pub h: Option<usize>,
     pub checkpoint_interval: u64,
+    /// See [`ConfigFile::quiet_votes`] (absent there: true).
+    pub quiet_votes: bool,
     pub data_dir: Option<PathBuf>,
     pub nfs_listen: Option<SocketAddr>,
     pub signing_key: SigningKey,
@@ -326,6 +334,7 @@ impl NodeConfig {
             g: file.g,
             h: file.h,
             checkpoint_interval: file.checkpoint_interval,
+            quiet_votes: file.quiet_votes.unwrap_or(true),
             data_dir,
             nfs_listen,
             signing_key,
@@ -752,6 +761,7 @@ pub fn keygen(opts: &KeygenOptions) -> Result<Vec<PathBuf>, NodeError> {
             g: opts.g,
             h: opts.h,
             checkpoint_interval: opts.checkpoint_interval,
+            quiet_votes: None,
             data_dir,
             nfs_listen,
             signing_key: hex::encode(g.signing.as_bytes()),

@@ -65,6 +65,20 @@ fn generated_configs_load_and_agree_on_the_cluster() {
     assert_eq!(gw.nfs_listen.unwrap().port(), 11112);
 }
 
+/// Quiet votes are on unless an agreement node's file turns them off.
+#[test]
+fn quiet_votes_default_to_on_and_a_file_can_turn_them_off() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), Layout::Loopback);
+    let path = dir.path().join(file_name(Role::Agreement, 3));
+    assert!(NodeConfig::load(&path).unwrap().quiet_votes);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut file: ConfigFile = toml::from_str(&text).unwrap();
+    assert_eq!(file.quiet_votes, None, "keygen leaves the default implicit");
+    file.quiet_votes = Some(false);
+    assert!(!NodeConfig::from_file(&path, file).unwrap().quiet_votes);
+}
+
 #[test]
 fn docker_layout_uses_container_names() {
     let dir = tempfile::tempdir().unwrap();
