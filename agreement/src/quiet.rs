@@ -17,15 +17,11 @@
 //! silent replica is one that is slow or faulty, which PBFT tolerates.
 //!
 //! Why it stays live: if some of the 2f+1 others are silent (crashed, slow, faulty), a
-//! sequence it withheld votes for stays uncommitted. The replica's status timer fires
-//! every `Config::status_interval` while work waits; a sequence still uncommitted at the
-//! second tick after its vote was withheld has waited a whole interval, and the replica
-//! then sends every withheld vote of the current view whose sequence is still
-//! uncommitted, and votes openly for the next [`LOUD_SPAN_WINDOWS`] log windows. A
-//! crashed backup so costs the cluster one or two status intervals, not one per batch.
-//! Why not at the first tick: under steady load work always waits, so the timer keeps
-//! firing, and some batch is always a moment from committing when it does; speaking up
-//! for those would make the quiet replica loud for good.
+//! sequence it withheld votes for stays uncommitted, and its status timer fires
+//! (`Config::status_interval`); it then sends every withheld vote of the current view
+//! whose sequence is still uncommitted, and votes openly for the next
+//! [`LOUD_SPAN_WINDOWS`] log windows. A crashed backup so costs the cluster one status
+//! interval, not one per batch.
 
 use std::collections::BTreeSet;
 
@@ -40,11 +36,7 @@ pub const LOUD_SPAN_WINDOWS: u64 = 16;
 /// The sequences whose votes this replica withheld, and how far it votes openly.
 #[derive(Debug, Default)]
 pub struct QuietVotes {
-    /// Withheld since the last status tick.
     withheld: BTreeSet<Sequence>,
-    /// Withheld before the last status tick: at the next one they have waited a whole
-    /// interval.
-    older: BTreeSet<Sequence>,
     /// Votes at sequences up to this one are sent, whatever the role.
     loud_until: Sequence,
 }
@@ -62,17 +54,13 @@ impl QuietVotes {
     /// votes only within its log's window above `delivered`.
     pub fn withhold(&mut self, sequence: Sequence, delivered: Sequence) {
         self.withheld.insert(sequence);
-        let keep = delivered.saturating_add(1);
-        self.withheld = self.withheld.split_off(&keep);
-        self.older = self.older.split_off(&keep);
+        self.withheld = self.withheld.split_off(&delivered.saturating_add(1));
     }
 
-    /// A status tick: the sequences withheld before the previous tick, forgotten here
-    /// (the caller sends the votes of those still uncommitted, or needs none of them);
-    /// those withheld since then wait for the next tick.
-    pub fn tick(&mut self) -> Vec<Sequence> {
-        let due = std::mem::replace(&mut self.older, std::mem::take(&mut self.withheld));
-        due.into_iter().collect()
+    /// The sequences withheld so far, forgotten here: the caller sends those still
+    /// uncommitted, or needs none of them.
+    pub fn take(&mut self) -> Vec<Sequence> {
+        std::mem::take(&mut self.withheld).into_iter().collect()
     }
 
     /// The replica spoke up for sequences up to `through`: it votes openly at every
@@ -86,12 +74,11 @@ impl QuietVotes {
     /// carries what this replica prepared).
     pub fn forget(&mut self) {
         self.withheld.clear();
-        self.older.clear();
     }
 
     /// Whether any vote is withheld.
     pub fn is_empty(&self) -> bool {
-        self.withheld.is_empty() && self.older.is_empty()
+        self.withheld.is_empty()
     }
 }
 
@@ -138,13 +125,9 @@ mod tests {
         q.withhold(1, 0);
         q.withhold(2, 0);
         q.withhold(3, 1); // 1 was delivered meanwhile
-                          // The first tick finds nothing that waited a whole interval; the second does.
-        assert!(q.tick().is_empty());
-        q.withhold(4, 1);
-        assert_eq!(q.tick(), vec![2, 3]);
-        assert_eq!(q.tick(), vec![4]);
+        assert_eq!(q.take(), vec![2, 3]);
         assert!(q.is_empty());
-        // Ticks alone change nothing: those votes were not needed.
+        // Taking alone changes nothing: the votes were not needed.
         assert!(q.withholds(&c, 0, 4));
         q.go_loud(3, 128);
         assert!(!q.withholds(&c, 0, 3 + 16 * 128));

@@ -257,8 +257,7 @@ fn a_commit_over_its_signers_link_counts_without_its_signature_where_configured(
 
 /// With `quiet_votes`, replica 3 (the quiet one in view 0, f = 1) prepares and commits
 /// without sending either while replicas 0, 1 and 2 make progress; when a sequence stays
-/// uncommitted for a whole status interval (two ticks), it sends what it withheld and
-/// votes openly after.
+/// uncommitted for a status interval, it sends what it withheld and votes openly after.
 #[test]
 fn a_quiet_backup_keeps_its_votes_until_progress_needs_them() {
     let mut r = replica(3, |c| c.quiet_votes = true);
@@ -296,10 +295,6 @@ fn a_quiet_backup_keeps_its_votes_until_progress_needs_them() {
         4,
         "prepared with its own prepare: commit withheld"
     );
-    // The next tick may come a moment after the votes were withheld: not yet.
-    assert!(votes(&r.step(Input::Timer(TimerKind::Status))).is_empty());
-    assert_eq!(r.stats().quiet_speak_ups, 0);
-    // The one after: a whole interval has passed and sequence 2 is still uncommitted.
     assert_eq!(
         votes(&r.step(Input::Timer(TimerKind::Status))),
         vec![

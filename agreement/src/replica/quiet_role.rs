@@ -13,11 +13,11 @@ impl Replica {
         self.quiet.withhold(sequence, self.last_delivered);
     }
 
-    /// The status timer fired. If a sequence this replica withheld a vote for in the
-    /// current view before the previous tick is still uncommitted, it has waited a whole
-    /// status interval: the other 2f+1 did not commit it alone (one of them is silent,
-    /// slow or lost a message). Send every such withheld prepare and commit, and vote
-    /// openly from now on for a span of sequences (`crate::quiet`).
+    /// The status timer fired, so some work has waited a status interval. If a
+    /// sequence this replica withheld a vote for in the current view is still
+    /// uncommitted, the other 2f+1 did not commit it alone (one of them is silent, slow
+    /// or lost a message): send every such withheld prepare and commit, and vote openly
+    /// from now on for a span of sequences (`crate::quiet`).
     pub(super) fn speak_up(&mut self, out: &mut Vec<Output>) {
         if self.quiet.is_empty() || self.status != Status::Normal {
             return;
@@ -26,7 +26,7 @@ impl Replica {
         let view = self.view;
         let waiting: Vec<Sequence> = self
             .quiet
-            .tick()
+            .take()
             .into_iter()
             .filter(|s| {
                 *s > self.last_delivered
