@@ -777,15 +777,42 @@ fn reopened_after_executing(
     (dirs, replicas)
 }
 
+/// Starts each replica and returns the restart checkpoint it signed.
+fn restart_votes(
+    replicas: &mut [palisade_execution::ExecutionReplica<palisade_execution::RedbStore>],
+) -> Vec<Signed<ExecCheckpoint>> {
+    replicas
+        .iter_mut()
+        .map(|r| checkpoint_of(&r.start()))
+        .collect()
+}
+
+/// Peer `from`'s checkpoint vote, as it arrives.
+fn vote_from(from: u32, vote: &Signed<ExecCheckpoint>) -> ReplicaInput {
+    ReplicaInput::Message {
+        from,
+        message: ExecutionMessage::Checkpoint(vote.clone()),
+    }
+}
+
+/// What a replica with no stable checkpoint re-sends: its own restart checkpoint, to its
+/// peers, and nothing else.
+fn assert_resends_own_vote(out: &[ReplicaOutput], vote: &Signed<ExecCheckpoint>) {
+    match out {
+        [ReplicaOutput::ToExecution {
+            to: None,
+            message: ExecutionMessage::Checkpoint(again),
+        }] => assert_eq!(again, vote),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
     // Replicas 0 and 1 execute K + 2 batches, replica 2 only K + 1.
     let resumed = K + 2;
     let (_dirs, mut replicas) = reopened_after_executing([resumed, resumed, resumed - 1]);
-    let votes: Vec<Signed<ExecCheckpoint>> = replicas
-        .iter_mut()
-        .map(|r| checkpoint_of(&r.start()))
-        .collect();
+    let votes = restart_votes(&mut replicas);
     assert_eq!(
         votes.iter().map(|v| v.message.sequence).collect::<Vec<_>>(),
         vec![resumed, resumed, resumed - 1]
@@ -793,17 +820,11 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
     assert_eq!(votes[0].message.state_digest, votes[1].message.state_digest);
     assert_eq!(replicas[0].stats().restart_checkpoints, 1);
     // Replica 2's vote alone (at another sequence) makes nothing stable at replica 0.
-    let out = replicas[0].step(ReplicaInput::Message {
-        from: 2,
-        message: ExecutionMessage::Checkpoint(votes[2].clone()),
-    });
+    let out = replicas[0].step(vote_from(2, &votes[2]));
     assert!(out.is_empty(), "{out:?}");
     assert!(replicas[0].stable_checkpoint().is_none());
     // Replica 1's matching vote: stable at K + 2, reported to agreement.
-    let out = replicas[0].step(ReplicaInput::Message {
-        from: 1,
-        message: ExecutionMessage::Checkpoint(votes[1].clone()),
-    });
+    let out = replicas[0].step(vote_from(1, &votes[1]));
     let cert = match out.as_slice() {
         [ReplicaOutput::ToAgreement(ExecutionMessage::Stable(cert))] => cert.clone(),
         other => panic!("{other:?}"),
@@ -824,13 +845,7 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
         other => panic!("{other:?}"),
     }
     // Replica 2, whose vote made nothing stable, votes again.
-    match replicas[2].restart_resend().as_slice() {
-        [ReplicaOutput::ToExecution {
-            to: None,
-            message: ExecutionMessage::Checkpoint(again),
-        }] => assert_eq!(again, &votes[2]),
-        other => panic!("{other:?}"),
-    }
+    assert_resends_own_vote(&replicas[2].restart_resend(), &votes[2]);
     // The replica behind it learns the certificate and fetches what it lacks (agreement
     // no longer has the order at K + 2 after the restart; state transfer follows).
     let out = replicas[2].step(ReplicaInput::Stable(cert.clone()));
@@ -853,34 +868,18 @@ fn a_restarted_replica_signs_a_restart_checkpoint_where_it_resumes() {
 #[test]
 fn a_restart_with_no_two_replicas_at_one_sequence_is_reported_as_stalled() {
     let (_dirs, mut replicas) = reopened_after_executing([K + 3, K + 2, K + 1]);
-    let votes: Vec<Signed<ExecCheckpoint>> = replicas
-        .iter_mut()
-        .map(|r| checkpoint_of(&r.start()))
-        .collect();
-    let resend_is_own_vote = |out: &[ReplicaOutput], vote: &Signed<ExecCheckpoint>| match out {
-        [ReplicaOutput::ToExecution {
-            to: None,
-            message: ExecutionMessage::Checkpoint(again),
-        }] => assert_eq!(again, vote),
-        other => panic!("{other:?}"),
-    };
+    let votes = restart_votes(&mut replicas);
     // Replica 1's vote alone: replica 2 may still match one of them, no report.
-    let out = replicas[0].step(ReplicaInput::Message {
-        from: 1,
-        message: ExecutionMessage::Checkpoint(votes[1].clone()),
-    });
+    let out = replicas[0].step(vote_from(1, &votes[1]));
     assert!(out.is_empty(), "{out:?}");
-    resend_is_own_vote(&replicas[0].restart_resend(), &votes[0]);
+    assert_resends_own_vote(&replicas[0].restart_resend(), &votes[0]);
     assert_eq!(replicas[0].stats().restart_stalls, 0);
     // Every vote is in and none match: reported once, and the vote still goes out.
-    let out = replicas[0].step(ReplicaInput::Message {
-        from: 2,
-        message: ExecutionMessage::Checkpoint(votes[2].clone()),
-    });
+    let out = replicas[0].step(vote_from(2, &votes[2]));
     assert!(out.is_empty(), "{out:?}");
     assert!(replicas[0].stable_checkpoint().is_none());
     for _ in 0..3 {
-        resend_is_own_vote(&replicas[0].restart_resend(), &votes[0]);
+        assert_resends_own_vote(&replicas[0].restart_resend(), &votes[0]);
     }
     assert_eq!(replicas[0].stats().restart_stalls, 1);
 }
@@ -890,15 +889,9 @@ fn a_restart_with_no_two_replicas_at_one_sequence_is_reported_as_stalled() {
 #[test]
 fn a_restart_with_two_replicas_at_one_sequence_is_not_reported_as_stalled() {
     let (_dirs, mut replicas) = reopened_after_executing([K + 2, K + 1, K + 2]);
-    let votes: Vec<Signed<ExecCheckpoint>> = replicas
-        .iter_mut()
-        .map(|r| checkpoint_of(&r.start()))
-        .collect();
-    for (from, vote) in [(1, &votes[1]), (2, &votes[2])] {
-        replicas[0].step(ReplicaInput::Message {
-            from,
-            message: ExecutionMessage::Checkpoint(vote.clone()),
-        });
+    let votes = restart_votes(&mut replicas);
+    for from in [1, 2] {
+        replicas[0].step(vote_from(from, &votes[from as usize]));
     }
     assert_eq!(
         replicas[0].stable_checkpoint().map(|c| c.sequence),
